@@ -1,0 +1,160 @@
+"""``fgo bench``: FGO against vanilla and the baselines, in the paper's table shape.
+
+Every number comes from the runs: scores from the test-split evaluations, tokens from
+each run's own ledger (each run gets a fresh session, so nothing is served from another
+run's cache), wall time measured around the run.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from fgo_engine.config import METHODS, RunConfig
+from fgo_engine.errors import ConfigError
+from fgo_engine.session import RunResult, Session
+
+DEFAULT_METHODS = ("vanilla", "all-at-once", "batch-wise", "bootstrapping", "fgo")
+
+
+@dataclass
+class MethodSummary:
+    method: str
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+    def _vals(self, key: str) -> list[float]:
+        return [r[key] for r in self.runs if r.get(key) is not None]
+
+    def stat(self, key: str) -> tuple[float | None, float | None]:
+        v = self._vals(key)
+        if not v:
+            return None, None
+        return statistics.fmean(v), (statistics.stdev(v) if len(v) > 1 else 0.0)
+
+    def category_stat(self, cat: str) -> tuple[float | None, float | None]:
+        v = [r["test_by_category"].get(cat) for r in self.runs if r["test_by_category"].get(cat) is not None]
+        if not v:
+            return None, None
+        return statistics.fmean(v), (statistics.stdev(v) if len(v) > 1 else 0.0)
+
+    @property
+    def overflowed(self) -> bool:
+        return any(r["overflowed"] for r in self.runs)
+
+
+def run_bench(suite: str, *, methods: list[str], seeds: int = 1, model: str = "fgo-sim/medium",
+              subsets: int = 4, epochs: int = 2, threshold: int = 2, latency: float = 0.0,
+              suite_options: dict[str, Any] | None = None, out_dir: str | Path | None = None,
+              workers: int = 4, progress: Callable[[str], None] = print,
+              extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        raise ConfigError(f"unknown method {bad[0]!r}; choose from {', '.join(METHODS)}")
+    if latency and model.startswith("fgo-sim/"):
+        model = f"{model}{',' if ':' in model else ':'}latency={latency}"
+    summaries = {m: MethodSummary(m) for m in methods}
+    tmp = None
+    if out_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="fgo-bench-")
+        sess_dir = Path(tmp.name)
+    else:
+        sess_dir = Path(out_dir) / "sessions"
+        sess_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        for seed in range(seeds):
+            for method in methods:
+                path = sess_dir / f"{suite}-{method}-seed{seed}.db"
+                for suffix in ("", "-wal", "-shm"):
+                    Path(str(path) + suffix).unlink(missing_ok=True)
+                cfg = RunConfig.from_dict({
+                    "suite": suite, "suite_options": dict(suite_options or {}), "model": model, "method": method,
+                    "subsets": subsets, "epochs": epochs, "threshold": threshold, "seed": seed,
+                    "workers": workers, **(extra or {}),
+                })
+                session = Session.create(path, cfg, name=path.stem)
+                t0 = time.perf_counter()
+                try:
+                    res: RunResult = session.run()
+                finally:
+                    session.close()
+                wall = time.perf_counter() - t0
+                row = asdict(res)
+                row.pop("final_module")
+                row["wall_seconds"] = wall
+                row["seed"] = seed
+                summaries[method].runs.append(row)
+                progress(f"{method:>14} seed {seed}: {res.status}, test {_pct(res.test_score)}, "
+                         f"{res.prompt_tokens:,} prompt tokens, {wall:.1f} s"
+                         + (" (context overflow)" if res.overflowed else "")
+                         + (f" — {res.message}" if res.message else ""))
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    cats = sorted({c for s in summaries.values() for r in s.runs for c in r["test_by_category"]})
+    report = {
+        "suite": suite, "model": model, "seeds": seeds, "subsets": subsets, "epochs": epochs,
+        "threshold": threshold, "latency": latency, "categories": cats,
+        "simulated": model.startswith("fgo-sim/"),
+        "methods": {m: {"runs": s.runs, "overall": s.stat("test_score"), "prompt_tokens": s.stat("prompt_tokens"),
+                        "completion_tokens": s.stat("completion_tokens"), "wall_seconds": s.stat("wall_seconds"),
+                        "overflowed": s.overflowed, "optimizer_steps": s.stat("optimizer_steps"),
+                        "by_category": {c: s.category_stat(c) for c in cats}}
+                    for m, s in summaries.items()},
+    }
+    fgo = report["methods"].get("fgo")
+    aao = report["methods"].get("all-at-once")
+    if fgo and aao and aao["prompt_tokens"][0]:
+        report["fgo_vs_all_at_once"] = {
+            "prompt_token_ratio": fgo["prompt_tokens"][0] / aao["prompt_tokens"][0],
+            "wall_time_ratio": (aao["wall_seconds"][0] / fgo["wall_seconds"][0]) if fgo["wall_seconds"][0] else None,
+        }
+    return report
+
+
+def _pct(x: float | None, sd: float | None = None) -> str:
+    if x is None:
+        return "—"
+    return f"{100 * x:.1f}" + (f" ± {100 * sd:.1f}" if sd else "")
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    cats = report["categories"]
+    head = ["method"] + cats + ["overall", "prompt tok", "completion tok", "wall s"]
+    lines = []
+    if report["simulated"]:
+        lines.append(f"Simulated LLM ({report['model']}): a test bed, not evidence of real-model quality.")
+        lines.append("")
+    lines.append(f"Suite {report['suite']}, {report['seeds']} seed(s), N={report['subsets']}, "
+                 f"E={report['epochs']}, t={report['threshold']}. Success % on the test split "
+                 "(mean ± sd over seeds); * = context overflow during optimization.")
+    lines.append("")
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "---|" * len(head))
+    for m, s in report["methods"].items():
+        mark = "*" if s["overflowed"] else ""
+        cells = [m + mark] + [_pct(*s["by_category"][c]) for c in cats] + [
+            f"**{_pct(*s['overall'])}**",
+            f"{s['prompt_tokens'][0]:,.0f}" if s["prompt_tokens"][0] is not None else "—",
+            f"{s['completion_tokens'][0]:,.0f}" if s["completion_tokens"][0] is not None else "—",
+            f"{s['wall_seconds'][0]:.1f}" if s["wall_seconds"][0] is not None else "—",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    r = report.get("fgo_vs_all_at_once")
+    if r:
+        lines.append("")
+        lines.append(f"FGO / all-at-once prompt tokens: {r['prompt_token_ratio']:.2f}× · "
+                     f"all-at-once / FGO wall time: {r['wall_time_ratio']:.2f}×")
+    return "\n".join(lines) + "\n"
+
+
+def save(report: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    md, js = out / f"bench-{report['suite']}.md", out / f"bench-{report['suite']}.json"
+    md.write_text(to_markdown(report), encoding="utf-8")
+    js.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    return md, js

@@ -1,0 +1,49 @@
+"""Pause, resume and cancel, checked by the engine between LLM calls."""
+from __future__ import annotations
+
+import threading
+
+from fgo_engine.errors import BudgetExceededError, CancelledError
+
+
+class Control:
+    def __init__(self) -> None:
+        self._running = threading.Event()
+        self._running.set()
+        self._cancelled = threading.Event()
+        self._stop_reason: BaseException | None = None
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+        self._running.set()
+
+    def stop(self, reason: BaseException) -> None:
+        """Stop every worker at its next checkpoint (a budget, or a fatal error)."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        self._cancelled.set()
+        self._running.set()
+
+    def checkpoint(self) -> None:
+        """Block while paused; raise when cancelled or stopped."""
+        while not self._running.wait(timeout=0.25):
+            pass
+        if self._cancelled.is_set():
+            reason = self._stop_reason
+            if isinstance(reason, BudgetExceededError):
+                raise BudgetExceededError(str(reason))
+            raise CancelledError("run cancelled")

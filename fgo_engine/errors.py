@@ -1,0 +1,47 @@
+"""Typed errors. Every one carries a one-line message fit to show a user as is."""
+from __future__ import annotations
+
+
+class FGOError(Exception):
+    """Base class: anything the CLI and the app report as a clear one-line error."""
+
+
+class ConfigError(FGOError):
+    """A bad configuration value (names the field and what is allowed)."""
+
+
+class TaskFileError(FGOError):
+    """A malformed task file; names the file and the line number."""
+
+
+class SessionError(FGOError):
+    """A missing, corrupt or incompatible session file."""
+
+
+class SchemaTooNewError(SessionError):
+    """The session was written by a newer FGO Studio than this one."""
+
+
+class LLMError(FGOError):
+    """An LLM call failed for good (after retries) or returned unusable output."""
+
+
+class ContextOverflowError(LLMError):
+    """The prompt does not fit the model's context window."""
+
+    def __init__(self, message: str, *, prompt_tokens: int = 0, window: int = 0):
+        super().__init__(message)
+        self.prompt_tokens = prompt_tokens
+        self.window = window
+
+
+class MalformedOutputError(LLMError):
+    """The model answered, but not in a form we can use (empty or unparsable module)."""
+
+
+class BudgetExceededError(FGOError):
+    """A token or cost budget was reached; the session stops cleanly and can be resumed."""
+
+
+class CancelledError(FGOError):
+    """The run was cancelled by the operator."""

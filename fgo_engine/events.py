@@ -1,0 +1,184 @@
+"""Events the engine emits while it runs. Small, frozen, observational.
+
+Sinks are plain callables ``sink(event) -> None``; they must not block for long (the
+TUI posts a message, the console printer prints, the store writer enqueues).
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+
+class EventSink(Protocol):
+    def __call__(self, event: Event) -> None: ...
+
+
+@dataclass(frozen=True)
+class Event:
+    pass
+
+
+@dataclass(frozen=True)
+class RunStarted(Event):
+    method: str
+    n_subsets: int
+    n_train: int
+    n_test: int
+    projected_calls: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SubsetStarted(Event):
+    subset_id: int
+    name: str
+    n_tasks: int
+    categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AgentStep(Event):
+    """One agent turn: the last observation it saw and what it answered (high rate)."""
+
+    scope_kind: str
+    scope_id: str
+    task_id: str
+    observation: str
+    action: str
+
+
+@dataclass(frozen=True)
+class TrajectoryDone(Event):
+    scope_kind: str
+    scope_id: str
+    phase: str
+    epoch: int
+    task_id: str
+    success: bool
+    score: float
+
+
+@dataclass(frozen=True)
+class CritiqueMade(Event):
+    subset_id: int
+    epoch: int
+    task_id: str
+    correct: bool
+    failure: str
+    suggestion: str
+
+
+@dataclass(frozen=True)
+class ModuleProposed(Event):
+    subset_id: int
+    epoch: int
+    module_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class EpochDone(Event):
+    subset_id: int
+    epoch: int
+    score: float
+    best_score: float
+    adopted: bool
+    module_id: str
+
+
+@dataclass(frozen=True)
+class SubsetDone(Event):
+    subset_id: int
+    best_score: float
+    module_id: str
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class TokensUsed(Event):
+    role: str
+    scope_kind: str
+    scope_id: str
+    phase: str
+    prompt_tokens: int
+    completion_tokens: int
+    cache_hit: bool
+    total_tokens: int  # session total spent so far (cache hits excluded)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class MergeNodeUpdated(Event):
+    node_id: str
+    parent_id: str | None
+    child_ids: tuple[str, ...]
+    status: str  # planned | merging | pending_review | backtesting | done | failed
+    n_tasks: int
+    score_before: float | None = None
+    score_after: float | None = None
+    decision: str | None = None
+    module_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ReviewRequested(Event):
+    node_id: str
+
+
+@dataclass(frozen=True)
+class RunStatus(Event):
+    """running | paused | cancelled | failed | done | budget"""
+
+    status: str
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class RunFinished(Event):
+    status: str
+    train_score: float | None
+    test_score: float | None
+    final_module_id: str | None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Log(Event):
+    level: str  # info | warning | error
+    text: str
+
+
+class EventBus:
+    """Fan-out to sinks; a failing sink is dropped from nothing and never stops the run."""
+
+    def __init__(self, sinks: list[Callable[[Event], None]] | None = None):
+        self._sinks: list[Callable[[Event], None]] = list(sinks or [])
+        self._lock = threading.Lock()
+        self.errors: list[str] = []
+
+    def add(self, sink: Callable[[Event], None]) -> None:
+        with self._lock:
+            self._sinks.append(sink)
+
+    def remove(self, sink: Callable[[Event], None]) -> None:
+        with self._lock:
+            if sink in self._sinks:
+                self._sinks.remove(sink)
+
+    def emit(self, event: Event) -> None:
+        with self._lock:
+            sinks = list(self._sinks)
+        for s in sinks:
+            try:
+                s(event)
+            except Exception as exc:  # observational: a broken sink must not break the run
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+
+    def __call__(self, event: Event) -> None:
+        self.emit(event)
+
+
+def event_payload(event: Event) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {"kind": type(event).__name__, **asdict(event)}

@@ -1,0 +1,90 @@
+"""Export a session as JSON or Markdown: final module, merge tree, scores, ledger totals.
+
+Reads through a read-only store; API keys are never in the store, so never in exports.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def session_report(store: Any) -> dict[str, Any]:
+    info = store.session_info()
+    final = store.get("modules", info["final_module_id"]) if info.get("final_module_id") else None
+    nodes = store.rows("merge_nodes", order_by="rowid")
+    subsets = store.rows("subsets", order_by="id")
+    reviews = store.rows("reviews", order_by="id")
+    ledger = store.query(
+        "select role, count(*) calls, sum(cache_hit) cache_hits, "
+        "sum(case when cache_hit=0 then prompt_tokens else 0 end) prompt_tokens, "
+        "sum(case when cache_hit=0 then completion_tokens else 0 end) completion_tokens, "
+        "sum(case when cache_hit=0 then cost else 0 end) cost, sum(error is not null) errors "
+        "from ledger group by role order by role")
+    test = store.query(
+        "select t.category, avg(tr.score) score, count(*) n from trajectories tr join tasks t on t.id = tr.task_id "
+        "where tr.phase = 'test' and tr.module_id = ? group by t.category order by t.category",
+        (info.get("final_module_id"),)) if final else []
+    config = info.get("config_json") or {}
+    return {
+        "session": {k: info.get(k) for k in ("name", "suite", "status", "created_at", "updated_at",
+                                               "best_score", "error")},
+        "config": config,
+        "final_module": {"id": final["id"], "kind": final["kind"], "text": final["text"]} if final else None,
+        "test_scores": {r["category"]: r["score"] for r in test},
+        "test_overall": (sum(r["score"] * r["n"] for r in test) / sum(r["n"] for r in test)) if test else None,
+        "subsets": [{"id": s["id"], "name": s["name"], "tasks": len(s["task_ids_json"] or []),
+                     "best_score": s["best_score"], "status": s["status"]} for s in subsets],
+        "merge_tree": [{"id": n["id"], "parent": n["parent_id"], "children": n["child_ids_json"],
+                        "status": n["status"], "tasks": len(n["task_ids_json"] or []),
+                        "score_before": n["score_before"], "score_after": n["score_after"],
+                        "scores": n["scores_json"], "module_id": n["module_id"]} for n in nodes],
+        "reviews": [{"node": r["node_id"], "decision": r["decision"], "by": r["by"], "at": r["created_at"],
+                     "text": r["text"]} for r in reviews],
+        "ledger": ledger,
+    }
+
+
+def to_json(report: dict[str, Any]) -> str:
+    return json.dumps(report, indent=2, ensure_ascii=False)
+
+
+def _f(x: Any) -> str:
+    return "—" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    s = report["session"]
+    out = [f"# FGO session: {s['name']}", "",
+           f"- suite: {s['suite']} · status: {s['status']} · best train score: {_f(s['best_score'])}",
+           f"- created {s['created_at']} · updated {s['updated_at']}"]
+    models = {r: v.get("model") for r, v in (report["config"].get("roles") or {}).items()}
+    if models:
+        out.append("- models: " + ", ".join(f"{r} = {m}" for r, m in models.items()))
+    if any(str(m).startswith("fgo-sim/") for m in models.values()):
+        out.append("- **simulated LLM (fgo-sim): a test bed, not evidence of real-model quality**")
+    if s.get("error"):
+        out.append(f"- last message: {s['error']}")
+    out += ["", "## Final module", ""]
+    fm = report["final_module"]
+    out += (["```", fm["text"], "```"] if fm else ["(none yet)"])
+    if report["test_scores"]:
+        out += ["", "## Test scores", "", "| category | score |", "|---|---|"]
+        out += [f"| {c} | {_f(v)} |" for c, v in report["test_scores"].items()]
+        out.append(f"| **overall** | **{_f(report['test_overall'])}** |")
+    if report["subsets"]:
+        out += ["", "## Subsets", "", "| id | name | tasks | best score | status |", "|---|---|---|---|---|"]
+        out += [f"| {x['id']} | {x['name']} | {x['tasks']} | {_f(x['best_score'])} | {x['status']} |"
+                for x in report["subsets"]]
+    if report["merge_tree"]:
+        out += ["", "## Merge tree", "", "| node | children | parent | tasks | before | after | status |",
+                "|---|---|---|---|---|---|---|"]
+        out += [f"| {n['id']} | {', '.join(n['children'] or [])} | {n['parent'] or '—'} | {n['tasks']} | "
+                f"{_f(n['score_before'])} | {_f(n['score_after'])} | {n['status']} |" for n in report["merge_tree"]]
+    if report["reviews"]:
+        out += ["", "## Review decisions", ""]
+        out += [f"- {r['at']} {r['node']}: {r['decision']} ({r['by']})" for r in report["reviews"]]
+    out += ["", "## LLM ledger", "", "| role | calls | cache hits | prompt tokens | completion tokens | cost | errors |",
+            "|---|---|---|---|---|---|---|"]
+    out += [f"| {r['role']} | {r['calls']} | {r['cache_hits']} | {r['prompt_tokens']:,} | {r['completion_tokens']:,} | "
+            f"${r['cost'] or 0:.4f} | {r['errors']} |" for r in report["ledger"]]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,385 @@
+"""The one place every LLM call goes through.
+
+Role → model and parameters; a ledger of every call (tokens, cost, latency, cache hit,
+error) with totals per role, scope and session; retries with exponential backoff and
+jitter; a per-model concurrency limit; a persistent response cache in the session's
+SQLite file; a context-window check before the call; token and cost budgets.
+litellm is imported lazily, on the first call.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from fgo_engine.config import RoleConfig
+from fgo_engine.errors import BudgetExceededError, ContextOverflowError, LLMError
+from fgo_engine.llm import tokens
+from fgo_engine.suites.base import Completion
+
+SIM_PREFIX = "fgo-sim/"
+_litellm_lock = threading.Lock()
+_litellm_mod = None
+
+
+def get_litellm():
+    """Import litellm once, quietly, with the simulated provider registered."""
+    global _litellm_mod
+    if _litellm_mod is not None:
+        return _litellm_mod
+    with _litellm_lock:
+        if _litellm_mod is None:
+            import fgo_engine  # noqa: F401  (environment defaults)
+            import litellm
+
+            from fgo_engine.sim.provider import SimLLM
+
+            litellm.suppress_debug_info = True
+            litellm.drop_params = True
+            litellm.telemetry = False
+            existing = [p for p in (litellm.custom_provider_map or []) if p.get("provider") != "fgo-sim"]
+            litellm.custom_provider_map = existing + [{"provider": "fgo-sim", "custom_handler": SimLLM()}]
+            _litellm_mod = litellm
+    return _litellm_mod
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where a call belongs: kind (subset | node | session | baseline), id, phase."""
+
+    kind: str = "session"
+    id: str = ""
+    phase: str = ""
+
+
+@dataclass
+class LedgerEntry:
+    role: str
+    model: str
+    scope: Scope
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    latency_ms: float = 0.0
+    cache_hit: bool = False
+    error: str | None = None
+    cache_key: str = ""
+    ts: str = ""
+
+
+@dataclass
+class Budget:
+    total_tokens: int | None = None
+    cost: float | None = None
+    per_role: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Totals:
+    calls: int = 0
+    cache_hits: int = 0
+    errors: int = 0
+    prompt_tokens: int = 0  # spent: cache hits excluded
+    completion_tokens: int = 0
+    cost: float = 0.0
+
+    def add(self, e: LedgerEntry) -> None:
+        self.calls += 1
+        if e.error:
+            self.errors += 1
+        if e.cache_hit:
+            self.cache_hits += 1
+            return
+        self.prompt_tokens += e.prompt_tokens
+        self.completion_tokens += e.completion_tokens
+        self.cost += e.cost
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    for s in secrets:
+        if s and len(s) >= 6:
+            text = text.replace(s, "***")
+    return text
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class Gateway:
+    def __init__(
+        self,
+        roles: dict[str, RoleConfig],
+        *,
+        store: Any = None,
+        use_cache: bool = True,
+        retries: int = 4,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+        budget: Budget | None = None,
+        listener: Callable[[LedgerEntry], None] | None = None,
+        rng: random.Random | None = None,
+    ):
+        self.roles = roles
+        self.store = store
+        self.use_cache = use_cache
+        self.retries = retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.sleep = sleep
+        self.budget = budget or Budget()
+        self.listener = listener
+        self._rng = rng or random.Random(0)
+        self._lock = threading.Lock()
+        self._mem_cache: dict[str, dict] = {}
+        self._sems: dict[str, threading.BoundedSemaphore] = {}
+        self._windows: dict[str, int | None] = {}
+        self.by_role: dict[str, Totals] = defaultdict(Totals)
+        self.by_scope: dict[tuple[str, str], Totals] = defaultdict(Totals)
+        self.by_phase: dict[str, Totals] = defaultdict(Totals)
+        self.total = Totals()
+        for rc in roles.values():
+            cur = self._sems.get(rc.model)
+            if cur is None:
+                self._sems[rc.model] = threading.BoundedSemaphore(rc.max_concurrency)
+        if store is not None:
+            self._load_totals()
+
+    # -- public ---------------------------------------------------------------------
+    def bind(self, role: str, scope: Scope, *, sample: int = 0):
+        """An :class:`~fgo_engine.suites.base.AgentLLM` for a suite's agent loop."""
+
+        def call(messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None) -> Completion:
+            return self.complete(role, messages, scope=scope, sample=sample, tools=tools)
+
+        return call
+
+    def complete(
+        self,
+        role: str,
+        messages: list[dict[str, Any]],
+        *,
+        scope: Scope = Scope(),
+        sample: int = 0,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> Completion:
+        rc = self.roles[role]
+        key = self.cache_key(rc, messages, sample, tools)
+        if self.use_cache:
+            hit = self._cache_lookup(key)
+            if hit is not None:
+                comp = Completion(
+                    text=hit.get("text", ""), tool_calls=hit.get("tool_calls") or [],
+                    prompt_tokens=hit.get("prompt_tokens", 0), completion_tokens=hit.get("completion_tokens", 0),
+                    cost=hit.get("cost", 0.0), latency_ms=0.0, cached=True, model=rc.model,
+                )
+                self._record(LedgerEntry(role, rc.model, scope, comp.prompt_tokens, comp.completion_tokens,
+                                         comp.cost, 0.0, True, None, key))
+                return comp
+        self._check_budget(role)
+        prompt_tokens = tokens.count_messages(messages, rc.model, tools)
+        window = self.window(rc.model)
+        if window is not None and prompt_tokens > window:
+            msg = (f"prompt of {prompt_tokens} tokens does not fit the {window}-token context window "
+                   f"of {rc.model} (role {role})")
+            self._record(LedgerEntry(role, rc.model, scope, 0, 0, 0.0, 0.0, False, msg, key))
+            raise ContextOverflowError(msg, prompt_tokens=prompt_tokens, window=window)
+        comp = self._call_with_retries(role, rc, messages, sample, tools, scope, key, prompt_tokens)
+        if self.use_cache or self.store is not None:
+            payload = {"text": comp.text, "tool_calls": comp.tool_calls, "prompt_tokens": comp.prompt_tokens,
+                       "completion_tokens": comp.completion_tokens, "cost": comp.cost}
+            with self._lock:
+                self._mem_cache[key] = payload
+            if self.store is not None:
+                self.store.cache_put(key, rc.model, payload)
+        return comp
+
+    def window(self, model: str) -> int | None:
+        if model not in self._windows:
+            if model.startswith(SIM_PREFIX):
+                from fgo_engine.sim.profiles import parse_model
+
+                self._windows[model] = parse_model(model).window
+            else:
+                try:
+                    info = get_litellm().get_model_info(model)
+                    self._windows[model] = info.get("max_input_tokens") or info.get("max_tokens")
+                except Exception:
+                    self._windows[model] = None
+        return self._windows[model]
+
+    def totals_snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "total": vars(self.total).copy(),
+                "by_role": {k: vars(v).copy() for k, v in self.by_role.items()},
+                "by_phase": {k: vars(v).copy() for k, v in self.by_phase.items()},
+                "by_scope": {f"{k[0]}:{k[1]}": vars(v).copy() for k, v in self.by_scope.items()},
+            }
+
+    @staticmethod
+    def cache_key(rc: RoleConfig, messages: list[dict[str, Any]], sample: int, tools: list | None) -> str:
+        params = {k: v for k, v in rc.params.items() if "key" not in k.lower()}
+        blob = json.dumps(
+            {"model": rc.model, "messages": messages, "temperature": rc.temperature,
+             "max_tokens": rc.max_tokens, "tools": tools, "sample": sample, "params": params,
+             "api_base": rc.api_base},
+            sort_keys=True, ensure_ascii=False, default=str,
+        )
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+    # -- internals ------------------------------------------------------------------
+    def _secrets(self) -> list[str]:
+        out = []
+        for rc in self.roles.values():
+            if rc.api_key:
+                out.append(rc.api_key)
+            if rc.api_key_env and os.environ.get(rc.api_key_env):
+                out.append(os.environ[rc.api_key_env])
+        return out
+
+    def _load_totals(self) -> None:
+        rows = self.store.query(
+            "select role, scope_kind, scope_id, phase, sum(prompt_tokens) p, sum(completion_tokens) c, "
+            "sum(cost) cost, count(*) n, sum(cache_hit) h, sum(error is not null) e from ledger "
+            "group by role, scope_kind, scope_id, phase")
+        for r in rows:
+            spent = Totals(calls=r["n"], cache_hits=r["h"] or 0, errors=r["e"] or 0)
+            # only non-cached tokens were spent
+            nc = self.store.query(
+                "select coalesce(sum(prompt_tokens),0) p, coalesce(sum(completion_tokens),0) c, "
+                "coalesce(sum(cost),0) cost from ledger where role=? and scope_kind=? and scope_id=? "
+                "and phase=? and cache_hit=0", (r["role"], r["scope_kind"], r["scope_id"], r["phase"]))[0]
+            spent.prompt_tokens, spent.completion_tokens, spent.cost = nc["p"], nc["c"], nc["cost"]
+            for agg in (self.total, self.by_role[r["role"]], self.by_scope[(r["scope_kind"], r["scope_id"])],
+                        self.by_phase[r["phase"]]):
+                for f in ("calls", "cache_hits", "errors", "prompt_tokens", "completion_tokens", "cost"):
+                    setattr(agg, f, getattr(agg, f) + getattr(spent, f))
+
+    def _cache_lookup(self, key: str) -> dict | None:
+        with self._lock:
+            hit = self._mem_cache.get(key)
+        if hit is None and self.store is not None:
+            hit = self.store.cache_get(key)
+        return hit
+
+    def _check_budget(self, role: str) -> None:
+        b = self.budget
+        with self._lock:
+            if b.total_tokens is not None and self.total.tokens >= b.total_tokens:
+                raise BudgetExceededError(
+                    f"token budget reached: {self.total.tokens:,} of {b.total_tokens:,} tokens spent")
+            if b.cost is not None and self.total.cost >= b.cost:
+                raise BudgetExceededError(f"cost budget reached: ${self.total.cost:.4f} of ${b.cost:.4f}")
+            lim = b.per_role.get(role)
+            if lim is not None and self.by_role[role].tokens >= lim:
+                raise BudgetExceededError(
+                    f"{role} token budget reached: {self.by_role[role].tokens:,} of {lim:,} tokens")
+
+    def _record(self, e: LedgerEntry) -> None:
+        e.ts = _now()
+        if e.error:
+            e.error = redact(e.error, self._secrets())
+        with self._lock:
+            for agg in (self.total, self.by_role[e.role], self.by_scope[(e.scope.kind, e.scope.id)],
+                        self.by_phase[e.scope.phase]):
+                agg.add(e)
+        if self.store is not None:
+            self.store.insert("ledger", {
+                "ts": e.ts, "role": e.role, "model": e.model, "scope_kind": e.scope.kind,
+                "scope_id": e.scope.id, "phase": e.scope.phase, "prompt_tokens": e.prompt_tokens,
+                "completion_tokens": e.completion_tokens, "cost": e.cost, "latency_ms": e.latency_ms,
+                "cache_hit": int(e.cache_hit), "error": e.error, "cache_key": e.cache_key,
+            })
+        if self.listener is not None:
+            self.listener(e)
+
+    def _call_with_retries(self, role, rc: RoleConfig, messages, sample, tools, scope, key, prompt_tokens):
+        litellm = get_litellm()
+        retryable = (litellm.RateLimitError, litellm.Timeout, litellm.APIConnectionError,
+                     litellm.InternalServerError, litellm.ServiceUnavailableError)
+        kwargs: dict[str, Any] = {"model": rc.model, "messages": messages, "timeout": rc.timeout,
+                                  "temperature": rc.temperature, "seed": sample, "num_retries": 0}
+        if rc.max_tokens:
+            kwargs["max_tokens"] = rc.max_tokens
+        if tools:
+            kwargs["tools"] = tools
+        if rc.api_base:
+            kwargs["api_base"] = rc.api_base
+        api_key = rc.api_key or (os.environ.get(rc.api_key_env) if rc.api_key_env else None)
+        if api_key:
+            kwargs["api_key"] = api_key
+        kwargs.update(rc.params)
+        sem = self._sems.setdefault(rc.model, threading.BoundedSemaphore(rc.max_concurrency))
+        attempt = 0
+        while True:
+            start = time.perf_counter()
+            try:
+                with sem:
+                    resp = litellm.completion(**kwargs)
+            except litellm.ContextWindowExceededError as exc:
+                msg = f"{rc.model} rejected the prompt as too long for its context window (role {role})"
+                self._record(LedgerEntry(role, rc.model, scope, 0, 0, 0.0, _ms(start), False, msg, key))
+                raise ContextOverflowError(msg, prompt_tokens=prompt_tokens,
+                                           window=self.window(rc.model) or 0) from exc
+            except retryable as exc:
+                kind = type(exc).__name__
+                self._record(LedgerEntry(role, rc.model, scope, 0, 0, 0.0, _ms(start), False,
+                                         f"{kind}: {_short(exc)}", key))
+                if attempt >= self.retries:
+                    raise LLMError(redact(
+                        f"{rc.model} ({role}): {kind} after {attempt + 1} tries: {_short(exc)}",
+                        self._secrets())) from None
+                delay = min(self.max_backoff, self.backoff * (2 ** attempt))
+                delay *= 0.5 + self._rng.random()  # jitter
+                self.sleep(delay)
+                attempt += 1
+                continue
+            except Exception as exc:  # auth, bad request, unknown model: not worth retrying
+                kind = type(exc).__name__
+                msg = redact(f"{rc.model} ({role}): {kind}: {_short(exc)}", self._secrets())
+                self._record(LedgerEntry(role, rc.model, scope, 0, 0, 0.0, _ms(start), False, msg, key))
+                raise LLMError(msg) from None
+            break
+        latency = _ms(start)
+        msg = resp.choices[0].message
+        text = msg.content or ""
+        calls = []
+        for tc in getattr(msg, "tool_calls", None) or []:
+            calls.append({"id": tc.id, "name": tc.function.name, "arguments": tc.function.arguments or "{}"})
+        usage = getattr(resp, "usage", None)
+        p = getattr(usage, "prompt_tokens", None) or prompt_tokens
+        c = getattr(usage, "completion_tokens", None)
+        if c is None:
+            c = tokens.count_text(text, rc.model)
+        cost = 0.0
+        if not rc.model.startswith(SIM_PREFIX):
+            try:
+                cost = float(litellm.completion_cost(completion_response=resp) or 0.0)
+            except Exception:
+                cost = 0.0
+        comp = Completion(text=text, tool_calls=calls, prompt_tokens=int(p), completion_tokens=int(c),
+                          cost=cost, latency_ms=latency, cached=False, model=rc.model)
+        self._record(LedgerEntry(role, rc.model, scope, comp.prompt_tokens, comp.completion_tokens, cost,
+                                 latency, False, None, key))
+        return comp
+
+
+def _ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    s = " ".join(str(exc).split())
+    return s if len(s) <= limit else s[:limit] + "…"

@@ -1,0 +1,132 @@
+"""The review gate: before a merged module is backtested, someone decides.
+
+``approve`` backtests the merged module as written; ``edit`` backtests the operator's
+text instead; ``rollback`` discards the merge and keeps the best child. Headless runs
+use a policy; the app uses :class:`QueueGate`, which blocks the engine thread until the
+operator answers (or the run is cancelled).
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from fgo_engine.errors import CancelledError
+from fgo_engine.types import Module
+
+
+@dataclass(frozen=True)
+class ChildInfo:
+    node_id: str  # "s3" for subset 3, or a merge node id
+    module: Module
+    score: float
+    n_tasks: int
+    scores_by_category: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReviewRequest:
+    node_id: str
+    proposed: Module
+    children: tuple[ChildInfo, ...]
+    task_count: int
+
+
+@dataclass(frozen=True)
+class ReviewDecision:
+    decision: str  # approve | edit | rollback
+    text: str | None = None
+    by: str = "policy"
+
+    def __post_init__(self):
+        if self.decision not in ("approve", "edit", "rollback"):
+            raise ValueError(f"unknown review decision {self.decision!r}")
+        if self.decision == "edit" and not (self.text or "").strip():
+            raise ValueError("an edit needs the edited text")
+
+
+class ReviewGate(Protocol):
+    def review(self, request: ReviewRequest) -> ReviewDecision: ...
+
+
+class AutoApprove:
+    """Approve every merge (the default headless policy)."""
+
+    policy = "auto"
+    post_check = False
+
+    def review(self, request: ReviewRequest) -> ReviewDecision:
+        return ReviewDecision("approve", by="policy:auto")
+
+
+class IfNotWorse(AutoApprove):
+    """Approve, backtest, and roll back afterwards if the merge scored below its children."""
+
+    policy = "if-not-worse"
+    post_check = True
+
+    def review(self, request: ReviewRequest) -> ReviewDecision:
+        return ReviewDecision("approve", by="policy:if-not-worse")
+
+
+class QueueGate:
+    """Blocks the engine until :meth:`decide` is called for the pending request.
+
+    ``auto`` can be switched on mid-run: pending and later requests are approved.
+    """
+
+    policy = "ask"
+
+    def __init__(self, *, auto: bool = False, on_request=None):
+        self.auto = auto
+        self.post_check = False
+        self.on_request = on_request
+        self._cond = threading.Condition()
+        self._pending: ReviewRequest | None = None
+        self._answer: ReviewDecision | None = None
+        self._cancelled = False
+
+    @property
+    def pending(self) -> ReviewRequest | None:
+        with self._cond:
+            return self._pending
+
+    def review(self, request: ReviewRequest) -> ReviewDecision:
+        with self._cond:
+            if self.auto:
+                return ReviewDecision("approve", by="policy:auto")
+            self._pending, self._answer = request, None
+        if self.on_request is not None:
+            self.on_request(request)
+        with self._cond:
+            while self._answer is None and not self._cancelled and not self.auto:
+                self._cond.wait(timeout=0.5)
+            self._pending = None
+            if self._answer is not None:
+                return self._answer
+            if self.auto:
+                return ReviewDecision("approve", by="policy:auto")
+            raise CancelledError("run cancelled while a review was pending")
+
+    def decide(self, decision: ReviewDecision) -> None:
+        with self._cond:
+            self._answer = decision
+            self._cond.notify_all()
+
+    def set_auto(self, auto: bool) -> None:
+        with self._cond:
+            self.auto = auto
+            self._cond.notify_all()
+
+    def cancel(self) -> None:
+        with self._cond:
+            self._cancelled = True
+            self._cond.notify_all()
+
+
+def gate_for_policy(policy: str) -> ReviewGate:
+    if policy == "auto":
+        return AutoApprove()
+    if policy == "if-not-worse":
+        return IfNotWorse()
+    return QueueGate()

@@ -1,0 +1,1 @@
+"""The simulated LLM ``fgo-sim``: a deterministic test bed, not a model."""

@@ -1,0 +1,85 @@
+"""How the simulated LLM 'understands' a suite's tasks.
+
+Each built-in suite registers a skill. The simulated LLM reads only the messages it is
+sent (like a real model); a skill tells it which knowledge a task needs and how an
+agent acts, competently or not. The core (``fgo_engine.sim.provider``) decides, with
+seeded noise, whether the agent is competent on an episode: competent when the module
+covers every needed piece of knowledge (it still slips with probability ``noise``),
+and lucky with probability ``guess`` when it does not.
+"""
+from __future__ import annotations
+
+import random
+from typing import Any, Protocol
+
+from fgo_engine.types import Knowledge
+
+
+class SimSkill(Protocol):
+    name: str
+
+    def recognizes(self, task_text: str) -> bool:
+        """True when ``task_text`` (an agent's first user message, or the content of an
+        evaluator prompt's ``<task>`` block) is one of this skill's tasks."""
+        ...
+
+    def needs(self, task_text: str) -> list[Knowledge]:
+        """The knowledge this task needs, deterministic in the text."""
+        ...
+
+    def covered(self, module_text: str, item: Knowledge) -> bool:
+        """Whether the module (instruction or toolbox source) provides ``item``."""
+        ...
+
+    def act(
+        self,
+        messages: list[dict[str, Any]],
+        task_text: str,
+        *,
+        competent: bool,
+        missing: list[Knowledge],
+        rng: random.Random,
+    ) -> str | dict[str, Any]:
+        """The agent's next reply. A string is the assistant content; a dict may carry
+        ``{"content": str, "tool_calls": [{"name": str, "arguments": dict}]}``.
+        ``rng`` is seeded per episode, so decisions stay consistent across steps."""
+        ...
+
+
+def cue_covered(module_text: str, item: Knowledge) -> bool:
+    """Default coverage: one line of the module holds every cue word."""
+    for line in module_text.lower().splitlines():
+        if all(word in line for word in item.cue):
+            return True
+    return False
+
+
+class BaseSkill:
+    """Default ``covered``; subclasses implement the rest."""
+
+    name = "base"
+
+    def covered(self, module_text: str, item: Knowledge) -> bool:
+        return cue_covered(module_text, item)
+
+
+_SKILLS: list[SimSkill] = []
+
+
+def register_skill(skill: SimSkill) -> None:
+    if all(s.name != skill.name for s in _SKILLS):
+        _SKILLS.append(skill)
+
+
+def skills() -> list[SimSkill]:
+    from fgo_engine.suites.base import _load_builtins
+
+    _load_builtins()  # each suite module registers its skill on import
+    return list(_SKILLS)
+
+
+def find_skill(task_text: str) -> SimSkill | None:
+    for s in skills():
+        if s.recognizes(task_text):
+            return s
+    return None

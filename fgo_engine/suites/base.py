@@ -1,0 +1,101 @@
+"""The suite adapter protocol and the suite registry.
+
+A suite owns its tasks, the starting module, how a real LLM agent runs a task
+(single call, ReAct loop, function-calling loop) and how a result is scored.
+The engine only sees this protocol.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol, runtime_checkable
+
+from fgo_engine.errors import ConfigError
+from fgo_engine.types import Module, ModuleKind, Task, Trajectory
+
+
+@dataclass
+class Completion:
+    """One LLM answer as the gateway returns it."""
+
+    text: str
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # {"id","name","arguments"(json str)}
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    latency_ms: float = 0.0
+    cached: bool = False
+    model: str = ""
+
+    def assistant_message(self) -> dict[str, Any]:
+        """The message to append to a conversation history."""
+        msg: dict[str, Any] = {"role": "assistant", "content": self.text}
+        if self.tool_calls:
+            msg["tool_calls"] = [
+                {"id": c["id"], "type": "function",
+                 "function": {"name": c["name"], "arguments": c["arguments"]}}
+                for c in self.tool_calls
+            ]
+        return msg
+
+
+class AgentLLM(Protocol):
+    """The agent role, already bound to a scope (subset / merge node / phase)."""
+
+    def __call__(
+        self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None
+    ) -> Completion: ...
+
+
+@runtime_checkable
+class Suite(Protocol):
+    name: str
+    module_kind: ModuleKind
+
+    def train_tasks(self) -> list[Task]: ...
+
+    def test_tasks(self) -> list[Task]: ...
+
+    def initial_module(self) -> Module: ...
+
+    def describe(self) -> str:
+        """One or two sentences for optimizer/merger prompts: what the agent does here."""
+        ...
+
+    def run_agent(self, task: Task, module: Module, llm: AgentLLM) -> Trajectory:
+        """Run the agent on one task with this module; never raises for agent mistakes
+        (an LLMError from the gateway may propagate)."""
+        ...
+
+
+SuiteFactory = Callable[..., Suite]
+_REGISTRY: dict[str, SuiteFactory] = {}
+
+
+def register_suite(name: str, factory: SuiteFactory) -> None:
+    _REGISTRY[name] = factory
+
+
+def suite_names() -> list[str]:
+    _load_builtins()
+    return sorted(_REGISTRY)
+
+
+def _load_builtins() -> None:
+    # Imported here so that importing one suite never pays for the others.
+    import importlib
+
+    for mod in ("household", "invoices", "jsonl_tasks", "tools"):
+        try:
+            importlib.import_module(f"fgo_engine.suites.{mod}")
+        except ModuleNotFoundError as exc:  # a suite still being built
+            if exc.name != f"fgo_engine.suites.{mod}":
+                raise
+
+
+def load_suite(name: str, *, seed: int = 0, **options: Any) -> Suite:
+    """Build a suite by name (``household``, ``invoices``, ``tools``) or from a JSONL
+    path (``jsonl`` with ``path=…``)."""
+    _load_builtins()
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown suite {name!r}; choose one of: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name](seed=seed, **options)

@@ -1,0 +1,1 @@
+"""FGO Studio TUI."""

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import fgo_engine  # noqa: E402,F401  (environment defaults before anything imports litellm)
+import toy_suite  # noqa: E402,F401  (registers the "toy" suite and its sim skill)
+
+
+@pytest.fixture
+def toy_config():
+    from fgo_engine.config import RunConfig
+
+    def make(**kw):
+        base = {"suite": "toy", "model": "fgo-sim/medium", "subsets": 3, "epochs": 2, "threshold": 2,
+                "seed": 0, "workers": 3}
+        base.update(kw)
+        return RunConfig.from_dict(base)
+
+    return make

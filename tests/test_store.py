@@ -1,0 +1,492 @@
+"""The session store: schema, one writer thread, per-thread readers, safe opening."""
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from fgo_engine import store as store_mod
+from fgo_engine.errors import SchemaTooNewError, SessionError
+from fgo_engine.store import SCHEMA_VERSION, Store
+
+TABLES = {
+    "meta", "session", "tasks", "subsets", "modules", "trajectories", "critiques",
+    "epochs", "merge_nodes", "reviews", "ledger", "cache", "events",
+}
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "sessions" / "s1.fgo.db"
+
+
+@pytest.fixture
+def store(db_path: Path):
+    s = Store.create(db_path, name="demo", config={"suite": "household", "epochs": 3})
+    yield s
+    s.close()
+
+
+def _hold_writer(s: Store) -> threading.Event:
+    """Park the writer thread inside a write; the returned event lets it go.
+
+    Gives tests a deterministic window in which queued writes are not committed.
+    """
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(db) -> None:
+        entered.set()
+        assert release.wait(10)
+
+    s.write(hold)
+    assert entered.wait(10)
+    return release
+
+
+def _digest(*paths: Path) -> dict[str, str | None]:
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() if p.exists() else None
+        for p in paths
+    }
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+
+def test_create_close_open_keeps_session_meta_and_tables(db_path: Path) -> None:
+    s = Store.create(db_path, name="demo", config={"suite": "invoices", "subsets": 4})
+    assert s.path == db_path
+    s.close()
+
+    s = Store.open(db_path)
+    try:
+        info = s.session_info()
+        assert info["id"] == 1
+        assert info["name"] == "demo"
+        assert info["suite"] == "invoices"
+        assert info["config_json"] == {"suite": "invoices", "subsets": 4}
+        assert info["status"] == "new"
+        assert info["created_at"] == info["updated_at"]
+        assert info["created_at"].endswith("+00:00")
+        assert s.meta_get("schema_version") == str(SCHEMA_VERSION)
+        assert s.meta_get("created_at") == info["created_at"]
+        assert s.meta_get("app_version")
+        names = {r["name"] for r in s.query("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert TABLES <= names
+    finally:
+        s.close()
+
+    # A plain SQLite file in WAL mode that any SQLite tool can read.
+    assert db_path.read_bytes()[:16] == b"SQLite format 3\x00"
+    conn = sqlite3.connect(db_path)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("SELECT count(*) FROM session").fetchone()[0] == 1
+        indexed = {r[0] for r in conn.execute(
+            "SELECT tbl_name FROM sqlite_master WHERE type='index' AND sql IS NOT NULL")}
+        assert {"trajectories", "critiques", "ledger", "modules"} <= indexed
+    finally:
+        conn.close()
+
+
+def test_create_refuses_existing_path(db_path: Path) -> None:
+    Store.create(db_path, name="a", config={}).close()
+    before = _digest(db_path)
+    with pytest.raises(SessionError, match="already exists"):
+        Store.create(db_path, name="b", config={})
+    assert _digest(db_path) == before
+
+
+def test_create_drops_credentials_from_config(store: Store) -> None:
+    s = Store.create(store.path.with_name("keys.db"), name="k", config={
+        "suite": "tools", "api_key": "sk-1", "models": {"agent": {"model": "m",
+                                                                  "OPENAI_API_KEY": "x"}},
+        "budget_tokens": 1000,
+    })
+    try:
+        assert s.session_info()["config_json"] == {
+            "suite": "tools", "models": {"agent": {"model": "m"}}, "budget_tokens": 1000}
+        s.flush()
+    finally:
+        s.close()
+    assert b"sk-1" not in s.path.read_bytes()
+
+
+def _not_sqlite(p: Path) -> None:
+    p.write_text("this is not a database\n" * 50)
+
+
+def _sqlite_without_meta(p: Path) -> None:
+    conn = sqlite3.connect(p)
+    conn.execute("CREATE TABLE other (x)")
+    conn.commit()
+    conn.close()
+
+
+def _meta_without_version(p: Path) -> None:
+    conn = sqlite3.connect(p)
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.parametrize("make", [
+    None,
+    _not_sqlite,
+    lambda p: p.write_bytes(b""),
+    _sqlite_without_meta,
+    _meta_without_version,
+], ids=["missing", "text-file", "empty-file", "no-meta", "no-version"])
+@pytest.mark.parametrize("readonly", [False, True])
+def test_open_rejects_non_sessions_with_one_line_naming_path(
+        tmp_path: Path, make, readonly: bool) -> None:
+    path = tmp_path / "x.db"
+    if make is not None:
+        make(path)
+    before = _digest(path)
+    with pytest.raises(SessionError) as info:
+        Store.open(path, readonly=readonly)
+    message = str(info.value)
+    assert str(path) in message
+    assert "\n" not in message
+    assert _digest(path) == before
+    assert not Path(f"{path}-wal").exists()
+
+
+def _set_version(path: Path, version: int) -> None:
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.parametrize("readonly", [False, True])
+def test_schema_too_new_is_refused_and_file_untouched(db_path: Path, readonly: bool) -> None:
+    Store.create(db_path, name="new", config={}).close()
+    _set_version(db_path, 999)
+    files = [db_path, Path(f"{db_path}-wal")]
+    before = _digest(*files)
+    mtime = db_path.stat().st_mtime_ns
+
+    with pytest.raises(SchemaTooNewError) as info:
+        Store.open(db_path, readonly=readonly)
+    assert "999" in str(info.value) and str(db_path) in str(info.value)
+    assert _digest(*files) == before
+    assert db_path.stat().st_mtime_ns == mtime
+
+
+def test_schema_too_new_while_another_process_holds_the_wal(db_path: Path) -> None:
+    Store.create(db_path, name="new", config={}).close()
+    other = sqlite3.connect(db_path)  # stands in for a newer app with the file open
+    try:
+        other.execute("PRAGMA wal_autocheckpoint=0")
+        other.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+        other.commit()
+        files = [db_path, Path(f"{db_path}-wal")]
+        before = _digest(*files)
+        assert before[f"{db_path.name}-wal"] is not None
+        with pytest.raises(SchemaTooNewError):
+            Store.open(db_path)
+        assert _digest(*files) == before
+    finally:
+        other.close()
+
+
+def test_older_schema_is_migrated_on_open(db_path: Path, monkeypatch) -> None:
+    Store.create(db_path, name="old", config={}).close()
+
+    def to_v2(db) -> None:
+        db["modules"].add_column("tokens", int)
+
+    monkeypatch.setattr(store_mod, "MIGRATIONS", [*store_mod.MIGRATIONS, to_v2])
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 2)
+
+    ro = Store.open(db_path, readonly=True)  # readonly reads the old schema as is
+    assert ro.meta_get("schema_version") == "1"
+    ro.close()
+
+    s = Store.open(db_path)
+    try:
+        assert s.meta_get("schema_version") == "2"
+        s.insert("modules", {"id": "m1", "kind": "instruction", "text": "t", "tokens": 7})
+        s.flush()
+        assert s.get("modules", "m1")["tokens"] == 7
+    finally:
+        s.close()
+
+
+# --------------------------------------------------------------------------- rows
+
+
+def test_json_columns_and_booleans_round_trip(store: Store) -> None:
+    steps = [{"kind": "action", "text": "go to desk 1"}, {"kind": "answer", "text": "ç ğ ş"}]
+    store.insert("trajectories", {
+        "id": "t1", "task_id": "k1", "module_id": "m1", "phase": "explore",
+        "subset_id": 2, "epoch": 0, "steps_json": steps, "success": True, "score": 1.0,
+    })
+    store.insert_many("merge_nodes", [
+        {"id": "n1", "depth": 1, "child_ids_json": ["a", "b"], "scores_json": {"a": 0.5},
+         "subset_ids_json": None},
+        {"id": "n2", "depth": 0, "child_ids_json": "[\"n1\"]"},  # already JSON text
+    ])
+    store.insert("tasks", {"id": "k1", "split": "train", "meta_json": {"lang": "tr"}})
+    store.flush()
+
+    row = store.get("trajectories", "t1")
+    assert row["steps_json"] == steps
+    assert row["success"] == 1 and type(row["success"]) is int
+    assert store.get("trajectories", "missing") is None
+
+    nodes = store.rows("merge_nodes", order_by="id")
+    assert [n["child_ids_json"] for n in nodes] == [["a", "b"], ["n1"]]
+    assert nodes[0]["scores_json"] == {"a": 0.5}
+    assert nodes[0]["subset_ids_json"] is None
+
+    store.update("merge_nodes", "n1", {"scores_json": {"a": 0.5, "b": 0.75},
+                                       "status": "merged"})
+    store.flush()
+    assert store.get("merge_nodes", "n1")["scores_json"] == {"a": 0.5, "b": 0.75}
+
+    q = store.query("SELECT id, meta_json FROM tasks WHERE split = ?", ("train",))
+    assert q == [{"id": "k1", "meta_json": {"lang": "tr"}}]
+    assert store.rows("trajectories", "success = :ok", {"ok": 1})[0]["id"] == "t1"
+    assert store.count("trajectories", "phase = ?", ("explore",)) == 1
+    assert store.count("trajectories", "phase = ?", ("test",)) == 0
+
+    raw = sqlite3.connect(store.path)
+    try:
+        text = raw.execute("SELECT steps_json FROM trajectories").fetchone()[0]
+    finally:
+        raw.close()
+    assert isinstance(text, str) and "go to desk 1" in text
+
+
+def test_insert_copies_the_row_at_call_time(store: Store) -> None:
+    release = _hold_writer(store)
+    row = {"id": "m1", "kind": "instruction", "text": "first"}
+    store.insert("modules", row)
+    row["text"] = "mutated later"
+    release.set()
+    store.flush()
+    assert store.get("modules", "m1")["text"] == "first"
+
+
+def test_meta_and_status(store: Store) -> None:
+    created = store.session_info()["updated_at"]
+    store.meta_set("seed", "7")
+    assert store.meta_get("seed") == "7"
+    assert store.meta_get("nope") is None
+    store.set_status("running")
+    store.flush()
+    info = store.session_info()
+    assert info["status"] == "running"
+    assert info["updated_at"] >= created
+    with pytest.raises(ValueError):
+        store.set_status("exploded")
+
+
+# --------------------------------------------------------------------------- writer
+
+
+def test_reads_see_committed_data_only(store: Store) -> None:
+    release = _hold_writer(store)
+    store.insert("events", {"ts": "t", "kind": "k", "payload_json": {"n": 1}})
+    assert store.count("events") == 0
+    release.set()
+    store.flush()
+    assert store.count("events") == 1
+    assert store.rows("events")[0]["payload_json"] == {"n": 1}
+
+
+def test_cache_get_sees_put_before_commit(store: Store) -> None:
+    assert store.cache_get("k") is None
+    release = _hold_writer(store)
+    store.cache_put("k", "fgo-sim/agent", {"text": "hello", "usage": [1, 2]})
+    assert store.count("cache") == 0  # not committed yet ...
+    assert store.cache_get("k") == {"text": "hello", "usage": [1, 2]}  # ... but visible
+    store.cache_put("k", "fgo-sim/agent", {"text": "newer"})
+    assert store.cache_get("k") == {"text": "newer"}
+    release.set()
+    store.flush()
+    assert store.count("cache") == 1
+    assert store._pending == {}
+    assert store.cache_get("k") == {"text": "newer"}
+    assert store.get("cache", "k")["model"] == "fgo-sim/agent"
+
+
+def test_writer_error_surfaces_on_flush_and_costs_only_itself(store: Store) -> None:
+    release = _hold_writer(store)
+    store.insert("events", {"ts": "t", "kind": "before"})
+    store.insert("no_such_table", {"x": 1})
+    store.insert("events", {"ts": "t", "kind": "after"})
+    release.set()
+    with pytest.raises(SessionError, match="no_such_table") as info:
+        store.flush()
+    assert "\n" not in str(info.value)
+    assert sorted(r["kind"] for r in store.rows("events")) == ["after", "before"]
+    assert "no_such_table" not in {r["name"] for r in store.query(
+        "SELECT name FROM sqlite_master WHERE type='table'")}
+    store.flush()  # reported once, then the store carries on
+
+    store.update("modules", "missing", {"text": "x"})
+    store.insert("events", {"ts": "t", "kind": "k", "bogus_column": 1})
+    with pytest.raises(SessionError, match=r"and 1 more"):
+        store.flush()
+
+
+def test_error_in_last_writes_is_raised_by_close(db_path: Path) -> None:
+    s = Store.create(db_path, name="e", config={})
+    s.insert("nope", {"x": 1})
+    with pytest.raises(SessionError, match="nope"):
+        s.close()
+    s.close()  # already closed and already reported
+
+
+def test_write_runs_grouped_on_the_writer_thread(store: Store) -> None:
+    seen: list[str] = []
+
+    def grouped(db) -> None:
+        seen.append(threading.current_thread().name)
+        db["subsets"].insert({"id": 1, "name": "a", "task_ids_json": "[]"})
+        db["subsets"].insert({"id": 1, "name": "dup"})  # pk clash: whole group undone
+
+    store.write(grouped)
+    with pytest.raises(SessionError, match="grouped"):
+        store.flush()
+    assert seen and seen[0].startswith("fgo-store-writer")
+    assert store.count("subsets") == 0
+
+
+def test_flush_timeout(store: Store) -> None:
+    release = _hold_writer(store)
+    try:
+        with pytest.raises(SessionError, match="timed out"):
+            store.flush(timeout=0.05)
+    finally:
+        release.set()
+    store.flush()
+
+
+def test_concurrent_writers_and_reader(store: Store) -> None:
+    threads, per_thread = 8, 500
+    start = threading.Barrier(threads + 1)
+    done = threading.Event()
+    observed: list[int] = []
+
+    def writer(t: int) -> None:
+        start.wait()
+        for i in range(per_thread):
+            store.insert("ledger", {
+                "ts": store_mod.utc_now(), "role": "agent", "model": "fgo-sim",
+                "scope_kind": "subset", "scope_id": str(t), "prompt_tokens": i,
+                "completion_tokens": 1, "cost": 0.0, "cache_hit": False,
+                "cache_key": f"{t}:{i}",
+            })
+            if i % 5 == 0:
+                store.cache_put(f"{t}:{i}", "fgo-sim", {"t": t, "i": i})
+                assert store.cache_get(f"{t}:{i}") == {"t": t, "i": i}
+
+    def reader() -> None:
+        start.wait()
+        while not done.is_set():
+            observed.append(store.count("ledger"))
+            store.query("SELECT role, sum(prompt_tokens) FROM ledger GROUP BY role")
+
+    with ThreadPoolExecutor(threads + 1) as pool:
+        read = pool.submit(reader)
+        writes = [pool.submit(writer, t) for t in range(threads)]
+        for f in writes:
+            f.result()
+        store.flush()
+        done.set()
+        read.result()  # re-raises any "database is locked" the reader hit
+
+    assert store.count("ledger") == threads * per_thread
+    assert store.count("cache") == threads * (per_thread // 5)
+    assert store.count("ledger", "scope_id = ?", ("3",)) == per_thread
+    assert observed == sorted(observed)  # committed data only ever grows
+    assert len({r["id"] for r in store.query("SELECT id FROM ledger")}) == threads * per_thread
+
+
+# --------------------------------------------------------------------------- readonly, close
+
+
+def test_readonly_never_writes(db_path: Path) -> None:
+    s = Store.create(db_path, name="ro", config={"suite": "tools"})
+    s.insert("tasks", {"id": "k1", "split": "test", "input": "q", "expected": "a"})
+    s.close()
+    before = _digest(db_path)
+    mtime = db_path.stat().st_mtime_ns
+
+    ro = Store.open(db_path, readonly=True)
+    assert ro.session_info()["name"] == "ro"
+    assert ro.get("tasks", "k1")["expected"] == "a"
+    for attempt in (
+        lambda: ro.insert("tasks", {"id": "k2"}),
+        lambda: ro.insert_many("tasks", [{"id": "k2"}]),
+        lambda: ro.update("tasks", "k1", {"expected": "b"}),
+        lambda: ro.write(lambda db: None),
+        lambda: ro.meta_set("x", "y"),
+        lambda: ro.cache_put("k", "m", {}),
+        lambda: ro.set_status("done"),
+        lambda: ro.query("DELETE FROM tasks"),
+    ):
+        with pytest.raises(SessionError):
+            attempt()
+    ro.flush()
+    ro.close()
+    ro.close()
+
+    assert _digest(db_path) == before
+    assert db_path.stat().st_mtime_ns == mtime
+
+
+def test_readonly_reads_while_a_writer_is_live(store: Store) -> None:
+    store.insert("events", {"ts": "t", "kind": "a"})
+    store.flush()
+    ro = Store.open(store.path, readonly=True)
+    try:
+        assert ro.count("events") == 1
+        store.insert("events", {"ts": "t", "kind": "b"})
+        store.flush()
+        assert ro.count("events") == 2
+    finally:
+        ro.close()
+
+
+def test_reopen_after_close_keeps_everything_and_close_is_idempotent(db_path: Path) -> None:
+    s = Store.create(db_path, name="keep", config={})
+    s.insert_many("modules", [{"id": f"m{i}", "kind": "instruction", "text": str(i),
+                               "adopted": i % 2 == 0} for i in range(50)])
+    s.cache_put("c1", "m", {"a": 1})
+    s.meta_set("phase", "merge")
+    s.set_status("paused")
+    s.close()  # no explicit flush: close commits what was queued
+    s.close()
+    with pytest.raises(SessionError, match="closed"):
+        s.insert("events", {"kind": "late"})
+    with pytest.raises(SessionError, match="closed"):
+        s.count("modules")
+
+    s = Store.open(db_path)
+    try:
+        assert s.count("modules") == 50
+        assert s.count("modules", "adopted = 1") == 25
+        assert s.cache_get("c1") == {"a": 1}
+        assert s.meta_get("phase") == "merge"
+        assert s.session_info()["status"] == "paused"
+    finally:
+        s.close()
+    assert not Path(f"{db_path}-wal").exists()  # last close checkpointed the WAL
+
+
+def test_context_manager_closes(db_path: Path) -> None:
+    with Store.create(db_path, name="cm", config={}) as s:
+        s.insert("events", {"ts": "t", "kind": "x"})
+    with Store.open(db_path) as s:
+        assert s.count("events") == 1
