@@ -373,14 +373,18 @@ class Engine:
         trajs = self.explore(module, module_id, tasks, scope=Scope("node", node_id, "backtest"), epoch=0)
         score = mean([t.score for t in trajs])
         final_decision = decision.decision
-        if getattr(self.gate, "post_check", False) and decision.decision != "rollback" and score < score_before:
-            self.bus.emit(ev.Log("info", f"merge {node_id} scored {score:.3f} < {score_before:.3f}; rolled back"))
-            module, module_id = best_child.module, best_child.module_id
-            trajs = self.explore(module, module_id, tasks, scope=Scope("node", node_id, "backtest"), epoch=1)
-            score = mean([t.score for t in trajs])
-            final_decision = "rollback"
-            self.store.insert("reviews", {"node_id": node_id, "decision": "rollback", "text": None,
-                                          "by": "policy:if-not-worse", "created_at": now()})
+        if getattr(self.gate, "post_check", False) and decision.decision != "rollback":
+            # keep the merge only if it is not worse than the best child on the same tasks
+            child_trajs = self.explore(best_child.module, best_child.module_id, tasks,
+                                       scope=Scope("node", node_id, "backtest"), epoch=1)
+            child_score = mean([t.score for t in child_trajs])
+            if child_score > score:
+                self.bus.emit(ev.Log("info", f"merge {node_id} scored {score:.3f} on its tasks, below its best "
+                                             f"child's {child_score:.3f}; rolled back"))
+                module, module_id, trajs, score = best_child.module, best_child.module_id, child_trajs, child_score
+                final_decision = "rollback"
+                self.store.insert("reviews", {"node_id": node_id, "decision": "rollback", "text": None,
+                                              "by": "policy:if-not-worse", "created_at": now()})
         cats = by_category(tasks, trajs)
         self.store.update("merge_nodes", node_id, {
             "status": "done", "module_id": module_id, "score_after": score, "scores_json": cats,

@@ -23,6 +23,7 @@ import hashlib
 import json
 import random
 import re
+import threading
 import time
 import uuid
 from typing import Any
@@ -187,6 +188,49 @@ def merger_reply(profile: SimProfile, prompt: str, prompt_tokens: int, seed: Any
     return "<instruction>\n" + _render(head, kept) + "\n</instruction>"
 
 
+# -- fault injection (tests, demos of resilience) ----------------------------------------
+_faults: list[tuple[str, str | None]] = []
+_faults_lock = threading.Lock()
+_in_flight = 0
+max_in_flight = 0
+
+
+def inject_faults(kind: str, count: int = 1, *, role: str | None = None) -> None:
+    """Make the next ``count`` calls (of ``role``, if given) fail with ``kind``:
+    rate_limit | timeout | connection | server | garbage | empty."""
+    with _faults_lock:
+        _faults.extend([(kind, role)] * count)
+
+
+def clear_faults() -> None:
+    global max_in_flight
+    with _faults_lock:
+        _faults.clear()
+        max_in_flight = 0
+
+
+def _take_fault(role: str) -> str | None:
+    with _faults_lock:
+        for i, (kind, r) in enumerate(_faults):
+            if r is None or r == role:
+                _faults.pop(i)
+                return kind
+    return None
+
+
+def _raise_fault(kind: str, model: str) -> None:
+    import litellm
+
+    if kind == "rate_limit":
+        raise litellm.RateLimitError("fgo-sim: injected rate limit (429)", llm_provider="fgo-sim", model=model)
+    if kind == "timeout":
+        raise litellm.Timeout("fgo-sim: injected timeout", model=model, llm_provider="fgo-sim")
+    if kind == "connection":
+        raise litellm.APIConnectionError("fgo-sim: injected connection error", llm_provider="fgo-sim", model=model)
+    if kind == "server":
+        raise litellm.InternalServerError("fgo-sim: injected server error (500)", llm_provider="fgo-sim", model=model)
+
+
 # -- litellm glue ---------------------------------------------------------------------
 def _lazy_base():
     from litellm import CustomLLM
@@ -209,12 +253,25 @@ class SimLLM(_lazy_base()):  # type: ignore[misc]
             raise litellm.ContextWindowExceededError(
                 message=f"fgo-sim/{profile.name}: prompt has {prompt_tokens} tokens, window is {profile.window}",
                 model=model, llm_provider="fgo-sim")
-        if profile.latency:
-            time.sleep(profile.latency)
         role = role_of(messages)
+        fault = _take_fault(role)
+        if fault in ("rate_limit", "timeout", "connection", "server"):
+            _raise_fault(fault, model)
+        global _in_flight, max_in_flight
+        with _faults_lock:
+            _in_flight += 1
+            max_in_flight = max(max_in_flight, _in_flight)
+        try:
+            if profile.latency:
+                time.sleep(profile.latency)
+        finally:
+            with _faults_lock:
+                _in_flight -= 1
         prompt = _content(messages[-1]) if messages else ""
         tool_calls = None
-        if role == "merger":
+        if fault in ("garbage", "empty"):
+            text = "" if fault == "empty" else "<instruction>\nlorem ipsum (cut off"
+        elif role == "merger":
             text = merger_reply(profile, prompt, prompt_tokens, seed)
         elif role == "optimizer":
             text = optimizer_reply(profile, prompt, prompt_tokens, seed)

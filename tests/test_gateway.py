@@ -1,0 +1,156 @@
+"""The LLM gateway: retries, cache, ledger, context window, budgets, secrets."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from fgo_engine.config import ROLES, RoleConfig
+from fgo_engine.errors import BudgetExceededError, ContextOverflowError, LLMError
+from fgo_engine.llm import tokens
+from fgo_engine.llm.gateway import Budget, Gateway, Scope
+from fgo_engine.sim import provider
+from fgo_engine.store import Store
+
+MSGS = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello."}]
+
+
+@pytest.fixture(autouse=True)
+def _clean_faults():
+    provider.clear_faults()
+    yield
+    provider.clear_faults()
+
+
+def gateway(model="fgo-sim/medium", **kw):
+    sleeps: list[float] = []
+    g = Gateway({r: RoleConfig(model=model) for r in ROLES}, sleep=sleeps.append, **kw)
+    return g, sleeps
+
+
+@pytest.mark.parametrize("kind", ["rate_limit", "timeout", "connection", "server"])
+def test_retries_transient_errors_with_backoff(kind):
+    g, sleeps = gateway(retries=4, backoff=0.5)
+    provider.inject_faults(kind, 2)
+    comp = g.complete("agent", MSGS, scope=Scope("subset", "1", "explore"))
+    assert comp.text  # the third try succeeded
+    assert len(sleeps) == 2
+    assert 0.25 <= sleeps[0] <= 0.75 and 0.5 <= sleeps[1] <= 1.5  # exponential, with jitter
+    assert g.total.calls == 3 and g.total.errors == 2
+
+
+def test_clear_error_after_last_try():
+    g, sleeps = gateway(retries=2)
+    provider.inject_faults("rate_limit", 5)
+    with pytest.raises(LLMError, match=r"RateLimitError after 3 tries"):
+        g.complete("agent", MSGS)
+    assert len(sleeps) == 2
+
+
+def test_cache_hit_on_repeat_costs_nothing():
+    g, _ = gateway()
+    first = g.complete("agent", MSGS)
+    second = g.complete("agent", MSGS)
+    assert not first.cached and second.cached
+    assert second.text == first.text
+    assert g.total.cache_hits == 1
+    assert g.total.prompt_tokens == first.prompt_tokens  # the hit added no spent tokens
+    other = g.complete("agent", MSGS, sample=1)  # a different sample index is a different call
+    assert not other.cached
+
+
+def test_cache_can_be_bypassed():
+    g, _ = gateway(use_cache=False)
+    g.complete("agent", MSGS)
+    assert not g.complete("agent", MSGS).cached
+
+
+def test_persistent_cache_and_ledger_in_the_session(tmp_path):
+    path = tmp_path / "s.db"
+    store = Store.create(path, name="s", config={})
+    g, _ = gateway(store=store)
+    first = g.complete("optimizer", MSGS, scope=Scope("subset", "2", "optimize"))
+    store.close()
+    store = Store.open(path)
+    g2, _ = gateway(store=store)
+    assert g2.total.prompt_tokens == first.prompt_tokens  # totals rebuilt from the ledger
+    again = g2.complete("optimizer", MSGS, scope=Scope("subset", "2", "optimize"))
+    assert again.cached and again.text == first.text
+    store.flush()
+    rows = store.rows("ledger", order_by="id")
+    assert [r["cache_hit"] for r in rows] == [0, 1]
+    assert rows[0]["role"] == "optimizer" and rows[0]["scope_kind"] == "subset" and rows[0]["scope_id"] == "2"
+    assert rows[0]["prompt_tokens"] == first.prompt_tokens > 0
+    store.close()
+
+
+def test_ledger_totals_per_role_scope_and_phase():
+    g, _ = gateway()
+    a = g.complete("agent", MSGS, scope=Scope("subset", "0", "explore"))
+    b = g.complete("evaluator", MSGS + [{"role": "user", "content": "x"}], scope=Scope("subset", "1", "evaluate"))
+    snap = g.totals_snapshot()
+    assert snap["by_role"]["agent"]["prompt_tokens"] == a.prompt_tokens
+    assert snap["by_role"]["evaluator"]["prompt_tokens"] == b.prompt_tokens
+    assert snap["by_scope"]["subset:1"]["calls"] == 1
+    assert snap["by_phase"]["explore"]["completion_tokens"] == a.completion_tokens
+    assert snap["total"]["prompt_tokens"] == a.prompt_tokens + b.prompt_tokens
+
+
+def test_usage_is_counted_with_tiktoken_on_the_real_messages():
+    g, _ = gateway()
+    comp = g.complete("agent", MSGS)
+    assert comp.prompt_tokens == tokens.count_messages(MSGS)
+    assert comp.completion_tokens == tokens.count_text(comp.text)
+
+
+def test_context_window_checked_before_the_call():
+    g, _ = gateway(model="fgo-sim/small:window=200")
+    long = [{"role": "user", "content": "word " * 500}]
+    with pytest.raises(ContextOverflowError) as info:
+        g.complete("optimizer", long)
+    assert info.value.window == 200 and info.value.prompt_tokens > 200
+    assert g.total.errors == 1
+
+
+def test_budget_stops_cleanly():
+    g, _ = gateway(budget=Budget(total_tokens=30))
+    g.complete("agent", MSGS)
+    g.complete("agent", MSGS + [{"role": "user", "content": "more please"}])
+    with pytest.raises(BudgetExceededError, match="token budget reached"):
+        g.complete("agent", MSGS + [{"role": "user", "content": "and more"}])
+    assert g.complete("agent", MSGS).cached  # cached answers still flow past the budget
+
+
+def test_per_model_concurrency_limit():
+    roles = {r: RoleConfig(model="fgo-sim/medium:latency=0.05", max_concurrency=2) for r in ROLES}
+    g = Gateway(roles, use_cache=False)
+    threads = [threading.Thread(target=g.complete, args=("agent", [{"role": "user", "content": f"q{i}"}]))
+               for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert provider.max_in_flight == 2
+
+
+def test_real_provider_path_with_litellm_mock_response():
+    rc = RoleConfig(model="openai/gpt-4o-mini", params={"mock_response": "Answer: 42"})
+    g = Gateway({r: rc for r in ROLES})
+    comp = g.complete("agent", MSGS)
+    assert comp.text == "Answer: 42" and comp.prompt_tokens > 0
+    assert g.window("openai/gpt-4o-mini") == 128000
+
+
+def test_auth_error_is_not_retried_and_key_is_redacted():
+    import litellm
+
+    secret = "sk-test-SECRET-1234567890"
+    err = litellm.AuthenticationError(f"Incorrect API key provided: {secret}", llm_provider="openai",
+                                      model="gpt-4o-mini")
+    rc = RoleConfig(model="openai/gpt-4o-mini", api_key=secret, params={"mock_response": err})
+    sleeps: list[float] = []
+    g = Gateway({r: rc for r in ROLES}, sleep=sleeps.append)
+    with pytest.raises(LLMError) as info:
+        g.complete("agent", MSGS)
+    assert secret not in str(info.value) and "AuthenticationError" in str(info.value)
+    assert sleeps == []
