@@ -356,6 +356,7 @@ class Engine:
             request = ReviewRequest(node_id, proposed, tuple(
                 ChildInfo(it.node_id, it.module, it.score, len(it.task_ids), it.scores_by_category) for it in items),
                 len(tasks))
+            self.store.flush()  # the pending review is on disk before anyone is asked
             self.bus.emit(ev.ReviewRequested(node_id))
             decision = self.gate.review(request)
             self.store.insert("reviews", {"node_id": node_id, "decision": decision.decision,
@@ -383,8 +384,9 @@ class Engine:
                                              f"child's {child_score:.3f}; rolled back"))
                 module, module_id, trajs, score = best_child.module, best_child.module_id, child_trajs, child_score
                 final_decision = "rollback"
-                self.store.insert("reviews", {"node_id": node_id, "decision": "rollback", "text": None,
-                                              "by": "policy:if-not-worse", "created_at": now()})
+                if not self.store.count("reviews", "node_id = ? and by = 'policy:if-not-worse'", (node_id,)):
+                    self.store.insert("reviews", {"node_id": node_id, "decision": "rollback", "text": None,
+                                                  "by": "policy:if-not-worse", "created_at": now()})
         cats = by_category(tasks, trajs)
         self.store.update("merge_nodes", node_id, {
             "status": "done", "module_id": module_id, "score_after": score, "scores_json": cats,

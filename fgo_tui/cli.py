@@ -160,6 +160,14 @@ def _default_session_path(cfg: RunConfig) -> Path:
     return SESSIONS_DIR / f"{cfg.suite}-{time.strftime('%Y%m%d-%H%M%S')}.db"
 
 
+def _headless_gate(review: str):
+    if review == "ask":
+        from fgo_engine.console_gate import ConsoleGate
+
+        return ConsoleGate()
+    return None
+
+
 def _run_headless(session, verbose: bool) -> int:
     from fgo_engine.console import ConsolePrinter
 
@@ -193,7 +201,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         from fgo_tui.app import run_app
 
         return run_app(new_config=cfg, session_path=path)
-    session = Session.create(path, cfg)
+    session = Session.create(path, cfg, gate=_headless_gate(cfg.review))
     n_train, n_test = len(session.tasks("train")), len(session.tasks("test"))
     proj = project_calls(cfg, session.suite, n_train, n_test)
     print(f"session {path}: projected LLM calls at most " + ", ".join(f"{k} {v:,}" for k, v in proj.items()))
@@ -212,6 +220,9 @@ def cmd_resume(a: argparse.Namespace) -> int:
 
         return run_app(resume_path=Path(a.session), overrides=overrides)
     session = Session.open(a.session, config_overrides=overrides)
+    gate = _headless_gate(session.config.review)
+    if gate is not None:
+        session.gate = gate
     return _run_headless(session, a.verbose)
 
 

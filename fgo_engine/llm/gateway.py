@@ -195,15 +195,7 @@ class Gateway:
                    f"of {rc.model} (role {role})")
             self._record(LedgerEntry(role, rc.model, scope, 0, 0, 0.0, 0.0, False, msg, key))
             raise ContextOverflowError(msg, prompt_tokens=prompt_tokens, window=window)
-        comp = self._call_with_retries(role, rc, messages, sample, tools, scope, key, prompt_tokens)
-        if self.use_cache or self.store is not None:
-            payload = {"text": comp.text, "tool_calls": comp.tool_calls, "prompt_tokens": comp.prompt_tokens,
-                       "completion_tokens": comp.completion_tokens, "cost": comp.cost}
-            with self._lock:
-                self._mem_cache[key] = payload
-            if self.store is not None:
-                self.store.cache_put(key, rc.model, payload)
-        return comp
+        return self._call_with_retries(role, rc, messages, sample, tools, scope, key, prompt_tokens)
 
     def window(self, model: str) -> int | None:
         if model not in self._windows:
@@ -287,7 +279,10 @@ class Gateway:
                 raise BudgetExceededError(
                     f"{role} token budget reached: {self.by_role[role].tokens:,} of {lim:,} tokens")
 
-    def _record(self, e: LedgerEntry) -> None:
+    def _record(self, e: LedgerEntry, response: dict | None = None) -> None:
+        """Ledger the call. A fresh answer is committed together with its cache row before
+        it is returned, so a call whose answer was used is never paid for twice, even if
+        the process is killed right after."""
         e.ts = _now()
         if e.error:
             e.error = redact(e.error, self._secrets())
@@ -295,13 +290,27 @@ class Gateway:
             for agg in (self.total, self.by_role[e.role], self.by_scope[(e.scope.kind, e.scope.id)],
                         self.by_phase[e.scope.phase]):
                 agg.add(e)
+            if response is not None:
+                self._mem_cache[e.cache_key] = response
         if self.store is not None:
-            self.store.insert("ledger", {
+            row = {
                 "ts": e.ts, "role": e.role, "model": e.model, "scope_kind": e.scope.kind,
                 "scope_id": e.scope.id, "phase": e.scope.phase, "prompt_tokens": e.prompt_tokens,
                 "completion_tokens": e.completion_tokens, "cost": e.cost, "latency_ms": e.latency_ms,
                 "cache_hit": int(e.cache_hit), "error": e.error, "cache_key": e.cache_key,
-            })
+            }
+            if response is None:
+                self.store.insert("ledger", row)
+            else:
+                cache_row = {"key": e.cache_key, "model": e.model, "created_at": e.ts,
+                             "response_json": json.dumps(response, ensure_ascii=False)}
+
+                def ledger_and_cache(db) -> None:
+                    db["ledger"].insert(row)
+                    db["cache"].insert(cache_row, replace=True)
+
+                self.store.write(ledger_and_cache)
+                self.store.flush()
         if self.listener is not None:
             self.listener(e)
 
@@ -371,8 +380,10 @@ class Gateway:
                 cost = 0.0
         comp = Completion(text=text, tool_calls=calls, prompt_tokens=int(p), completion_tokens=int(c),
                           cost=cost, latency_ms=latency, cached=False, model=rc.model)
+        payload = {"text": comp.text, "tool_calls": comp.tool_calls, "prompt_tokens": comp.prompt_tokens,
+                   "completion_tokens": comp.completion_tokens, "cost": comp.cost}
         self._record(LedgerEntry(role, rc.model, scope, comp.prompt_tokens, comp.completion_tokens, cost,
-                                 latency, False, None, key))
+                                 latency, False, None, key), payload if self.use_cache or self.store else None)
         return comp
 
 

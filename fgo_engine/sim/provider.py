@@ -189,17 +189,17 @@ def merger_reply(profile: SimProfile, prompt: str, prompt_tokens: int, seed: Any
 
 
 # -- fault injection (tests, demos of resilience) ----------------------------------------
-_faults: list[tuple[str, str | None]] = []
+_faults: list[tuple[str, str | None, str | None]] = []
 _faults_lock = threading.Lock()
 _in_flight = 0
 max_in_flight = 0
 
 
-def inject_faults(kind: str, count: int = 1, *, role: str | None = None) -> None:
-    """Make the next ``count`` calls (of ``role``, if given) fail with ``kind``:
-    rate_limit | timeout | connection | server | garbage | empty."""
+def inject_faults(kind: str, count: int = 1, *, role: str | None = None, match: str | None = None) -> None:
+    """Make the next ``count`` calls (of ``role``, whose prompt contains ``match``, if
+    given) fail with ``kind``: rate_limit | timeout | connection | server | garbage | empty."""
     with _faults_lock:
-        _faults.extend([(kind, role)] * count)
+        _faults.extend([(kind, role, match)] * count)
 
 
 def clear_faults() -> None:
@@ -209,10 +209,10 @@ def clear_faults() -> None:
         max_in_flight = 0
 
 
-def _take_fault(role: str) -> str | None:
+def _take_fault(role: str, text: str) -> str | None:
     with _faults_lock:
-        for i, (kind, r) in enumerate(_faults):
-            if r is None or r == role:
+        for i, (kind, r, match) in enumerate(_faults):
+            if (r is None or r == role) and (match is None or match in text):
                 _faults.pop(i)
                 return kind
     return None
@@ -254,7 +254,7 @@ class SimLLM(_lazy_base()):  # type: ignore[misc]
                 message=f"fgo-sim/{profile.name}: prompt has {prompt_tokens} tokens, window is {profile.window}",
                 model=model, llm_provider="fgo-sim")
         role = role_of(messages)
-        fault = _take_fault(role)
+        fault = _take_fault(role, "\n".join(_content(m) for m in messages)) if _faults else None
         if fault in ("rate_limit", "timeout", "connection", "server"):
             _raise_fault(fault, model)
         global _in_flight, max_in_flight

@@ -491,6 +491,7 @@ class _Party:
     phone: str
     email: str
     website: str
+    detailed: bool  # optional blocks (website, legal entity, full contact) are present
 
 
 @dataclass
@@ -554,6 +555,7 @@ class _Invoice:
     iban: str
     buyer_reference: str
     customer_number: str
+    optional: frozenset[str] = frozenset()  # optional blocks this document carries
     lines: list[_Line] = field(default_factory=list)
 
 
@@ -598,12 +600,14 @@ def _address(w: _Writer, lang: _Lang, street: str, building: str, city: _City) -
 def _party(w: _Writer, inv: _Invoice, role: str, p: _Party) -> None:
     lang = inv.lang
     with w.block(role), w.block("cac:Party"):
-        w.leaf("cbc:WebsiteURI", p.website)
+        if p.detailed:
+            w.leaf("cbc:WebsiteURI", p.website)
         if lang.code == "tr":
             with w.block("cac:PartyIdentification"):
                 w.leaf("cbc:ID", p.tax_id, schemeID="VKN")
-            with w.block("cac:PartyIdentification"):
-                w.leaf("cbc:ID", p.extra_id, schemeID="MERSISNO")
+            if p.detailed:
+                with w.block("cac:PartyIdentification"):
+                    w.leaf("cbc:ID", p.extra_id, schemeID="MERSISNO")
         else:
             with w.block("cac:PartyIdentification"):
                 w.leaf("cbc:ID", p.extra_id)
@@ -619,12 +623,14 @@ def _party(w: _Writer, inv: _Invoice, role: str, p: _Party) -> None:
                 w.leaf("cbc:CompanyID", p.vat_id)
                 with w.block("cac:TaxScheme"):
                     w.leaf("cbc:ID", "VAT")
-        with w.block("cac:PartyLegalEntity"):
-            w.leaf("cbc:RegistrationName", p.name)
-            w.leaf("cbc:CompanyID", p.tax_id)
+        if p.detailed:
+            with w.block("cac:PartyLegalEntity"):
+                w.leaf("cbc:RegistrationName", p.name)
+                w.leaf("cbc:CompanyID", p.tax_id)
         with w.block("cac:Contact"):
-            w.leaf("cbc:Name", p.contact)
-            w.leaf("cbc:Telephone", p.phone)
+            if p.detailed:
+                w.leaf("cbc:Name", p.contact)
+                w.leaf("cbc:Telephone", p.phone)
             w.leaf("cbc:ElectronicMail", p.email)
 
 
@@ -650,8 +656,9 @@ def _render_line(inv: _Invoice, idx: int, line: _Line) -> str:
             w.leaf("cbc:Note", f"{lang.labels['lot']} {line.lot}")
         w.leaf("cbc:InvoicedQuantity", line.qty, unitCode=line.product[4])
         w.leaf("cbc:LineExtensionAmount", _money(line.net), currencyID=cur)
-        with w.block("cac:OrderLineReference"):
-            w.leaf("cbc:LineID", line.order_line)
+        if line.lot is None:
+            with w.block("cac:OrderLineReference"):
+                w.leaf("cbc:LineID", line.order_line)
         if line.discount_pct:
             with w.block("cac:AllowanceCharge"):
                 w.leaf("cbc:ChargeIndicator", "false")
@@ -668,7 +675,6 @@ def _render_line(inv: _Invoice, idx: int, line: _Line) -> str:
                     w.leaf("cbc:Percent", line.rate)
                     _tax_category(w, lang, line.rate)
         with w.block("cac:Item"):
-            w.leaf("cbc:Description", line.name)
             w.leaf("cbc:Name", line.name)
             with w.block("cac:SellersItemIdentification"):
                 w.leaf("cbc:ID", line.sku)
@@ -697,7 +703,8 @@ def _render_head(inv: _Invoice) -> str:
         w.leaf("cbc:CopyIndicator", "false")
     w.leaf("cbc:UUID", inv.uuid)
     w.leaf("cbc:IssueDate", inv.issue.isoformat())
-    w.leaf("cbc:IssueTime", "10:%02d:00" % (inv.issue.day % 60))
+    if "issue_time" in inv.optional:
+        w.leaf("cbc:IssueTime", "%02d:%02d:00" % (8 + inv.issue.day % 9, inv.issue.month * 4))
     if lang.code != "tr":
         w.leaf("cbc:DueDate", (inv.issue + timedelta(days=inv.payment_days)).isoformat())
     w.leaf("cbc:InvoiceTypeCode", "SATIS" if lang.code == "tr" else "380")
@@ -705,7 +712,7 @@ def _render_head(inv: _Invoice) -> str:
         w.leaf("cbc:Note", note.replace("{n}", str(len(inv.lines))), languageID=lang.code)
     w.leaf("cbc:DocumentCurrencyCode", cur)
     w.leaf("cbc:LineCountNumeric", len(inv.lines))
-    if lang.code != "tr":
+    if lang.code != "tr" and "buyer_reference" in inv.optional:
         w.leaf("cbc:BuyerReference", inv.buyer_reference)
     with w.block("cac:OrderReference"):
         w.leaf("cbc:ID", inv.order_ref)
@@ -732,15 +739,14 @@ def _render_head(inv: _Invoice) -> str:
         w.leaf("cbc:ActualDeliveryDate", inv.delivery_date.isoformat())
         if inv.placement == "tracking":
             w.leaf("cbc:TrackingID", ref)
-        with w.block("cac:DeliveryAddress"):
-            _address(w, lang, inv.delivery_street, "1", inv.delivery_city)
+        if "delivery_address" in inv.optional:
+            with w.block("cac:DeliveryAddress"):
+                _address(w, lang, inv.delivery_street, "1", inv.delivery_city)
         with w.block("cac:CarrierParty"):
             with w.block("cac:PartyIdentification"):
                 w.leaf("cbc:ID", inv.carrier_id, schemeID="VKN" if lang.code == "tr" else "VAT")
             with w.block("cac:PartyName"):
                 w.leaf("cbc:Name", inv.carrier_name)
-        with w.block("cac:Despatch"):
-            w.leaf("cbc:ActualDespatchDate", inv.despatch_date.isoformat())
         with w.block("cac:Shipment"):
             w.leaf("cbc:ID", ref if inv.placement == "shipment" else _SHIPMENT_PLACEHOLDER)
             w.leaf("cbc:GrossWeightMeasure", inv.gross_weight, unitCode="KGM")
@@ -752,14 +758,16 @@ def _render_head(inv: _Invoice) -> str:
                     w.leaf("cbc:LicensePlateID", inv.plate,
                            schemeID="PLAKA" if lang.code == "tr" else "REG")
                 first, last, nat_id = inv.driver
-                with w.block("cac:DriverPerson"):
-                    w.leaf("cbc:FirstName", first)
-                    w.leaf("cbc:FamilyName", last)
-                    w.leaf("cbc:Title", lang.driver_title)
-                    w.leaf("cbc:NationalityID", nat_id)
-            with w.block("cac:TransportHandlingUnit"), w.block("cac:TransportEquipment"):
-                w.leaf("cbc:ID", inv.trailer_plate,
-                       schemeID="DORSEPLAKA" if lang.code == "tr" else "TRAILER")
+                if "driver" in inv.optional:
+                    with w.block("cac:DriverPerson"):
+                        w.leaf("cbc:FirstName", first)
+                        w.leaf("cbc:FamilyName", last)
+                        w.leaf("cbc:Title", lang.driver_title)
+                        w.leaf("cbc:NationalityID", nat_id)
+            if "trailer" in inv.optional:
+                with w.block("cac:TransportHandlingUnit"), w.block("cac:TransportEquipment"):
+                    w.leaf("cbc:ID", inv.trailer_plate,
+                           schemeID="DORSEPLAKA" if lang.code == "tr" else "TRAILER")
     with w.block("cac:PaymentMeans"):
         w.leaf("cbc:PaymentMeansCode", "42")
         w.leaf("cbc:PaymentDueDate", (inv.issue + timedelta(days=inv.payment_days)).isoformat())
@@ -768,10 +776,14 @@ def _render_head(inv: _Invoice) -> str:
             w.leaf("cbc:ID", inv.iban)
             w.leaf("cbc:CurrencyCode", cur)
             with w.block("cac:FinancialInstitutionBranch"):
-                w.leaf("cbc:Name", lang.bank.format(district=inv.supplier.city.district))
-    with w.block("cac:PaymentTerms"):
-        w.leaf("cbc:Note", lang.payment_terms.format(d=inv.payment_days))
-        w.leaf("cbc:PaymentDueDate", (inv.issue + timedelta(days=inv.payment_days)).isoformat())
+                branch = inv.supplier.city
+                w.leaf("cbc:Name", lang.bank.format(
+                    district=branch.district if lang.code == "tr" else branch.name))
+    if "payment_terms" in inv.optional:
+        with w.block("cac:PaymentTerms"):
+            w.leaf("cbc:Note", lang.payment_terms.format(d=inv.payment_days))
+            w.leaf("cbc:PaymentDueDate",
+                   (inv.issue + timedelta(days=inv.payment_days)).isoformat())
     by_rate: dict[int, tuple[int, int]] = {}
     for line in inv.lines:
         base, tax = by_rate.get(line.rate, (0, 0))
@@ -848,7 +860,7 @@ def _make_party(rng: random.Random, lang: _Lang, name: str) -> _Party:
         name=name, city=city, street=rng.choice(lang.streets), building=str(rng.randint(1, 240)),
         tax_id=tax_id, vat_id=vat, extra_id=extra, contact=f"{first} {last}", phone=phone,
         email=f"{_slug(first)}.{_slug(last)}@{slug}.{lang.web_tld}",
-        website=f"https://www.{slug}.{lang.web_tld}",
+        website=f"https://www.{slug}.{lang.web_tld}", detailed=rng.random() < 0.4,
     )
 
 
@@ -882,7 +894,7 @@ def _build(rng: random.Random, lang_code: str, placement: str) -> tuple[str, _In
     nat_id = _digits(rng, 11) if lang_code == "tr" else _letters(rng, 2) + _digits(rng, 7)
     other_docs = [
         (f"{_letters(rng, 3)}-{year}-{_digits(rng, 4)}", code, wording)
-        for code, wording in rng.sample(list(lang.other_doc_types), rng.randint(1, 3))
+        for code, wording in rng.sample(list(lang.other_doc_types), rng.randint(1, 2))
     ]
     transport_doc = None
     if placement == "docref":
@@ -911,11 +923,16 @@ def _build(rng: random.Random, lang_code: str, placement: str) -> tuple[str, _In
         payment_days=rng.choice([15, 30, 45, 60, 90]),
         iban=_iban(rng, lang_code), buyer_reference=f"CC-{_digits(rng, 4)}",
         customer_number=_digits(rng, 6),
+        optional=frozenset(
+            name for name, p in (("issue_time", 0.5), ("buyer_reference", 0.5),
+                                 ("delivery_address", 0.6), ("driver", 0.5), ("trailer", 0.5),
+                                 ("payment_terms", 0.6))
+            if rng.random() < p),
     )
 
     # Notes: generic ones, one or two labelled distractors, and the reference when placed there.
     notes = [n.replace("{x}", str(rng.choice([1, 2, 3])))
-             for n in rng.sample(list(lang.notes), rng.randint(2, 3))]
+             for n in rng.sample(list(lang.notes), rng.randint(1, 2))]
     distractor_labels = [("order", order_ref), ("plate", plate), ("contract", contract_ref),
                          ("customer", inv.customer_number)]
     for key, value in rng.sample(distractor_labels, rng.randint(1, 2)):
@@ -928,7 +945,7 @@ def _build(rng: random.Random, lang_code: str, placement: str) -> tuple[str, _In
     inv.notes = notes
 
     # Lines until the document reaches a target size in tokens.
-    target = rng.randint(TOKEN_RANGE[0] + 300, TOKEN_RANGE[1] - 300)
+    target = rng.randint(TOKEN_RANGE[0] + 200, TOKEN_RANGE[1] - 200)
     base = count_tokens(_render(inv, []))
     line_xml: list[str] = []
     total = base
@@ -972,7 +989,7 @@ def _make_task(seed: int, index: int, lang: str, placement: str, split: str) -> 
         "order_reference": inv.order_ref,
         "uuid": inv.uuid,
         "contract_reference": inv.contract_ref,
-        "plates": [inv.plate, inv.trailer_plate],
+        "plates": [inv.plate] + ([inv.trailer_plate] if "trailer" in inv.optional else []),
         "other_documents": [d[0] for d in inv.other_docs],
     }
     return Task(

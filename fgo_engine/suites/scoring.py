@@ -233,9 +233,9 @@ def llm_judge(judge: Judge) -> Scorer:
     return LLMJudgeScorer(judge)
 
 
-def get_scorer(spec: str | dict[str, Any], **extra: Any) -> Scorer:
-    """Build a scorer from a name (``"numeric"``), a dict (``{"name": "numeric", "tol":
-    0.01}``) or that dict as a JSON string. ``extra`` adds options, e.g. ``judge=…``."""
+def parse_spec(spec: str | dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``(name, options)`` of a scorer spec: a name (``"numeric"``), a dict (``{"name":
+    "numeric", "tol": 0.01}``) or that dict as a JSON string. The name is not checked."""
     if isinstance(spec, str) and spec.strip().startswith("{"):
         try:
             spec = json.loads(spec)
@@ -250,6 +250,13 @@ def get_scorer(spec: str | dict[str, Any], **extra: Any) -> Scorer:
             raise ConfigError("scorer spec needs a 'name' field, e.g. {\"name\": \"numeric\"}")
     else:
         raise ConfigError(f"scorer spec must be a name or a dict, got {type(spec).__name__}")
+    return name, options
+
+
+def get_scorer(spec: str | dict[str, Any], **extra: Any) -> Scorer:
+    """Build a scorer from a spec (see :func:`parse_spec`); ``extra`` adds options, e.g.
+    ``judge=…``. Unknown names and options raise :class:`ConfigError`."""
+    name, options = parse_spec(spec)
     options.update({k: v for k, v in extra.items() if v is not None})
     if name not in _FACTORIES:
         raise ConfigError(f"unknown scorer {name!r}; choose one of: {', '.join(SCORER_NAMES)}")

@@ -12,19 +12,19 @@ from fgo_engine.suites.household.world import APPLIANCE, OPENABLE, Goal, Layout,
 # (kind, min count, max count, probability the room has it)
 ROOMS: dict[str, list[tuple[str, int, int, float]]] = {
     "kitchen": [
-        ("cabinet", 3, 8, 1.0), ("countertop", 1, 3, 1.0), ("drawer", 2, 5, 1.0),
+        ("cabinet", 4, 10, 1.0), ("countertop", 1, 3, 1.0), ("drawer", 3, 6, 1.0),
         ("fridge", 1, 1, 1.0), ("microwave", 1, 1, 1.0), ("sinkbasin", 1, 1, 1.0),
         ("stoveburner", 2, 4, 1.0), ("garbagecan", 1, 1, 1.0), ("coffeemachine", 1, 1, 1.0),
         ("toaster", 1, 1, 0.6), ("diningtable", 1, 1, 0.6), ("shelf", 1, 3, 0.5),
     ],
     "bedroom": [
         ("bed", 1, 1, 1.0), ("desk", 1, 1, 0.7), ("sidetable", 1, 2, 1.0), ("dresser", 1, 1, 0.6),
-        ("drawer", 2, 6, 1.0), ("shelf", 1, 4, 0.8), ("garbagecan", 1, 1, 1.0),
+        ("drawer", 5, 10, 1.0), ("shelf", 1, 4, 0.8), ("garbagecan", 1, 1, 1.0),
         ("laundryhamper", 1, 1, 0.5), ("cabinet", 1, 2, 0.3), ("safe", 1, 1, 0.3), ("armchair", 1, 1, 0.3),
     ],
     "livingroom": [
         ("sofa", 1, 1, 1.0), ("armchair", 1, 2, 1.0), ("coffeetable", 1, 1, 1.0), ("sidetable", 1, 2, 0.8),
-        ("drawer", 2, 5, 1.0), ("shelf", 1, 4, 1.0), ("cabinet", 1, 3, 0.7), ("garbagecan", 1, 1, 1.0),
+        ("drawer", 4, 9, 1.0), ("shelf", 1, 4, 1.0), ("cabinet", 2, 4, 0.8), ("garbagecan", 1, 1, 1.0),
         ("dresser", 1, 1, 0.4), ("tvstand", 1, 1, 0.5), ("safe", 1, 1, 0.3), ("desk", 1, 1, 0.3),
     ],
 }
@@ -36,7 +36,7 @@ HIDDEN: dict[str, tuple[str, str]] = {
     **{k: ("loc_utensils", "drawer") for k in ("knife", "fork", "spoon", "spatula", "ladle")},
     **{k: ("loc_desk", "drawer") for k in ("keychain", "creditcard", "cd", "pen", "pencil")},
 }
-HOME_PROB = 0.8
+HOME_PROB = 0.9
 
 # Where an object may lie in plain sight (for hidden kinds: when not at home).
 PLACES: dict[str, tuple[str, ...]] = {
@@ -151,7 +151,7 @@ def _try_episode(rng: random.Random, task_type: str) -> tuple[Layout, Goal] | No
         dest = rng.choice(options)
     contents: dict[str, list[str]] = {r: [] for rs in by_kind.values() for r in rs}
     # targets
-    n_targets = (2 if rng.random() < 0.7 else 3) if task_type == "pick_two" else (1 if rng.random() < 0.6 else 2)
+    n_targets = (2 if rng.random() < 0.7 else 3) if task_type == "pick_two" else (1 if rng.random() < 0.75 else 2)
     for i in range(n_targets):
         spot = _spot(rng, obj, by_kind, dest)
         if spot is None:

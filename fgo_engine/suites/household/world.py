@@ -172,11 +172,11 @@ def parse_action(text: str) -> Action | None:
     line = next((ln for ln in lines if re.match(r"^\W*action\s*:", ln, re.I)), lines[0])
     line = line.strip().strip("*`\"'").strip()
     line = re.sub(r"^>\s*", "", line)
+    line = re.sub(r"^action\s*:\s*", "", line, flags=re.I)
+    line = line.strip().strip("*`\"'").strip()
     m = re.match(r"^(think|thought)\s*:\s*(.*)$", line, re.I | re.S)
     if m:
         return Action("think", obj=m.group(2).strip())
-    line = re.sub(r"^action\s*:\s*", "", line, flags=re.I)
-    line = line.strip().strip("*`\"'").strip()
     line = re.sub(r"[.!]+$", "", line).strip().strip("\"'`").strip()
     line = re.sub(r"\s+", " ", line).lower()
     if line in ("inventory", "look", "look around", "i"):
