@@ -543,7 +543,7 @@ def run_tool(
             stdout = res.get("stdout", "")
             if fd_output.strip():
                 stdout = (stdout + ("\n" if stdout else "") + fd_output)
-            limit = max_output + 64  # the child truncated already; room for its mark
+            limit = max(max_output, 64)  # room for the truncation mark of a tiny limit
             return ToolResult(
                 ok=res["ok"], value=_truncate(res.get("value", ""), limit),
                 error=None if res["ok"] else _one_line(res.get("error") or "unknown error"),

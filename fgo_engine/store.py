@@ -53,7 +53,9 @@ _MAX_BATCH = 1000
 _WRITER_BUSY_MS = 30_000
 _READER_BUSY_MS = 5_000
 # Config keys that look like credentials never reach the session file.
-_SECRET_KEY = re.compile(r"api[_-]?key|secret|password|passwd|authorization|access[_-]?token",
+# ``api_key_env`` names an environment variable (not a secret) and is kept, so a resumed
+# session still knows where to find its key.
+_SECRET_KEY = re.compile(r"api[_-]?key(?![_-]?env$)|secret|password|passwd|authorization|access[_-]?token",
                          re.IGNORECASE)
 
 

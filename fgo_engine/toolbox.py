@@ -111,7 +111,8 @@ def _make_tool(node: ast.FunctionDef, text: str) -> Tool:
     a = node.args
     params: list[tuple[str, str, str | None]] = []
     positional = a.posonlyargs + a.args
-    defaults: list[ast.expr | None] = [None] * (len(positional) - len(a.defaults)) + list(a.defaults)
+    missing = len(positional) - len(a.defaults)
+    defaults: list[ast.expr | None] = [None] * missing + list(a.defaults)
     for arg, d in zip(positional, defaults):
         params.append(_param(arg, d))
     if a.vararg:

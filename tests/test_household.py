@@ -1,4 +1,5 @@
 """The household suite: generation, environment rules, the ReAct loop and the sim skill."""
+
 from __future__ import annotations
 
 import collections
@@ -57,8 +58,9 @@ def full_module() -> Module:
 # -- generation ---------------------------------------------------------------------------
 def test_generation_is_deterministic_in_the_seed():
     a, b, c = HouseholdSuite(seed=3), HouseholdSuite(seed=3), HouseholdSuite(seed=4)
-    assert [(t.id, t.input, t.expected, t.category) for t in a.train_tasks()] == \
-           [(t.id, t.input, t.expected, t.category) for t in b.train_tasks()]
+    assert [(t.id, t.input, t.expected, t.category) for t in a.train_tasks()] == [
+        (t.id, t.input, t.expected, t.category) for t in b.train_tasks()
+    ]
     assert [t.meta for t in a.test_tasks()] == [t.meta for t in b.test_tasks()]
     assert [t.input for t in a.train_tasks()] != [t.input for t in c.train_tasks()]
     assert not {t.input for t in a.train_tasks()} & {t.input for t in a.test_tasks()}
@@ -68,19 +70,29 @@ def test_counts_categories_and_sizes(suite: HouseholdSuite, train: list[Task]):
     test = suite.test_tasks()
     assert len(train) == 60 and len(test) == 134
     assert collections.Counter(t.category for t in train) == {t: 10 for t in TASK_TYPES}
-    assert set(t.category for t in test) == set(TASK_TYPES)
+    assert {t.category for t in test} == set(TASK_TYPES)
     assert collections.Counter(t.category for t in test) == {
-        "pick": 24, "clean": 31, "heat": 23, "cool": 21, "look": 18, "pick_two": 17}
+        "pick": 24,
+        "clean": 31,
+        "heat": 23,
+        "cool": 21,
+        "look": 18,
+        "pick_two": 17,
+    }
     assert len({t.id for t in train + test}) == 194
     small = load_suite("household", seed=1, n_train=12, n_test=7)
     assert isinstance(small, HouseholdSuite) and isinstance(small, Suite)
-    assert collections.Counter(t.category for t in small.train_tasks()) == {t: 2 for t in TASK_TYPES}
+    assert collections.Counter(t.category for t in small.train_tasks()) == {
+        t: 2 for t in TASK_TYPES
+    }
     assert len(small.test_tasks()) == 7
 
 
 def test_task_text_and_goal_line(train: list[Task]):
     for t in train:
-        assert t.input.startswith("You are in the middle of a room. Looking quickly around you, you see a ")
+        assert t.input.startswith(
+            "You are in the middle of a room. Looking quickly around you, you see a "
+        )
         goal_line = t.input.splitlines()[-1]
         assert goal_line == f"Your task is to: {t.expected}"
         goal = parse_goal(t.input)
@@ -89,20 +101,37 @@ def test_task_text_and_goal_line(train: list[Task]):
 
 def test_task_rebuilds_its_environment_from_a_stored_row(train: list[Task]):
     for t in train[:12]:
-        row = {"id": t.id, "input": t.input, "expected": t.expected, "category": t.category,
-               "meta": json.dumps(t.meta)}
-        again = Task(id=row["id"], input=row["input"], expected=row["expected"], category=row["category"],
-                     meta=json.loads(row["meta"]))
+        row = {
+            "id": t.id,
+            "input": t.input,
+            "expected": t.expected,
+            "category": t.category,
+            "meta": json.dumps(t.meta),
+        }
+        again = Task(
+            id=row["id"],
+            input=row["input"],
+            expected=row["expected"],
+            category=row["category"],
+            meta=json.loads(row["meta"]),
+        )
         assert env_from_task(again).reset() == t.input
         assert oracle_plan(again) == oracle_plan(t)
-        seed_only = Task(t.id, t.input, t.expected, t.category,
-                         meta={"env_seed": t.meta["env_seed"], "task_type": t.category})
+        seed_only = Task(
+            t.id,
+            t.input,
+            t.expected,
+            t.category,
+            meta={"env_seed": t.meta["env_seed"], "task_type": t.category},
+        )
         assert env_from_task(seed_only).reset() == t.input
 
 
 # -- environment ----------------------------------------------------------------------------
 @pytest.mark.parametrize("task_type", TASK_TYPES)
-def test_oracle_plan_wins_every_task_of_each_type(suite: HouseholdSuite, train: list[Task], task_type: str):
+def test_oracle_plan_wins_every_task_of_each_type(
+    suite: HouseholdSuite, train: list[Task], task_type: str
+):
     tasks = [t for t in train + suite.test_tasks() if t.category == task_type]
     for t in tasks:
         plan = oracle_plan(t)
@@ -118,7 +147,9 @@ def _without(plan: list[str], prefix: str) -> list[str]:
 
 
 @pytest.mark.parametrize("task_type", ["clean", "heat", "cool"])
-def test_skipping_the_processing_step_or_using_the_wrong_appliance_fails(train: list[Task], task_type: str):
+def test_skipping_the_processing_step_or_using_the_wrong_appliance_fails(
+    train: list[Task], task_type: str
+):
     t = first_of(train, task_type)
     plan = oracle_plan(t)
     env, _ = play(t, _without(plan, f"{task_type} "))
@@ -140,8 +171,11 @@ def test_wrong_destination_fails(train: list[Task], task_type: str):
     t = first_of(train, task_type)
     env = env_from_task(t)
     dest = env.goal.dest
-    other = next(r for r in env.layout.receptacles
-                 if kind_of(r) not in (dest, "fridge", "microwave", "cabinet", "drawer", "safe", "floorlamp"))
+    other = next(
+        r
+        for r in env.layout.receptacles
+        if kind_of(r) not in (dest, "fridge", "microwave", "cabinet", "drawer", "safe", "floorlamp")
+    )
     real = _first_dest(env)
     plan = []
     for a in oracle_plan(t):
@@ -182,7 +216,7 @@ def test_pick_two_needs_two_objects(train: list[Task]):
 
 def test_step_limit_ends_the_episode(train: list[Task]):
     t = first_of(train, "pick")
-    env, obs = play(t, ["look"] * 5, step_limit=5)
+    env, _obs = play(t, ["look"] * 5, step_limit=5)
     assert env.done and not env.won and env.steps == 5
     assert env.step(oracle_plan(t)[0]) == NOTHING  # nothing moves after the end
     env, _ = play(t, ["inventory"] * 4 + oracle_plan(t), step_limit=6)
@@ -190,25 +224,41 @@ def test_step_limit_ends_the_episode(train: list[Task]):
 
 
 def test_closed_receptacles_hide_their_contents_and_block_take_and_put(train: list[Task]):
-    t = next(t for t in train if t.meta["goal"]["obj"] in ("egg", "apple", "potato", "tomato", "lettuce", "bread")
-             and any(t.meta["goal"]["obj"] in o for o in t.meta["layout"]["contents"]["fridge 1"]))
+    t = next(
+        t
+        for t in train
+        if t.meta["goal"]["obj"] in ("egg", "apple", "potato", "tomato", "lettuce", "bread")
+        and any(t.meta["goal"]["obj"] in o for o in t.meta["layout"]["contents"]["fridge 1"])
+    )
     env = env_from_task(t)
     env.reset()
     obj = next(o for o in env.layout.contents["fridge 1"] if kind_of(o) == env.goal.obj)
     assert env.step("go to fridge 1") == "You arrive at fridge 1. The fridge 1 is closed."
     assert env.step(f"take {obj} from fridge 1") == NOTHING
     opened = env.step("open fridge 1")
-    assert opened.startswith("You open the fridge 1. The fridge 1 is open. In it, you see ") and obj in opened
+    assert (
+        opened.startswith("You open the fridge 1. The fridge 1 is open. In it, you see ")
+        and obj in opened
+    )
     assert env.step(f"take {obj} from fridge 1") == f"You pick up the {obj} from the fridge 1."
     assert env.step("inventory") == f"You are carrying: a {obj}."
     assert env.step(f"take {obj} from fridge 1") == NOTHING  # hands are full
 
 
 # -- parser -----------------------------------------------------------------------------
-@pytest.mark.parametrize("text", [
-    "go to fridge 1", "Action: go to fridge 1", "  go   to   fridge 1.  ", '"go to fridge 1"',
-    "> go to fridge 1", "GO TO Fridge 1", "Think: the egg is cold\nAction: go to fridge 1", "`go to the fridge 1`",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "go to fridge 1",
+        "Action: go to fridge 1",
+        "  go   to   fridge 1.  ",
+        '"go to fridge 1"',
+        "> go to fridge 1",
+        "GO TO Fridge 1",
+        "Think: the egg is cold\nAction: go to fridge 1",
+        "`go to the fridge 1`",
+    ],
+)
 def test_parser_tolerates_common_variants(text: str):
     assert parse_action(text) == Action("go", target="fridge 1")
 
@@ -241,13 +291,16 @@ def replay(actions: list[str], calls: list[int] | None = None):
         if calls is not None:
             calls.append(len(messages))
         return Completion(text=f"Action: {next(it, 'look')}")
+
     return llm
 
 
 def test_run_agent_with_the_oracle_succeeds(suite: HouseholdSuite, train: list[Task]):
     for task_type in TASK_TYPES:
         t = first_of(train, task_type)
-        traj = suite.run_agent(t, suite.initial_module(), replay(["think: let me plan"] + oracle_plan(t)))
+        traj = suite.run_agent(
+            t, suite.initial_module(), replay(["think: let me plan"] + oracle_plan(t))
+        )
         assert traj.success and traj.score == 1.0 and traj.answer == "done" and traj.error is None
         kinds = [s.kind for s in traj.steps]
         assert kinds == ["action", "observation"] * (len(kinds) // 2)
@@ -260,6 +313,7 @@ def test_run_agent_with_garbage_fails_cleanly(suite: HouseholdSuite, train: list
     def garbage(messages, *, tools=None):
         calls.append(len(messages))
         return Completion(text="Sure! I'd love to help with your household.")
+
     traj = suite.run_agent(train[0], suite.initial_module(), garbage)
     assert not traj.success and traj.score == 0.0 and traj.answer == "not done"
     assert traj.error and "step limit" in traj.error
@@ -274,6 +328,7 @@ def test_run_agent_stops_after_three_empty_replies(suite: HouseholdSuite, train:
     def empty(messages, *, tools=None):
         calls.append(1)
         return Completion(text="   ")
+
     traj = suite.run_agent(train[0], suite.initial_module(), empty)
     assert len(calls) == 3 and not traj.success and "empty" in (traj.error or "")
 
@@ -284,6 +339,7 @@ def test_system_prompt_holds_module_and_grammar(suite: HouseholdSuite, train: li
     def spy(messages, *, tools=None):
         seen.append(messages)
         return Completion(text="look")
+
     suite.run_agent(train[0], Module("instruction", "Be brisk.\n- a rule"), spy)
     first = seen[0]
     assert first[0]["role"] == "system" and first[0]["content"].startswith("Be brisk.\n- a rule")
@@ -321,17 +377,26 @@ def test_skill_recognizes_and_needs(train: list[Task]):
     assert skill.needs(train[0].input) == skill.needs(train[0].input)
 
 
-def drive(suite: HouseholdSuite, task: Task, module: Module, *, competent: bool, missing, seed: int = 0):
+def drive(
+    suite: HouseholdSuite, task: Task, module: Module, *, competent: bool, missing, seed: int = 0
+):
     """Play one episode the way run_agent does, calling the skill as the LLM."""
     skill = HouseholdSkill()
     env = env_from_task(task, step_limit=suite.step_limit)
     env.reset()
-    messages = [{"role": "system", "content": suite.system_prompt(module)},
-                {"role": "user", "content": task.input}]
+    messages = [
+        {"role": "system", "content": suite.system_prompt(module)},
+        {"role": "user", "content": task.input},
+    ]
     actions = []
     while not env.done:
-        reply = skill.act(suite.window(messages), task.input, competent=competent, missing=missing,
-                          rng=random.Random(f"{seed}|{task.id}"))
+        reply = skill.act(
+            suite.window(messages),
+            task.input,
+            competent=competent,
+            missing=missing,
+            rng=random.Random(f"{seed}|{task.id}"),
+        )
         actions.append(reply)
         obs = env.step(reply)
         messages += [{"role": "assistant", "content": reply}, {"role": "user", "content": obs}]
@@ -347,7 +412,9 @@ def test_skill_missing_the_type_rule_wins_clearly_fewer(suite: HouseholdSuite, t
     wins = 0
     for t in train:
         missing = [KNOWLEDGE[TYPE_RULE[t.category]]]
-        env, actions, messages = drive(suite, t, suite.initial_module(), competent=False, missing=missing)
+        env, _actions, messages = drive(
+            suite, t, suite.initial_module(), competent=False, missing=missing
+        )
         wins += env.won
         observations = [m["content"] for m in messages[2:] if m["role"] == "user"]
         if t.category in ("clean", "heat", "cool"):  # the processing step never succeeds
@@ -358,9 +425,15 @@ def test_skill_missing_the_type_rule_wins_clearly_fewer(suite: HouseholdSuite, t
 
 
 def test_location_hint_steers_the_search(suite: HouseholdSuite, train: list[Task]):
-    t = next(t for t in train if any(k.key == "loc_food" for k in HouseholdSkill().needs(t.input))
-             and any(kind_of(o) == t.meta["goal"]["obj"] for o in t.meta["layout"]["contents"]["fridge 1"])
-             and t.meta["layout"]["receptacles"][0] != "fridge 1")
+    t = next(
+        t
+        for t in train
+        if any(k.key == "loc_food" for k in HouseholdSkill().needs(t.input))
+        and any(
+            kind_of(o) == t.meta["goal"]["obj"] for o in t.meta["layout"]["contents"]["fridge 1"]
+        )
+        and t.meta["layout"]["receptacles"][0] != "fridge 1"
+    )
     module = full_module()
     _, informed, _ = drive(suite, t, module, competent=True, missing=[])
     assert informed[0] == "go to fridge 1"

@@ -149,6 +149,48 @@ def returns_object():
 
 def exits():
     sys.exit(3)
+
+
+def escape_by_symlink(target: str) -> str:
+    os.symlink(target, "link")
+    with open("link/escaped.txt", "w") as f:
+        f.write("x")
+    return "escaped"
+
+
+def use_ctypes():
+    import ctypes
+    return ctypes.CDLL(None).fork()
+
+
+def fork():
+    return os.fork()
+
+
+def ordinary_library_use() -> str:
+    import shutil
+    import tempfile
+    import threading
+    from pathlib import Path
+    with tempfile.TemporaryDirectory() as d:
+        Path(d, "a").mkdir()
+        Path(d, "a", "f.txt").write_text("temp ok")
+        shutil.copy(Path(d, "a", "f.txt"), "copy.txt")
+    seen = []
+    t = threading.Thread(target=lambda: seen.append(Path("copy.txt").read_text()))
+    t.start()
+    t.join()
+    return seen[0]
+
+
+def close_result_channel_and_hang():
+    import time
+    for fd in range(3, 20):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    time.sleep(1000)
 '''
 
 
@@ -308,3 +350,27 @@ def test_concurrent_calls_and_per_call_overhead():
     median = statistics.median(times)
     print(f"\nsandbox per-call overhead: median {median:.1f} ms over {len(times)} calls")
     assert median < 1000
+
+
+def test_symlink_escape_is_refused(tmp_path):
+    r = call("escape_by_symlink", target=str(tmp_path))
+    assert not r.ok and r.error == "write outside the scratch directory is not allowed"
+    assert not (tmp_path / "escaped.txt").exists()
+
+
+def test_ctypes_and_fork_are_refused():
+    assert call("use_ctypes").error == "ImportError: importing ctypes is not allowed in a tool"
+    assert call("fork").error == "running other programs is not allowed"
+
+
+def test_ordinary_library_use_still_works():
+    r = call("ordinary_library_use")
+    assert r.ok, r.error
+    assert r.value == "temp ok"
+
+
+def test_closing_the_result_channel_cannot_outlive_the_timeout():
+    t0 = time.monotonic()
+    r = call("close_result_channel_and_hang", timeout=0.5)
+    assert r.error == "timed out after 0.5 s"
+    assert time.monotonic() - t0 < 2

@@ -119,7 +119,8 @@ def test_tool_schemas_types_defaults_and_args_section():
 @pytest.mark.parametrize("ann, schema", [
     ("int", {"type": "integer"}), ("list[int]", {"type": "array", "items": {"type": "integer"}}),
     ("dict", {"type": "object"}), ("dict[str, int]", {"type": "object"}),
-    ("int | None", {"type": "integer"}), ("Literal['a', 'b']", {"type": "string", "enum": ["a", "b"]}),
+    ("int | None", {"type": "integer"}),
+    ("Literal['a', 'b']", {"type": "string", "enum": ["a", "b"]}),
     ("'float'", {"type": "number"}), ("Any", {}), ("SomeClass", {"type": "string"}),
 ])
 def test_annotation_mapping(ann, schema):
@@ -134,7 +135,8 @@ def test_apply_edits_add_revise_remove_with_notes():
         {"op": "revise", "name": "add_tax", "source": "def add_tax(amount: float) -> float:\n"
                                                       "    return round(amount * 1.2, 2)\n"},
         {"op": "add", "name": "count_lines",
-         "source": "import os\n\ndef count_lines(path: str) -> int:\n    return len(open(path).readlines())\n"},
+         "source": "import os\n\ndef count_lines(path: str) -> int:\n"
+                   "    return len(open(path).readlines())\n"},
         {"op": "remove", "name": "find_reference"},
         {"op": "remove", "name": "missing_tool"},
         {"op": "add", "name": "count_lines", "source": "def count_lines(path):\n    return 0\n"},
@@ -154,10 +156,14 @@ def test_apply_edits_add_revise_remove_with_notes():
 
 
 @pytest.mark.parametrize("edit, message", [
-    ({"op": "revise", "name": "add_tax", "source": "def add_tax(:\n  pass"}, r"revise 'add_tax'.*line 1"),
-    ({"op": "add", "name": "x", "source": "def y():\n    pass\n"}, r"exactly one function named 'x' \(found: y\)"),
-    ({"op": "add", "name": "x", "source": "def x():\n    pass\ndef z():\n    pass\n"}, r"found: x, z"),
-    ({"op": "add", "name": "x", "source": "X = 1\ndef x():\n    pass\n"}, r"unexpected statement at line 1"),
+    ({"op": "revise", "name": "add_tax", "source": "def add_tax(:\n  pass"},
+     r"revise 'add_tax'.*line 1"),
+    ({"op": "add", "name": "x", "source": "def y():\n    pass\n"},
+     r"exactly one function named 'x' \(found: y\)"),
+    ({"op": "add", "name": "x", "source": "def x():\n    pass\ndef z():\n    pass\n"},
+     r"found: x, z"),
+    ({"op": "add", "name": "x", "source": "X = 1\ndef x():\n    pass\n"},
+     r"unexpected statement at line 1"),
     ({"op": "rename", "name": "x"}, r"unknown op 'rename'"),
     ({"op": "add", "name": "not a name", "source": "def x(): pass"}, r"not a valid function name"),
 ])
@@ -193,7 +199,8 @@ def add_tax(amount: float) -> float:
 
 def test_parse_edits_full_toolbox_becomes_replace():
     reply = ("old:\n<toolbox>def a():\n    pass\n</toolbox>\nnew:\n<toolbox>\n```python\n"
-             "def add_tax(amount):\n    return amount\n\n\ndef fresh():\n    return 2\n```\n</toolbox>"
+             "def add_tax(amount):\n    return amount\n\n\ndef fresh():\n    return 2\n"
+             "```\n</toolbox>"
              '\n<remove name="x"/>')
     edits = parse_edits(reply)
     assert edits == [{"op": REPLACE, "name": "*", "source":

@@ -336,8 +336,8 @@ _PRODUCTS: tuple[tuple[str, str, str, str, str, float, float, bool], ...] = (
      "Transpallet manuale 2,5 t", "C62", 180, 420, False),
     ("Nitril iş eldiveni (100'lü kutu)", "Nitrile work gloves (box of 100)",
      "Guantes de nitrilo (caja de 100)", "Guanti in nitrile (scatola da 100)", "BX", 5, 14, False),
-    ("Reflektörlü ikaz yeleği, sarı", "High-visibility vest, yellow", "Chaleco reflectante amarillo",
-     "Gilet ad alta visibilità giallo", "C62", 2, 7, False),
+    ("Reflektörlü ikaz yeleği, sarı", "High-visibility vest, yellow",
+     "Chaleco reflectante amarillo", "Gilet ad alta visibilità giallo", "C62", 2, 7, False),
     ("Polipropilen çuval 50 kg", "Polypropylene sack 50 kg", "Saco de polipropileno 50 kg",
      "Sacco in polipropilene 50 kg", "C62", 0.2, 0.9, False),
     ("Plastik kasa 60x40 cm", "Plastic crate 600x400 mm", "Caja de plástico 600x400 mm",
@@ -444,7 +444,8 @@ def _make_reference(rng: random.Random, lang: str, year: int) -> tuple[str, str]
 
 def _plate(rng: random.Random, lang: str) -> str:
     if lang == "tr":
-        return f"{rng.randint(1, 81):02d} {_letters(rng, rng.randint(1, 3))} {_digits(rng, rng.choice([3, 4]))}"
+        letters = _letters(rng, rng.randint(1, 3))
+        return f"{rng.randint(1, 81):02d} {letters} {_digits(rng, rng.choice([3, 4]))}"
     if lang == "en":
         return f"{_letters(rng, 2)}{rng.randint(10, 74)} {_letters(rng, 3)}"
     if lang == "es":
@@ -967,7 +968,7 @@ def _build(rng: random.Random, lang_code: str, placement: str) -> tuple[str, _In
 
 def _iban(rng: random.Random, lang: str) -> str:
     if lang == "tr":
-        return "TR" + _digits(rng, 2) + "000" + _digits(rng, 21)
+        return "TR" + _digits(rng, 2) + "000" + _digits(rng, 19)
     if lang == "en":
         return "GB" + _digits(rng, 2) + _letters(rng, 4) + _digits(rng, 14)
     if lang == "es":

@@ -1,5 +1,6 @@
 """The ``household`` suite: an ALFWorld-like text environment with the six ALFWorld task
 types. Importing this package registers the suite and its simulated-LLM skill."""
+
 from __future__ import annotations
 
 from fgo_engine.sim.skills import register_skill
@@ -26,7 +27,18 @@ register_suite("household", lambda seed=0, **kw: HouseholdSuite(seed=seed, **kw)
 register_skill(HouseholdSkill())
 
 __all__ = [
-    "ACTION_GUIDE", "INITIAL_INSTRUCTION", "KNOWLEDGE", "TASK_TYPES", "Goal", "HouseholdEnv",
-    "HouseholdSkill", "HouseholdSuite", "Layout", "env_from_task", "make_task", "oracle_plan",
-    "parse_action", "parse_goal",
+    "ACTION_GUIDE",
+    "INITIAL_INSTRUCTION",
+    "KNOWLEDGE",
+    "TASK_TYPES",
+    "Goal",
+    "HouseholdEnv",
+    "HouseholdSkill",
+    "HouseholdSuite",
+    "Layout",
+    "env_from_task",
+    "make_task",
+    "oracle_plan",
+    "parse_action",
+    "parse_goal",
 ]

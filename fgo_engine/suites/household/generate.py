@@ -3,29 +3,55 @@
 ``generate_episode(env_seed, task_type)`` is a pure function, so a task can always be
 rebuilt from its seed; tasks also carry the layout as JSON in case this code changes.
 """
+
 from __future__ import annotations
 
 import random
 
-from fgo_engine.suites.household.world import APPLIANCE, OPENABLE, Goal, Layout, goal_text, kind_of
+from fgo_engine.suites.household.world import APPLIANCE, Goal, Layout, goal_text, kind_of
 
 # (kind, min count, max count, probability the room has it)
 ROOMS: dict[str, list[tuple[str, int, int, float]]] = {
     "kitchen": [
-        ("cabinet", 4, 10, 1.0), ("countertop", 1, 3, 1.0), ("drawer", 3, 6, 1.0),
-        ("fridge", 1, 1, 1.0), ("microwave", 1, 1, 1.0), ("sinkbasin", 1, 1, 1.0),
-        ("stoveburner", 2, 4, 1.0), ("garbagecan", 1, 1, 1.0), ("coffeemachine", 1, 1, 1.0),
-        ("toaster", 1, 1, 0.6), ("diningtable", 1, 1, 0.6), ("shelf", 1, 3, 0.5),
+        ("cabinet", 4, 10, 1.0),
+        ("countertop", 1, 3, 1.0),
+        ("drawer", 3, 6, 1.0),
+        ("fridge", 1, 1, 1.0),
+        ("microwave", 1, 1, 1.0),
+        ("sinkbasin", 1, 1, 1.0),
+        ("stoveburner", 2, 4, 1.0),
+        ("garbagecan", 1, 1, 1.0),
+        ("coffeemachine", 1, 1, 1.0),
+        ("toaster", 1, 1, 0.6),
+        ("diningtable", 1, 1, 0.6),
+        ("shelf", 1, 3, 0.5),
     ],
     "bedroom": [
-        ("bed", 1, 1, 1.0), ("desk", 1, 1, 0.7), ("sidetable", 1, 2, 1.0), ("dresser", 1, 1, 0.6),
-        ("drawer", 5, 10, 1.0), ("shelf", 1, 4, 0.8), ("garbagecan", 1, 1, 1.0),
-        ("laundryhamper", 1, 1, 0.5), ("cabinet", 1, 2, 0.3), ("safe", 1, 1, 0.3), ("armchair", 1, 1, 0.3),
+        ("bed", 1, 1, 1.0),
+        ("desk", 1, 1, 0.7),
+        ("sidetable", 1, 2, 1.0),
+        ("dresser", 1, 1, 0.6),
+        ("drawer", 5, 10, 1.0),
+        ("shelf", 1, 4, 0.8),
+        ("garbagecan", 1, 1, 1.0),
+        ("laundryhamper", 1, 1, 0.5),
+        ("cabinet", 1, 2, 0.3),
+        ("safe", 1, 1, 0.3),
+        ("armchair", 1, 1, 0.3),
     ],
     "livingroom": [
-        ("sofa", 1, 1, 1.0), ("armchair", 1, 2, 1.0), ("coffeetable", 1, 1, 1.0), ("sidetable", 1, 2, 0.8),
-        ("drawer", 4, 9, 1.0), ("shelf", 1, 4, 1.0), ("cabinet", 2, 4, 0.8), ("garbagecan", 1, 1, 1.0),
-        ("dresser", 1, 1, 0.4), ("tvstand", 1, 1, 0.5), ("safe", 1, 1, 0.3), ("desk", 1, 1, 0.3),
+        ("sofa", 1, 1, 1.0),
+        ("armchair", 1, 2, 1.0),
+        ("coffeetable", 1, 1, 1.0),
+        ("sidetable", 1, 2, 0.8),
+        ("drawer", 4, 9, 1.0),
+        ("shelf", 1, 4, 1.0),
+        ("cabinet", 2, 4, 0.8),
+        ("garbagecan", 1, 1, 1.0),
+        ("dresser", 1, 1, 0.4),
+        ("tvstand", 1, 1, 0.5),
+        ("safe", 1, 1, 0.3),
+        ("desk", 1, 1, 0.3),
     ],
 }
 
@@ -40,15 +66,23 @@ HOME_PROB = 0.9
 
 # Where an object may lie in plain sight (for hidden kinds: when not at home).
 PLACES: dict[str, tuple[str, ...]] = {
-    **{k: ("countertop", "diningtable") for k in ("apple", "egg", "potato", "lettuce", "tomato", "bread")},
+    **{
+        k: ("countertop", "diningtable")
+        for k in ("apple", "egg", "potato", "lettuce", "tomato", "bread")
+    },
     "mug": ("countertop", "diningtable", "coffeemachine", "sinkbasin", "shelf"),
     "cup": ("countertop", "diningtable", "sinkbasin", "shelf"),
     "plate": ("countertop", "diningtable", "sinkbasin", "shelf"),
     "bowl": ("countertop", "diningtable", "sinkbasin", "shelf"),
     "pan": ("stoveburner", "countertop"),
-    **{k: ("countertop", "diningtable", "sinkbasin") for k in ("knife", "fork", "spoon", "spatula", "ladle")},
-    **{k: ("desk", "sidetable", "dresser", "shelf", "coffeetable") for k in
-       ("keychain", "creditcard", "cd", "pen", "pencil")},
+    **{
+        k: ("countertop", "diningtable", "sinkbasin")
+        for k in ("knife", "fork", "spoon", "spatula", "ladle")
+    },
+    **{
+        k: ("desk", "sidetable", "dresser", "shelf", "coffeetable")
+        for k in ("keychain", "creditcard", "cd", "pen", "pencil")
+    },
     "saltshaker": ("countertop", "diningtable", "shelf"),
     "peppershaker": ("countertop", "diningtable", "shelf"),
     "dishsponge": ("sinkbasin", "countertop"),
@@ -64,24 +98,106 @@ PLACES: dict[str, tuple[str, ...]] = {
     "statue": ("shelf", "dresser", "coffeetable", "tvstand", "sidetable"),
     "remotecontrol": ("sofa", "armchair", "coffeetable", "tvstand", "sidetable"),
 }
-KITCHEN_OBJECTS = ("apple", "egg", "potato", "lettuce", "tomato", "bread", "mug", "cup", "plate", "bowl",
-                   "pan", "knife", "fork", "spoon", "spatula", "ladle", "saltshaker", "peppershaker",
-                   "dishsponge", "soapbottle", "winebottle", "kettle")
-ROOM_OBJECTS = ("keychain", "creditcard", "cd", "pen", "pencil", "book", "alarmclock", "vase", "cellphone",
-                "pillow", "laptop", "statue", "remotecontrol")
+KITCHEN_OBJECTS = (
+    "apple",
+    "egg",
+    "potato",
+    "lettuce",
+    "tomato",
+    "bread",
+    "mug",
+    "cup",
+    "plate",
+    "bowl",
+    "pan",
+    "knife",
+    "fork",
+    "spoon",
+    "spatula",
+    "ladle",
+    "saltshaker",
+    "peppershaker",
+    "dishsponge",
+    "soapbottle",
+    "winebottle",
+    "kettle",
+)
+ROOM_OBJECTS = (
+    "keychain",
+    "creditcard",
+    "cd",
+    "pen",
+    "pencil",
+    "book",
+    "alarmclock",
+    "vase",
+    "cellphone",
+    "pillow",
+    "laptop",
+    "statue",
+    "remotecontrol",
+)
 
 TYPE_OBJECTS: dict[str, tuple[str, ...]] = {
-    "clean": ("apple", "lettuce", "tomato", "potato", "mug", "cup", "plate", "bowl", "pan", "knife", "fork",
-              "spoon", "spatula", "ladle"),
+    "clean": (
+        "apple",
+        "lettuce",
+        "tomato",
+        "potato",
+        "mug",
+        "cup",
+        "plate",
+        "bowl",
+        "pan",
+        "knife",
+        "fork",
+        "spoon",
+        "spatula",
+        "ladle",
+    ),
     "heat": ("apple", "egg", "potato", "tomato", "bread", "mug", "cup", "plate"),
-    "cool": ("apple", "lettuce", "tomato", "potato", "bread", "mug", "cup", "plate", "pan", "bowl",
-             "winebottle"),
-    "look": ("keychain", "creditcard", "cd", "pen", "pencil", "book", "alarmclock", "vase", "cellphone",
-             "statue"),
+    "cool": (
+        "apple",
+        "lettuce",
+        "tomato",
+        "potato",
+        "bread",
+        "mug",
+        "cup",
+        "plate",
+        "pan",
+        "bowl",
+        "winebottle",
+    ),
+    "look": (
+        "keychain",
+        "creditcard",
+        "cd",
+        "pen",
+        "pencil",
+        "book",
+        "alarmclock",
+        "vase",
+        "cellphone",
+        "statue",
+    ),
 }
 KITCHEN_DESTS = ("countertop", "diningtable", "cabinet", "shelf", "garbagecan")
-ROOM_DESTS = ("desk", "sidetable", "dresser", "shelf", "bed", "coffeetable", "sofa", "armchair", "drawer",
-              "cabinet", "safe", "garbagecan", "tvstand")
+ROOM_DESTS = (
+    "desk",
+    "sidetable",
+    "dresser",
+    "shelf",
+    "bed",
+    "coffeetable",
+    "sofa",
+    "armchair",
+    "drawer",
+    "cabinet",
+    "safe",
+    "garbagecan",
+    "tvstand",
+)
 SPECIAL_DESTS: dict[str, tuple[str, ...]] = {
     "mug": ("coffeemachine", "microwave", "fridge", "sinkbasin"),
     "cup": ("coffeemachine", "microwave", "fridge", "sinkbasin"),
@@ -106,7 +222,9 @@ def _build_room(rng: random.Random, room: str) -> dict[str, list[str]]:
     return by_kind
 
 
-def _spot(rng: random.Random, kind: str, by_kind: dict[str, list[str]], avoid: str | None) -> str | None:
+def _spot(
+    rng: random.Random, kind: str, by_kind: dict[str, list[str]], avoid: str | None
+) -> str | None:
     """A receptacle instance for one object of ``kind``, never of kind ``avoid``."""
     home = HIDDEN.get(kind, (None, None))[1]
     if home and home != avoid and home in by_kind and rng.random() < HOME_PROB:
@@ -151,7 +269,11 @@ def _try_episode(rng: random.Random, task_type: str) -> tuple[Layout, Goal] | No
         dest = rng.choice(options)
     contents: dict[str, list[str]] = {r: [] for rs in by_kind.values() for r in rs}
     # targets
-    n_targets = (2 if rng.random() < 0.7 else 3) if task_type == "pick_two" else (1 if rng.random() < 0.75 else 2)
+    n_targets = (
+        (2 if rng.random() < 0.7 else 3)
+        if task_type == "pick_two"
+        else (1 if rng.random() < 0.75 else 2)
+    )
     for i in range(n_targets):
         spot = _spot(rng, obj, by_kind, dest)
         if spot is None:
@@ -184,12 +306,18 @@ def _try_episode(rng: random.Random, task_type: str) -> tuple[Layout, Goal] | No
     kinds = list(by_kind)
     rng.shuffle(kinds)
     receptacles = [r for k in kinds for r in by_kind[k]]
-    layout = Layout(room=room, receptacles=receptacles,
-                    contents={r: contents.get(r, []) for r in receptacles if kind_of(r) != "floorlamp"},
-                    lamp=lamp, lamp_at=lamp_at)
+    layout = Layout(
+        room=room,
+        receptacles=receptacles,
+        contents={r: contents.get(r, []) for r in receptacles if kind_of(r) != "floorlamp"},
+        lamp=lamp,
+        lamp_at=lamp_at,
+    )
     lamp_kind = kind_of(lamp) if lamp else None
     text = goal_text(task_type, obj, dest, lamp_kind, rng.randrange(2))
-    return layout, Goal(task_type, obj, dest=dest, lamp=lamp_kind if task_type == "look" else None, text=text)
+    return layout, Goal(
+        task_type, obj, dest=dest, lamp=lamp_kind if task_type == "look" else None, text=text
+    )
 
 
 def generate_episode(env_seed: int, task_type: str) -> tuple[Layout, Goal]:
@@ -199,7 +327,9 @@ def generate_episode(env_seed: int, task_type: str) -> tuple[Layout, Goal]:
         got = _try_episode(rng, task_type)
         if got is not None:
             return got
-    raise RuntimeError(f"could not generate a {task_type} episode from seed {env_seed}")  # pragma: no cover
+    raise RuntimeError(
+        f"could not generate a {task_type} episode from seed {env_seed}"
+    )  # pragma: no cover
 
 
 def allocate(n: int, weights: dict[str, float]) -> list[str]:
@@ -213,4 +343,4 @@ def allocate(n: int, weights: dict[str, float]) -> list[str]:
     return [t for t in weights for _ in range(counts[t])]
 
 
-__all__ = ["HIDDEN", "OPENABLE", "allocate", "generate_episode"]
+__all__ = ["HIDDEN", "allocate", "generate_episode"]

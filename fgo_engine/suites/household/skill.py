@@ -5,6 +5,7 @@ message, the system prompt, and the observations so far. It never rebuilds the
 environment. A competent agent searches sensibly and does each step right; an agent
 missing a piece of knowledge makes the mistake that gap implies.
 """
+
 from __future__ import annotations
 
 import random
@@ -30,60 +31,120 @@ from fgo_engine.suites.household.world import (
 )
 from fgo_engine.types import Knowledge
 
-KNOWLEDGE: dict[str, Knowledge] = {k.key: k for k in (
-    Knowledge("rule_pick", ("put", "named"),
-              "Find the object the task names, take it and put it in or on a receptacle of exactly the "
-              "named type; any numbered one of that type counts."),
-    Knowledge("rule_clean", ("clean", "sinkbasin"),
-              "To clean something, take it to a sinkbasin and use 'clean <object> with sinkbasin <n>' "
-              "before putting it in place."),
-    Knowledge("rule_heat", ("heat", "microwave"),
-              "To heat something, take it to a microwave and use 'heat <object> with microwave <n>' "
-              "before putting it in place."),
-    Knowledge("rule_cool", ("cool", "fridge"),
-              "To cool something, take it to a fridge and use 'cool <object> with fridge <n>' "
-              "before putting it in place."),
-    Knowledge("rule_look", ("lamp", "holding"),
-              "To look at an object under a lamp, take the object first, then go to the desklamp or "
-              "floorlamp and 'use' the lamp while holding the object."),
-    Knowledge("rule_two", ("two", "one at a time"),
-              "For a task with two objects you can carry only one at a time: place the first one, then "
-              "find the second and place it there too."),
-    Knowledge("rule_open", ("open", "before", "put"),
-              "A closed receptacle such as a fridge, microwave, cabinet, drawer or safe must be opened "
-              "with 'open <receptacle>' before you can put anything in it."),
-    Knowledge("loc_food", ("egg", "fridge"),
-              "Eggs, lettuce, tomatoes, potatoes, apples and bread are usually kept in the fridge; "
-              "open the fridge and look there first."),
-    Knowledge("loc_dishes", ("plate", "cabinet"),
-              "Mugs, cups, plates, bowls and pans are usually stored in closed cabinets; open the "
-              "cabinets and look there first."),
-    Knowledge("loc_utensils", ("spoon", "drawer"),
-              "Knives, forks, spoons, spatulas and ladles are usually kept in kitchen drawers; open the "
-              "drawers and look there first."),
-    Knowledge("loc_desk", ("keychain", "drawer"),
-              "Keychains, credit cards, CDs, pens and pencils are usually kept in drawers; open the "
-              "drawers and look there first."),
-)}
-TYPE_RULE = {"pick": "rule_pick", "clean": "rule_clean", "heat": "rule_heat", "cool": "rule_cool",
-             "look": "rule_look", "pick_two": "rule_two"}
-HINT_HOME = {"loc_food": "fridge", "loc_dishes": "cabinet", "loc_utensils": "drawer", "loc_desk": "drawer"}
+KNOWLEDGE: dict[str, Knowledge] = {
+    k.key: k
+    for k in (
+        Knowledge(
+            "rule_pick",
+            ("put", "named"),
+            "Find the object the task names, take it and put it in or on a receptacle of "
+            "exactly the named type; any numbered one of that type counts.",
+        ),
+        Knowledge(
+            "rule_clean",
+            ("clean", "sinkbasin"),
+            "To clean something, take it to a sinkbasin and use "
+            "'clean <object> with sinkbasin <n>' before putting it in place.",
+        ),
+        Knowledge(
+            "rule_heat",
+            ("heat", "microwave"),
+            "To heat something, take it to a microwave and use 'heat <object> with microwave <n>' "
+            "before putting it in place.",
+        ),
+        Knowledge(
+            "rule_cool",
+            ("cool", "fridge"),
+            "To cool something, take it to a fridge and use 'cool <object> with fridge <n>' "
+            "before putting it in place.",
+        ),
+        Knowledge(
+            "rule_look",
+            ("lamp", "holding"),
+            "To look at an object under a lamp, take the object first, then go to the desklamp or "
+            "floorlamp and 'use' the lamp while holding the object.",
+        ),
+        Knowledge(
+            "rule_two",
+            ("two", "one at a time"),
+            "For a task with two objects you can carry only one at a time: place the first "
+            "one, then find the second and place it there too.",
+        ),
+        Knowledge(
+            "rule_open",
+            ("open", "before", "put"),
+            "A closed receptacle such as a fridge, microwave, cabinet, drawer or safe must be "
+            "opened with 'open <receptacle>' before you can put anything in it.",
+        ),
+        Knowledge(
+            "loc_food",
+            ("egg", "fridge"),
+            "Eggs, lettuce, tomatoes, potatoes, apples and bread are usually kept in the fridge; "
+            "open the fridge and look there first.",
+        ),
+        Knowledge(
+            "loc_dishes",
+            ("plate", "cabinet"),
+            "Mugs, cups, plates, bowls and pans are usually stored in closed cabinets; open the "
+            "cabinets and look there first.",
+        ),
+        Knowledge(
+            "loc_utensils",
+            ("spoon", "drawer"),
+            "Knives, forks, spoons, spatulas and ladles are usually kept in kitchen drawers; "
+            "open the drawers and look there first.",
+        ),
+        Knowledge(
+            "loc_desk",
+            ("keychain", "drawer"),
+            "Keychains, credit cards, CDs, pens and pencils are usually kept in drawers; open the "
+            "drawers and look there first.",
+        ),
+    )
+}
+TYPE_RULE = {
+    "pick": "rule_pick",
+    "clean": "rule_clean",
+    "heat": "rule_heat",
+    "cool": "rule_cool",
+    "look": "rule_look",
+    "pick_two": "rule_two",
+}
+HINT_HOME = {
+    "loc_food": "fridge",
+    "loc_dishes": "cabinet",
+    "loc_utensils": "drawer",
+    "loc_desk": "drawer",
+}
 
 # Receptacle kinds an agent plausibly mixes up with the one the goal names.
 CONFUSE: dict[str, tuple[str, ...]] = {
-    "countertop": ("diningtable", "shelf", "stoveburner"), "diningtable": ("countertop", "shelf"),
-    "cabinet": ("drawer", "shelf", "countertop"), "drawer": ("cabinet", "shelf", "dresser"),
-    "shelf": ("cabinet", "countertop", "desk", "dresser"), "fridge": ("cabinet", "countertop"),
-    "microwave": ("stoveburner", "countertop"), "sinkbasin": ("countertop",),
-    "garbagecan": ("countertop", "sidetable", "shelf"), "coffeemachine": ("countertop",),
-    "stoveburner": ("countertop",), "desk": ("sidetable", "dresser", "shelf"),
-    "sidetable": ("desk", "dresser", "coffeetable"), "dresser": ("sidetable", "desk", "shelf"),
-    "bed": ("sofa", "armchair", "sidetable"), "sofa": ("armchair", "bed"), "armchair": ("sofa", "bed"),
-    "coffeetable": ("sidetable", "diningtable", "shelf"), "safe": ("drawer", "cabinet"),
+    "countertop": ("diningtable", "shelf", "stoveburner"),
+    "diningtable": ("countertop", "shelf"),
+    "cabinet": ("drawer", "shelf", "countertop"),
+    "drawer": ("cabinet", "shelf", "dresser"),
+    "shelf": ("cabinet", "countertop", "desk", "dresser"),
+    "fridge": ("cabinet", "countertop"),
+    "microwave": ("stoveburner", "countertop"),
+    "sinkbasin": ("countertop",),
+    "garbagecan": ("countertop", "sidetable", "shelf"),
+    "coffeemachine": ("countertop",),
+    "stoveburner": ("countertop",),
+    "desk": ("sidetable", "dresser", "shelf"),
+    "sidetable": ("desk", "dresser", "coffeetable"),
+    "dresser": ("sidetable", "desk", "shelf"),
+    "bed": ("sofa", "armchair", "sidetable"),
+    "sofa": ("armchair", "bed"),
+    "armchair": ("sofa", "bed"),
+    "coffeetable": ("sidetable", "diningtable", "shelf"),
+    "safe": ("drawer", "cabinet"),
     "tvstand": ("coffeetable", "sidetable"),
 }
-WRONG_APPLIANCE = {"heat": ("stoveburner", "toaster"), "clean": ("countertop", "diningtable"),
-                   "cool": ("sinkbasin", "countertop")}
+WRONG_APPLIANCE = {
+    "heat": ("stoveburner", "toaster"),
+    "clean": ("countertop", "diningtable"),
+    "cool": ("sinkbasin", "countertop"),
+}
 
 
 def task_knowledge(goal: Goal) -> list[Knowledge]:
@@ -103,11 +164,11 @@ def hint_key(goal: Goal) -> str | None:
 
 
 # -- what the agent has seen --------------------------------------------------------------
-_ARRIVE = re.compile(r"^You arrive at (.+?)\. (.*)$", re.S)
-_OPENED = re.compile(r"^You open the (.+?)\. (.*)$", re.S)
+_ARRIVE = re.compile(r"^You arrive at (.+?)\. (.*)$", re.DOTALL)
+_OPENED = re.compile(r"^You open the (.+?)\. (.*)$", re.DOTALL)
 _CLOSED_DESC = re.compile(r"^The (.+?) is closed\.")
-_IN_DESC = re.compile(r"^The (.+?) is open\. In it, you see (.*)$", re.S)
-_ON_DESC = re.compile(r"^On the (.+?), you see (.*)$", re.S)
+_IN_DESC = re.compile(r"^The (.+?) is open\. In it, you see (.*)$", re.DOTALL)
+_ON_DESC = re.compile(r"^On the (.+?), you see (.*)$", re.DOTALL)
 _TAKE = re.compile(r"^You pick up the (.+?) from the (.+?)\.$")
 _PUT = re.compile(r"^You put the (.+?) in/on the (.+?)\.$")
 _PROCESS = re.compile(r"^You (clean|heat|cool) the (.+?) using the (.+?)\.$")
@@ -159,7 +220,7 @@ class Seen:
         elif m := _OPENED.match(obs):
             self._describe(m.group(1), m.group(2))
         elif obs.startswith("You close the "):
-            self.closed[obs[len("You close the "):].rstrip(".")] = True
+            self.closed[obs[len("You close the ") :].rstrip(".")] = True
         elif m := _TAKE.match(obs):
             self.holding = m.group(1)
             items = self.contents.get(m.group(2), [])
@@ -182,7 +243,7 @@ def read_history(messages: list[dict[str, Any]]) -> Seen:
     seen = Seen()
     start = next((i for i, m in enumerate(messages) if m.get("role") == "user"), len(messages))
     pending: str | None = None
-    for m in messages[start + 1:]:
+    for m in messages[start + 1 :]:
         content = m.get("content") or ""
         if not isinstance(content, str):
             content = "\n".join(p.get("text", "") for p in content if isinstance(p, dict))
@@ -210,11 +271,20 @@ def _confused(dest: str | None, kinds: list[str]) -> str | None:
     for k in CONFUSE.get(dest, ()):
         if k in kinds:
             return k
-    return next((k for k in kinds if k != dest and k not in LAMPS and k not in APPLIANCE.values()), dest)
+    return next(
+        (k for k in kinds if k != dest and k not in LAMPS and k not in APPLIANCE.values()), dest
+    )
 
 
-def make_mind(goal: Goal, kinds: list[str], system: str, *, competent: bool,
-              missing: list[Knowledge], rng: random.Random) -> Mind:
+def make_mind(
+    goal: Goal,
+    kinds: list[str],
+    system: str,
+    *,
+    competent: bool,
+    missing: list[Knowledge],
+    rng: random.Random,
+) -> Mind:
     r_slip, r_variant = rng.random(), rng.random()  # always drawn, in this order
     keys = {k.key for k in missing}
     hint = hint_key(goal)
@@ -285,8 +355,14 @@ def _use_lamp(seen: Seen, listing: list[str]) -> str:
 
 def _fetch(goal: Goal, listing: list[str], seen: Seen, mind: Mind) -> str:
     """Not holding anything: take a target object that was seen, else keep searching."""
-    known = [(o, r) for r in listing for o in seen.contents.get(r, [])
-             if kind_of(o) == goal.obj and kind_of(r) != mind.aim and f"take {o} from {r}" not in seen.failed]
+    known = [
+        (o, r)
+        for r in listing
+        for o in seen.contents.get(r, [])
+        if kind_of(o) == goal.obj
+        and kind_of(r) != mind.aim
+        and f"take {o} from {r}" not in seen.failed
+    ]
     here = [(o, r) for o, r in known if r == seen.loc]
     if here or known:
         obj, rec = (here or known)[0]
@@ -347,15 +423,24 @@ class HouseholdSkill(BaseSkill):
         goal = parse_goal(task_text)
         return task_knowledge(goal) if goal is not None else []
 
-    def act(self, messages: list[dict[str, Any]], task_text: str, *, competent: bool,
-            missing: list[Knowledge], rng: random.Random) -> str:
+    def act(
+        self,
+        messages: list[dict[str, Any]],
+        task_text: str,
+        *,
+        competent: bool,
+        missing: list[Knowledge],
+        rng: random.Random,
+    ) -> str:
         first_user = next((m.get("content") or "" for m in messages if m.get("role") == "user"), "")
         text = task_text if self.recognizes(task_text) else str(first_user)
         goal = parse_goal(text)
         listing = parse_listing(text)
         if goal is None or not listing:
             return "look"
-        system = "\n".join(str(m.get("content") or "") for m in messages if m.get("role") == "system")
+        system = "\n".join(
+            str(m.get("content") or "") for m in messages if m.get("role") == "system"
+        )
         kinds = list(dict.fromkeys(kind_of(r) for r in listing))
         mind = make_mind(goal, kinds, system, competent=competent, missing=missing, rng=rng)
         return decide(goal, listing, read_history(messages), mind)

@@ -1,4 +1,5 @@
 """The ``household`` suite: ALFWorld-like tasks and a ReAct loop over the environment."""
+
 from __future__ import annotations
 
 import random
@@ -12,8 +13,10 @@ from fgo_engine.suites.household.world import (
     Goal,
     HouseholdEnv,
     Layout,
-    oracle_plan as _plan_from_layout,
     parse_action,
+)
+from fgo_engine.suites.household.world import (
+    oracle_plan as _plan_from_layout,
 )
 from fgo_engine.types import Module, Step, Task, Trajectory
 
@@ -26,7 +29,9 @@ You act in the household one step at a time. The actions are:
   open <receptacle> | close <receptacle>
   take <object> from <receptacle>
   put <object> in/on <receptacle>
-  clean <object> with <receptacle> | heat <object> with <receptacle> | cool <object> with <receptacle>
+  clean <object> with <receptacle>
+  heat <object> with <receptacle>
+  cool <object> with <receptacle>
   use <lamp>
   examine <something> | inventory | look
   think: <your reasoning>
@@ -48,7 +53,9 @@ def env_from_task(task: Task, *, step_limit: int = 30) -> HouseholdEnv:
     elif "env_seed" in meta:
         layout, goal = generate_episode(int(meta["env_seed"]), meta.get("task_type", task.category))
     else:
-        raise ConfigError(f"household task {task.id!r} has neither a layout nor an env_seed in meta")
+        raise ConfigError(
+            f"household task {task.id!r} has neither a layout nor an env_seed in meta"
+        )
     return HouseholdEnv(layout, goal, step_limit=step_limit)
 
 
@@ -65,7 +72,12 @@ def make_task(task_id: str, env_seed: int, task_type: str) -> Task:
         input=layout.intro(goal),
         expected=goal.text,
         category=task_type,
-        meta={"env_seed": env_seed, "task_type": task_type, "goal": goal.to_dict(), "layout": layout.to_dict()},
+        meta={
+            "env_seed": env_seed,
+            "task_type": task_type,
+            "goal": goal.to_dict(),
+            "layout": layout.to_dict(),
+        },
     )
 
 
@@ -75,8 +87,16 @@ class HouseholdSuite:
     name = "household"
     module_kind = "instruction"
 
-    def __init__(self, seed: int = 0, *, n_train: int = 60, n_test: int = 134, step_limit: int = 30,
-                 history_turns: int = 24, **_: Any):
+    def __init__(
+        self,
+        seed: int = 0,
+        *,
+        n_train: int = 60,
+        n_test: int = 134,
+        step_limit: int = 30,
+        history_turns: int = 24,
+        **_: Any,
+    ):
         if n_train < 0 or n_test < 0:
             raise ConfigError("household: n_train and n_test must be ≥ 0")
         if step_limit < 1:
@@ -111,9 +131,11 @@ class HouseholdSuite:
         return Module("instruction", INITIAL_INSTRUCTION)
 
     def describe(self) -> str:
-        return ("The agent acts in an ALFWorld-like text household: it reads a room description and a "
-                "goal, then sends one text action per turn (go to, open, take, put, clean, heat, cool, "
-                "use, …) until the environment reports the goal reached or the step limit runs out.")
+        return (
+            "The agent acts in an ALFWorld-like text household: it reads a room description and a "
+            "goal, then sends one text action per turn (go to, open, take, put, clean, heat, cool, "
+            "use, …) until the environment reports the goal reached or the step limit runs out."
+        )
 
     # running
     def system_prompt(self, module: Module) -> str:
@@ -121,7 +143,7 @@ class HouseholdSuite:
 
     def window(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The first two messages plus the last ``history_turns`` exchanges."""
-        return messages[:2] + messages[2:][-2 * self.history_turns:]
+        return messages[:2] + messages[2:][-2 * self.history_turns :]
 
     def run_agent(self, task: Task, module: Module, llm: AgentLLM) -> Trajectory:
         env = env_from_task(task, step_limit=self.step_limit)
@@ -157,6 +179,11 @@ class HouseholdSuite:
         else:
             error = f"turn limit reached ({max_turns} replies)"
         success = env.won
-        return Trajectory(task_id=task.id, steps=steps, answer="done" if success else "not done",
-                          success=success, score=1.0 if success else 0.0,
-                          error=None if success else error)
+        return Trajectory(
+            task_id=task.id,
+            steps=steps,
+            answer="done" if success else "not done",
+            success=success,
+            score=1.0 if success else 0.0,
+            error=None if success else error,
+        )

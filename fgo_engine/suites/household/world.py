@@ -3,6 +3,7 @@
 Text follows ALFWorld's plain English so an agent prompted for ALFWorld feels at home.
 Everything here is pure and deterministic; generation lives in ``generate.py``.
 """
+
 from __future__ import annotations
 
 import copy
@@ -61,10 +62,8 @@ def split_items(text: str) -> list[str]:
     out = []
     for part in text.split(","):
         part = part.strip()
-        if part.startswith("and "):
-            part = part[4:]
-        if part.startswith("a "):
-            part = part[2:]
+        part = part.removeprefix("and ")
+        part = part.removeprefix("a ")
         if part:
             out.append(part.strip())
     return out
@@ -80,14 +79,28 @@ class Goal:
     text: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "obj": self.obj, "dest": self.dest, "lamp": self.lamp, "text": self.text}
+        return {
+            "type": self.type,
+            "obj": self.obj,
+            "dest": self.dest,
+            "lamp": self.lamp,
+            "text": self.text,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Goal:
-        return cls(type=d["type"], obj=d["obj"], dest=d.get("dest"), lamp=d.get("lamp"), text=d.get("text", ""))
+        return cls(
+            type=d["type"],
+            obj=d["obj"],
+            dest=d.get("dest"),
+            lamp=d.get("lamp"),
+            text=d.get("text", ""),
+        )
 
 
-def goal_text(task_type: str, obj: str, dest: str | None, lamp: str | None, variant: int = 0) -> str:
+def goal_text(
+    task_type: str, obj: str, dest: str | None, lamp: str | None, variant: int = 0
+) -> str:
     tpl = GOAL_TEMPLATES[task_type][variant % 2]
     return tpl.format(o=obj, d=dest or "", l=lamp or "")
 
@@ -97,7 +110,7 @@ def parse_goal(text: str) -> Goal | None:
     idx = text.find(GOAL_PREFIX.strip())
     if idx < 0:
         return None
-    line = text[idx + len(GOAL_PREFIX.strip()):].strip().splitlines()[0].strip().lower()
+    line = text[idx + len(GOAL_PREFIX.strip()) :].strip().splitlines()[0].strip().lower()
     for pattern, how in _GOAL_PATTERNS:
         m = pattern.match(line)
         if not m:
@@ -119,7 +132,7 @@ def parse_listing(text: str) -> list[str]:
     idx = text.find(INTRO)
     if idx < 0:
         return []
-    rest = text[idx + len(INTRO):]
+    rest = text[idx + len(INTRO) :]
     end = rest.find(".")
     return split_items(rest[: end if end >= 0 else len(rest)])
 
@@ -127,7 +140,8 @@ def parse_listing(text: str) -> list[str]:
 # -- actions ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Action:
-    verb: str  # go | open | close | take | put | clean | heat | cool | use | examine | inventory | look | think
+    # go, open, close, take, put, clean, heat, cool, use, examine, inventory, look, think
+    verb: str
     obj: str = ""
     target: str = ""
 
@@ -169,12 +183,12 @@ def parse_action(text: str) -> Action | None:
     lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
     if not lines:
         return None
-    line = next((ln for ln in lines if re.match(r"^\W*action\s*:", ln, re.I)), lines[0])
+    line = next((ln for ln in lines if re.match(r"^\W*action\s*:", ln, re.IGNORECASE)), lines[0])
     line = line.strip().strip("*`\"'").strip()
     line = re.sub(r"^>\s*", "", line)
-    line = re.sub(r"^action\s*:\s*", "", line, flags=re.I)
+    line = re.sub(r"^action\s*:\s*", "", line, flags=re.IGNORECASE)
     line = line.strip().strip("*`\"'").strip()
-    m = re.match(r"^(think|thought)\s*:\s*(.*)$", line, re.I | re.S)
+    m = re.match(r"^(think|thought)\s*:\s*(.*)$", line, re.IGNORECASE | re.DOTALL)
     if m:
         return Action("think", obj=m.group(2).strip())
     line = re.sub(r"[.!]+$", "", line).strip().strip("\"'`").strip()
@@ -207,15 +221,23 @@ class Layout:
     lamp_at: str | None = None  # the receptacle holding the desklamp, or the floorlamp itself
 
     def to_dict(self) -> dict[str, Any]:
-        return {"room": self.room, "receptacles": list(self.receptacles),
-                "contents": {k: list(v) for k, v in self.contents.items()},
-                "lamp": self.lamp, "lamp_at": self.lamp_at}
+        return {
+            "room": self.room,
+            "receptacles": list(self.receptacles),
+            "contents": {k: list(v) for k, v in self.contents.items()},
+            "lamp": self.lamp,
+            "lamp_at": self.lamp_at,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Layout:
-        return cls(room=d["room"], receptacles=list(d["receptacles"]),
-                   contents={k: list(v) for k, v in d["contents"].items()},
-                   lamp=d.get("lamp"), lamp_at=d.get("lamp_at"))
+        return cls(
+            room=d["room"],
+            receptacles=list(d["receptacles"]),
+            contents={k: list(v) for k, v in d["contents"].items()},
+            lamp=d.get("lamp"),
+            lamp_at=d.get("lamp_at"),
+        )
 
     def intro(self, goal: Goal) -> str:
         return f"{INTRO}{join_items(self.receptacles)}.\n\n{GOAL_PREFIX}{goal.text}"
@@ -307,7 +329,11 @@ class HouseholdEnv:
         st = self.state
         v = a.verb
         if v == "inventory":
-            return f"You are carrying: {join_items([st.holding])}." if st.holding else "You are not carrying anything."
+            return (
+                f"You are carrying: {join_items([st.holding])}."
+                if st.holding
+                else "You are not carrying anything."
+            )
         if v == "look":
             if st.loc is None:
                 return f"{INTRO}{join_items(self.layout.receptacles)}."
@@ -353,8 +379,13 @@ class HouseholdEnv:
             return f"You pick up the {obj} from the {rec}."
         if v == "put":
             rec = self._rec(a.target)
-            if (rec is None or rec != st.loc or not st.holding or kind_of(rec) in LAMPS
-                    or not self._visible(rec)):
+            if (
+                rec is None
+                or rec != st.loc
+                or not st.holding
+                or kind_of(rec) in LAMPS
+                or not self._visible(rec)
+            ):
                 return NOTHING
             obj = self._pick(a.obj, [st.holding])
             if obj is None:
@@ -392,15 +423,21 @@ class HouseholdEnv:
     def _goal_met(self) -> bool:
         g, st = self.goal, self.state
         if g.type == "look":
-            return bool(st.lamp_on and st.holding and kind_of(st.holding) == g.obj
-                        and st.loc == self.layout.lamp_at)
+            return bool(
+                st.lamp_on
+                and st.holding
+                and kind_of(st.holding) == g.obj
+                and st.loc == self.layout.lamp_at
+            )
         need_flag = {"clean": "clean", "heat": "hot", "cool": "cool"}.get(g.type)
         good = 0
         for rec, objs in st.contents.items():
             if kind_of(rec) != g.dest:
                 continue
             for o in objs:
-                if kind_of(o) == g.obj and (need_flag is None or need_flag in st.flags.get(o, set())):
+                if kind_of(o) == g.obj and (
+                    need_flag is None or need_flag in st.flags.get(o, set())
+                ):
                     good += 1
         return good >= (2 if g.type == "pick_two" else 1)
 
@@ -424,8 +461,12 @@ def oracle_plan(layout: Layout, goal: Goal) -> list[str]:
             opened.add(rec)
 
     need = 2 if goal.type == "pick_two" else 1
-    targets = [(o, r) for r in layout.receptacles for o in layout.contents.get(r, [])
-               if kind_of(o) == goal.obj and (goal.dest is None or kind_of(r) != goal.dest)][:need]
+    targets = [
+        (o, r)
+        for r in layout.receptacles
+        for o in layout.contents.get(r, [])
+        if kind_of(o) == goal.obj and (goal.dest is None or kind_of(r) != goal.dest)
+    ][:need]
     dest = next((r for r in layout.receptacles if kind_of(r) == goal.dest), None)
     for obj, rec in targets:
         go(rec)
