@@ -324,6 +324,9 @@ class Gateway:
             kwargs["max_tokens"] = rc.max_tokens
         if tools:
             kwargs["tools"] = tools
+            # Our tools are plain functions; without this litellm imports its MCP bridge,
+            # which needs the optional `mcp` package.
+            kwargs["_skip_mcp_handler"] = True
         if rc.api_base:
             kwargs["api_base"] = rc.api_base
         api_key = rc.api_key or (os.environ.get(rc.api_key_env) if rc.api_key_env else None)

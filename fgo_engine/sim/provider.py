@@ -71,8 +71,11 @@ def role_of(messages: list[dict[str, Any]]) -> str:
 
 
 # -- roles ------------------------------------------------------------------------------
-def agent_reply(profile: SimProfile, messages: list[dict[str, Any]], seed: Any) -> str | dict[str, Any]:
+def agent_reply(profile: SimProfile, messages: list[dict[str, Any]], seed: Any,
+                tools: list[dict[str, Any]] | None = None) -> str | dict[str, Any]:
     system = "\n".join(_content(m) for m in messages if m.get("role") == "system")
+    if tools:  # a toolbox reaches the model as function schemas; coverage may look at them
+        system += "\n<tools>\n" + json.dumps(tools, ensure_ascii=False, sort_keys=True) + "\n</tools>"
     first_user = next((_content(m) for m in messages if m.get("role") == "user"), "")
     skill = find_skill(first_user)
     rng = _rng(profile, seed, "agent", system, first_user)
@@ -278,7 +281,7 @@ class SimLLM(_lazy_base()):  # type: ignore[misc]
         elif role == "evaluator":
             text = evaluator_reply(profile, prompt, seed)
         else:
-            reply = agent_reply(profile, messages, seed)
+            reply = agent_reply(profile, messages, seed, optional.get("tools"))
             if isinstance(reply, dict):
                 text = reply.get("content", "") or ""
                 tool_calls = reply.get("tool_calls")
