@@ -46,6 +46,13 @@ class RunResult:
     wall_seconds: float = 0.0
     overflowed: bool = False
     optimizer_steps: int = 0
+    by_phase: dict[str, dict[str, int]] = field(default_factory=dict)  # spent tokens per phase
+    by_role: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def optimization_prompt_tokens(self) -> int:
+        """Prompt tokens spent before the final test evaluation (explore → merge → backtest)."""
+        return sum(v["prompt_tokens"] for k, v in self.by_phase.items() if k != "test")
 
 
 def build_suite(config: RunConfig) -> Suite:
@@ -207,6 +214,11 @@ class Session:
             t = self.gateway.total
             result.prompt_tokens, result.completion_tokens, result.cost = t.prompt_tokens, t.completion_tokens, t.cost
             result.calls, result.cache_hits = t.calls, t.cache_hits
+            snap = self.gateway.totals_snapshot()
+            result.by_phase = {k: {"prompt_tokens": v["prompt_tokens"], "completion_tokens": v["completion_tokens"]}
+                               for k, v in snap["by_phase"].items()}
+            result.by_role = {k: {"prompt_tokens": v["prompt_tokens"], "completion_tokens": v["completion_tokens"]}
+                              for k, v in snap["by_role"].items()}
             self.store.set_status(result.status)
             if result.status != "done":
                 self.store.update("session", 1, {"error": result.message, "updated_at": now()})

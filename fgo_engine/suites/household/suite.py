@@ -95,8 +95,13 @@ class HouseholdSuite:
         n_test: int = 134,
         step_limit: int = 30,
         history_turns: int = 24,
-        **_: Any,
+        **unknown: Any,
     ):
+        if unknown:
+            raise ConfigError(
+                f"household: unknown option {sorted(unknown)[0]!r}; "
+                "options are n_train, n_test, step_limit, history_turns"
+            )
         if n_train < 0 or n_test < 0:
             raise ConfigError("household: n_train and n_test must be ≥ 0")
         if step_limit < 1:

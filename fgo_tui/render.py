@@ -1,0 +1,110 @@
+"""Rich ``Text`` builders. Everything that may hold LLM or user text goes through
+``Text`` (never markup strings), so ``[/x]`` in a module is shown, not parsed."""
+from __future__ import annotations
+
+from typing import Iterable
+
+from rich.text import Text
+
+from fgo_tui.state import StepLine, fmt_score, fmt_tokens, short
+
+STATUS_STYLE = {
+    "new": "dim",
+    "pending": "dim",
+    "planned": "dim",
+    "running": "bold green",
+    "merging": "cyan",
+    "pending review": "bold yellow",
+    "pending_review": "bold yellow",
+    "backtesting": "cyan",
+    "approved": "green",
+    "edited": "magenta",
+    "rolled back": "red",
+    "done": "green",
+    "paused": "yellow",
+    "cancelled": "yellow",
+    "budget": "yellow",
+    "failed": "bold red",
+}
+
+STEP_MARK = {"observation": "◂", "tool_result": "◂", "action": "▸", "answer": "▸", "tool_call": "⚙", "note": "·"}
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style=STATUS_STYLE.get(status, ""))
+
+
+def step_line(line: StepLine, width: int = 400) -> str:
+    """One Log line (Log shows text literally)."""
+    return f"{line.task_id} {STEP_MARK.get(line.kind, '·')} {short(line.text, width)}"
+
+
+def heading(title: str) -> Text:
+    return Text(f"\n{title}\n", style="bold underline")
+
+
+def kv(*pairs: tuple[str, object], sep: str = " · ") -> Text:
+    out = Text()
+    for i, (k, v) in enumerate(pairs):
+        if i:
+            out.append(sep, style="dim")
+        out.append(f"{k} ", style="dim")
+        out.append(str(v))
+    return out
+
+
+def module_block(text: str, *, style: str = "") -> Text:
+    """A module's text, literally, with rule bullets slightly emphasised."""
+    out = Text()
+    for ln in (text or "(empty)").splitlines() or [""]:
+        out.append(ln + "\n", style=style or ("" if not ln.startswith("- ") else "bright_white"))
+    out.rstrip()
+    return out
+
+
+def diff_text(lines: Iterable[str]) -> Text:
+    out = Text()
+    for ln in lines:
+        if ln.startswith(("+++", "---")):
+            style = "bold"
+        elif ln.startswith("@@"):
+            style = "cyan"
+        elif ln.startswith("+"):
+            style = "green"
+        elif ln.startswith("-"):
+            style = "red"
+        else:
+            style = "dim"
+        out.append(ln + "\n", style=style)
+    if not out:
+        out.append("(no differences)", style="dim")
+    out.rstrip()
+    return out
+
+
+def categories_text(cats: dict[str, float]) -> Text:
+    out = Text()
+    if not cats:
+        return Text("(no per-category scores yet)", style="dim")
+    for i, (c, v) in enumerate(sorted(cats.items())):
+        if i:
+            out.append("  ")
+        out.append(f"{c} ", style="dim")
+        out.append(fmt_score(v), style="green" if v >= 0.999 else "yellow" if v >= 0.5 else "red")
+    return out
+
+
+def critique_line(subset_id: object, epoch: object, task_id: str, failure: str, suggestion: str,
+                  width: int = 160) -> Text:
+    out = Text()
+    out.append(f"s{subset_id} e{epoch} {task_id} ", style="dim")
+    out.append("✗ ", style="red")
+    out.append(short(failure, width))
+    if suggestion:
+        out.append("\n    → ", style="dim")
+        out.append(short(suggestion, width), style="italic")
+    return out
+
+
+__all__ = ["Text", "categories_text", "critique_line", "diff_text", "fmt_score", "fmt_tokens", "heading", "kv",
+           "module_block", "status_text", "step_line"]

@@ -1,0 +1,185 @@
+"""One open session in the app: the engine Session (if it can run here), its store,
+the review gate, the event buffer and the view built from both.
+
+Sessions are made through a factory so tests (and other front ends) can inject
+their own. No Textual import: the app drives this from its workers and timers.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+from fgo_tui.bridge import EventBuffer
+from fgo_tui.state import RunView
+
+
+class SessionFactory(Protocol):
+    def create(self, path: Path, config: Any, *, gate: Any, sinks: list[Callable]) -> Any: ...
+
+    def open(self, path: Path, *, overrides: dict[str, Any] | None, gate: Any, sinks: list[Callable]) -> Any: ...
+
+
+class EngineSessions:
+    """The real thing: :class:`fgo_engine.session.Session`."""
+
+    def create(self, path: Path, config: Any, *, gate: Any, sinks: list[Callable]) -> Any:
+        from fgo_engine.session import Session
+
+        return Session.create(path, config, gate=gate, sinks=sinks)
+
+    def open(self, path: Path, *, overrides: dict[str, Any] | None, gate: Any, sinks: list[Callable]) -> Any:
+        from fgo_engine.session import Session
+
+        return Session.open(path, config_overrides=overrides, gate=gate, sinks=sinks)
+
+
+def make_gate(policy: str, buffer: EventBuffer) -> Any:
+    """``ask`` and ``auto`` get a QueueGate (so auto-approve can be switched mid-run);
+    ``if-not-worse`` keeps the engine's policy gate."""
+    from fgo_engine.review import QueueGate, gate_for_policy
+
+    if policy in ("ask", "auto"):
+        return QueueGate(auto=policy == "auto", on_request=buffer.on_review)
+    return gate_for_policy(policy)
+
+
+class RunController:
+    """Owns one session for the app. ``session`` is None when it can only be viewed."""
+
+    def __init__(self, path: Path, factory: SessionFactory, *, clock: Callable[[], float] = time.monotonic):
+        self.path = Path(path)
+        self.factory = factory
+        self.clock = clock
+        self.buffer = EventBuffer()
+        self.session: Any = None
+        self.store: Any = None
+        self.gate: Any = None
+        self.view = RunView(path=str(path))
+        self.cannot_run: str | None = None  # why this session can only be viewed
+        self.started_at: float | None = None
+        self.finished_at: float | None = None
+        self.running = False  # a run() is in progress (set by the app around its worker)
+        self.spent = False  # session.run() has returned once: a new run needs a fresh Session
+        self.result: Any = None
+        self._lock = threading.Lock()
+
+    # -- building (worker threads) ------------------------------------------------------
+    def create(self, config: Any) -> None:
+        self.gate = make_gate(config.review, self.buffer)
+        self.session = self.factory.create(self.path, config, gate=self.gate, sinks=[self.buffer])
+        self.store = self.session.store
+        self._load_view()
+
+    def open(self, overrides: dict[str, Any] | None = None) -> None:
+        from fgo_engine.errors import FGOError
+        from fgo_engine.store import Store
+
+        policy = "auto"
+        try:
+            probe = Store.open(self.path, readonly=True)
+            try:
+                policy = ((probe.session_info().get("config_json") or {}).get("review")) or "auto"
+            finally:
+                probe.close()
+            policy = (overrides or {}).get("review", policy)
+            self.gate = make_gate(policy, self.buffer)
+            self.session = self.factory.open(self.path, overrides=overrides, gate=self.gate, sinks=[self.buffer])
+            self.store = self.session.store
+        except FGOError as exc:
+            # e.g. a suite that is not installed here: still show everything, read-only
+            self.cannot_run = str(exc)
+            self.session = None
+            self.store = Store.open(self.path, readonly=True)
+        self._load_view()
+
+    def _load_view(self) -> None:
+        from fgo_tui.data import load_run_view
+
+        view = load_run_view(self.store)
+        view.path = str(self.path)
+        self.view = view
+
+    def fresh_session(self) -> None:
+        """A cancelled or finished Session keeps its stop flag: resume with a new one."""
+        if self.session is not None and not self.spent:
+            return
+        old = self.session
+        policy = old.config.review if old is not None else self.view.review_policy
+        auto = self.auto
+        self.gate = make_gate(policy, self.buffer)
+        if auto is not None and hasattr(self.gate, "set_auto"):
+            self.gate.set_auto(auto)
+        self.session = self.factory.open(self.path, overrides=None, gate=self.gate, sinks=[self.buffer])
+        self.store = self.session.store
+        self.spent = False
+        if old is not None:
+            old.close()
+
+    def run(self) -> Any:
+        """Blocking: the app calls this in a thread worker."""
+        self.fresh_session()
+        self.started_at, self.finished_at = self.clock(), None
+        try:
+            self.result = self.session.run()
+            return self.result
+        finally:
+            self.finished_at = self.clock()
+            self.spent = True
+
+    # -- control (UI thread) ------------------------------------------------------------
+    @property
+    def can_run(self) -> bool:
+        return self.cannot_run is None and self.session is not None
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.session is not None and self.session.control.paused and self.running)
+
+    @property
+    def elapsed(self) -> float | None:
+        if self.started_at is None:
+            return None
+        end = self.finished_at if self.finished_at is not None else self.clock()
+        return max(0.0, end - self.started_at)
+
+    def pause(self) -> None:
+        if self.session is not None and self.running:
+            self.session.pause()
+
+    def resume(self) -> None:
+        if self.session is not None and self.running:
+            self.session.resume()
+
+    def cancel(self) -> None:
+        if self.session is not None and self.running:
+            self.session.cancel()
+
+    @property
+    def auto(self) -> bool | None:
+        """Whether merges are auto-approved; None when the gate cannot switch."""
+        return getattr(self.gate, "auto", None) if hasattr(self.gate, "set_auto") else None
+
+    def set_auto(self, on: bool) -> bool:
+        if not hasattr(self.gate, "set_auto"):
+            return False
+        self.gate.set_auto(on)
+        return True
+
+    def decide(self, decision: Any) -> None:
+        self.gate.decide(decision)
+
+    @property
+    def pending_request(self) -> Any:
+        return getattr(self.gate, "pending", None)
+
+    def close(self) -> None:
+        try:
+            if self.session is not None:
+                self.session.close()
+            elif self.store is not None:
+                self.store.close()
+        finally:
+            self.session = None
+            self.store = None

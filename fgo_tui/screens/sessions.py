@@ -1,0 +1,215 @@
+"""The sessions screen: every saved session in the sessions folder."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+from textual.worker import Worker, WorkerState
+
+from fgo_tui.messages import DeleteSession, OpenSession, SessionsChanged
+from fgo_tui.render import STATUS_STYLE
+from fgo_tui.state import fmt_score, fmt_tokens, short
+
+COLUMNS = ("Session", "Suite", "Method", "Models", "Status", "Best", "Tokens", "Last change (UTC)")
+
+
+def models_label(models: list[str]) -> str:
+    if not models:
+        return "?"
+    label = ", ".join(models)
+    if all(m.startswith("fgo-sim/") for m in models):
+        label += " (simulated)"
+    return label
+
+
+def when(ts: str | None) -> str:
+    """'2025-05-01T12:03:04.123+00:00' → '2025-05-01 12:03' (UTC, as stored)."""
+    if not ts:
+        return "—"
+    return ts.replace("T", " ")[:16]
+
+
+def display_dir(folder: Path) -> str:
+    try:
+        rel = os.path.relpath(folder)
+    except ValueError:
+        rel = str(folder)
+    return rel if not rel.startswith("..") else str(folder)
+
+
+class SessionsScreen(Screen):
+    BINDINGS = [
+        Binding("enter", "open", "Open", priority=False),
+        Binding("r", "resume", "Resume"),
+        Binding("n", "new", "New session"),
+        Binding("d", "delete", "Delete"),
+        Binding("f5", "refresh", "Refresh"),
+        Binding("q", "app.quit", "Quit"),
+    ]
+
+    def __init__(self, sessions_dir: Path, *, select: Path | None = None):
+        super().__init__(id="sessions-screen")
+        self.sessions_dir = Path(sessions_dir)
+        self._select = select
+        self.rows: list[dict[str, Any]] = []
+        self.loaded = False
+
+    def compose(self) -> ComposeResult:
+        yield Static(self._title(), id="sessions-title", classes="screen-title")
+        yield DataTable(id="sessions-table", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="session-info")
+        yield Footer()
+
+    def _title(self) -> Text:
+        t = Text("FGO Studio", style="bold")
+        t.append("  ·  sessions in ", style="dim")
+        t.append(display_dir(self.sessions_dir) + "/")
+        return t
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for col in COLUMNS:
+            table.add_column(col, key=col)
+        self.action_refresh()
+
+    def on_screen_resume(self) -> None:
+        if self.loaded:
+            self.action_refresh()
+
+    # -- loading ------------------------------------------------------------------------
+    def action_refresh(self) -> None:
+        self._load()
+
+    @work(thread=True, exclusive=True, group="sessions-list", exit_on_error=False)
+    def _load(self) -> list[dict[str, Any]]:
+        from fgo_tui.cli import list_sessions
+
+        if not self.sessions_dir.exists():
+            return []
+        return list_sessions(self.sessions_dir)
+
+    @on(Worker.StateChanged)
+    def _loaded(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "sessions-list":
+            return
+        if event.state == WorkerState.SUCCESS:
+            self._fill(event.worker.result or [])
+        elif event.state == WorkerState.ERROR:
+            self.notify(f"cannot list sessions: {event.worker.error}", severity="error", markup=False)
+
+    def _fill(self, rows: list[dict[str, Any]]) -> None:
+        table = self.query_one(DataTable)
+        keep = self._select or self.selected_path
+        self._select = None
+        table.clear()
+        self.rows = rows
+        active = getattr(self.app, "active_path", None)
+        for r in rows:
+            name = Path(r["path"]).stem
+            if "error" in r:
+                table.add_row(Text(name), Text("?"), Text(""), Text(""), Text("unreadable", style="red"), Text(""),
+                              Text(""), Text(""), key=r["path"])
+                continue
+            status = r["status"] or "new"
+            if active is not None and Path(r["path"]).resolve() == active and status == "running":
+                status = "running"
+            table.add_row(
+                Text(name, style="bold"), Text(r["suite"] or "?"), Text(r.get("method") or "fgo"),
+                Text(short(models_label(r.get("models") or []), 40)),
+                Text(status, style=STATUS_STYLE.get(status, "")),
+                Text(fmt_score(r["best_score"]), justify="right"),
+                Text(fmt_tokens(r["tokens"]), justify="right"),
+                Text(when(r.get("updated_at")), style="dim"),
+                key=r["path"],
+            )
+        self.loaded = True
+        if keep is not None:
+            for i, r in enumerate(rows):
+                if Path(r["path"]).resolve() == Path(keep).resolve():
+                    table.move_cursor(row=i)
+                    break
+        self._show_info()
+        if rows:
+            table.focus()
+
+    # -- selection ----------------------------------------------------------------------
+    @property
+    def selected(self) -> dict[str, Any] | None:
+        table = self.query_one(DataTable)
+        if not self.rows or table.cursor_row is None or not (0 <= table.cursor_row < len(self.rows)):
+            return None
+        return self.rows[table.cursor_row]
+
+    @property
+    def selected_path(self) -> Path | None:
+        r = self.selected
+        return Path(r["path"]) if r else None
+
+    @on(DataTable.RowHighlighted)
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_info()
+
+    @on(DataTable.RowSelected)
+    def _selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open()
+
+    def _show_info(self) -> None:
+        info = self.query_one("#session-info", Static)
+        r = self.selected
+        if r is None:
+            info.update(Text.assemble(
+                ("No sessions yet", "bold"), (" in " + display_dir(self.sessions_dir) + "/. ", ""),
+                ("n", "bold reverse"), (" starts a new one; ", ""), ("fgo demo", "bold"),
+                (" opens a demo on the simulated LLM.", "")))
+            return
+        t = Text()
+        t.append(display_dir(Path(r["path"])), style="bold")
+        if "error" in r:
+            t.append("\n" + r["error"], style="red")
+        else:
+            t.append(f"\nmodels: {models_label(r.get('models') or [])}")
+            t.append("   enter ", style="bold")
+            t.append("opens its dashboard, ", style="dim")
+            t.append("r ", style="bold")
+            t.append("continues its run.", style="dim")
+        info.update(t)
+
+    # -- actions ------------------------------------------------------------------------
+    def action_open(self) -> None:
+        if (p := self.selected_path) is not None:
+            self.post_message(OpenSession(p, resume=False))
+
+    def action_resume(self) -> None:
+        if (p := self.selected_path) is not None:
+            self.post_message(OpenSession(p, resume=True))
+
+    def action_new(self) -> None:
+        self.app.action_new_session()
+
+    def action_delete(self) -> None:
+        p = self.selected_path
+        if p is None:
+            return
+        from fgo_tui.screens.dialogs import ConfirmModal
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.post_message(DeleteSession(p))
+
+        self.app.push_screen(ConfirmModal(f"Delete session {p.stem}?",
+                                          f"{p} and its side files are removed for good: modules, "
+                                          "trajectories, reviews and the response cache.",
+                                          yes="Delete", no="Keep"), answered)
+
+    @on(SessionsChanged)
+    def _changed(self, event: SessionsChanged) -> None:
+        self._select = event.select
+        self.action_refresh()

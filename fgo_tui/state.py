@@ -1,0 +1,320 @@
+"""What the app shows about a run, as plain data.
+
+A :class:`RunView` is rebuilt from store rows when a session is opened
+(:func:`fgo_tui.data.load_run_view`) and kept current by applying drained event
+batches. Every object carries a ``version`` that moves when it changes, so widgets
+redraw only what changed. No Textual import: tested without an app.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from fgo_engine import events as ev
+from fgo_tui.bridge import Batch
+
+STEP_LINES = 60  # trajectory lines kept per subset
+
+
+@dataclass(frozen=True)
+class StepLine:
+    task_id: str
+    kind: str  # observation | action | answer | tool_call | tool_result | note
+    text: str
+
+
+@dataclass
+class EpochView:
+    epoch: int
+    score: float
+    best_score: float
+    adopted: bool
+
+
+@dataclass
+class CritiqueView:
+    epoch: int
+    task_id: str
+    failure: str
+    suggestion: str
+
+
+@dataclass
+class SubsetView:
+    id: int
+    name: str = ""
+    n_tasks: int = 0
+    categories: tuple[str, ...] = ()
+    status: str = "pending"  # pending | running | done | failed
+    error: str | None = None
+    epochs: dict[int, EpochView] = field(default_factory=dict)
+    best_score: float | None = None
+    module_id: str | None = None  # the best module so far
+    proposed_id: str | None = None  # the latest candidate
+    proposed_epoch: int | None = None
+    critique: CritiqueView | None = None
+    critiques_seen: int = 0
+    steps: deque[StepLine] = field(default_factory=lambda: deque(maxlen=STEP_LINES))
+    steps_seen: int = 0  # lines ever appended (so a widget knows how many are new)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    calls: int = 0
+    cache_hits: int = 0
+    version: int = 0
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def add_lines(self, lines: list[StepLine]) -> None:
+        self.steps.extend(lines)
+        self.steps_seen += len(lines)
+
+
+@dataclass
+class NodeView:
+    id: str
+    child_ids: tuple[str, ...] = ()
+    parent_id: str | None = None
+    status: str = "planned"  # planned | merging | pending_review | backtesting | done | failed
+    n_tasks: int = 0
+    score_before: float | None = None
+    score_after: float | None = None
+    decision: str | None = None  # approve | edit | rollback
+    decided_by: str | None = None
+    module_id: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    calls: int = 0
+    version: int = 0
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def display_status(self) -> str:
+        if self.status == "done":
+            return {"approve": "approved", "edit": "edited", "rollback": "rolled back"}.get(
+                self.decision or "", "done")
+        return self.status.replace("_", " ")
+
+
+@dataclass
+class RunView:
+    path: str = ""
+    name: str = ""
+    suite: str = ""
+    method: str = "fgo"
+    status: str = "new"
+    message: str = ""
+    models: dict[str, str] = field(default_factory=dict)
+    review_policy: str = "auto"
+    n_subsets: int = 0
+    epochs: int = 0
+    threshold: int = 2
+    budget_tokens: int | None = None
+    n_train: int = 0
+    n_test: int = 0
+    projected_calls: dict[str, int] = field(default_factory=dict)
+    subsets: dict[int, SubsetView] = field(default_factory=dict)
+    nodes: dict[str, NodeView] = field(default_factory=dict)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    calls: int = 0
+    cache_hits: int = 0
+    role_tokens: dict[str, int] = field(default_factory=dict)
+    train_score: float | None = None
+    test_score: float | None = None
+    final_module_id: str | None = None
+    updated_at: str | None = None
+    pending_review: str | None = None
+    logs: deque[tuple[str, str]] = field(default_factory=lambda: deque(maxlen=500))
+    logs_seen: int = 0
+    version: int = 0
+    tree_version: int = 0  # moves when the shape of the merge tree changes
+    module_texts: dict[str, str] = field(default_factory=dict)
+
+    # -- derived ------------------------------------------------------------------------
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def subsets_done(self) -> int:
+        return sum(1 for s in self.subsets.values() if s.status == "done")
+
+    @property
+    def nodes_done(self) -> int:
+        return sum(1 for n in self.nodes.values() if n.status == "done")
+
+    @property
+    def max_nodes(self) -> int:
+        """Merge nodes a full run makes at most (n − 1: every merge takes ≥ 2 modules)."""
+        if self.method == "fgo":
+            return max(0, self.n_subsets - 1)
+        return 1 if self.method == "no-merge" and self.n_subsets > 1 else 0
+
+    def subset(self, sid: int) -> SubsetView:
+        s = self.subsets.get(sid)
+        if s is None:
+            s = self.subsets[sid] = SubsetView(sid, name=f"subset {sid}")
+        return s
+
+    def node(self, nid: str) -> NodeView:
+        n = self.nodes.get(nid)
+        if n is None:
+            n = self.nodes[nid] = NodeView(nid)
+            self.tree_version += 1
+        return n
+
+    def log(self, level: str, text: str) -> None:
+        self.logs.append((level, text))
+        self.logs_seen += 1
+
+    # -- updates ------------------------------------------------------------------------
+    def apply(self, batch: Batch) -> None:
+        """Fold one drained batch into the view."""
+        if not batch and batch.total_tokens is None:
+            return
+        self.version += 1
+        for e in batch.events:
+            self._apply_event(e)
+        for (kind, sid), steps in batch.steps.items():
+            if kind != "subset":
+                continue
+            s = self.subset(int(sid))
+            lines: list[StepLine] = []
+            for st in steps:
+                if st.observation:
+                    lines.append(StepLine(st.task_id, "observation", st.observation))
+                lines.append(StepLine(st.task_id, "action", st.action))
+            s.add_lines(lines)
+            s.version += 1
+        for (kind, sid), d in batch.tokens.items():
+            self.prompt_tokens += d.prompt
+            self.completion_tokens += d.completion
+            self.calls += d.calls
+            self.cache_hits += d.cache_hits
+            target: SubsetView | NodeView | None = None
+            if kind == "subset":
+                target = self.subset(int(sid))
+                target.cache_hits += d.cache_hits
+            elif kind == "node":
+                target = self.node(sid)
+            if target is not None:
+                target.prompt_tokens += d.prompt
+                target.completion_tokens += d.completion
+                target.calls += d.calls
+                target.version += 1
+        for role, d in batch.roles.items():
+            self.role_tokens[role] = self.role_tokens.get(role, 0) + d.prompt + d.completion
+
+    def _apply_event(self, e: ev.Event) -> None:
+        if isinstance(e, ev.RunStarted):
+            self.method, self.n_subsets = e.method, e.n_subsets
+            self.n_train, self.n_test = e.n_train, e.n_test
+            self.projected_calls = dict(e.projected_calls)
+            self.message = ""
+        elif isinstance(e, ev.RunStatus):
+            self.status = e.status
+            if e.message:
+                self.message = e.message
+        elif isinstance(e, ev.SubsetStarted):
+            s = self.subset(e.subset_id)
+            s.name, s.n_tasks, s.categories = e.name, e.n_tasks, tuple(e.categories)
+            if s.status != "done":
+                s.status = "running"
+            s.version += 1
+        elif isinstance(e, ev.CritiqueMade):
+            s = self.subset(e.subset_id)
+            s.critique = CritiqueView(e.epoch, e.task_id, e.failure, e.suggestion)
+            s.critiques_seen += 1
+            s.version += 1
+        elif isinstance(e, ev.ModuleProposed):
+            s = self.subset(e.subset_id)
+            s.proposed_id, s.proposed_epoch = e.module_id, e.epoch
+            self.module_texts[e.module_id] = e.text
+            s.version += 1
+        elif isinstance(e, ev.EpochDone):
+            s = self.subset(e.subset_id)
+            s.epochs[e.epoch] = EpochView(e.epoch, e.score, e.best_score, e.adopted)
+            s.best_score, s.module_id = e.best_score, e.module_id
+            if s.proposed_epoch is not None and s.proposed_epoch <= e.epoch:
+                s.proposed_id = s.proposed_epoch = None  # judged: adopted or rejected
+            s.version += 1
+        elif isinstance(e, ev.SubsetDone):
+            s = self.subset(e.subset_id)
+            if e.error:
+                s.status, s.error = "failed", e.error
+                self.log("error", f"subset {e.subset_id} failed: {e.error}")
+            else:
+                s.status, s.best_score, s.module_id = "done", e.best_score, e.module_id or s.module_id
+                s.proposed_id = s.proposed_epoch = None
+            s.version += 1
+        elif isinstance(e, ev.MergeNodeUpdated):
+            n = self.node(e.node_id)
+            if tuple(e.child_ids) != n.child_ids:
+                n.child_ids = tuple(e.child_ids)
+                self.tree_version += 1
+                for c in n.child_ids:
+                    if c in self.nodes:
+                        self.nodes[c].parent_id = n.id
+            n.status, n.n_tasks = e.status, e.n_tasks
+            if e.score_before is not None:
+                n.score_before = e.score_before
+            if e.status in ("merging", "pending_review"):
+                n.score_after = n.decision = n.decided_by = None
+            if e.score_after is not None:
+                n.score_after = e.score_after
+            if e.decision is not None:
+                n.decision = e.decision
+            if e.module_id is not None:
+                n.module_id = e.module_id
+            if e.status == "pending_review":
+                self.pending_review = n.id
+            elif self.pending_review == n.id:
+                self.pending_review = None
+            n.version += 1
+        elif isinstance(e, ev.ReviewRequested):
+            self.pending_review = e.node_id
+        elif isinstance(e, ev.RunFinished):
+            self.status = e.status
+            self.message = e.message
+            self.train_score, self.test_score = e.train_score, e.test_score
+            self.final_module_id = e.final_module_id or self.final_module_id
+            self.pending_review = None
+            self.log("info" if e.status == "done" else "warning",
+                     f"run finished: {e.status}" + (f" — {e.message}" if e.message else ""))
+        elif isinstance(e, ev.Log):
+            self.log(e.level, e.text)
+
+    def roots(self) -> list[str]:
+        """Top of the merge tree: nodes no other node lists as a child, then loose subsets."""
+        children = {c for n in self.nodes.values() for c in n.child_ids}
+        tops = [nid for nid in self.nodes if nid not in children]
+        loose = [f"s{sid}" for sid in sorted(self.subsets) if f"s{sid}" not in children]
+        return tops + loose
+
+
+def fmt_tokens(n: int | float | None) -> str:
+    """12 → '12', 12_345 → '12.3k', 2_500_000 → '2.50M'."""
+    if n is None:
+        return "—"
+    n = float(n)
+    if n < 1000:
+        return f"{n:.0f}"
+    if n < 1_000_000:
+        return f"{n / 1000:.1f}k"
+    return f"{n / 1_000_000:.2f}M"
+
+
+def fmt_score(x: float | None) -> str:
+    return "—" if x is None else f"{x:.3f}"
+
+
+def short(text: Any, width: int) -> str:
+    """One line, at most ``width`` characters."""
+    s = " ".join(str(text or "").split())
+    return s if len(s) <= width else s[: max(1, width - 1)] + "…"

@@ -1,0 +1,98 @@
+"""The merge tree as it grows: internal nodes are merges, leaves are subsets.
+
+Labels are ``rich.text.Text`` (plain strings would be parsed as markup). The tree is
+rebuilt only when its shape changes; otherwise labels are updated in place.
+"""
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Tree
+from textual.widgets.tree import TreeNode
+
+from fgo_tui.render import STATUS_STYLE
+from fgo_tui.state import NodeView, RunView, SubsetView, fmt_score, fmt_tokens, short
+
+
+def node_label(n: NodeView) -> Text:
+    t = Text()
+    t.append(f"{n.id} ", style="bold")
+    status = n.display_status
+    t.append(f"{status:<14}", style=STATUS_STYLE.get(status, ""))
+    t.append(f" {fmt_score(n.score_before)} → {fmt_score(n.score_after)}")
+    t.append(f"  {n.n_tasks} tasks", style="dim")
+    t.append(f"  {fmt_tokens(n.tokens)} tok", style="dim")
+    if n.decided_by and n.decided_by != "operator" and n.status == "done":
+        t.append(f"  ({n.decided_by})", style="dim italic")
+    return t
+
+
+def subset_label(s: SubsetView) -> Text:
+    t = Text()
+    t.append(f"s{s.id} ", style="bold")
+    t.append(f"{short(s.name, 36)}", style="")
+    t.append(f"  best {fmt_score(s.best_score)}")
+    t.append(f"  {s.n_tasks} tasks", style="dim")
+    t.append(f"  {fmt_tokens(s.tokens)} tok", style="dim")
+    if s.status != "done":
+        t.append(f"  {s.status}", style=STATUS_STYLE.get(s.status, "dim"))
+    return t
+
+
+class MergeTree(Tree[str]):
+    """``node.data`` is the merge-tree id: ``n3`` for a merge node, ``s2`` for a subset."""
+
+    DEFAULT_CSS = """
+    MergeTree { width: 1fr; min-width: 40; }
+    """
+
+    def __init__(self, **kw):
+        super().__init__(Text("merge tree"), data="", **kw)
+        self.show_root = False
+        self.guide_depth = 3
+        self._tree_version = -1
+        self._versions: dict[str, int] = {}
+        self._nodes: dict[str, TreeNode[str]] = {}
+
+    def sync(self, view: RunView) -> None:
+        if view.tree_version != self._tree_version:
+            self._rebuild(view)
+            return
+        for nid, tn in self._nodes.items():
+            item = view.nodes.get(nid) if nid.startswith("n") else view.subsets.get(int(nid[1:]))
+            if item is not None and self._versions.get(nid) != item.version:
+                self._versions[nid] = item.version
+                tn.set_label(node_label(item) if isinstance(item, NodeView) else subset_label(item))
+
+    def _rebuild(self, view: RunView) -> None:
+        self._tree_version = view.tree_version
+        keep = self.cursor_node.data if self.cursor_node is not None else None
+        self.clear()
+        self._nodes, self._versions = {}, {}
+
+        def add(parent: TreeNode[str], nid: str, depth: int) -> None:
+            if nid.startswith("n") and nid in view.nodes and depth < 64:
+                n = view.nodes[nid]
+                tn = parent.add(node_label(n), data=nid, expand=True)
+                self._versions[nid] = n.version
+                for c in n.child_ids:
+                    add(tn, c, depth + 1)
+            elif nid.startswith("s") and nid[1:].isdigit():
+                s = view.subsets.get(int(nid[1:]))
+                if s is None:
+                    tn = parent.add_leaf(Text(f"{nid} (not started)", style="dim"), data=nid)
+                else:
+                    tn = parent.add_leaf(subset_label(s), data=nid)
+                    self._versions[nid] = s.version
+            else:
+                tn = parent.add_leaf(Text(nid, style="dim"), data=nid)
+            self._nodes[nid] = tn
+
+        for nid in view.roots():
+            add(self.root, nid, 0)
+        self.root.expand()
+        target = self._nodes.get(keep) if keep else None
+        if target is not None:
+            self.call_after_refresh(self.move_cursor, target)
+
+    def node_for(self, nid: str) -> TreeNode[str] | None:
+        return self._nodes.get(nid)

@@ -1,0 +1,100 @@
+"""What a selected merge node (or subset leaf) stands for: its module, its children's
+modules and scores, the reviews and the critique trail below it."""
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+from rich.text import Text
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from fgo_tui import data
+from fgo_tui.render import categories_text, critique_line, diff_text, heading, kv, module_block, status_text
+from fgo_tui.state import NodeView, fmt_score, fmt_tokens
+
+
+class NodeDetail(VerticalScroll):
+    DEFAULT_CSS = """
+    NodeDetail { width: 1fr; border-left: vkey $primary 30%; padding: 0 1; }
+    NodeDetail > Static { width: 1fr; }
+    """
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.shown: str | None = None
+        self.plain = ""  # the shown text, for tests and screen readers
+
+    def compose(self):
+        yield Static(Text("Select a node to see its module, its children and the critique trail.", style="dim"),
+                      id="detail-body")
+
+    def _set(self, parts: list[Text]) -> None:
+        self.plain = "\n".join(p.plain for p in parts)
+        self.query_one("#detail-body", Static).update(Group(*parts))
+
+    def show(self, store: Any, item_id: str | None, view_node: NodeView | None = None) -> None:
+        self.shown = item_id
+        if not item_id or store is None:
+            return
+        try:
+            if item_id.startswith("s") and item_id[1:].isdigit():
+                self._set(self._subset(store, int(item_id[1:])))
+            else:
+                self._set(self._node(store, item_id, view_node))
+        except Exception as exc:  # a read racing a closing store: say so, never crash
+            self._set([Text(f"cannot read {item_id} right now: {exc}", style="red")])
+
+    def _node(self, store: Any, nid: str, view_node: NodeView | None) -> list[Text]:
+        d = data.node_detail(store, nid)
+        if d is None:
+            return [Text(f"{nid}: planned, not in the session file yet", style="dim")]
+        row = d.row
+        status = view_node.display_status if view_node else row["status"]
+        head = Text(f"merge node {nid}  ", style="bold")
+        head.append_text(status_text(status))
+        parts = [head, kv(("children", ", ".join(c.id for c in d.children)), ("tasks", len(row["task_ids_json"] or [])),
+                          ("before", fmt_score(row["score_before"])), ("after backtest", fmt_score(row["score_after"])),
+                          ("tokens", fmt_tokens(view_node.tokens if view_node else 0)))]
+        for r in d.reviews:
+            parts.append(kv(("review", r["decision"]), ("by", r["by"]), ("at", r["created_at"])))
+        if row.get("scores_json"):
+            parts.append(categories_text(row["scores_json"]))
+        if d.module_id:
+            parts += [heading(f"Module {d.module_id} (what was backtested)"), module_block(d.module_text)]
+            if d.proposed_id and d.proposed_id != d.module_id:
+                title = "Merger's proposal (replaced by the operator's edit)" if "edited" in d.module_id \
+                    else "Merger's proposal (rolled back)"
+                parts += [heading(f"{title}: {d.proposed_id}"),
+                          diff_text(data.unified_diff(d.proposed_text, d.module_text, d.proposed_id, d.module_id))]
+        elif d.proposed_id:
+            parts += [heading(f"Proposed module {d.proposed_id} (waiting for review)"), module_block(d.proposed_text)]
+        for c in d.children:
+            parts += [heading(f"Child {c.id} · score {fmt_score(c.score)} · {c.n_tasks} tasks · {c.module_id}"),
+                      categories_text(c.categories), module_block(c.text, style="grey70")]
+        parts.append(heading("Critique trail (failures the optimizers saw below this node)"))
+        parts += [critique_line(r["subset_id"], r["epoch"], r["task_id"], r["failure"] or "", r["suggestion"] or "")
+                  for r in d.trail] or [Text("(no failed critiques)", style="dim")]
+        return parts
+
+    def _subset(self, store: Any, sid: int) -> list[Text]:
+        d = data.subset_detail(store, sid)
+        if d is None:
+            return [Text(f"s{sid}: not started yet", style="dim")]
+        head = Text(f"subset s{sid}: {d.row['name']}  ", style="bold")
+        head.append_text(status_text(d.row["status"] or "pending"))
+        parts = [head, kv(("tasks", len(d.row["task_ids_json"] or [])), ("best", fmt_score(d.row["best_score"])),
+                          ("module", d.module_id or "—"))]
+        if d.epochs:
+            line = Text("epochs ", style="dim")
+            for e in d.epochs:
+                sc = e["candidate_score"] if e["candidate_score"] is not None else e["score"]
+                line.append(f" e{e['epoch']} {sc:.3f}")
+                if e["adopted"] is not None:
+                    line.append("✓" if e["adopted"] else "✗", style="green" if e["adopted"] else "red")
+            parts.append(line)
+        parts += [heading(f"Best module {d.module_id or ''}"), module_block(d.module_text)]
+        parts.append(heading("Critique trail"))
+        parts += [critique_line(r["subset_id"], r["epoch"], r["task_id"], r["failure"] or "", r["suggestion"] or "")
+                  for r in d.trail] or [Text("(no failed critiques)", style="dim")]
+        return parts

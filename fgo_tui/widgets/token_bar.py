@@ -1,0 +1,54 @@
+"""A one-line token bar: prompt vs completion tokens against a scale (a budget share,
+or the largest peer when there is no budget)."""
+from __future__ import annotations
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from fgo_tui.state import fmt_tokens
+
+PROMPT_STYLE = "#4c9be8"
+COMPLETION_STYLE = "#e8a33c"
+
+
+class TokenBar(Widget):
+    DEFAULT_CSS = """
+    TokenBar { height: 1; width: 1fr; }
+    """
+
+    prompt: reactive[int] = reactive(0)
+    completion: reactive[int] = reactive(0)
+    scale: reactive[int] = reactive(0)  # 0: nothing to compare with
+    budget: reactive[bool] = reactive(False)  # scale is a budget (say so in the label)
+    caption: reactive[str] = reactive("")
+
+    def set_values(self, prompt: int, completion: int, scale: int, *, budget: bool = False,
+                   caption: str = "") -> None:
+        self.prompt, self.completion = int(prompt), int(completion)
+        self.scale, self.budget, self.caption = int(scale), budget, caption
+
+    @property
+    def label(self) -> str:
+        total = self.prompt + self.completion
+        text = f" {fmt_tokens(total)} tok ({fmt_tokens(self.prompt)} prompt · {fmt_tokens(self.completion)} compl)"
+        if self.budget and self.scale:
+            text += f" of {fmt_tokens(self.scale)}" + (f" {self.caption}" if self.caption else "")
+        elif self.caption:
+            text += f" {self.caption}"
+        return text
+
+    def render(self) -> Text:
+        label = self.label
+        width = max(0, self.size.width - len(label))
+        total = self.prompt + self.completion
+        scale = max(self.scale, total, 1) if not self.budget else max(self.scale, 1)
+        over = self.budget and total > self.scale > 0
+        p_cells = min(width, round(width * self.prompt / scale)) if width else 0
+        c_cells = min(width - p_cells, round(width * self.completion / scale)) if width else 0
+        bar = Text()
+        bar.append("█" * p_cells, style="red" if over else PROMPT_STYLE)
+        bar.append("█" * c_cells, style="red" if over else COMPLETION_STYLE)
+        bar.append("░" * (width - p_cells - c_cells), style="grey30")
+        bar.append(label, style="bold red" if over else "")
+        return bar
