@@ -1,0 +1,301 @@
+"""The new-session form: suite or task file, models per role, FGO settings, review
+policy, budget. Shows the projected LLM calls before anything starts and explains bad
+values next to the form (the engine's own ConfigError messages, never a traceback)."""
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Input, Label, Select, Static
+from textual.worker import Worker, WorkerState
+
+from fgo_tui.messages import StartSession
+
+DEFAULT_MODEL = "fgo-sim/medium"
+ROLES = ("agent", "evaluator", "optimizer", "merger")
+SCORERS = ("normalized", "exact", "contains", "regex", "numeric", "llm_judge")
+JSONL = "jsonl"
+
+
+def _num(raw: str) -> Any:
+    """'' → None (use the default); digits → int; anything else is passed on as text so the
+    engine's validation explains what is wrong with it."""
+    t = raw.strip().replace("_", "").replace(",", "")
+    if not t:
+        return None
+    if re.fullmatch(r"-?\d+", t):
+        return int(t)
+    return raw.strip()
+
+
+def parse_options(raw: str) -> dict[str, Any]:
+    """'n_train=24 n_test=24' or 'n_train=24, n_test=24' → {'n_train': 24, 'n_test': 24}."""
+    from fgo_engine.errors import ConfigError
+
+    out: dict[str, Any] = {}
+    for part in re.split(r"[,\s]+", raw.strip()):
+        if not part:
+            continue
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"suite options: write key=value pairs (got {part!r})")
+        for conv in (int, float):
+            try:
+                out[key] = conv(value)
+                break
+            except ValueError:
+                continue
+        else:
+            out[key] = {"true": True, "false": False}.get(value.lower(), value)
+    return out
+
+
+class NewSessionScreen(Screen):
+    BINDINGS = [
+        Binding("ctrl+s", "start", "Start run", priority=True),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self, sessions_dir: Path, suites: list[str]):
+        super().__init__(id="new-session-screen")
+        self.sessions_dir = Path(sessions_dir)
+        self.suites = [s for s in suites if s != JSONL]
+        self.error = ""  # the message shown next to the form ('' when the form is valid)
+        self.projection: dict[str, int] | None = None
+        self._suite_cache: dict[str, tuple[int, int, Any]] = {}
+        self._timer = None
+
+    # -- layout -------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Static(Text("New session", style="bold"), classes="screen-title")
+        with Horizontal(id="new-body"):
+            with VerticalScroll(id="new-form"):
+                default = "household" if "household" in self.suites else (self.suites[0] if self.suites else JSONL)
+                opts = [(s, s) for s in self.suites] + [("JSONL task file…", JSONL)]
+                yield from self._field("Suite", Select(opts, value=default, allow_blank=False, id="f-suite"))
+                yield from self._field("Task file (.jsonl)", Input(placeholder="path/to/tasks.jsonl", id="f-tasks"),
+                                       classes="jsonl-only")
+                yield from self._field("Scorer", Select([(s, s) for s in SCORERS], value="normalized",
+                                                         allow_blank=False, id="f-scorer"), classes="jsonl-only")
+                yield from self._field("Suite options", Input(placeholder="e.g. n_train=24 n_test=24", id="f-options"))
+                for role in ROLES:
+                    yield from self._field(f"Model: {role}", Input(DEFAULT_MODEL, id=f"f-model-{role}"))
+                yield Static(Text("fgo-sim/small|medium|large[:latency=0.02] is the simulated LLM (a test bed). "
+                                  "Any litellm name works too, e.g. openai/gpt-4o-mini, with its API key in "
+                                  "the environment.", style="dim"), classes="form-note")
+                yield from self._field("Subsets N", Input("4", id="f-subsets"))
+                yield from self._field("Epochs", Input("2", id="f-epochs"))
+                yield from self._field("Merge threshold t", Input("2", id="f-threshold"))
+                from fgo_engine.config import CLUSTERS, METHODS, PARTITIONS, REVIEWS
+
+                yield from self._field("Clustering", Select([(c, c) for c in CLUSTERS], value="kmeans",
+                                                             allow_blank=False, id="f-cluster"))
+                yield from self._field("Partition", Select([(p, p) for p in PARTITIONS], value="category",
+                                                            allow_blank=False, id="f-partition"))
+                yield from self._field("Review merges", Select([(r, r) for r in REVIEWS], value="ask",
+                                                                allow_blank=False, id="f-review"))
+                yield from self._field("Token budget", Input(placeholder="none", id="f-budget"))
+                yield from self._field("Method", Select([(m, m) for m in METHODS], value="fgo", allow_blank=False,
+                                                         id="f-method"))
+                yield from self._field("Parallel subsets", Input("4", id="f-workers"))
+                yield from self._field("Seed", Input("0", id="f-seed"))
+                yield from self._field("Session name", Input(placeholder="<suite>-<date>-<time>", id="f-name"))
+            with Vertical(id="new-side"):
+                yield Static(Text("Projected LLM calls", style="bold"), classes="side-title")
+                yield Static(Text("…", style="dim"), id="projection")
+                yield Static("", id="form-error")
+                with Horizontal(id="new-buttons"):
+                    yield Button("Back (esc)", id="back")
+                    yield Button("Start run (ctrl+s)", id="start", variant="success")
+        yield Footer()
+
+    def _field(self, label: str, widget: Any, classes: str = "") -> ComposeResult:
+        with Horizontal(classes=f"field {classes}".strip()):
+            yield Label(label, classes="field-label")
+            yield widget
+
+    def on_mount(self) -> None:
+        blink = getattr(self.app, "cursor_blink", True)
+        for w in self.query(Input):
+            w.cursor_blink = blink
+        self._toggle_jsonl()
+        self._schedule()
+        self.query_one("#f-suite", Select).focus()
+
+    # -- form → config ------------------------------------------------------------------
+    def value(self, wid: str) -> Any:
+        w = self.query_one(f"#{wid}")
+        return w.value
+
+    def form_data(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        suite = self.value("f-suite")
+        options = parse_options(self.value("f-options"))
+        if suite == JSONL:
+            path = self.value("f-tasks").strip()
+            if not path:
+                from fgo_engine.errors import ConfigError
+
+                raise ConfigError("give the path of a JSONL task file (one JSON object per line)")
+            options["path"] = str(Path(path).expanduser().resolve())
+            options["scorer"] = self.value("f-scorer")
+        data["suite"] = suite
+        if options:
+            data["suite_options"] = options
+        for key, wid in (("subsets", "f-subsets"), ("epochs", "f-epochs"), ("threshold", "f-threshold"),
+                         ("budget_tokens", "f-budget"), ("seed", "f-seed"), ("workers", "f-workers")):
+            v = _num(self.value(wid))
+            if v is not None:
+                data[key] = v
+        for key, wid in (("cluster", "f-cluster"), ("partition", "f-partition"), ("review", "f-review"),
+                         ("method", "f-method")):
+            data[key] = self.value(wid)
+        data["roles"] = {r: {"model": self.value(f"f-model-{r}").strip() or DEFAULT_MODEL} for r in ROLES}
+        return data
+
+    def build_config(self) -> Any:
+        """The validated RunConfig, or ConfigError with a message for the operator."""
+        from fgo_engine.config import RunConfig
+        from fgo_engine.errors import ConfigError
+        from fgo_engine.sim.profiles import parse_model
+
+        cfg = RunConfig.from_dict(self.form_data())
+        for role, rc in cfg.roles.items():
+            if rc.model.startswith("fgo-sim/"):
+                parse_model(rc.model)
+            elif "/" not in rc.model and not rc.api_base:
+                raise ConfigError(f"model for {role}: write a litellm name with its provider, like "
+                                  f"'openai/{rc.model}', or 'fgo-sim/medium' (got {rc.model!r})")
+        return cfg
+
+    # -- live validation and projection -------------------------------------------------
+    @on(Input.Changed)
+    @on(Select.Changed)
+    def _changed(self, event: Any) -> None:
+        if getattr(event, "control", None) is not None and event.control.id == "f-suite":
+            self._toggle_jsonl()
+        self._schedule()
+
+    def _toggle_jsonl(self) -> None:
+        is_jsonl = self.value("f-suite") == JSONL
+        for w in self.query(".jsonl-only"):
+            w.display = is_jsonl
+
+    def _schedule(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+        self._timer = self.set_timer(0.25, self._validate)
+
+    def _validate(self) -> None:
+        from fgo_engine.errors import ConfigError
+
+        try:
+            cfg = self.build_config()
+        except ConfigError as exc:
+            self.show_error(str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - whatever it is, say it in one line
+            self.show_error(f"{type(exc).__name__}: {exc}")
+            return
+        self._project(cfg)
+
+    @work(thread=True, exclusive=True, group="projection", exit_on_error=False)
+    def _project(self, cfg: Any) -> tuple[dict[str, int], int, int]:
+        from fgo_engine.session import build_suite, project_calls
+
+        key = json.dumps([cfg.suite, cfg.suite_options, cfg.seed], sort_keys=True, default=str)
+        if key not in self._suite_cache:
+            suite = build_suite(cfg)
+            self._suite_cache[key] = (len(suite.train_tasks()), len(suite.test_tasks()), suite)
+        n_train, n_test, suite = self._suite_cache[key]
+        if n_train == 0:
+            from fgo_engine.errors import ConfigError
+
+            raise ConfigError(f"suite {cfg.suite!r} has no training tasks")
+        return project_calls(cfg, suite, n_train, n_test), n_train, n_test
+
+    @on(Worker.StateChanged)
+    def _projected(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "projection":
+            return
+        if event.state == WorkerState.SUCCESS:
+            calls, n_train, n_test = event.worker.result
+            self.projection = calls
+            self.show_error("")
+            t = Text()
+            t.append(f"{n_train} training / {n_test} test tasks\n\n", style="dim")
+            for role, n in calls.items():
+                t.append(f"{role:<10}", style="dim")
+                t.append(f"≤ {n:>7,}\n")
+            t.append(f"{'total':<10}", style="bold")
+            t.append(f"≤ {sum(calls.values()):>7,}\n", style="bold")
+            t.append("\nAn upper bound before cache hits; a resumed run never pays twice for a call.",
+                     style="dim")
+            self.query_one("#projection", Static).update(t)
+        elif event.state == WorkerState.ERROR:
+            err = event.worker.error
+            from fgo_engine.errors import FGOError
+
+            self.show_error(str(err) if isinstance(err, FGOError) else f"{type(err).__name__}: {err}")
+
+    def show_error(self, message: str) -> None:
+        self.error = message
+        box = self.query_one("#form-error", Static)
+        if message:
+            box.update(Text.assemble(("✖ ", "bold red"), (message, "red")))
+            self.query_one("#projection", Static).update(Text("(fix the form to see the projection)",
+                                                              style="dim"))
+        else:
+            box.update("")
+        box.set_class(bool(message), "-error")
+
+    # -- actions ------------------------------------------------------------------------
+    def action_start(self) -> None:
+        from fgo_engine.errors import ConfigError
+
+        try:
+            cfg = self.build_config()
+        except ConfigError as exc:
+            self.show_error(str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001
+            self.show_error(f"{type(exc).__name__}: {exc}")
+            return
+        name = self.value("f-name").strip() or f"{cfg.suite}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if not re.fullmatch(r"[\w.\-]+", name):
+            self.show_error("session name: letters, digits, '.', '-' and '_' only")
+            return
+        path = self.sessions_dir / (name if name.endswith(".db") else f"{name}.db")
+        if path.exists():
+            self.show_error(f"{path} already exists; choose another session name")
+            return
+        self.show_error("")
+        self.query_one("#start", Button).disabled = True
+        self.post_message(StartSession(cfg, path))
+
+    def start_failed(self, message: str) -> None:
+        """The app could not create the session: say why, next to the form."""
+        self.query_one("#start", Button).disabled = False
+        self.show_error(message)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    @on(Button.Pressed, "#start")
+    def _start_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.action_start()
+
+    @on(Button.Pressed, "#back")
+    def _back_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.action_back()
