@@ -50,13 +50,20 @@ def run_bench(suite: str, *, methods: list[str], seeds: int = 1, model: str = "f
               subsets: int = 4, epochs: int = 2, threshold: int = 2, latency: float = 0.0,
               suite_options: dict[str, Any] | None = None, out_dir: str | Path | None = None,
               workers: int = 4, progress: Callable[[str], None] = print,
-              extra: dict[str, Any] | None = None) -> dict[str, Any]:
+              extra: dict[str, Any] | None = None, vary: dict[str, list[Any]] | None = None) -> dict[str, Any]:
+    """``vary`` adds FGO ablation rows, e.g. ``{"cluster": ["spectral", "none"], "subsets": [2, 8]}``."""
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise ConfigError(f"unknown method {bad[0]!r}; choose from {', '.join(METHODS)}")
+    allowed = {"cluster", "partition", "subsets", "threshold", "epochs"}
+    runs: list[tuple[str, str, dict[str, Any]]] = [(m, m, {}) for m in methods]
+    for key, values in (vary or {}).items():
+        if key not in allowed:
+            raise ConfigError(f"--vary {key}: only {', '.join(sorted(allowed))} can be varied")
+        runs += [(f"fgo[{key}={v}]", "fgo", {key: v}) for v in values]
     if latency and model.startswith("fgo-sim/"):
         model = f"{model}{',' if ':' in model else ':'}latency={latency}"
-    summaries = {m: MethodSummary(m) for m in methods}
+    summaries = {label: MethodSummary(label) for label, _, _ in runs}
     tmp = None
     if out_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="fgo-bench-")
@@ -66,14 +73,15 @@ def run_bench(suite: str, *, methods: list[str], seeds: int = 1, model: str = "f
         sess_dir.mkdir(parents=True, exist_ok=True)
     try:
         for seed in range(seeds):
-            for method in methods:
-                path = sess_dir / f"{suite}-{method}-seed{seed}.db"
+            for label, method, override in runs:
+                slug = label.replace("[", "-").replace("]", "").replace("=", "-")
+                path = sess_dir / f"{suite}-{slug}-seed{seed}.db"
                 for suffix in ("", "-wal", "-shm"):
                     Path(str(path) + suffix).unlink(missing_ok=True)
                 cfg = RunConfig.from_dict({
                     "suite": suite, "suite_options": dict(suite_options or {}), "model": model, "method": method,
                     "subsets": subsets, "epochs": epochs, "threshold": threshold, "seed": seed,
-                    "workers": workers, **(extra or {}),
+                    "workers": workers, **(extra or {}), **override,
                 })
                 session = Session.create(path, cfg, name=path.stem)
                 t0 = time.perf_counter()
@@ -92,8 +100,8 @@ def run_bench(suite: str, *, methods: list[str], seeds: int = 1, model: str = "f
                 row["wall_seconds"] = wall
                 row["seed"] = seed
                 row["test_prompt_tokens"] = res.by_phase.get("test", {}).get("prompt_tokens", 0)
-                summaries[method].runs.append(row)
-                progress(f"{method:>14} seed {seed}: {res.status}, test {_pct(res.test_score)}, "
+                summaries[label].runs.append(row)
+                progress(f"{label:>14} seed {seed}: {res.status}, test {_pct(res.test_score)}, "
                          f"{row['opt_prompt_tokens']:,} optimization prompt tokens, {wall:.1f} s"
                          + (" (context overflow)" if res.overflowed else "")
                          + (f" — {res.message}" if res.message else ""))

@@ -82,6 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--threshold", type=int, default=2)
     b.add_argument("--latency", type=float, default=0.0, help="simulated seconds per LLM call")
     b.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
+    b.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2",
+                   help="FGO ablation rows: cluster, partition, subsets, threshold or epochs (repeatable)")
     b.add_argument("--out", default="bench-out", help="folder for the table (Markdown + JSON) and sessions")
     return p
 
@@ -313,13 +315,23 @@ def cmd_export(a: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_vary(items: list[str]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        if not sep or not values:
+            raise ConfigError(f"--vary needs KEY=V1,V2 (got {item!r})")
+        out[key.strip()] = [int(v) if v.strip().isdigit() else v.strip() for v in values.split(",")]
+    return out
+
+
 def cmd_bench(a: argparse.Namespace) -> int:
     from fgo_engine import bench
 
     methods = [m.strip() for m in a.methods.split(",") if m.strip()]
     report = bench.run_bench(a.suite, methods=methods, seeds=a.seeds, model=a.model, subsets=a.subsets,
                              epochs=a.epochs, threshold=a.threshold, latency=a.latency,
-                             suite_options=_parse_options(a.option), out_dir=a.out)
+                             suite_options=_parse_options(a.option), out_dir=a.out, vary=_parse_vary(a.vary))
     print()
     print(bench.to_markdown(report), end="")
     md, js = bench.save(report, a.out)
