@@ -65,6 +65,7 @@ class Item:
     score: float
     task_ids: list[str]
     scores_by_category: dict[str, float] = field(default_factory=dict)
+    subset_ids: list[int] = field(default_factory=list)
 
 
 class Engine:
@@ -315,10 +316,10 @@ class Engine:
             self._emit_node(node_id, child_ids, "done", len(tasks), score_before, existing["score_after"],
                             None, existing["module_id"])
             return Item(node_id, Module(row["kind"], row["text"]), existing["module_id"], existing["score_after"],
-                        task_ids, existing.get("scores_json") or {})
+                        task_ids, existing.get("scores_json") or {}, sorted(s for it in items for s in it.subset_ids))
         base = {
             "id": node_id, "parent_id": None, "depth": 0, "child_ids_json": list(child_ids),
-            "subset_ids_json": sorted({int(t.split(":")[0]) for t in []}), "task_ids_json": task_ids,
+            "subset_ids_json": sorted(sid for it in items for sid in it.subset_ids), "task_ids_json": task_ids,
             "score_before": score_before, "created_at": now(), "updated_at": now(),
         }
         self.store.insert("merge_nodes", {**base, "status": "merging"}, replace=True)
@@ -393,7 +394,7 @@ class Engine:
             "updated_at": now(),
         })
         self._emit_node(node_id, child_ids, "done", len(tasks), score_before, score, final_decision, module_id)
-        return Item(node_id, module, module_id, score, task_ids, cats)
+        return Item(node_id, module, module_id, score, task_ids, cats, sorted(s for it in items for s in it.subset_ids))
 
     def _stored_decision(self, node_id: str) -> ReviewDecision | None:
         rows = self.store.rows("reviews", "node_id = ?", (node_id,), order_by="id")

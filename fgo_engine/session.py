@@ -287,7 +287,7 @@ class Session:
             if row and row["status"] == "done" and row["best_module_id"]:
                 m = self.store.get("modules", row["best_module_id"])
                 item = Item(f"s{i}", Module(m["kind"], m["text"]), row["best_module_id"], row["best_score"],
-                            [t.id for t in group])
+                            [t.id for t in group], subset_ids=[i])
                 self.bus.emit(ev.SubsetDone(i, item.score, item.module_id))
                 return item
             self.store.update("subsets", i, {"status": "running"})
@@ -297,7 +297,7 @@ class Session:
                                              "best_score": res.best_score})
             self.store.update("modules", res.best_id, {"adopted": 1})
             self.bus.emit(ev.SubsetDone(i, res.best_score, res.best_id))
-            return Item(f"s{i}", res.best, res.best_id, res.best_score, [t.id for t in group])
+            return Item(f"s{i}", res.best, res.best_id, res.best_score, [t.id for t in group], subset_ids=[i])
 
         with ThreadPoolExecutor(max_workers=min(cfg.workers, len(groups)), thread_name_prefix="fgo-subset") as pool:
             futures = {pool.submit(work, i, g): i for i, g in enumerate(groups)}

@@ -52,6 +52,9 @@ def test_every_merge_is_backtested_on_exactly_the_union_of_its_leaves(tmp_path, 
             assert {r["task_id"] for r in rows} == leaf_tasks(nid, nodes, subsets)
             assert len(rows) == len(leaf_tasks(nid, nodes, subsets))
             assert len(n["child_ids_json"]) <= 3
+            leaves = {int(c[1:]) for c in n["child_ids_json"] if c.startswith("s")}
+            assert leaves <= set(n["subset_ids_json"])
+            assert sum(len(subsets[i]["task_ids_json"]) for i in n["subset_ids_json"]) == len(leaf_tasks(nid, nodes, subsets))
     finally:
         st.close()
 
