@@ -154,3 +154,23 @@ def test_auth_error_is_not_retried_and_key_is_redacted():
         g.complete("agent", MSGS)
     assert secret not in str(info.value) and "AuthenticationError" in str(info.value)
     assert sleeps == []
+
+
+def test_credentials_reported_as_server_error_are_not_retried():
+    import litellm
+
+    err = litellm.InternalServerError("OpenAIException - Missing credentials. Please pass an `api_key`",
+                                      llm_provider="openai", model="gpt-4o-mini")
+    rc = RoleConfig(model="openai/gpt-4o-mini", params={"mock_response": err})
+    sleeps: list[float] = []
+    g = Gateway({r: rc for r in ROLES}, sleep=sleeps.append)
+    with pytest.raises(LLMError, match="credentials problem"):
+        g.complete("agent", MSGS)
+    assert sleeps == []
+
+
+def test_missing_key_variable_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("NO_SUCH_KEY_VAR", raising=False)
+    rc = RoleConfig(model="openai/gpt-4o-mini", api_key_env="NO_SUCH_KEY_VAR", params={"mock_response": "x"})
+    with pytest.raises(LLMError, match="NO_SUCH_KEY_VAR is not set"):
+        Gateway({r: rc for r in ROLES}).complete("agent", MSGS)

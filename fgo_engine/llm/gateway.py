@@ -330,6 +330,10 @@ class Gateway:
         if rc.api_base:
             kwargs["api_base"] = rc.api_base
         api_key = rc.api_key or (os.environ.get(rc.api_key_env) if rc.api_key_env else None)
+        if rc.api_key_env and not api_key:
+            raise LLMError(f"{rc.model} ({role}): the environment variable {rc.api_key_env} is not set")
+        if not api_key and rc.api_base and rc.model.startswith("openai/") and not os.environ.get("OPENAI_API_KEY"):
+            api_key = "no-key"  # a local OpenAI-compatible server (llama.cpp, vLLM, Ollama) wants some key
         if api_key:
             kwargs["api_key"] = api_key
         kwargs.update(rc.params)
@@ -347,6 +351,10 @@ class Gateway:
                                            window=self.window(rc.model) or 0) from exc
             except retryable as exc:
                 kind = type(exc).__name__
+                if _is_auth_problem(exc):  # litellm reports some credential problems as server errors
+                    msg = redact(f"{rc.model} ({role}): credentials problem: {_short(exc)}", self._secrets())
+                    self._record(LedgerEntry(role, rc.model, scope, 0, 0, 0.0, _ms(start), False, msg, key))
+                    raise LLMError(msg) from None
                 self._record(LedgerEntry(role, rc.model, scope, 0, 0, 0.0, _ms(start), False,
                                          f"{kind}: {_short(exc)}", key))
                 if attempt >= self.retries:
@@ -388,6 +396,15 @@ class Gateway:
         self._record(LedgerEntry(role, rc.model, scope, comp.prompt_tokens, comp.completion_tokens, cost,
                                  latency, False, None, key), payload if self.use_cache or self.store else None)
         return comp
+
+
+_AUTH_HINTS = ("missing credentials", "incorrect api key", "invalid api key", "api_key client option",
+               "no api key", "unauthorized", "authentication")
+
+
+def _is_auth_problem(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return any(h in text for h in _AUTH_HINTS)
 
 
 def _ms(start: float) -> float:
