@@ -174,3 +174,16 @@ def test_missing_key_variable_is_a_clear_error(monkeypatch):
     rc = RoleConfig(model="openai/gpt-4o-mini", api_key_env="NO_SUCH_KEY_VAR", params={"mock_response": "x"})
     with pytest.raises(LLMError, match="NO_SUCH_KEY_VAR is not set"):
         Gateway({r: rc for r in ROLES}).complete("agent", MSGS)
+
+
+def test_identical_concurrent_requests_are_paid_once():
+    roles = {r: RoleConfig(model="fgo-sim/medium:latency=0.05") for r in ROLES}
+    g = Gateway(roles)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(g.complete("agent", MSGS))) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 6 and len({r.text for r in results}) == 1
+    assert sum(not r.cached for r in results) == 1 and g.total.cache_hits == 5

@@ -143,6 +143,7 @@ class Gateway:
         self._rng = rng or random.Random(0)
         self._lock = threading.Lock()
         self._mem_cache: dict[str, dict] = {}
+        self._inflight: dict[str, threading.Event] = {}
         self._sems: dict[str, threading.BoundedSemaphore] = {}
         self._windows: dict[str, int | None] = {}
         self.by_role: dict[str, Totals] = defaultdict(Totals)
@@ -176,6 +177,24 @@ class Gateway:
     ) -> Completion:
         rc = self.roles[role]
         key = self.cache_key(rc, messages, sample, tools)
+        if not self.use_cache:
+            return self._complete_fresh(role, rc, messages, sample, tools, scope, key)
+        # single flight: an identical request already on its way is waited for, not paid twice
+        while True:
+            with self._lock:
+                waiting = self._inflight.get(key)
+                if waiting is None:
+                    self._inflight[key] = threading.Event()
+            if waiting is None:
+                break
+            waiting.wait()
+        try:
+            return self._complete_cached(role, rc, messages, sample, tools, scope, key)
+        finally:
+            with self._lock:
+                self._inflight.pop(key).set()
+
+    def _complete_cached(self, role, rc, messages, sample, tools, scope, key) -> Completion:
         if self.use_cache:
             hit = self._cache_lookup(key)
             if hit is not None:
@@ -187,6 +206,9 @@ class Gateway:
                 self._record(LedgerEntry(role, rc.model, scope, comp.prompt_tokens, comp.completion_tokens,
                                          comp.cost, 0.0, True, None, key))
                 return comp
+        return self._complete_fresh(role, rc, messages, sample, tools, scope, key)
+
+    def _complete_fresh(self, role, rc, messages, sample, tools, scope, key) -> Completion:
         self._check_budget(role)
         prompt_tokens = tokens.count_messages(messages, rc.model, tools)
         window = self.window(rc.model)
