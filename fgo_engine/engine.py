@@ -19,7 +19,8 @@ from fgo_engine import prompts
 from fgo_engine.cluster import groups_for, litellm_embedder, tfidf
 from fgo_engine.config import RunConfig
 from fgo_engine.control import Control
-from fgo_engine.errors import ContextOverflowError, LLMError, MalformedOutputError
+from fgo_engine.errors import (BudgetExceededError, CancelledError, ContextOverflowError, LLMError,
+                               MalformedOutputError)
 from fgo_engine.llm.gateway import Gateway, Scope
 from fgo_engine.review import ChildInfo, ReviewDecision, ReviewGate, ReviewRequest
 from fgo_engine.suites.base import Completion, Suite
@@ -115,8 +116,8 @@ class Engine:
     def _run_one(self, task: Task, module: Module, scope: Scope) -> Trajectory:
         try:
             return self.suite.run_agent(task, module, self._agent_llm(scope, task.id))
-        except (LLMError, MalformedOutputError):
-            raise
+        except (LLMError, MalformedOutputError, CancelledError, BudgetExceededError):
+            raise  # a cancel or a budget stop inside the agent loop is not a suite bug
         except Exception as exc:  # a suite bug must not kill the run silently either
             raise LLMError(f"agent run failed on task {task.id}: {type(exc).__name__}: {exc}") from exc
 

@@ -13,7 +13,8 @@ from typing import Any
 
 from fgo_tui.state import CritiqueView, EpochView, NodeView, RunView, StepLine, SubsetView
 
-HISTORY_TRAJECTORIES = 3  # trajectories replayed into a subset's stream on open
+HISTORY_TRAJECTORIES = 12  # at most this many trajectories replayed into a subset's stream on open
+HISTORY_LINES = 40
 
 
 # -- session view -------------------------------------------------------------------------
@@ -47,7 +48,8 @@ def load_run_view(store: Any) -> RunView:
     for r in store.rows("epochs", "subset_id is not null", order_by="subset_id, epoch"):
         s = view.subset(int(r["subset_id"]))
         score = r["candidate_score"] if r["candidate_score"] is not None else r["score"]
-        s.epochs[r["epoch"]] = EpochView(r["epoch"], score, r["score"], bool(r["adopted"]))
+        adopted = None if r["adopted"] is None else bool(r["adopted"])
+        s.epochs[r["epoch"]] = EpochView(r["epoch"], score, r["score"], adopted)
         if s.status != "done":
             s.best_score, s.module_id = r["score"], r["module_id"]
     for s in view.subsets.values():
@@ -123,13 +125,17 @@ def step_lines(task_id: str, steps: list[Any]) -> list[StepLine]:
     return out
 
 
-def subset_history(store: Any, subset_id: int, n: int = HISTORY_TRAJECTORIES) -> list[StepLine]:
+def subset_history(store: Any, subset_id: int, n: int = HISTORY_TRAJECTORIES,
+                   max_lines: int = HISTORY_LINES) -> list[StepLine]:
+    """The end of the subset's latest trajectories, as the stream showed them."""
     rows = store.query("select task_id, steps_json from trajectories where subset_id = ? and phase = 'explore' "
                        "order by epoch desc, rowid desc limit ?", (subset_id, n))
     lines: list[StepLine] = []
-    for r in reversed(rows):
-        lines += step_lines(r["task_id"], r["steps_json"])
-    return lines
+    for r in rows:  # newest first, until there are enough lines
+        lines = step_lines(r["task_id"], r["steps_json"]) + lines
+        if len(lines) >= max_lines:
+            break
+    return lines[-max_lines:]
 
 
 # -- modules ------------------------------------------------------------------------------

@@ -34,9 +34,16 @@ def status_text(status: str) -> Text:
     return Text(status, style=STATUS_STYLE.get(status, ""))
 
 
+def task_label(task_id: str) -> str:
+    """'household-train-011' → '#011' (long generated ids eat a narrow panel); short ids stay."""
+    if len(task_id) > 8 and "-" in task_id:
+        return "#" + task_id.rsplit("-", 1)[-1]
+    return task_id
+
+
 def step_line(line: StepLine, width: int = 400) -> str:
-    """One Log line (Log shows text literally)."""
-    return f"{line.task_id} {STEP_MARK.get(line.kind, '·')} {short(line.text, width)}"
+    """One stream line, shown literally."""
+    return f"{task_label(line.task_id)} {STEP_MARK.get(line.kind, '·')} {short(line.text, width)}"
 
 
 def heading(title: str) -> Text:

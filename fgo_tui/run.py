@@ -63,6 +63,7 @@ class RunController:
         self.running = False  # a run() is in progress (set by the app around its worker)
         self.spent = False  # session.run() has returned once: a new run needs a fresh Session
         self.result: Any = None
+        self.next_overrides: dict[str, Any] | None = None  # config changes for the next run (a new budget)
         self._lock = threading.Lock()
 
     # -- building (worker threads) ------------------------------------------------------
@@ -103,15 +104,16 @@ class RunController:
 
     def fresh_session(self) -> None:
         """A cancelled or finished Session keeps its stop flag: resume with a new one."""
-        if self.session is not None and not self.spent:
+        if self.session is not None and not self.spent and not self.next_overrides:
             return
         old = self.session
+        overrides, self.next_overrides = self.next_overrides, None
         policy = old.config.review if old is not None else self.view.review_policy
         auto = self.auto
         self.gate = make_gate(policy, self.buffer)
         if auto is not None and hasattr(self.gate, "set_auto"):
             self.gate.set_auto(auto)
-        self.session = self.factory.open(self.path, overrides=None, gate=self.gate, sinks=[self.buffer])
+        self.session = self.factory.open(self.path, overrides=overrides, gate=self.gate, sinks=[self.buffer])
         self.store = self.session.store
         self.spent = False
         if old is not None:

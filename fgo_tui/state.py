@@ -29,7 +29,7 @@ class EpochView:
     epoch: int
     score: float
     best_score: float
-    adopted: bool
+    adopted: bool | None  # None: no candidate was judged at this epoch
 
 
 @dataclass
@@ -61,7 +61,7 @@ class SubsetView:
     completion_tokens: int = 0
     calls: int = 0
     cache_hits: int = 0
-    version: int = 0
+    version: int = 0  # moves with status, scores, module and critique (not with steps or tokens)
 
     @property
     def tokens(self) -> int:
@@ -191,7 +191,6 @@ class RunView:
                     lines.append(StepLine(st.task_id, "observation", st.observation))
                 lines.append(StepLine(st.task_id, "action", st.action))
             s.add_lines(lines)
-            s.version += 1
         for (kind, sid), d in batch.tokens.items():
             self.prompt_tokens += d.prompt
             self.completion_tokens += d.completion
@@ -207,7 +206,8 @@ class RunView:
                 target.prompt_tokens += d.prompt
                 target.completion_tokens += d.completion
                 target.calls += d.calls
-                target.version += 1
+                if isinstance(target, NodeView):
+                    target.version += 1
         for role, d in batch.roles.items():
             self.role_tokens[role] = self.role_tokens.get(role, 0) + d.prompt + d.completion
 
@@ -239,7 +239,9 @@ class RunView:
             s.version += 1
         elif isinstance(e, ev.EpochDone):
             s = self.subset(e.subset_id)
-            s.epochs[e.epoch] = EpochView(e.epoch, e.score, e.best_score, e.adopted)
+            # a rejected candidate scores strictly below the best; equal and not adopted = no candidate
+            adopted = True if e.adopted else (None if e.score >= e.best_score else False)
+            s.epochs[e.epoch] = EpochView(e.epoch, e.score, e.best_score, adopted)
             s.best_score, s.module_id = e.best_score, e.module_id
             if s.proposed_epoch is not None and s.proposed_epoch <= e.epoch:
                 s.proposed_id = s.proposed_epoch = None  # judged: adopted or rejected

@@ -66,49 +66,53 @@ class NewSessionScreen(Screen):
     ]
 
     def __init__(self, sessions_dir: Path, suites: list[str]):
-        super().__init__(id="new-session-screen")
+        super().__init__()
         self.sessions_dir = Path(sessions_dir)
         self.suites = [s for s in suites if s != JSONL]
         self.error = ""  # the message shown next to the form ('' when the form is valid)
         self.projection: dict[str, int] | None = None
         self._suite_cache: dict[str, tuple[int, int, Any]] = {}
-        self._timer = None
+        self._debounce = None
 
     # -- layout -------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Static(Text("New session", style="bold"), classes="screen-title")
         with Horizontal(id="new-body"):
             with VerticalScroll(id="new-form"):
+                yield Static(Text("What to optimize", style="bold"), classes="form-section")
                 default = "household" if "household" in self.suites else (self.suites[0] if self.suites else JSONL)
                 opts = [(s, s) for s in self.suites] + [("JSONL task file…", JSONL)]
-                yield from self._field("Suite", Select(opts, value=default, allow_blank=False, id="f-suite"))
-                yield from self._field("Task file (.jsonl)", Input(placeholder="path/to/tasks.jsonl", id="f-tasks"),
+                yield from self._field("Suite", Select(opts, value=default, allow_blank=False, id="f-suite", compact=True))
+                yield from self._field("Task file (.jsonl)", Input(placeholder="path/to/tasks.jsonl", id="f-tasks", compact=True),
                                        classes="jsonl-only")
                 yield from self._field("Scorer", Select([(s, s) for s in SCORERS], value="normalized",
-                                                         allow_blank=False, id="f-scorer"), classes="jsonl-only")
-                yield from self._field("Suite options", Input(placeholder="e.g. n_train=24 n_test=24", id="f-options"))
+                                                         allow_blank=False, id="f-scorer", compact=True), classes="jsonl-only")
+                yield from self._field("Suite options", Input(placeholder="e.g. n_train=24 n_test=24", id="f-options", compact=True))
+                yield Static(Text("Models per role", style="bold"), classes="form-section")
                 for role in ROLES:
-                    yield from self._field(f"Model: {role}", Input(DEFAULT_MODEL, id=f"f-model-{role}"))
+                    yield from self._field(f"{role}", Input(DEFAULT_MODEL, id=f"f-model-{role}", compact=True))
                 yield Static(Text("fgo-sim/small|medium|large[:latency=0.02] is the simulated LLM (a test bed). "
                                   "Any litellm name works too, e.g. openai/gpt-4o-mini, with its API key in "
                                   "the environment.", style="dim"), classes="form-note")
-                yield from self._field("Subsets N", Input("4", id="f-subsets"))
-                yield from self._field("Epochs", Input("2", id="f-epochs"))
-                yield from self._field("Merge threshold t", Input("2", id="f-threshold"))
+                yield Static(Text("FGO: divide, optimize, merge", style="bold"), classes="form-section")
+                yield from self._field("Subsets N", Input("4", id="f-subsets", compact=True))
+                yield from self._field("Epochs", Input("2", id="f-epochs", compact=True))
+                yield from self._field("Merge threshold t", Input("2", id="f-threshold", compact=True))
                 from fgo_engine.config import CLUSTERS, METHODS, PARTITIONS, REVIEWS
 
                 yield from self._field("Clustering", Select([(c, c) for c in CLUSTERS], value="kmeans",
-                                                             allow_blank=False, id="f-cluster"))
+                                                             allow_blank=False, id="f-cluster", compact=True))
                 yield from self._field("Partition", Select([(p, p) for p in PARTITIONS], value="category",
-                                                            allow_blank=False, id="f-partition"))
+                                                            allow_blank=False, id="f-partition", compact=True))
                 yield from self._field("Review merges", Select([(r, r) for r in REVIEWS], value="ask",
-                                                                allow_blank=False, id="f-review"))
-                yield from self._field("Token budget", Input(placeholder="none", id="f-budget"))
+                                                                allow_blank=False, id="f-review", compact=True))
+                yield Static(Text("Run", style="bold"), classes="form-section")
+                yield from self._field("Token budget", Input(placeholder="none", id="f-budget", compact=True))
                 yield from self._field("Method", Select([(m, m) for m in METHODS], value="fgo", allow_blank=False,
-                                                         id="f-method"))
-                yield from self._field("Parallel subsets", Input("4", id="f-workers"))
-                yield from self._field("Seed", Input("0", id="f-seed"))
-                yield from self._field("Session name", Input(placeholder="<suite>-<date>-<time>", id="f-name"))
+                                                         id="f-method", compact=True))
+                yield from self._field("Parallel subsets", Input("4", id="f-workers", compact=True))
+                yield from self._field("Seed", Input("0", id="f-seed", compact=True))
+                yield from self._field("Session name", Input(placeholder="<suite>-<date>-<time>", id="f-name", compact=True))
             with Vertical(id="new-side"):
                 yield Static(Text("Projected LLM calls", style="bold"), classes="side-title")
                 yield Static(Text("…", style="dim"), id="projection")
@@ -191,9 +195,9 @@ class NewSessionScreen(Screen):
             w.display = is_jsonl
 
     def _schedule(self) -> None:
-        if self._timer is not None:
-            self._timer.stop()
-        self._timer = self.set_timer(0.25, self._validate)
+        if self._debounce is not None:
+            self._debounce.stop()
+        self._debounce = self.set_timer(0.25, self._validate)
 
     def _validate(self) -> None:
         from fgo_engine.errors import ConfigError

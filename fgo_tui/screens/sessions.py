@@ -44,9 +44,14 @@ def display_dir(folder: Path) -> str:
     return rel if not rel.startswith("..") else str(folder)
 
 
+class SessionsTable(DataTable):
+    """The list of sessions; enter opens the highlighted one (shown in the footer)."""
+
+    BINDINGS = [Binding("enter", "select_cursor", "Open", show=True)]
+
+
 class SessionsScreen(Screen):
     BINDINGS = [
-        Binding("enter", "open", "Open", priority=False),
         Binding("r", "resume", "Resume"),
         Binding("n", "new", "New session"),
         Binding("d", "delete", "Delete"),
@@ -55,15 +60,15 @@ class SessionsScreen(Screen):
     ]
 
     def __init__(self, sessions_dir: Path, *, select: Path | None = None):
-        super().__init__(id="sessions-screen")
+        super().__init__()
         self.sessions_dir = Path(sessions_dir)
-        self._select = select
+        self._select_path = select
         self.rows: list[dict[str, Any]] = []
         self.loaded = False
 
     def compose(self) -> ComposeResult:
         yield Static(self._title(), id="sessions-title", classes="screen-title")
-        yield DataTable(id="sessions-table", cursor_type="row", zebra_stripes=True)
+        yield SessionsTable(id="sessions-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="session-info")
         yield Footer()
 
@@ -106,8 +111,8 @@ class SessionsScreen(Screen):
 
     def _fill(self, rows: list[dict[str, Any]]) -> None:
         table = self.query_one(DataTable)
-        keep = self._select or self.selected_path
-        self._select = None
+        keep = self._select_path or self.selected_path
+        self._select_path = None
         table.clear()
         self.rows = rows
         active = getattr(self.app, "active_path", None)
@@ -130,6 +135,7 @@ class SessionsScreen(Screen):
                 key=r["path"],
             )
         self.loaded = True
+        self.refresh_bindings()
         if keep is not None:
             for i, r in enumerate(rows):
                 if Path(r["path"]).resolve() == Path(keep).resolve():
@@ -155,6 +161,16 @@ class SessionsScreen(Screen):
     @on(DataTable.RowHighlighted)
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_info()
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("resume", "delete"):
+            r = self.selected
+            if r is None:
+                return False
+            if action == "resume":
+                return r.get("status") != "done" and "error" not in r
+        return True
 
     @on(DataTable.RowSelected)
     def _selected(self, event: DataTable.RowSelected) -> None:
@@ -177,9 +193,12 @@ class SessionsScreen(Screen):
         else:
             t.append(f"\nmodels: {models_label(r.get('models') or [])}")
             t.append("   enter ", style="bold")
-            t.append("opens its dashboard, ", style="dim")
-            t.append("r ", style="bold")
-            t.append("continues its run.", style="dim")
+            if r.get("status") == "done":
+                t.append("shows its dashboard, merge tree and audit (the run is finished).", style="dim")
+            else:
+                t.append("opens its dashboard, ", style="dim")
+                t.append("r ", style="bold")
+                t.append("continues its run.", style="dim")
         info.update(t)
 
     # -- actions ------------------------------------------------------------------------
@@ -211,5 +230,5 @@ class SessionsScreen(Screen):
 
     @on(SessionsChanged)
     def _changed(self, event: SessionsChanged) -> None:
-        self._select = event.select
+        self._select_path = event.select
         self.action_refresh()

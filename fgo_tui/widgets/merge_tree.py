@@ -29,7 +29,7 @@ def node_label(n: NodeView) -> Text:
 def subset_label(s: SubsetView) -> Text:
     t = Text()
     t.append(f"s{s.id} ", style="bold")
-    t.append(f"{short(s.name, 36)}", style="")
+    t.append(short(", ".join(s.categories) if s.categories else s.name, 36))
     t.append(f"  best {fmt_score(s.best_score)}")
     t.append(f"  {s.n_tasks} tasks", style="dim")
     t.append(f"  {fmt_tokens(s.tokens)} tok", style="dim")
@@ -50,30 +50,31 @@ class MergeTree(Tree[str]):
         self.show_root = False
         self.guide_depth = 3
         self._tree_version = -1
-        self._versions: dict[str, int] = {}
-        self._nodes: dict[str, TreeNode[str]] = {}
+        self._versions: dict[str, tuple] = {}
+        self._by_id: dict[str, TreeNode[str]] = {}
 
     def sync(self, view: RunView) -> None:
         if view.tree_version != self._tree_version:
             self._rebuild(view)
             return
-        for nid, tn in self._nodes.items():
+        for nid, tn in self._by_id.items():
             item = view.nodes.get(nid) if nid.startswith("n") else view.subsets.get(int(nid[1:]))
-            if item is not None and self._versions.get(nid) != item.version:
-                self._versions[nid] = item.version
+            key = (item.version, item.tokens) if item is not None else None
+            if item is not None and self._versions.get(nid) != key:
+                self._versions[nid] = key
                 tn.set_label(node_label(item) if isinstance(item, NodeView) else subset_label(item))
 
     def _rebuild(self, view: RunView) -> None:
         self._tree_version = view.tree_version
         keep = self.cursor_node.data if self.cursor_node is not None else None
         self.clear()
-        self._nodes, self._versions = {}, {}
+        self._by_id, self._versions = {}, {}
 
         def add(parent: TreeNode[str], nid: str, depth: int) -> None:
             if nid.startswith("n") and nid in view.nodes and depth < 64:
                 n = view.nodes[nid]
                 tn = parent.add(node_label(n), data=nid, expand=True)
-                self._versions[nid] = n.version
+                self._versions[nid] = (n.version, n.tokens)
                 for c in n.child_ids:
                     add(tn, c, depth + 1)
             elif nid.startswith("s") and nid[1:].isdigit():
@@ -82,17 +83,19 @@ class MergeTree(Tree[str]):
                     tn = parent.add_leaf(Text(f"{nid} (not started)", style="dim"), data=nid)
                 else:
                     tn = parent.add_leaf(subset_label(s), data=nid)
-                    self._versions[nid] = s.version
+                    self._versions[nid] = (s.version, s.tokens)
             else:
                 tn = parent.add_leaf(Text(nid, style="dim"), data=nid)
-            self._nodes[nid] = tn
+            self._by_id[nid] = tn
 
         for nid in view.roots():
             add(self.root, nid, 0)
         self.root.expand()
-        target = self._nodes.get(keep) if keep else None
+        target = self._by_id.get(keep) if keep else None
         if target is not None:
             self.call_after_refresh(self.move_cursor, target)
+        elif self._by_id:
+            self.call_after_refresh(self.move_cursor_to_line, 0)  # something is always selected
 
     def node_for(self, nid: str) -> TreeNode[str] | None:
-        return self._nodes.get(nid)
+        return self._by_id.get(nid)

@@ -1,5 +1,5 @@
 """One subset's live panel: status and scores, token bar, current module, latest
-critique and the trajectory stream (a ``Log``: LLM text is shown literally)."""
+critique and the trajectory stream (LLM text is shown literally, never as markup)."""
 from __future__ import annotations
 
 from typing import Callable
@@ -7,10 +7,10 @@ from typing import Callable
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Log, Static
 
 from fgo_tui.render import STATUS_STYLE, step_line
 from fgo_tui.state import RunView, SubsetView, fmt_score, short
+from fgo_tui.widgets.text_box import StreamTail, TextBox
 from fgo_tui.widgets.token_bar import TokenBar
 
 STATUS_ICON = {"pending": "○", "running": "●", "done": "✔", "failed": "✖"}
@@ -29,7 +29,7 @@ class SubsetPanel(Vertical, can_focus=True):
     SubsetPanel .sp-status, SubsetPanel .sp-scores { height: 1; }
     SubsetPanel .sp-module { height: 3; color: $text-muted; }
     SubsetPanel .sp-critique { height: 2; }
-    SubsetPanel Log { height: 1fr; min-height: 2; background: $surface; scrollbar-size-vertical: 1; }
+    SubsetPanel StreamTail { height: 1fr; min-height: 2; background: $surface; }
     """
 
     def __init__(self, subset_id: int, *, module_text: Callable[[str], str | None]):
@@ -41,27 +41,45 @@ class SubsetPanel(Vertical, can_focus=True):
         self._bar_key: tuple = ()
 
     def compose(self) -> ComposeResult:
-        yield Static(classes="sp-status")
-        yield Static(classes="sp-scores")
+        yield TextBox(classes="sp-status")
+        yield TextBox(classes="sp-scores")
         yield TokenBar(classes="sp-tokens")
-        yield Static(classes="sp-module")
-        yield Static(classes="sp-critique")
-        yield Log(max_lines=200, auto_scroll=True, classes="sp-log")
+        yield TextBox(classes="sp-module")
+        yield TextBox(classes="sp-critique")
+        yield StreamTail(keep=200, classes="sp-log")
+
+    def on_mount(self) -> None:
+        # looked up once: update_from runs for every panel on every drain tick
+        self._status, self._scores, self._module, self._critique = (
+            self.query_one(f".sp-{k}", TextBox) for k in ("status", "scores", "module", "critique"))
+        self._bar = self.query_one(TokenBar)
+        self._log = self.query_one(StreamTail)
 
     @property
-    def log_widget(self) -> Log:
-        return self.query_one(Log)
+    def lines_seen(self) -> int:
+        return self._lines_seen
 
-    def update_from(self, s: SubsetView, view: RunView, scale: int, budget: bool) -> None:
+    @property
+    def log_widget(self) -> StreamTail:
+        return self._log
+
+    def update_from(self, s: SubsetView, view: RunView, scale: int, budget: bool, *, visible: bool = True) -> None:
+        """Redraw what changed. Off-screen panels skip their stream; they catch up with the
+        latest lines when scrolled into view."""
         bar_key = (s.prompt_tokens, s.completion_tokens, scale, budget)
         if bar_key != self._bar_key:
             self._bar_key = bar_key
-            self.query_one(TokenBar).set_values(s.prompt_tokens, s.completion_tokens, scale, budget=budget,
-                                                caption="share" if budget else "")
-        if s.version == self._version:
-            return
-        self._version = s.version
-        self.border_title = Text(f"s{s.id} · {short(s.name, 40)}")
+            self._bar.set_values(s.prompt_tokens, s.completion_tokens, scale, budget=budget,
+                                 caption="share" if budget else "")
+        if s.version != self._version:
+            self._version = s.version
+            self._render_state(s, view)
+        if visible:
+            self._render_steps(s)
+
+    def _render_state(self, s: SubsetView, view: RunView) -> None:
+        label = ", ".join(s.categories) if s.categories else s.name
+        self.border_title = Text(f"s{s.id} · {short(label, 40)}")
         self.border_subtitle = Text(f"{s.n_tasks} tasks")
         self.set_class(s.status == "done", "-done")
         self.set_class(s.status == "failed", "-failed")
@@ -75,7 +93,7 @@ class SubsetPanel(Vertical, can_focus=True):
         status.append(fmt_score(s.best_score), style="bold")
         if s.error:
             status.append(f"  {short(s.error, 60)}", style="red")
-        self.query_one(".sp-status", Static).update(status)
+        self._status.set(status)
 
         scores = Text("scores ", style="dim")
         for i, e in enumerate(sorted(s.epochs.values(), key=lambda e: e.epoch)):
@@ -83,11 +101,11 @@ class SubsetPanel(Vertical, can_focus=True):
                 scores.append(" → ", style="dim")
             scores.append(f"e{e.epoch} ", style="dim")
             scores.append(f"{e.score:.2f}")
-            if e.epoch > 0:
+            if e.adopted is not None:
                 scores.append("✓" if e.adopted else "✗", style="green" if e.adopted else "red")
         if not s.epochs:
             scores.append("—", style="dim")
-        self.query_one(".sp-scores", Static).update(scores)
+        self._scores.set(scores)
 
         mod = Text()
         if s.module_id:
@@ -95,13 +113,15 @@ class SubsetPanel(Vertical, can_focus=True):
             mod.append(s.module_id, style="bold")
             if s.proposed_id:
                 mod.append(f"  testing e{s.proposed_epoch} candidate", style="yellow")
-            text = self._module_text(s.module_id) or ""
-            rules = [ln for ln in text.splitlines() if ln.strip()][-2:]
+            text = self._module_text(s.module_id)
+            if text is None:
+                self._version = -1  # not readable yet: try again next tick
+            rules = [ln for ln in (text or "").splitlines() if ln.strip()][-2:]
             for ln in rules:
                 mod.append("\n" + short(ln, 200))
         else:
             mod.append("module: starting module (no epoch judged yet)", style="dim")
-        self.query_one(".sp-module", Static).update(mod)
+        self._module.set(mod)
 
         crit = Text()
         if s.critique:
@@ -113,16 +133,17 @@ class SubsetPanel(Vertical, can_focus=True):
                 crit.append(short(c.suggestion, 200), style="italic")
         else:
             crit.append("critique: none yet", style="dim")
-        self.query_one(".sp-critique", Static).update(crit)
+        self._critique.set(crit)
 
+    def _render_steps(self, s: SubsetView) -> None:
         new = s.steps_seen - self._lines_seen
-        if new > 0:
-            log = self.log_widget
-            if new >= len(s.steps):
-                lines = list(s.steps)
-                if self._lines_seen:
-                    log.write_line("…")
-            else:
-                lines = list(s.steps)[-new:]
-            log.write_lines([step_line(ln) for ln in lines])
-            self._lines_seen = s.steps_seen
+        if new <= 0:
+            return
+        if new >= len(s.steps):
+            lines = list(s.steps)
+            if self._lines_seen:
+                self._log.write_line(f"… {new - len(lines)} more steps" if new > len(lines) else "…")
+        else:
+            lines = list(s.steps)[-new:]
+        self._log.write_lines([step_line(ln) for ln in lines])
+        self._lines_seen = s.steps_seen

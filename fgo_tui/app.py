@@ -1,0 +1,550 @@
+"""FGO Studio, the app: sessions, new session, run dashboard, merge tree, review, audit.
+
+The app owns the one open session (a :class:`RunController`): it runs ``session.run()``
+in a thread worker, drains the engine's events from a thread-safe buffer on a timer,
+passes review decisions to the gate, and pauses / resumes / cancels through the
+session. Screens only render and ask.
+
+Importing this module stays cheap (no litellm, no engine session): the first screen
+shows in well under a second.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from textual import on, work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from fgo_tui.messages import DeleteSession, OpenSession, RunUpdated, SessionsChanged, StartSession
+from fgo_tui.run import EngineSessions, RunController, SessionFactory
+from fgo_tui.screens.dashboard import DashboardScreen
+from fgo_tui.screens.dialogs import BudgetModal, ConfirmModal, MessageModal
+from fgo_tui.screens.review import ReviewScreen
+from fgo_tui.screens.sessions import SessionsScreen
+
+DEMO_NAME = "demo.db"
+DEMO_MODEL = "fgo-sim/medium:latency=0.02"
+
+
+def default_sessions_dir() -> Path:
+    return Path(os.environ.get("FGO_SESSIONS_DIR", "sessions"))
+
+
+def demo_config() -> Any:
+    """A run on the simulated LLM that is pleasant to watch: small, six subsets, ask to review."""
+    from fgo_engine.config import RunConfig
+    from fgo_engine.suites.base import suite_names
+
+    names = suite_names()
+    suite = "household" if "household" in names else "invoices"
+    # every subset streams at once: enough task workers and per-model concurrency for 6 × 4 tasks
+    roles = {r: {"model": DEMO_MODEL, "max_concurrency": 24} for r in ("agent", "evaluator", "optimizer", "merger")}
+    return RunConfig.from_dict({
+        "suite": suite, "suite_options": {"n_train": 24, "n_test": 24}, "roles": roles,
+        "subsets": 6, "epochs": 2, "threshold": 2, "review": "ask", "workers": 6, "task_workers": 24, "seed": 0,
+    })
+
+
+def _one_line(exc: BaseException) -> str:
+    from fgo_engine.errors import FGOError
+
+    text = " ".join(str(exc).split())
+    return text if isinstance(exc, FGOError) else f"{type(exc).__name__}: {text}"
+
+
+class FGOApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "FGO Studio"
+    BINDINGS = [
+        Binding("question_mark", "help", "Help"),
+        Binding("ctrl+q", "quit", "Quit", priority=True, show=False),
+    ]
+
+    def __init__(self, *, sessions_dir: Path | str | None = None, session_factory: SessionFactory | None = None,
+                 demo: bool = False, new_config: Any = None, session_path: Path | str | None = None,
+                 resume_path: Path | str | None = None, overrides: dict[str, Any] | None = None,
+                 cursor_blink: bool = True, tick: float = 0.15, clock: Callable[[], float] = time.monotonic):
+        super().__init__()
+        self.sessions_dir = Path(sessions_dir) if sessions_dir is not None else default_sessions_dir()
+        self.factory: SessionFactory = session_factory or EngineSessions()
+        self.startup = {"demo": demo, "new_config": new_config, "session_path": session_path,
+                        "resume_path": resume_path, "overrides": overrides}
+        self.cursor_blink = cursor_blink
+        self.tick = tick
+        self.clock = clock
+        self.ctl: RunController | None = None
+        self.dashboard: DashboardScreen | None = None
+        self.sessions_screen: SessionsScreen | None = None
+        self._drain_timer = None
+        self._quitting = False
+        self._live_review: ReviewScreen | None = None
+        self.ticks = 0  # drain timer ticks
+        self.drains = 0  # ticks that carried events (diagnostics, tests)
+
+    # -- startup ------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        self.sessions_screen = SessionsScreen(self.sessions_dir)
+        self.push_screen(self.sessions_screen)
+        self._drain_timer = self.set_interval(self.tick, self._drain, name="drain")
+        s = self.startup
+        if s["demo"]:
+            self.open_demo()
+        elif s["new_config"] is not None:
+            path = Path(s["session_path"]) if s["session_path"] else \
+                self.sessions_dir / f"{s['new_config'].suite}-{time.strftime('%Y%m%d-%H%M%S')}.db"
+            self.start_new(s["new_config"], path)
+        elif s["resume_path"] is not None:
+            self.open_session(Path(s["resume_path"]), resume=True, overrides=s["overrides"])
+
+    @property
+    def active_path(self) -> Path | None:
+        return self.ctl.path.resolve() if self.ctl is not None else None
+
+    @property
+    def auto_approve(self) -> bool:
+        return bool(self.ctl is not None and self.ctl.auto)
+
+    # -- opening and creating sessions --------------------------------------------------
+    def open_demo(self) -> None:
+        path = self.sessions_dir / DEMO_NAME
+        if path.exists():
+            self.sessions_screen._select_path = path  # type: ignore[union-attr]
+            self.open_session(path, resume=False)
+        else:
+            self.start_new(None, path)
+
+    @on(OpenSession)
+    def _on_open(self, event: OpenSession) -> None:
+        self.open_session(event.path, resume=event.resume)
+
+    def open_session(self, path: Path, *, resume: bool = False, overrides: dict[str, Any] | None = None) -> None:
+        path = Path(path)
+        if self.ctl is not None and self.ctl.path.resolve() == path.resolve():
+            self._show_dashboard()
+            if resume:
+                self.resume_run()
+            return
+        if not self._can_switch():
+            return
+        if not path.exists():
+            self.push_screen(MessageModal("Cannot open the session", f"no session file at {path}"))
+            return
+        ctl = RunController(path, self.factory, clock=self.clock)
+        self._open_worker(ctl, resume, overrides)
+
+    @work(exclusive=True, group="open", exit_on_error=False)
+    async def _open_worker(self, ctl: RunController, resume: bool, overrides: dict[str, Any] | None) -> None:
+        try:
+            await asyncio.to_thread(ctl.open, overrides)
+        except Exception as exc:  # noqa: BLE001 - shown, never a traceback
+            self.push_screen(MessageModal(f"Cannot open {ctl.path.name}", _one_line(exc)))
+            return
+        self._activate(ctl)
+        if ctl.cannot_run:
+            self.notify(f"view only: {ctl.cannot_run}", severity="warning", timeout=8, markup=False)
+        if resume:
+            self.resume_run()
+
+    @on(StartSession)
+    def _on_start(self, event: StartSession) -> None:
+        self.start_new(event.config, event.path)
+
+    def start_new(self, config: Any, path: Path) -> None:
+        """Create the session (config None: the demo's) and start its run."""
+        if not self._can_switch():
+            self._form_failed("another run is in progress")
+            return
+        ctl = RunController(Path(path), self.factory, clock=self.clock)
+        self._create_worker(ctl, config)
+
+    @work(exclusive=True, group="create", exit_on_error=False)
+    async def _create_worker(self, ctl: RunController, config: Any) -> None:
+        try:
+            if config is None:
+                config = await asyncio.to_thread(demo_config)
+            await asyncio.to_thread(ctl.create, config)
+        except Exception as exc:  # noqa: BLE001
+            self._form_failed(_one_line(exc))
+            return
+        from fgo_tui.screens.new_session import NewSessionScreen
+
+        if isinstance(self.screen, NewSessionScreen):
+            self.pop_screen()
+        self._activate(ctl)
+        self.post_message(SessionsChanged(select=ctl.path))
+        self.resume_run()
+
+    def _form_failed(self, message: str) -> None:
+        from fgo_tui.screens.new_session import NewSessionScreen
+
+        if isinstance(self.screen, NewSessionScreen):
+            self.screen.start_failed(message)
+        else:
+            self.push_screen(MessageModal("Cannot start the session", message))
+
+    def _can_switch(self) -> bool:
+        if self.ctl is not None and self.ctl.running:
+            self.notify(f"{self.ctl.path.name} is running: cancel it (c on its dashboard) or let it finish first; "
+                        "it stays resumable.", severity="warning", timeout=6, markup=False)
+            return False
+        return True
+
+    def _activate(self, ctl: RunController) -> None:
+        old = self.ctl
+        if old is not None and old is not ctl:
+            self._drop_dashboard()
+            old.close()
+        self.ctl = ctl
+        self.dashboard = DashboardScreen(ctl)
+        self._show_dashboard()
+
+    def _drop_dashboard(self) -> None:
+        if self.dashboard is not None and self.dashboard in self.screen_stack:
+            while self.screen is not self.dashboard:
+                self.pop_screen()
+            self.pop_screen()
+        self.dashboard = None
+
+    def _show_dashboard(self) -> None:
+        if self.dashboard is None:
+            return
+        if self.dashboard in self.screen_stack:
+            while self.screen is not self.dashboard and not isinstance(self.screen, ReviewScreen):
+                self.pop_screen()
+        else:
+            self.push_screen(self.dashboard)
+
+    def show_sessions(self) -> None:
+        while len(self.screen_stack) > 2 and not isinstance(self.screen, SessionsScreen):
+            self.pop_screen()
+
+    def action_new_session(self) -> None:
+        from fgo_engine.suites.base import suite_names
+        from fgo_tui.screens.new_session import NewSessionScreen
+
+        if isinstance(self.screen, NewSessionScreen):
+            return
+        try:
+            names = suite_names()
+        except Exception as exc:  # noqa: BLE001 - a broken plugin should not block the form
+            self.notify(f"suites: {_one_line(exc)}", severity="error", markup=False)
+            names = []
+        self.push_screen(NewSessionScreen(self.sessions_dir, names))
+
+    @on(DeleteSession)
+    def _on_delete(self, event: DeleteSession) -> None:
+        path = event.path
+        if self.ctl is not None and self.ctl.path.resolve() == path.resolve():
+            if self.ctl.running:
+                self.notify("that session is running; cancel it first", severity="warning")
+                return
+            self._drop_dashboard()
+            self.ctl.close()
+            self.ctl = None
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+        report = path.with_name(f"{path.stem}-report.md")
+        self.notify(f"deleted {path.name}" + (f" (its report {report.name} is kept)" if report.exists() else ""),
+                    markup=False)
+        if self.sessions_screen is not None:
+            self.sessions_screen.post_message(SessionsChanged())
+
+    # -- the run ------------------------------------------------------------------------
+    def resume_run(self) -> None:
+        ctl = self.ctl
+        if ctl is None:
+            return
+        if ctl.running:
+            if ctl.paused:
+                ctl.resume()
+                self.notify("resumed")
+            self._refresh_dashboard()
+            return
+        if not ctl.can_run:
+            self.notify(f"this session cannot run here: {ctl.cannot_run}", severity="error", markup=False)
+            return
+        if ctl.view.status == "done":
+            self.notify("this session is finished; nothing to resume", timeout=4)
+            return
+        if ctl.view.status == "budget":
+            def answered(budget: int | None) -> None:
+                if budget is None:
+                    return
+                ctl.next_overrides = {"budget_tokens": budget or None}
+                ctl.view.budget_tokens = budget or None
+                self._start_run(ctl)
+
+            self.push_screen(BudgetModal(ctl.view.budget_tokens, ctl.view.tokens), answered)
+            return
+        self._start_run(ctl)
+
+    def _start_run(self, ctl: RunController) -> None:
+        ctl.running = True
+        ctl.view.status = "running"
+        ctl.view.message = ""
+        self._run_worker(ctl)
+        self._refresh_dashboard()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="run")
+    def _run_worker(self, ctl: RunController) -> Any:
+        return ctl.run()
+
+    @on(Worker.StateChanged)
+    def _worker_changed(self, event: Worker.StateChanged) -> None:
+        w = event.worker
+        if w.group != "run" or event.state not in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
+            return
+        ctl = self.ctl
+        if ctl is None:
+            return
+        ctl.running = False
+        self._drain()
+        if event.state == WorkerState.ERROR and w.error is not None:
+            ctl.view.status = "failed"
+            ctl.view.message = _one_line(w.error)
+            self.push_screen(MessageModal("The run stopped with an error", ctl.view.message))
+        self._refresh_dashboard()
+        if self.sessions_screen is not None:
+            self.sessions_screen.post_message(SessionsChanged())
+
+    def pause_run(self) -> None:
+        if self.ctl is not None and self.ctl.running and not self.ctl.paused:
+            self.ctl.pause()
+            self.notify("paused: work in flight finishes, nothing new starts · r resumes")
+            self._refresh_dashboard()
+
+    def confirm_cancel_run(self) -> None:
+        ctl = self.ctl
+        if ctl is None or not ctl.running:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes and ctl.running:
+                ctl.cancel()
+                self.notify("cancelling… the session stays resumable (r)")
+
+        self.push_screen(ConfirmModal("Cancel the run?", "Work in flight stops at the next step; everything done "
+                                      "so far is saved and a resume continues from there.",
+                                      yes="Cancel run", no="Keep running"), answered)
+
+    def toggle_auto(self) -> None:
+        ctl = self.ctl
+        if ctl is None or ctl.auto is None:
+            self.notify("auto-approve switches only for review policies ask and auto", severity="warning")
+            return
+        on_ = not ctl.auto
+        ctl.set_auto(on_)
+        self.notify("auto-approve ON: the pending merge and later ones are approved" if on_ else
+                    "auto-approve OFF: each merge waits for your review")
+        self._refresh_dashboard()
+
+    # -- draining events (UI thread, on a timer) ----------------------------------------
+    def _drain(self) -> None:
+        self.ticks += 1
+        ctl = self.ctl
+        if ctl is None:
+            return
+        batch = ctl.buffer.drain()
+        from fgo_engine import events as ev
+
+        if batch or batch.total_tokens is not None:
+            self.drains += 1
+            ctl.view.apply(batch)
+            for e in batch.events:
+                if isinstance(e, ev.RunFinished):
+                    self._finished(e)
+                elif isinstance(e, ev.MergeNodeUpdated) and e.status == "done":
+                    self._who_decided(ctl, e.node_id)
+        if batch.reviews:
+            self._show_review(batch.reviews[-1])
+        self._close_stale_review()
+        if batch or ctl.running or (self.dashboard is not None and self.screen is self.dashboard
+                                    and self.dashboard.behind):
+            self._refresh_dashboard()
+
+    def _who_decided(self, ctl: RunController, node_id: str) -> None:
+        """Events say what was decided; the review rows also say by whom (operator or policy)."""
+        from fgo_tui.data import node_decision
+
+        node = ctl.view.nodes.get(node_id)
+        try:
+            rows = ctl.store.rows("reviews", "node_id = ?", (node_id,), order_by="id") if ctl.store else []
+        except Exception:  # noqa: BLE001 - a label detail; never worth an error
+            return
+        if node is not None and rows:
+            decision, by = node_decision(rows)
+            node.decision = node.decision or decision
+            if by != node.decided_by:
+                node.decided_by = by
+                node.version += 1
+
+    def _refresh_dashboard(self) -> None:
+        if self.dashboard is not None and self.dashboard.is_mounted:
+            self.dashboard.post_message(RunUpdated())
+
+    def _finished(self, e: Any) -> None:
+        if e.status == "done":
+            parts = ["run finished"]
+            if e.train_score is not None:
+                parts.append(f"train {e.train_score:.3f}")
+            if e.test_score is not None:
+                parts.append(f"test {e.test_score:.3f}")
+            self.notify(" · ".join(parts), title="Done", timeout=8)
+        elif e.status == "failed":
+            self.push_screen(MessageModal("The run failed", (e.message or "no message") +
+                                          "\n\nEverything done so far is saved; r on the dashboard resumes."))
+        elif e.status == "cancelled":
+            if not self._quitting:
+                self.notify("run cancelled; r resumes it", severity="warning", timeout=6)
+        else:
+            self.notify(f"run stopped: {e.status}: {e.message}", severity="warning", timeout=10, markup=False)
+
+    # -- reviews ------------------------------------------------------------------------
+    def _show_review(self, request: Any) -> None:
+        ctl = self.ctl
+        if ctl is None or ctl.pending_request is not request:
+            return
+        if isinstance(self.screen, ReviewScreen) and self.screen.node_id == request.node_id:
+            return
+        from fgo_tui.data import fill_child_categories
+
+        try:
+            cats = fill_child_categories(ctl.store, request)
+        except Exception:  # noqa: BLE001
+            cats = {}
+        node = ctl.view.nodes.get(request.node_id)
+        self._live_review = ReviewScreen(request, categories=cats, auto=ctl.auto,
+                                         score_before=node.score_before if node else None)
+        self.push_screen(self._live_review, self._review_done)
+
+    def show_pending_review(self) -> None:
+        ctl = self.ctl
+        if ctl is None or ctl.pending_request is None:
+            self.notify("no merge is waiting for review")
+            return
+        self._show_review(ctl.pending_request)
+
+    def _review_done(self, decision: Any) -> None:
+        self._live_review = None
+        ctl = self.ctl
+        if decision is None:
+            if ctl is not None and ctl.pending_request is not None and not ctl.auto:
+                self.notify(f"merge {ctl.pending_request.node_id} waits for review: v opens it", timeout=5)
+            return
+        if ctl is None or ctl.pending_request is None:
+            self.notify("that review is no longer pending", severity="warning")
+            return
+        node = ctl.pending_request.node_id
+        ctl.decide(decision)
+        verb = {"approve": "approved", "edit": "edited", "rollback": "rolled back"}[decision.decision]
+        self.notify(f"merge {node} {verb}; backtesting…", timeout=4)
+
+    def _close_stale_review(self) -> None:
+        """Close the review the app opened once its merge is no longer pending (auto-approve,
+        cancel, another front end)."""
+        if self._live_review is None or self.screen is not self._live_review:
+            return
+        pending = self.ctl.pending_request if self.ctl is not None else None
+        if pending is None or pending.node_id != self.screen.node_id:
+            self._live_review = None
+            self.pop_screen()
+
+    # -- audit and export ---------------------------------------------------------------
+    def open_audit(self, module_id: str | None = None) -> None:
+        from fgo_tui.screens.audit import AuditScreen
+
+        if self.ctl is None or self.ctl.store is None:
+            self.notify("open a session first")
+            return
+        self.push_screen(AuditScreen(self.ctl.store, module_id))
+
+    def export_report(self) -> Path | None:
+        from fgo_engine.export import session_report, to_markdown
+
+        ctl = self.ctl
+        if ctl is None or ctl.store is None:
+            self.notify("open a session first")
+            return None
+        out = self.sessions_dir / f"{ctl.path.stem}-report.md"
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(to_markdown(session_report(ctl.store)), encoding="utf-8")
+        except Exception as exc:  # noqa: BLE001
+            self.notify(f"export failed: {_one_line(exc)}", severity="error", markup=False)
+            return None
+        self.notify(f"exported to {out}", title="Export", timeout=8, markup=False)
+        return out
+
+    # -- app-wide -----------------------------------------------------------------------
+    def action_help(self) -> None:
+        from fgo_tui.screens.help import HelpScreen  # Markdown costs ~40 ms of startup: load on demand
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    async def action_quit(self) -> None:
+        if self._quitting:
+            return
+        ctl = self.ctl
+        if ctl is not None and ctl.running:
+            self._quitting = True
+            self.notify("cancelling the run so it stays resumable…", timeout=10)
+            ctl.cancel()
+            runs = [w for w in self.workers if w.group == "run"]
+            await self.workers.wait_for_complete(runs)
+        self._quitting = True
+        if ctl is not None:
+            ctl.close()
+            self.ctl = None
+        self.exit(0)
+
+    def on_unmount(self) -> None:
+        """However the app ends, never leave the engine blocked on a review or running on."""
+        ctl = self.ctl
+        if ctl is not None and ctl.running:
+            ctl.cancel()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Sessions", "Show the saved sessions", self.show_sessions)
+        yield SystemCommand("New session", "Configure and start an optimization run", self.action_new_session)
+        yield SystemCommand("Demo session", "Open (or create) sessions/demo.db on the simulated LLM", self.open_demo)
+        yield SystemCommand("Help", "What FGO does and every key", self.action_help)
+        ctl = self.ctl
+        if ctl is None:
+            return
+        name = ctl.path.stem
+        yield SystemCommand(f"Dashboard: {name}", "The run dashboard of the open session", self._show_dashboard)
+        yield SystemCommand("Merge tree", "The merge tree of the open session", self._goto_tree)
+        yield SystemCommand("Audit modules", "Why each module version changed", self.open_audit)
+        yield SystemCommand("Export report", "Write a Markdown report into the sessions folder", self.export_report)
+        if ctl.running:
+            yield SystemCommand("Pause run", "Stop starting new work", self.pause_run)
+            yield SystemCommand("Resume run", "Continue a paused run", self.resume_run)
+            yield SystemCommand("Cancel run", "Stop the run; it stays resumable", self.confirm_cancel_run)
+        elif ctl.can_run and ctl.view.status != "done":
+            yield SystemCommand("Resume run", "Continue this session's run", self.resume_run)
+        if ctl.auto is not None:
+            yield SystemCommand("Toggle auto-approve", "Approve merges without asking (on/off)", self.toggle_auto)
+        if ctl.pending_request is not None:
+            yield SystemCommand("Review pending merge", "Approve, edit or roll back", self.show_pending_review)
+
+    def _goto_tree(self) -> None:
+        self._show_dashboard()
+        if self.dashboard is not None:
+            self.dashboard.action_tab("tab-tree")
+
+
+def run_app(demo: bool = False, new_config: Any = None, session_path: Path | str | None = None,
+            resume_path: Path | str | None = None, overrides: dict[str, Any] | None = None) -> int:
+    app = FGOApp(demo=demo, new_config=new_config, session_path=session_path, resume_path=resume_path,
+                 overrides=overrides)
+    code = app.run()
+    return int(code or app.return_code or 0)

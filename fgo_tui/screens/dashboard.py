@@ -1,0 +1,383 @@
+"""The run dashboard: one live panel per subset, the merge tree, the engine's messages.
+
+The dashboard never talks to the engine: it renders the controller's RunView when the
+app says it changed (RunUpdated, at most once per drain tick) and asks the app for
+pause / resume / cancel / review / export.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Footer, Log, TabbedContent, TabPane, Tree
+
+from fgo_tui.messages import RunUpdated
+from fgo_tui.render import STATUS_STYLE
+from fgo_tui.state import fmt_score, fmt_tokens
+from fgo_tui.widgets.merge_tree import MergeTree
+from fgo_tui.widgets.node_detail import NodeDetail
+from fgo_tui.widgets.subset_panel import SubsetPanel
+from fgo_tui.widgets.text_box import TextBox
+from fgo_tui.widgets.token_bar import TokenBar
+
+if TYPE_CHECKING:
+    from fgo_tui.run import RunController
+
+TABS = ("tab-subsets", "tab-tree", "tab-events")
+
+
+def fmt_elapsed(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    s = int(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+class SubsetGrid(VerticalScroll):
+    """The panels' grid. Scrolling brings off-screen panels (whose streams were skipped) up to date."""
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if round(old_value) != round(new_value) and isinstance(self.screen, DashboardScreen):
+            self.screen.call_after_refresh(self.screen.refresh_view)
+
+
+class DashboardScreen(Screen):
+    BINDINGS = [
+        Binding("1", "tab('tab-subsets')", "Subsets"),
+        Binding("2", "tab('tab-tree')", "Merge tree"),
+        Binding("3", "tab('tab-events')", "Events"),
+        Binding("p", "pause", "Pause"),
+        Binding("r", "resume", "Resume"),
+        Binding("c", "cancel", "Cancel run"),
+        Binding("v", "review", "Review merge"),
+        Binding("u", "toggle_auto", "Auto-approve"),
+        Binding("a", "audit", "Audit"),
+        Binding("x", "export", "Export"),
+        Binding("escape", "back", "Sessions"),
+    ]
+
+    def __init__(self, ctl: RunController):
+        super().__init__()
+        self.ctl = ctl
+        self._panels: dict[int, SubsetPanel] = {}
+        self._logs_seen = 0
+        self._binding_state: tuple = ()
+        self._detail_version: tuple = ()
+        self._module_misses: dict[str, int] = {}
+        self._bar_lines = 0
+        self._chose_tab = False  # the operator picked a tab: no automatic switching any more
+
+    # -- layout -------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield TextBox(id="run-bar")
+        yield TokenBar(id="budget-bar")
+        with TabbedContent(initial="tab-subsets", id="dash-tabs"):
+            with TabPane("Subsets", id="tab-subsets"):
+                yield SubsetGrid(id="subset-grid")
+            with TabPane("Merge tree", id="tab-tree"):
+                with Horizontal(id="tree-body"):
+                    yield MergeTree(id="merge-tree")
+                    yield NodeDetail(id="node-detail")
+            with TabPane("Events", id="tab-events"):
+                yield Log(id="events-log", max_lines=2000)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.refresh_view()
+
+    def on_screen_resume(self) -> None:
+        self.refresh_view()
+
+    @on(RunUpdated)
+    def _updated(self, event: RunUpdated) -> None:
+        event.stop()
+        self.refresh_view()
+
+    # -- rendering ----------------------------------------------------------------------
+    @property
+    def view(self):
+        return self.ctl.view
+
+    def module_text(self, module_id: str) -> str | None:
+        texts = self.view.module_texts
+        if module_id in texts:
+            return texts[module_id]
+        store = self.ctl.store
+        if self._module_misses.get(module_id, 0) > 20:
+            return ""  # gave up: show the id alone
+        if store is None:
+            return None
+        try:
+            row = store.get("modules", module_id)
+        except Exception:  # noqa: BLE001 - a store swapped under us; try next tick
+            row = None
+        if row is None:
+            self._module_misses[module_id] = self._module_misses.get(module_id, 0) + 1
+            return None
+        texts[module_id] = row["text"]
+        return row["text"]
+
+    def refresh_view(self) -> None:
+        if not self.is_mounted:
+            return
+        v = self.view
+        self._render_bar()
+        budget = v.budget_tokens
+        bar = self.query_one("#budget-bar", TokenBar)
+        bar.display = bool(budget)
+        if budget:
+            bar.set_values(v.prompt_tokens, v.completion_tokens, budget, budget=True, caption="budget")
+        tab = self.query_one(TabbedContent).active
+        if (not self._chose_tab and tab == "tab-subsets" and self.ctl.running and v.nodes
+                and v.subsets_done == len(v.subsets)):
+            # the subsets are done and merging has begun: show the tree as it grows (once)
+            self._chose_tab = True
+            self.query_one(TabbedContent).active = tab = "tab-tree"
+            self.query_one(MergeTree).focus()
+            self.notify("all subsets optimized; merging now: here is the merge tree (1 shows the subsets)",
+                        timeout=5)
+        if tab == "tab-subsets":
+            self._render_panels()
+        elif tab == "tab-tree":
+            self.query_one(MergeTree).sync(v)
+        detail = self.query_one(NodeDetail)
+        shown = detail.shown
+        if shown:
+            item = v.nodes.get(shown) if shown.startswith("n") else v.subsets.get(int(shown[1:]))
+            key = (shown, getattr(item, "version", None))
+            if key != self._detail_version:
+                self._detail_version = key
+                detail.show(self.ctl.store, shown, v.nodes.get(shown))
+        if v.logs_seen > self._logs_seen:
+            log = self.query_one("#events-log", Log)
+            new = list(v.logs)[-min(len(v.logs), v.logs_seen - self._logs_seen):]
+            log.write_lines([f"{lvl:<7} {text}" for lvl, text in new])
+            self._logs_seen = v.logs_seen
+        state = (self.ctl.running, self.ctl.paused, self.ctl.pending_request is not None, self.ctl.auto,
+                 v.status, self.ctl.can_run)
+        if state != self._binding_state:
+            self._binding_state = state
+            self.refresh_bindings()
+
+    def _render_bar(self) -> None:
+        v, ctl = self.view, self.ctl
+        t = Text()
+        t.append(f"◆ {v.name}", style="bold")
+        t.append(f"  {v.suite} · {v.method} · N={v.n_subsets} E={v.epochs} t={v.threshold}", style="")
+        status = "paused" if ctl.paused else v.status
+        t.append("  ● ", style=STATUS_STYLE.get(status, ""))
+        t.append(status, style=STATUS_STYLE.get(status, ""))
+        t.append(f"   subsets {v.subsets_done}/{v.n_subsets or len(v.subsets)}")
+        if v.method in ("fgo", "no-merge"):
+            t.append(f" · merges {v.nodes_done}/≤{v.max_nodes}")
+        auto, review = ctl.auto, v.review_policy
+        if auto is not None and review == "ask" and auto:
+            review = "ask, auto-approve ON"
+        elif auto is not None and review == "auto" and not auto:
+            review = "auto, switched to ask"
+        t.append(f"   review: {review}", style="dim")
+        t.append("\n")
+        t.append(f"tokens {fmt_tokens(v.tokens)}", style="bold")
+        t.append(f" ({fmt_tokens(v.prompt_tokens)} prompt · {fmt_tokens(v.completion_tokens)} completion)"
+                 f" · {v.calls:,} calls, {v.cache_hits:,} cached", style="dim")
+        if ctl.elapsed is not None:
+            t.append(f" · elapsed {fmt_elapsed(ctl.elapsed)}")
+        if v.train_score is not None or v.test_score is not None:
+            t.append(f" · train {fmt_score(v.train_score)} · test {fmt_score(v.test_score)}", style="bold")
+        models = sorted(set(v.models.values()))
+        if models:
+            t.append("\nmodels " + ", ".join(models), style="dim")
+            if all(m.startswith("fgo-sim/") for m in models):
+                t.append(" (simulated LLM: a test bed, not evidence of real-model quality)", style="dim italic")
+        notes = []
+        if ctl.pending_request is not None:
+            notes.append((f"⚠ merge {ctl.pending_request.node_id} waits for your review: press v", "bold yellow"))
+        if ctl.paused:
+            notes.append(("paused: work in flight finishes, nothing new starts · r resumes", "yellow"))
+        if ctl.cannot_run:
+            notes.append((f"view only: {ctl.cannot_run}", "red"))
+        elif not ctl.running and v.status in ("cancelled", "paused", "failed", "budget", "running", "new"):
+            if v.pending_review:
+                notes.append((f"stopped while merge {v.pending_review} waited for review: r resumes the run and "
+                              "asks again", "yellow"))
+            else:
+                notes.append((f"stopped ({v.status}): r resumes the run; finished work comes from the cache",
+                              "yellow"))
+            if v.message and v.status in ("failed", "budget"):
+                notes.append((v.message, "red" if v.status == "failed" else "yellow"))
+        for text, style in notes:
+            t.append("\n")
+            t.append(text, style=style)
+        bar = self.query_one("#run-bar", TextBox)
+        bar.set(t)
+        lines = t.plain.count("\n") + 1
+        if lines != self._bar_lines:  # a height change needs a layout: only then
+            self._bar_lines = lines
+            bar.styles.height = lines
+
+    def _render_panels(self) -> None:
+        v = self.view
+        grid = self.query_one("#subset-grid", SubsetGrid)
+        new = [sid for sid in sorted(v.subsets) if sid not in self._panels]
+        if new:
+            panels = [SubsetPanel(sid, module_text=self.module_text) for sid in new]
+            for sid, p in zip(new, panels):
+                self._panels[sid] = p
+            grid.mount(*panels)
+            self._fit_grid()
+            self.call_after_refresh(self._render_panels)
+            return
+        budget = bool(v.budget_tokens)
+        if budget:
+            scale = int(v.budget_tokens / max(1, v.n_subsets or len(v.subsets)))
+        else:
+            scale = max((s.tokens for s in v.subsets.values()), default=0)
+        top, height = grid.scroll_offset.y, grid.size.height
+        for sid, panel in self._panels.items():
+            if panel.is_mounted and sid in v.subsets:
+                region = panel.virtual_region
+                visible = not height or (region.y < top + height and region.bottom > top)
+                panel.update_from(v.subsets[sid], v, scale, budget, visible=visible)
+
+    def _fit_grid(self) -> None:
+        """Columns by count; rows share the height when few, scroll at a readable minimum when many."""
+        grid = self.query_one("#subset-grid", SubsetGrid)
+        n = len(self._panels)
+        if not n:
+            return
+        cols = 1 if n == 1 else 2 if n in (2, 4) else 3 if self.size.width < 200 else 4
+        rows = -(-n // cols)
+        height = grid.size.height or max(17, self.size.height - 9)
+        grid.styles.grid_size_columns = cols
+        grid.styles.grid_rows = str(max(17, height // rows))
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._fit_grid)
+
+    # -- tree ---------------------------------------------------------------------------
+    @on(TabbedContent.TabActivated)
+    def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
+        self.call_after_refresh(self._after_tab_change)
+
+    def _after_tab_change(self) -> None:
+        self.refresh_view()  # after the pane is laid out
+        if self.tab_of() == "tab-tree" and self.query_one(NodeDetail).shown is None:
+            node = self.query_one(MergeTree).cursor_node
+            if node is not None and node.data:
+                self.query_one(NodeDetail).show(self.ctl.store, node.data, self.view.nodes.get(node.data))
+
+    @property
+    def behind(self) -> bool:
+        """Some panel has stream lines it has not drawn (it was off-screen or hidden)."""
+        if not self.is_mounted or self.query_one(TabbedContent).active != "tab-subsets":
+            return False
+        subsets = self.view.subsets
+        return any(sid in subsets and subsets[sid].steps_seen > p.lines_seen for sid, p in self._panels.items())
+
+    @on(Tree.NodeHighlighted, "#merge-tree")
+    def _highlighted(self, event: Tree.NodeHighlighted) -> None:
+        nid = event.node.data
+        if nid:
+            v = self.view
+            item = v.nodes.get(nid) if nid.startswith("n") else v.subsets.get(int(nid[1:])) if nid[1:].isdigit() \
+                else None
+            self._detail_version = (nid, getattr(item, "version", None))
+            self.query_one(NodeDetail).show(self.ctl.store, nid, v.nodes.get(nid))
+
+    def select_tree_node(self, nid: str) -> bool:
+        tree = self.query_one(MergeTree)
+        node = tree.node_for(nid)
+        if node is None:
+            return False
+        tree.move_cursor(node)
+        self.query_one(NodeDetail).show(self.ctl.store, nid, self.view.nodes.get(nid))
+        return True
+
+    # -- actions ------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        ctl = self.ctl
+        if action == "pause":
+            return ctl.running and not ctl.paused
+        if action == "resume":
+            return (ctl.running and ctl.paused) or (not ctl.running and ctl.can_run and self.view.status != "done")
+        if action == "cancel":
+            return ctl.running
+        if action == "review":
+            return ctl.pending_request is not None
+        if action == "toggle_auto":
+            return ctl.auto is not None
+        return True
+
+    def action_tab(self, tab: str) -> None:
+        self._chose_tab = True
+        self.query_one(TabbedContent).active = tab
+        # move focus into the new pane: focus left in a hidden pane would switch back to it
+        if tab == "tab-tree":
+            self.query_one(MergeTree).focus()
+        elif tab == "tab-events":
+            self.query_one("#events-log", Log).focus()
+        elif self._panels:
+            next(iter(self._panels.values())).focus()
+        else:
+            self.query_one(SubsetGrid).focus()
+
+    def action_pause(self) -> None:
+        self.app.pause_run()
+
+    def action_resume(self) -> None:
+        self.app.resume_run()
+
+    def action_cancel(self) -> None:
+        self.app.confirm_cancel_run()
+
+    def action_review(self) -> None:
+        self.app.show_pending_review()
+
+    def action_toggle_auto(self) -> None:
+        self.app.toggle_auto()
+
+    def action_export(self) -> None:
+        self.app.export_report()
+
+    def action_back(self) -> None:
+        self.app.show_sessions()
+
+    def selected_module_id(self) -> str | None:
+        """The module the operator is looking at: tree selection, focused panel, or the final one."""
+        v = self.view
+        if self.query_one(TabbedContent).active == "tab-tree":
+            node = self.query_one(MergeTree).cursor_node
+            nid = node.data if node is not None else None
+            if nid and nid.startswith("n") and nid in v.nodes:
+                n = v.nodes[nid]
+                if n.module_id:
+                    return n.module_id
+                return f"{nid}.merged"
+            if nid and nid.startswith("s") and nid[1:].isdigit() and int(nid[1:]) in v.subsets:
+                return v.subsets[int(nid[1:])].module_id
+        w = self.focused
+        while w is not None and not isinstance(w, SubsetPanel):
+            w = w.parent if isinstance(w.parent, Widget) else None
+        if isinstance(w, SubsetPanel):
+            s = v.subsets.get(w.subset_id)
+            if s is not None:
+                return s.proposed_id or s.module_id
+        return v.final_module_id
+
+    def action_audit(self) -> None:
+        self.app.open_audit(self.selected_module_id())
+
+    def tab_of(self) -> str:
+        return self.query_one(TabbedContent).active
+
+    @property
+    def panels(self) -> dict[int, SubsetPanel]:
+        return self._panels
+

@@ -1,0 +1,188 @@
+"""The merge review: the merged module beside its children, then approve, edit or
+roll back. The engine thread waits on the QueueGate until the app passes the answer on.
+
+Dismisses with a ``ReviewDecision``, or None to decide later (the run keeps waiting).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Footer, Static, TextArea
+
+from fgo_tui.data import unified_diff
+from fgo_tui.render import categories_text, diff_text, heading, module_block
+from fgo_tui.state import fmt_score
+
+
+def best_child(request: Any) -> Any:
+    """The child a rollback keeps: highest score, the first one on ties (as the engine does)."""
+    return max(request.children, key=lambda c: c.score)
+
+
+class ReviewScreen(ModalScreen):
+    BINDINGS = [
+        Binding("a", "approve", "Approve"),
+        Binding("e", "edit", "Edit"),
+        Binding("r", "rollback", "Roll back"),
+        Binding("u", "toggle_auto", "Auto-approve"),
+        Binding("ctrl+s", "submit_edit", "Backtest edit", priority=True),
+        Binding("escape", "escape", "Later / leave editor", priority=True),
+    ]
+
+    def __init__(self, request: Any, *, categories: dict[str, dict[str, float]] | None = None,
+                 auto: bool | None = None, score_before: float | None = None):
+        super().__init__()
+        self.request = request
+        self.categories = categories or {}
+        self.auto = auto
+        self.score_before = score_before
+        self.editing = False
+        self.best = best_child(request)
+        self.diff_plain = ""
+
+    @property
+    def node_id(self) -> str:
+        return self.request.node_id
+
+    def compose(self) -> ComposeResult:
+        r = self.request
+        with Vertical(id="review-box"):
+            yield Static(self._title(), id="review-title")
+            with Horizontal(id="review-body"):
+                with VerticalScroll(id="review-left"):
+                    yield Static(self._proposed(), id="review-diff")
+                    yield TextArea(r.proposed.text, id="review-editor", soft_wrap=True, show_line_numbers=True)
+                with VerticalScroll(id="review-right"):
+                    yield Static(self._children(), id="review-children")
+            yield Static("", id="review-error")
+            with Horizontal(id="review-actions"):
+                yield Button("Approve (a)", id="approve", variant="success")
+                yield Button("Edit (e)", id="edit", variant="primary")
+                yield Button(f"Roll back to {self.best.node_id} (r)", id="rollback", variant="error")
+                yield Button("Later (esc)", id="later")
+                yield Button("Backtest my edit (ctrl+s)", id="submit", variant="success", classes="edit-only")
+                yield Button("Leave the editor (esc)", id="leave", classes="edit-only")
+                yield Static(self._auto_label(), id="review-auto")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        editor = self.query_one("#review-editor", TextArea)
+        editor.display = False
+        editor.cursor_blink = getattr(self.app, "cursor_blink", True)
+        self._show_mode()
+        self.query_one("#approve", Button).focus()
+
+    def _show_mode(self) -> None:
+        for b in self.query("#review-actions Button"):
+            b.display = b.has_class("edit-only") == self.editing
+
+    # -- content ------------------------------------------------------------------------
+    def _title(self) -> Text:
+        r = self.request
+        t = Text(f"Review merge {r.node_id}", style="bold")
+        t.append(f"   merge of {', '.join(c.node_id for c in r.children)} · {r.task_count} tasks to backtest")
+        if self.score_before is not None:
+            t.append(f" · children's weighted score {fmt_score(self.score_before)}", style="dim")
+        return t
+
+    def _proposed(self) -> Group:
+        r, best = self.request, self.best
+        lines = unified_diff(best.module.text, r.proposed.text, f"{best.node_id} (best child)", "merged")
+        legend = Text(f"Merged module vs the best child {best.node_id}", style="bold")
+        legend.append("   + new in the merge   − only in the child", style="dim")
+        body = diff_text(lines)
+        self.diff_plain = legend.plain + "\n" + body.plain
+        return Group(legend, Text(""), body)
+
+    def _children(self) -> Group:
+        parts: list[Text] = [Text("Children", style="bold")]
+        for c in self.request.children:
+            mark = "  ← best (kept on roll back)" if c is self.best else ""
+            head = Text(f"{c.node_id} · score {fmt_score(c.score)} · {c.n_tasks} tasks", style="bold")
+            head.append(mark, style="green")
+            parts += [Text(""), head, categories_text(self.categories.get(c.node_id) or c.scores_by_category),
+                      module_block(c.module.text, style="grey70")]
+        return Group(*parts)
+
+    def _auto_label(self) -> Text:
+        if self.auto is None:
+            return Text("")
+        return Text("  auto-approve: " + ("on" if self.auto else "off") + " (u)", style="dim")
+
+    # -- actions ------------------------------------------------------------------------
+    def _decide(self, decision: str, text: str | None = None) -> None:
+        from fgo_engine.review import ReviewDecision
+
+        self.dismiss(ReviewDecision(decision, text, by="operator"))
+
+    def action_approve(self) -> None:
+        if not self.editing:
+            self._decide("approve")
+
+    def action_rollback(self) -> None:
+        if not self.editing:
+            self._decide("rollback")
+
+    def action_edit(self) -> None:
+        if self.editing:
+            return
+        self.editing = True
+        self.query_one("#review-diff").display = False
+        editor = self.query_one("#review-editor", TextArea)
+        editor.display = True
+        self._show_mode()
+        editor.focus()
+        editor.move_cursor(editor.document.end)  # ready to add a rule at the end
+        self.query_one("#review-error", Static).update(
+            Text("Editing: ctrl+s backtests your text · escape leaves the editor", style="bold"))
+        self.refresh_bindings()
+
+    def action_submit_edit(self) -> None:
+        if not self.editing:
+            return
+        text = self.query_one("#review-editor", TextArea).text
+        if not text.strip():
+            self.query_one("#review-error", Static).update(Text("The edited module is empty; write something "
+                                                                "or leave the editor with escape.", style="red"))
+            return
+        self._decide("edit", text)
+
+    def action_escape(self) -> None:
+        if self.editing:
+            self.editing = False
+            self.query_one("#review-editor").display = False
+            self.query_one("#review-diff").display = True
+            self.query_one("#review-error", Static).update("")
+            self._show_mode()
+            self.query_one("#edit", Button).focus()
+            self.refresh_bindings()
+            return
+        self.dismiss(None)
+
+    def action_toggle_auto(self) -> None:
+        if self.editing or self.auto is None:
+            return
+        self.app.toggle_auto()
+        self.auto = bool(getattr(self.app, "auto_approve", False))
+        self.query_one("#review-auto", Static).update(self._auto_label())
+        if self.auto:
+            self.dismiss(None)  # the gate approves this merge itself now
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("approve", "edit", "rollback", "toggle_auto"):
+            return not self.editing and (action != "toggle_auto" or self.auto is not None)
+        if action == "submit_edit":
+            return self.editing
+        return True
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        {"approve": self.action_approve, "edit": self.action_edit, "rollback": self.action_rollback,
+         "later": self.action_escape, "submit": self.action_submit_edit,
+         "leave": self.action_escape}.get(event.button.id or "", lambda: None)()

@@ -1,0 +1,137 @@
+"""Fixtures for the app tests: the toy suite (registered by tests/conftest.py), a
+sessions folder per test, finished sessions built headless, and bounded waiting."""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from fgo_engine.review import ReviewDecision
+
+SIZE = (160, 50)
+FROZEN = "2025-01-01T12:00:00Z"
+LIVE_MODEL = "fgo-sim/medium:latency=0.004"  # a little latency so streaming spans several drain ticks
+
+
+def toy_dict(**kw: Any) -> dict[str, Any]:
+    base = {"suite": "toy", "model": "fgo-sim/medium", "subsets": 3, "epochs": 2, "threshold": 2, "seed": 0,
+            "workers": 3, "review": "ask"}
+    base.update(kw)
+    return base
+
+
+def toy_config(**kw: Any):
+    from fgo_engine.config import RunConfig
+
+    return RunConfig.from_dict(toy_dict(**kw))
+
+
+async def wait_for(pilot, cond: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+    """Poll ``cond`` between short pauses of the app; fail after ``timeout`` seconds of app time."""
+    steps = int(timeout / 0.05)
+    for _ in range(steps):
+        value = cond()
+        if value:
+            return value
+        await pilot.pause(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def sessions_ready(pilot, app):
+    from fgo_tui.screens.sessions import SessionsScreen
+
+    return await wait_for(pilot, lambda: app.screen if isinstance(app.screen, SessionsScreen)
+                          and app.screen.loaded else None, what="sessions screen")
+
+
+async def open_first(pilot, app):
+    """Open the highlighted (first) session from the sessions screen; return its dashboard."""
+    from fgo_tui.screens.dashboard import DashboardScreen
+
+    await sessions_ready(pilot, app)
+    await pilot.press("enter")
+    return await wait_for(pilot, lambda: app.screen if isinstance(app.screen, DashboardScreen)
+                          and app.screen.panels else None, what="dashboard")
+
+
+class ScriptedGate:
+    """Review decisions by node id (headless session building)."""
+
+    policy = "ask"
+    post_check = False
+
+    def __init__(self, decisions: dict[str, ReviewDecision]):
+        self.decisions = decisions
+
+    def review(self, request):
+        return self.decisions.get(request.node_id, ReviewDecision("approve", by="operator"))
+
+
+EDITED_TEXT = "You answer questions about glorps.\n- Answer briefly.\n- [/x] literal [b]brackets[/b] stay text."
+
+
+def freeze_timestamps(path: Path) -> None:
+    """Make every stored time the same, so screenshots do not depend on the clock."""
+    con = sqlite3.connect(path)
+    with con:
+        for table, cols in (("session", ("created_at", "updated_at")), ("modules", ("created_at",)),
+                            ("reviews", ("created_at",)), ("merge_nodes", ("created_at", "updated_at")),
+                            ("trajectories", ("created_at",)), ("critiques", ("created_at",)),
+                            ("epochs", ("created_at",))):
+            con.execute(f"update {table} set " + ", ".join(f"{c} = ?" for c in cols), (FROZEN,) * len(cols))
+    con.execute("pragma wal_checkpoint(truncate)")
+    con.close()
+
+
+def build_finished(path: Path, **kw: Any) -> Path:
+    """A finished toy session: n1 edited by the operator, n2 rolled back."""
+    from fgo_engine.session import Session
+
+    gate = ScriptedGate({"n1": ReviewDecision("edit", EDITED_TEXT, by="operator"),
+                         "n2": ReviewDecision("rollback", by="operator")})
+    s = Session.create(path, toy_config(**kw), gate=gate)
+    try:
+        r = s.run()
+        assert r.status == "done", r.message
+    finally:
+        s.close()
+    freeze_timestamps(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def finished_template(tmp_path_factory) -> Path:
+    """Built once per test process; tests copy it."""
+    return build_finished(tmp_path_factory.mktemp("template") / "toy-finished.db")
+
+
+@pytest.fixture
+def sessions_dir(tmp_path, monkeypatch) -> Path:
+    monkeypatch.chdir(tmp_path)  # the app shows the folder relative to the working directory
+    d = tmp_path / "sessions"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def finished_session(sessions_dir, finished_template) -> Path:
+    import shutil
+
+    dest = sessions_dir / "toy-finished.db"
+    shutil.copy(finished_template, dest)
+    return dest
+
+
+@pytest.fixture
+def make_app(sessions_dir):
+    from fgo_tui.app import FGOApp
+
+    def make(**kw: Any) -> FGOApp:
+        kw.setdefault("sessions_dir", Path("sessions"))
+        kw.setdefault("cursor_blink", False)
+        kw.setdefault("tick", 0.05)
+        return FGOApp(**kw)
+
+    return make

@@ -1,0 +1,273 @@
+"""The operator's whole flow through the app, on the simulated LLM and the toy suite:
+new session → live run → review (edit, roll back) → tree → quit → reopen."""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from textual.widgets import TextArea
+
+from fgo_tui.screens.dashboard import DashboardScreen
+from fgo_tui.screens.new_session import NewSessionScreen
+from fgo_tui.screens.review import ReviewScreen
+from fgo_tui.screens.sessions import SessionsScreen
+from fgo_tui.widgets.merge_tree import MergeTree
+from fgo_tui.widgets.node_detail import NodeDetail
+from fgo_tui.widgets.subset_panel import SubsetPanel
+from fgo_tui.widgets.token_bar import TokenBar
+
+from .conftest import LIVE_MODEL, SIZE, wait_for
+
+MY_EDIT = "You answer questions about glorps.\n- Answer briefly.\n- [/x] operator rule: [bold]glorps[/] are teal."
+
+
+def tree_state(app) -> dict[str, tuple]:
+    v = app.ctl.view
+    return {nid: (n.child_ids, n.display_status, n.score_before, n.score_after, n.module_id)
+            for nid, n in v.nodes.items()}
+
+
+def tree_labels(app) -> list[str]:
+    tree = app.screen.query_one(MergeTree)
+    out = []
+
+    def walk(node, depth):
+        for c in node.children:
+            out.append("  " * depth + str(c.label.plain))
+            walk(c, depth + 1)
+
+    walk(tree.root, 0)
+    return out
+
+
+async def fill_form(pilot, screen, **values):
+    for wid, value in values.items():
+        w = screen.query_one(f"#{wid}")
+        w.value = value
+    await pilot.pause()
+
+
+async def test_new_session_run_review_edit_rollback_and_reopen(make_app, sessions_dir):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, SessionsScreen) and app.screen.loaded, what="sessions")
+        await pilot.press("n")
+        form = await wait_for(pilot, lambda: app.screen if isinstance(app.screen, NewSessionScreen) else None,
+                              what="new-session form")
+        await fill_form(pilot, form, **{"f-suite": "toy", "f-subsets": "3", "f-epochs": "2", "f-threshold": "2",
+                                        "f-review": "ask", "f-workers": "3", "f-name": "flow",
+                                        **{f"f-model-{r}": LIVE_MODEL for r in
+                                           ("agent", "evaluator", "optimizer", "merger")}})
+        # the projection appears before anything starts
+        await wait_for(pilot, lambda: form.projection is not None and not form.error, what="projection")
+        assert form.projection["agent"] > 0 and "merger" in form.projection
+        assert not (sessions_dir / "flow.db").exists()
+        await pilot.press("ctrl+s")
+
+        dash = await wait_for(pilot, lambda: app.screen if isinstance(app.screen, DashboardScreen) else None,
+                              what="dashboard")
+        ctl = app.ctl
+        assert ctl.path == Path("sessions/flow.db")
+        # trajectories stream into the subset panels and the token bars move
+        await wait_for(pilot, lambda: len(dash.panels) == 3, what="three panels")
+        first_lines = {sid: p.log_widget.line_count for sid, p in dash.panels.items()}
+        first_tokens = {sid: p.query_one(TokenBar).prompt for sid, p in dash.panels.items()}
+        await wait_for(pilot, lambda: all(p.log_widget.line_count > first_lines[sid]
+                                          for sid, p in dash.panels.items()), what="trajectory lines")
+        await wait_for(pilot, lambda: all(p.query_one(TokenBar).prompt > first_tokens[sid]
+                                          for sid, p in dash.panels.items()), what="token bars")
+        panel = dash.panels[0]
+        assert "▸ Answer:" in "\n".join(panel.log_widget.lines)
+        bar = panel.query_one(TokenBar)
+        assert bar.completion > 0 and "prompt" in bar.label
+
+        # first merge: edit the module, backtest the edit
+        review = await wait_for(pilot, lambda: app.screen if isinstance(app.screen, ReviewScreen) else None,
+                                timeout=60, what="first review")
+        first_node = review.node_id
+        assert "best child" in review.diff_plain and review.request.proposed.text.splitlines()[-1] in review.diff_plain
+        await pilot.press("e")
+        editor = review.query_one(TextArea)
+        assert editor.has_focus and editor.text == review.request.proposed.text
+        editor.text = MY_EDIT
+        await pilot.press("ctrl+s")
+
+        # second merge: roll back to the best child
+        review2 = await wait_for(pilot, lambda: app.screen if isinstance(app.screen, ReviewScreen)
+                                 and app.screen.node_id != first_node else None, timeout=60, what="second review")
+        second_node = review2.node_id
+        best = max(review2.request.children, key=lambda c: c.score)
+        await pilot.press("r")
+
+        await wait_for(pilot, lambda: not ctl.running and ctl.view.status == "done", timeout=60, what="run done")
+        await pilot.pause(0.2)
+
+        # the store says what the operator decided
+        con = sqlite3.connect(sessions_dir / "flow.db")
+        con.row_factory = sqlite3.Row
+        n1 = con.execute("select * from merge_nodes where id = ?", (first_node,)).fetchone()
+        edited = con.execute("select * from modules where id = ?", (n1["module_id"],)).fetchone()
+        assert edited["origin"] == "edit" and edited["text"] == MY_EDIT
+        backtests = con.execute("select count(*) from trajectories where phase = 'backtest' and module_id = ?",
+                                (edited["id"],)).fetchone()[0]
+        assert backtests == len(n1["task_ids_json"].split(","))
+        n2 = con.execute("select * from merge_nodes where id = ?", (second_node,)).fetchone()
+        best_module = con.execute("select best_module_id from subsets where id = ?", (int(best.node_id[1:]),)
+                                  ).fetchone()[0] if best.node_id.startswith("s") else \
+            con.execute("select module_id from merge_nodes where id = ?", (best.node_id,)).fetchone()[0]
+        assert n2["module_id"] == best_module
+        decisions = [tuple(r) for r in con.execute("select node_id, decision, by from reviews order by id")]
+        assert decisions == [(first_node, "edit", "operator"), (second_node, "rollback", "operator")]
+        con.close()
+
+        # the tree shows both decisions; the node detail shows the edited text, literally
+        await pilot.press("2")
+        tree = dash.query_one(MergeTree)
+        await wait_for(pilot, lambda: tree.node_for(first_node) is not None, what="tree node")
+        labels = "\n".join(tree_labels(app))
+        assert f"{first_node} edited" in labels and f"{second_node} rolled back" in labels
+        assert dash.select_tree_node(first_node)
+        await pilot.pause()
+        detail = dash.query_one(NodeDetail)
+        assert "[/x] operator rule: [bold]glorps[/] are teal." in detail.plain
+        before = tree_state(app)
+        before_labels = tree_labels(app)
+        await pilot.press("ctrl+q")
+    assert app.return_code == 0
+
+    # reopen from the sessions screen: everything as it was
+    app2 = make_app()
+    async with app2.run_test(size=SIZE) as pilot:
+        screen = await wait_for(pilot, lambda: app2.screen if isinstance(app2.screen, SessionsScreen)
+                                and app2.screen.loaded else None, what="sessions")
+        assert [Path(r["path"]).name for r in screen.rows] == ["flow.db"]
+        assert screen.rows[0]["status"] == "done"
+        await pilot.press("enter")
+        dash = await wait_for(pilot, lambda: app2.screen if isinstance(app2.screen, DashboardScreen) else None,
+                              what="dashboard")
+        await pilot.press("2")
+        await pilot.pause()
+        assert tree_state(app2) == before
+        assert tree_labels(app2) == before_labels
+        assert dash.select_tree_node(first_node)
+        await pilot.pause()
+        assert MY_EDIT.splitlines()[-1] in dash.query_one(NodeDetail).plain
+        # the subset panels are rebuilt from the rows too
+        assert all(p.log_widget.line_count > 0 for p in dash.panels.values())
+        await pilot.press("ctrl+q")
+
+
+async def test_pause_resume_then_quit_mid_review_and_resume(make_app, sessions_dir):
+    from .conftest import toy_config
+
+    cfg = toy_config(model="fgo-sim/medium:latency=0.01", subsets=3)
+    app = make_app(new_config=cfg, session_path=sessions_dir / "paused.db")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.ctl is not None and app.ctl.running and app.ctl.buffer.received > 0,
+                       what="run started")
+        ctl = app.ctl
+        await pilot.press("p")
+        await wait_for(pilot, lambda: ctl.view.status == "paused", what="paused status")
+        assert ctl.paused
+        # work in flight drains, then nothing new happens while paused
+        await pilot.pause(0.4)
+        frozen = ctl.buffer.received
+        await pilot.pause(0.4)
+        assert ctl.buffer.received == frozen
+        con = sqlite3.connect(sessions_dir / "paused.db")
+        assert con.execute("select status from session").fetchone()[0] == "paused"
+        con.close()
+        await pilot.press("r")
+        await wait_for(pilot, lambda: ctl.view.status == "running" and ctl.buffer.received > frozen,
+                       what="resumed")
+        review = await wait_for(pilot, lambda: app.screen if isinstance(app.screen, ReviewScreen) else None,
+                                timeout=60, what="review")
+        pending = review.node_id
+        await pilot.press("escape")  # decide later: the run keeps waiting
+        await pilot.pause()
+        assert isinstance(app.screen, DashboardScreen) and ctl.pending_request is not None
+        before = {k: v for k, v in tree_state(app).items() if k != pending}
+        await pilot.press("ctrl+q")  # quitting cancels the run cleanly
+    con = sqlite3.connect(sessions_dir / "paused.db")
+    assert con.execute("select status from session").fetchone()[0] == "cancelled"
+    assert con.execute("select status from merge_nodes where id = ?", (pending,)).fetchone()[0] == "pending_review"
+    con.close()
+
+    app2 = make_app()
+    async with app2.run_test(size=SIZE) as pilot:
+        screen = await wait_for(pilot, lambda: app2.screen if isinstance(app2.screen, SessionsScreen)
+                                and app2.screen.loaded else None, what="sessions")
+        assert screen.rows[0]["status"] == "cancelled"
+        await pilot.press("r")  # resume from the sessions screen
+        # the pending review is asked again
+        review = await wait_for(pilot, lambda: app2.screen if isinstance(app2.screen, ReviewScreen) else None,
+                                timeout=60, what="review asked again")
+        assert review.node_id == pending
+        after = {k: v for k, v in tree_state(app2).items() if k in before}
+        assert after == before
+        await pilot.press("u")  # auto-approve from here on
+        ctl = app2.ctl
+        await wait_for(pilot, lambda: not ctl.running and ctl.view.status == "done", timeout=60, what="done")
+        assert ctl.auto is True
+        await pilot.press("ctrl+q")
+    con = sqlite3.connect(sessions_dir / "paused.db")
+    assert con.execute("select status from session").fetchone()[0] == "done"
+    assert con.execute("select by from reviews where node_id = ?", (pending,)).fetchone()[0] == "policy:auto"
+    con.close()
+
+
+async def test_cancel_mid_subsets_then_resume(make_app, sessions_dir):
+    from fgo_tui.screens.dialogs import ConfirmModal
+
+    from .conftest import toy_config
+
+    cfg = toy_config(model="fgo-sim/medium:latency=0.01", review="auto")
+    app = make_app(new_config=cfg, session_path=sessions_dir / "cancel.db")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.ctl is not None and app.ctl.running and app.ctl.buffer.received > 20,
+                       what="agents running")
+        ctl = app.ctl
+        await pilot.press("p")  # hold the agents mid-subset, then cancel them there
+        await wait_for(pilot, lambda: ctl.paused, what="paused")
+        assert ctl.view.subsets_done < 3
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), what="confirm cancel")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: not ctl.running, what="run stopped")
+        # a cancel inside an agent's loop is a cancel, not a failure
+        assert ctl.view.status == "cancelled", ctl.view.message
+        dash = app.screen
+        assert dash.check_action("resume", ()) is True and dash.check_action("pause", ()) is False
+        await pilot.press("r")
+        await wait_for(pilot, lambda: not ctl.running and ctl.view.status == "done", timeout=60, what="done")
+        assert ctl.view.subsets_done == 3 and ctl.view.nodes_done == 2
+        assert ctl.view.cache_hits > 0  # the work done before the cancel came from the cache
+
+
+async def test_budget_stop_asks_for_a_new_budget(make_app, sessions_dir):
+    from fgo_tui.screens.dialogs import BudgetModal
+
+    from .conftest import toy_config
+
+    cfg = toy_config(review="auto", budget_tokens=3000)
+    app = make_app(new_config=cfg, session_path=sessions_dir / "budget.db")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.ctl is not None and app.ctl.view.status == "budget"
+                       and not app.ctl.running, timeout=60, what="budget stop")
+        ctl = app.ctl
+        assert "budget" in ctl.view.message
+        dash = app.screen
+        assert dash.query_one("#budget-bar").display
+        await pilot.press("r")
+        modal = await wait_for(pilot, lambda: app.screen if isinstance(app.screen, BudgetModal) else None,
+                               what="budget prompt")
+        modal.query_one("Input").value = "abc"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen is modal and "positive whole number" in str(modal.query_one("#budget-error").render())
+        modal.query_one("Input").value = "5000000"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: not ctl.running and ctl.view.status == "done", timeout=60, what="done")
+    con = sqlite3.connect(sessions_dir / "budget.db")
+    assert con.execute("select json_extract(config_json, '$.budget_tokens') from session").fetchone()[0] == 5000000
+    con.close()

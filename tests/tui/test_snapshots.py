@@ -1,0 +1,45 @@
+"""Screenshots of the four main views on a finished toy session (fixed size, frozen
+timestamps, no clock in view). Update with `pytest tests/tui --snapshot-update`."""
+from __future__ import annotations
+
+from .conftest import SIZE, open_first, sessions_ready, wait_for
+
+
+def test_sessions_screen(snap_compare, make_app, finished_session):
+    async def run_before(pilot):
+        await sessions_ready(pilot, pilot.app)
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_dashboard(snap_compare, make_app, finished_session):
+    async def run_before(pilot):
+        await open_first(pilot, pilot.app)
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_merge_tree(snap_compare, make_app, finished_session):
+    async def run_before(pilot):
+        dash = await open_first(pilot, pilot.app)
+        await pilot.press("2")
+        await wait_for(pilot, lambda: dash.select_tree_node("n1"), what="tree node n1")
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_review_modal(snap_compare, make_app, finished_session):
+    from fgo_tui.data import fill_child_categories, review_request_from_store
+    from fgo_tui.screens.review import ReviewScreen
+
+    async def run_before(pilot):
+        app = pilot.app
+        await open_first(pilot, app)
+        store = app.ctl.store
+        request = review_request_from_store(store, "n2")
+        app.push_screen(ReviewScreen(request, categories=fill_child_categories(store, request), auto=False,
+                                     score_before=app.ctl.view.nodes["n2"].score_before))
+        await wait_for(pilot, lambda: isinstance(app.screen, ReviewScreen), what="review")
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
