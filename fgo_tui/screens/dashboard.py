@@ -13,6 +13,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Log, TabbedContent, TabPane, Tree
@@ -127,6 +128,12 @@ class DashboardScreen(Screen):
     def refresh_view(self) -> None:
         if not self.is_mounted:
             return
+        try:
+            self._refresh_view()
+        except NoMatches:  # a redraw racing the screen's teardown: nothing left to draw
+            pass
+
+    def _refresh_view(self) -> None:
         v = self.view
         self._render_bar()
         budget = v.budget_tokens
@@ -276,7 +283,10 @@ class DashboardScreen(Screen):
     @property
     def behind(self) -> bool:
         """Some panel has stream lines it has not drawn (it was off-screen or hidden)."""
-        if not self.is_mounted or self.query_one(TabbedContent).active != "tab-subsets":
+        try:
+            if not self.is_mounted or self.query_one(TabbedContent).active != "tab-subsets":
+                return False
+        except NoMatches:  # being torn down
             return False
         subsets = self.view.subsets
         return any(sid in subsets and subsets[sid].steps_seen > p.lines_seen for sid, p in self._panels.items())

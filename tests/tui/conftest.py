@@ -36,7 +36,10 @@ async def wait_for(pilot, cond: Callable[[], Any], timeout: float = 30.0, what: 
         if value:
             return value
         await pilot.pause(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    app = pilot.app
+    notes = [n.message for n in app._notifications]
+    raise AssertionError(f"timed out waiting for {what}; screen {app.screen!r}, notifications {notes}, "
+                         f"form error {getattr(app.screen, 'error', None)!r}")
 
 
 async def sessions_ready(pilot, app):
@@ -54,6 +57,24 @@ async def open_first(pilot, app):
     await pilot.press("enter")
     return await wait_for(pilot, lambda: app.screen if isinstance(app.screen, DashboardScreen)
                           and app.screen.panels else None, what="dashboard")
+
+
+class StartPaused:
+    """A session factory whose new sessions start paused: the run begins, reaches its first
+    LLM call and waits there until the operator resumes (a deterministic starting point)."""
+
+    def __init__(self):
+        from fgo_tui.run import EngineSessions
+
+        self.inner = EngineSessions()
+
+    def create(self, path, config, *, gate, sinks):
+        session = self.inner.create(path, config, gate=gate, sinks=sinks)
+        session.control.pause()
+        return session
+
+    def open(self, path, *, overrides, gate, sinks):
+        return self.inner.open(path, overrides=overrides, gate=gate, sinks=sinks)
 
 
 class ScriptedGate:

@@ -16,7 +16,7 @@ from fgo_tui.widgets.node_detail import NodeDetail
 from fgo_tui.widgets.subset_panel import SubsetPanel
 from fgo_tui.widgets.token_bar import TokenBar
 
-from .conftest import LIVE_MODEL, SIZE, wait_for
+from .conftest import LIVE_MODEL, SIZE, StartPaused, wait_for
 
 MY_EDIT = "You answer questions about glorps.\n- Answer briefly.\n- [/x] operator rule: [bold]glorps[/] are teal."
 
@@ -48,7 +48,7 @@ async def fill_form(pilot, screen, **values):
 
 
 async def test_new_session_run_review_edit_rollback_and_reopen(make_app, sessions_dir):
-    app = make_app()
+    app = make_app(session_factory=StartPaused())
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, SessionsScreen) and app.screen.loaded, what="sessions")
         await pilot.press("n")
@@ -64,18 +64,21 @@ async def test_new_session_run_review_edit_rollback_and_reopen(make_app, session
         assert not (sessions_dir / "flow.db").exists()
         await pilot.press("ctrl+s")
 
-        dash = await wait_for(pilot, lambda: app.screen if isinstance(app.screen, DashboardScreen) else None,
-                              what="dashboard")
-        ctl = app.ctl
+        # the run starts held at its first LLM call (the factory pauses it): nothing streamed yet
+        await wait_for(pilot, lambda: app.dashboard is not None and app.dashboard.is_mounted
+                       and app.ctl.running and app.ctl.paused, what="dashboard of a paused run")
+        dash, ctl = app.dashboard, app.ctl
         assert ctl.path == Path("sessions/flow.db")
-        # trajectories stream into the subset panels and the token bars move
+        assert isinstance(app.screen, DashboardScreen)
         await wait_for(pilot, lambda: len(dash.panels) == 3, what="three panels")
-        first_lines = {sid: p.log_widget.line_count for sid, p in dash.panels.items()}
-        first_tokens = {sid: p.query_one(TokenBar).prompt for sid, p in dash.panels.items()}
-        await wait_for(pilot, lambda: all(p.log_widget.line_count > first_lines[sid]
-                                          for sid, p in dash.panels.items()), what="trajectory lines")
-        await wait_for(pilot, lambda: all(p.query_one(TokenBar).prompt > first_tokens[sid]
-                                          for sid, p in dash.panels.items()), what="token bars")
+        assert all(p.log_widget.line_count == 0 and p.query_one(TokenBar).prompt == 0 for p in dash.panels.values())
+        assert dash.check_action("resume", ()) and not dash.check_action("pause", ())
+        await pilot.press("r")
+        # trajectories stream into the subset panels and the token bars move
+        await wait_for(pilot, lambda: all(p.log_widget.line_count > 0 for p in dash.panels.values()),
+                       what="trajectory lines")
+        await wait_for(pilot, lambda: all(p.query_one(TokenBar).prompt > 0 for p in dash.panels.values()),
+                       what="token bars")
         panel = dash.panels[0]
         assert "▸ Answer:" in "\n".join(panel.log_widget.lines)
         bar = panel.query_one(TokenBar)
@@ -157,29 +160,42 @@ async def test_new_session_run_review_edit_rollback_and_reopen(make_app, session
         await pilot.press("ctrl+q")
 
 
-async def test_pause_resume_then_quit_mid_review_and_resume(make_app, sessions_dir):
+async def test_pause_holds_the_engine_and_resume_continues(make_app, sessions_dir):
     from .conftest import toy_config
 
-    cfg = toy_config(model="fgo-sim/medium:latency=0.01", subsets=3)
-    app = make_app(new_config=cfg, session_path=sessions_dir / "paused.db")
+    cfg = toy_config(model="fgo-sim/medium:latency=0.03", review="auto", epochs=3)
+    app = make_app(new_config=cfg, session_path=sessions_dir / "pause.db", session_factory=StartPaused())
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.ctl is not None and app.ctl.running and app.ctl.buffer.received > 0,
-                       what="run started")
+        await wait_for(pilot, lambda: app.ctl is not None and app.ctl.running and app.ctl.paused,
+                       what="run started, held")
         ctl = app.ctl
+        await pilot.press("r")
+        await wait_for(pilot, lambda: not ctl.paused and ctl.buffer.received > 0, what="run going")
         await pilot.press("p")
         await wait_for(pilot, lambda: ctl.view.status == "paused", what="paused status")
-        assert ctl.paused
+        assert ctl.paused and ctl.running
         # work in flight drains, then nothing new happens while paused
-        await pilot.pause(0.4)
+        await pilot.pause(0.3)
         frozen = ctl.buffer.received
-        await pilot.pause(0.4)
+        await pilot.pause(0.5)
         assert ctl.buffer.received == frozen
-        con = sqlite3.connect(sessions_dir / "paused.db")
+        con = sqlite3.connect(sessions_dir / "pause.db")
         assert con.execute("select status from session").fetchone()[0] == "paused"
         con.close()
         await pilot.press("r")
-        await wait_for(pilot, lambda: ctl.view.status == "running" and ctl.buffer.received > frozen,
+        await wait_for(pilot, lambda: ctl.view.status in ("running", "done") and ctl.buffer.received > frozen,
                        what="resumed")
+        await wait_for(pilot, lambda: not ctl.running and ctl.view.status == "done", timeout=60, what="done")
+
+
+async def test_quit_mid_review_then_resume_asks_again(make_app, sessions_dir):
+    from .conftest import toy_config
+
+    cfg = toy_config(model="fgo-sim/medium:latency=0.004")
+    app = make_app(new_config=cfg, session_path=sessions_dir / "paused.db")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.ctl is not None and app.ctl.running, what="run started")
+        ctl = app.ctl
         review = await wait_for(pilot, lambda: app.screen if isinstance(app.screen, ReviewScreen) else None,
                                 timeout=60, what="review")
         pending = review.node_id
@@ -222,14 +238,11 @@ async def test_cancel_mid_subsets_then_resume(make_app, sessions_dir):
     from .conftest import toy_config
 
     cfg = toy_config(model="fgo-sim/medium:latency=0.01", review="auto")
-    app = make_app(new_config=cfg, session_path=sessions_dir / "cancel.db")
+    app = make_app(new_config=cfg, session_path=sessions_dir / "cancel.db", session_factory=StartPaused())
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.ctl is not None and app.ctl.running and app.ctl.buffer.received > 20,
-                       what="agents running")
+        await wait_for(pilot, lambda: app.ctl is not None and app.ctl.running and app.ctl.paused,
+                       what="run held at its start")
         ctl = app.ctl
-        await pilot.press("p")  # hold the agents mid-subset, then cancel them there
-        await wait_for(pilot, lambda: ctl.paused, what="paused")
-        assert ctl.view.subsets_done < 3
         await pilot.press("c")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), what="confirm cancel")
         await pilot.press("y")
@@ -241,7 +254,6 @@ async def test_cancel_mid_subsets_then_resume(make_app, sessions_dir):
         await pilot.press("r")
         await wait_for(pilot, lambda: not ctl.running and ctl.view.status == "done", timeout=60, what="done")
         assert ctl.view.subsets_done == 3 and ctl.view.nodes_done == 2
-        assert ctl.view.cache_hits > 0  # the work done before the cancel came from the cache
 
 
 async def test_budget_stop_asks_for_a_new_budget(make_app, sessions_dir):
