@@ -18,6 +18,8 @@ from fgo_tui.render import STATUS_STYLE
 from fgo_tui.state import fmt_score, fmt_tokens, short
 
 COLUMNS = ("Session", "Suite", "Method", "Models", "Status", "Best", "Tokens", "Last change (UTC)")
+# fixed widths: the layout does not depend on when rows arrive, and long names are cut the same way
+WIDTHS = (28, 10, 13, 40, 10, 6, 9, 17)
 
 
 def models_label(models: list[str]) -> str:
@@ -65,6 +67,7 @@ class SessionsScreen(Screen):
         self._select_path = select
         self.rows: list[dict[str, Any]] = []
         self.loaded = False
+        self._shown_before = False
 
     def compose(self) -> ComposeResult:
         yield Static(self._title(), id="sessions-title", classes="screen-title")
@@ -80,13 +83,15 @@ class SessionsScreen(Screen):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for col in COLUMNS:
-            table.add_column(col, key=col)
+        for col, width in zip(COLUMNS, WIDTHS):
+            table.add_column(col, key=col, width=width)
         self.action_refresh()
 
     def on_screen_resume(self) -> None:
-        if self.loaded:
+        # the first resume comes with the first mount, which already loads the list
+        if self._shown_before:
             self.action_refresh()
+        self._shown_before = True
 
     # -- loading ------------------------------------------------------------------------
     def action_refresh(self) -> None:
@@ -126,7 +131,7 @@ class SessionsScreen(Screen):
             if active is not None and Path(r["path"]).resolve() == active and status == "running":
                 status = "running"
             table.add_row(
-                Text(name, style="bold"), Text(r["suite"] or "?"), Text(r.get("method") or "fgo"),
+                Text(short(name, 28), style="bold"), Text(r["suite"] or "?"), Text(r.get("method") or "fgo"),
                 Text(short(models_label(r.get("models") or []), 40)),
                 Text(status, style=STATUS_STYLE.get(status, "")),
                 Text(fmt_score(r["best_score"]), justify="right"),

@@ -38,15 +38,22 @@ async def wait_for(pilot, cond: Callable[[], Any], timeout: float = 30.0, what: 
         await pilot.pause(0.05)
     app = pilot.app
     notes = [n.message for n in app._notifications]
+    ctl = getattr(app, "ctl", None)
+    run = (ctl.view.status, ctl.running, ctl.paused, ctl.buffer.received) if ctl is not None else None
     raise AssertionError(f"timed out waiting for {what}; screen {app.screen!r}, notifications {notes}, "
-                         f"form error {getattr(app.screen, 'error', None)!r}")
+                         f"form error {getattr(app.screen, 'error', None)!r}, run (status, running, paused, "
+                         f"events) {run}")
 
 
 async def sessions_ready(pilot, app):
     from fgo_tui.screens.sessions import SessionsScreen
 
-    return await wait_for(pilot, lambda: app.screen if isinstance(app.screen, SessionsScreen)
-                          and app.screen.loaded else None, what="sessions screen")
+    screen = await wait_for(pilot, lambda: app.screen if isinstance(app.screen, SessionsScreen)
+                            and app.screen.loaded else None, what="sessions screen")
+    # the table sizes its columns from the new rows on its next refresh: let pending messages run
+    await pilot.pause()
+    await pilot.pause()
+    return screen
 
 
 async def open_first(pilot, app):
