@@ -68,15 +68,28 @@ async def open_first(pilot, app):
 
 class StartPaused:
     """A session factory whose new sessions start paused: the run begins, reaches its first
-    LLM call and waits there until the operator resumes (a deterministic starting point)."""
+    LLM call and waits there until the operator resumes (a deterministic starting point).
 
-    def __init__(self):
+    ``hold`` (an event class) also holds the engine thread that emits the first such event
+    until ``release`` is set, so a test can act while the run is known to be mid-way."""
+
+    def __init__(self, hold: type | None = None):
+        import threading
+
         from fgo_tui.run import EngineSessions
 
         self.inner = EngineSessions()
+        self.hold = hold
+        self.reached = threading.Event()
+        self.release = threading.Event()
+
+    def _holder(self, event) -> None:
+        if self.hold is not None and isinstance(event, self.hold) and not self.reached.is_set():
+            self.reached.set()
+            self.release.wait(timeout=60)
 
     def create(self, path, config, *, gate, sinks):
-        session = self.inner.create(path, config, gate=gate, sinks=sinks)
+        session = self.inner.create(path, config, gate=gate, sinks=[self._holder, *sinks])
         session.control.pause()
         return session
 

@@ -163,17 +163,21 @@ async def test_new_session_run_review_edit_rollback_and_reopen(make_app, session
 async def test_pause_holds_the_engine_and_resume_continues(make_app, sessions_dir):
     from .conftest import toy_config
 
-    cfg = toy_config(model="fgo-sim/medium:latency=0.03", review="auto", epochs=3)
-    app = make_app(new_config=cfg, session_path=sessions_dir / "pause.db", session_factory=StartPaused())
+    from fgo_engine import events as ev
+
+    cfg = toy_config(model="fgo-sim/medium:latency=0.01", review="auto")
+    factory = StartPaused(hold=ev.EpochDone)  # one subset thread waits at its first epoch: the run is mid-way
+    app = make_app(new_config=cfg, session_path=sessions_dir / "pause.db", session_factory=factory)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.ctl is not None and app.ctl.running and app.ctl.paused,
                        what="run started, held")
         ctl = app.ctl
         await pilot.press("r")
-        await wait_for(pilot, lambda: not ctl.paused and ctl.buffer.received > 0, what="run going")
+        await wait_for(pilot, factory.reached.is_set, what="run going")
         await pilot.press("p")
         await wait_for(pilot, lambda: ctl.view.status == "paused", what="paused status")
         assert ctl.paused and ctl.running
+        factory.release.set()
         # work in flight drains, then nothing new happens while paused
         await pilot.pause(0.3)
         frozen = ctl.buffer.received
