@@ -60,8 +60,37 @@ def kv(*pairs: tuple[str, object], sep: str = " · ") -> Text:
     return out
 
 
+def toolbox_tools(text: str) -> list | None:
+    """The tools of a toolbox module's source, or None when the text is not a toolbox."""
+    if "def " not in (text or ""):
+        return None
+    from fgo_engine.errors import MalformedOutputError
+    from fgo_engine.toolbox import parse_toolbox
+
+    try:
+        tools = parse_toolbox(text)
+    except (MalformedOutputError, SyntaxError, ValueError):
+        return None
+    return tools or None
+
+
 def module_block(text: str, *, style: str = "") -> Text:
-    """A module's text, literally, with rule bullets slightly emphasised."""
+    """A module's text, literally, with rule bullets slightly emphasised. A toolbox shows
+    its list of tools (signature and summary) above its highlighted source."""
+    tools = toolbox_tools(text)
+    if tools is not None:
+        from rich.syntax import Syntax
+
+        out = Text(f"Tools ({len(tools)})\n", style="bold")
+        for t in tools:
+            summary = (t.docstring or "").strip().splitlines()[0] if (t.docstring or "").strip() else ""
+            out.append(f"  {t.name}", style="bold cyan")
+            out.append(f"{t.signature[len(t.name):] if t.signature.startswith(t.name) else t.signature}")
+            out.append(f"  {summary}\n" if summary else "\n", style="dim")
+        out.append("\n")
+        out.append_text(Syntax(text, "python", theme="ansi_dark", background_color="default").highlight(text))
+        out.rstrip()
+        return out
     out = Text()
     for ln in (text or "(empty)").splitlines() or [""]:
         out.append(ln + "\n", style=style or ("" if not ln.startswith("- ") else "bright_white"))
