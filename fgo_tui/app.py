@@ -341,6 +341,7 @@ class FGOApp(App[int]):
             return
         on_ = not ctl.auto
         ctl.set_auto(on_)
+        ctl.view.log("info", f"auto-approve {'on' if on_ else 'off'}")
         self.notify("auto-approve ON: the pending merge and later ones are approved" if on_ else
                     "auto-approve OFF: each merge waits for your review")
         self._refresh_dashboard()
@@ -444,6 +445,7 @@ class FGOApp(App[int]):
         node = ctl.pending_request.node_id
         ctl.decide(decision)
         verb = {"approve": "approved", "edit": "edited", "rollback": "rolled back"}[decision.decision]
+        ctl.view.log("info", f"review of merge {node}: {verb} by you")
         self.notify(f"merge {node} {verb}; backtesting…", timeout=4)
 
     def _close_stale_review(self) -> None:

@@ -218,6 +218,8 @@ class RunView:
             self.projected_calls = dict(e.projected_calls)
             self.message = ""
         elif isinstance(e, ev.RunStatus):
+            if e.status != self.status:
+                self.log("info", f"status: {e.status}" + (f" ({e.message})" if e.message else ""))
             self.status = e.status
             if e.message:
                 self.message = e.message
@@ -252,6 +254,8 @@ class RunView:
                 s.status, s.error = "failed", e.error
                 self.log("error", f"subset {e.subset_id} failed: {e.error}")
             else:
+                if s.status != "done":
+                    self.log("info", f"subset s{e.subset_id} done: best {e.best_score:.3f} ({e.module_id})")
                 s.status, s.best_score, s.module_id = "done", e.best_score, e.module_id or s.module_id
                 s.proposed_id = s.proposed_epoch = None
             s.version += 1
@@ -263,6 +267,7 @@ class RunView:
                 for c in n.child_ids:
                     if c in self.nodes:
                         self.nodes[c].parent_id = n.id
+            was = n.status
             n.status, n.n_tasks = e.status, e.n_tasks
             if e.score_before is not None:
                 n.score_before = e.score_before
@@ -274,6 +279,11 @@ class RunView:
                 n.decision = e.decision
             if e.module_id is not None:
                 n.module_id = e.module_id
+            if e.status == "done" and was != "done" and e.score_after is not None:
+                self.log("info", f"merge {n.id} of {', '.join(n.child_ids)} done: "
+                                 f"{fmt_score(n.score_before)} → {e.score_after:.3f} ({n.display_status})")
+            elif e.status == "pending_review" and was != "pending_review":
+                self.log("info", f"merge {n.id} of {', '.join(n.child_ids)} waits for review")
             if e.status == "pending_review":
                 self.pending_review = n.id
             elif self.pending_review == n.id:

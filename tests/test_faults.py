@@ -180,3 +180,21 @@ def test_budget_stops_cleanly_and_resumes_with_a_bigger_one(tmp_path, toy_config
     assert res.status == "done" and res.final_module.text == ref.final_module.text
     assert res.prompt_tokens + res.completion_tokens == ref.prompt_tokens + ref.completion_tokens
     s.close()
+
+
+def test_cancel_inside_the_agent_loop_is_a_cancel_not_a_failure(tmp_path, toy_config):
+    """A cancel raised by the agent's own LLM call (inside suite.run_agent) must end the run
+    as 'cancelled', not be re-wrapped as an agent failure."""
+    s = Session.create(tmp_path / "s.db", toy_config(subsets=2, task_workers=2))
+    fired = threading.Event()
+
+    def sink(e):
+        if isinstance(e, ev.AgentStep) and not fired.is_set():
+            fired.set()
+            s.cancel()
+
+    s.bus.add(sink)
+    res = s.run()
+    assert fired.is_set()
+    assert res.status == "cancelled", res.message
+    s.close()

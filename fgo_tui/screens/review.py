@@ -16,7 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Static, TextArea
 
 from fgo_tui.data import unified_diff
-from fgo_tui.render import categories_text, diff_text, heading, module_block
+from fgo_tui.render import categories_text, diff_text, module_block
 from fgo_tui.state import fmt_score
 
 

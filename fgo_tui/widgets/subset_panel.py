@@ -120,7 +120,9 @@ class SubsetPanel(Vertical, can_focus=True):
             for ln in rules:
                 mod.append("\n" + short(ln, 200))
         else:
-            mod.append("module: starting module (no epoch judged yet)", style="dim")
+            mod.append("starting module (no epoch judged yet)", style="dim")
+            for ln in [ln for ln in (self._module_text("initial") or "").splitlines() if ln.strip()][-2:]:
+                mod.append("\n" + short(ln, 200), style="dim")
         self._module.set(mod)
 
         crit = Text()

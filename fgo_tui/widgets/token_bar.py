@@ -30,16 +30,22 @@ class TokenBar(Widget):
 
     @property
     def label(self) -> str:
-        total = self.prompt + self.completion
-        text = f" {fmt_tokens(total)} tok ({fmt_tokens(self.prompt)} prompt · {fmt_tokens(self.completion)} compl)"
+        return self.labels()[0]
+
+    def labels(self) -> list[str]:
+        """The label from most to least detailed; render picks the longest that leaves room for a bar."""
+        total, p, c = fmt_tokens(self.prompt + self.completion), fmt_tokens(self.prompt), fmt_tokens(self.completion)
+        of = ""
         if self.budget and self.scale:
-            text += f" of {fmt_tokens(self.scale)}" + (f" {self.caption}" if self.caption else "")
+            of = f" of {fmt_tokens(self.scale)}" + (f" {self.caption}" if self.caption else "")
         elif self.caption:
-            text += f" {self.caption}"
-        return text
+            of = f" {self.caption}"
+        return [f" {total} tok ({p} prompt · {c} compl){of}", f" {total} ({p} p · {c} c){of}", f" {total}{of}",
+                f" {total}"]
 
     def render(self) -> Text:
-        label = self.label
+        labels = self.labels()
+        label = next((lb for lb in labels if self.size.width - len(lb) >= 8), labels[-1])
         width = max(0, self.size.width - len(label))
         total = self.prompt + self.completion
         scale = max(self.scale, total, 1) if not self.budget else max(self.scale, 1)

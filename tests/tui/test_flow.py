@@ -13,7 +13,6 @@ from fgo_tui.screens.review import ReviewScreen
 from fgo_tui.screens.sessions import SessionsScreen
 from fgo_tui.widgets.merge_tree import MergeTree
 from fgo_tui.widgets.node_detail import NodeDetail
-from fgo_tui.widgets.subset_panel import SubsetPanel
 from fgo_tui.widgets.token_bar import TokenBar
 
 from .conftest import LIVE_MODEL, SIZE, StartPaused, wait_for
