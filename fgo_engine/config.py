@@ -17,6 +17,25 @@ METHODS = ("fgo", "vanilla", "all-at-once", "batch-wise", "bootstrapping", "no-m
 DEFAULT_MODEL = "fgo-sim/medium"
 
 
+def parse_key_values(pairs: list[str], what: str = "--option") -> dict[str, Any]:
+    """``["n_train=24", "scorer=exact"]`` → ``{"n_train": 24, "scorer": "exact"}``; numbers and
+    true/false are converted. Shared by the command line and the app's form."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{what}: write key=value pairs (got {pair!r})")
+        for conv in (int, float):
+            try:
+                out[key] = conv(value)
+                break
+            except ValueError:
+                continue
+        else:
+            out[key] = {"true": True, "false": False}.get(value.lower(), value)
+    return out
+
+
 @dataclass
 class RoleConfig:
     """Model and call parameters for one role. ``api_key`` is held in memory only."""

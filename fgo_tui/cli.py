@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import fgo_engine  # noqa: F401  (environment defaults first)
-from fgo_engine.config import CLUSTERS, METHODS, PARTITIONS, REVIEWS, ROLES, RunConfig
+from fgo_engine.config import CLUSTERS, METHODS, PARTITIONS, REVIEWS, ROLES, RunConfig, parse_key_values
 from fgo_engine.errors import ConfigError, FGOError, SessionError
 
 SESSIONS_DIR = Path(os.environ.get("FGO_SESSIONS_DIR", "sessions"))
@@ -89,20 +89,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _parse_options(pairs: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--option needs KEY=VALUE (got {pair!r})")
-        for conv in (int, float):
-            try:
-                out[key] = conv(value)
-                break
-            except ValueError:
-                continue
-        else:
-            out[key] = value
-    return out
+    return parse_key_values(pairs, "--option")
 
 
 def config_from_args(a: argparse.Namespace) -> RunConfig:

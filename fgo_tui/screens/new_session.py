@@ -39,24 +39,9 @@ def _num(raw: str) -> Any:
 
 def parse_options(raw: str) -> dict[str, Any]:
     """'n_train=24 n_test=24' or 'n_train=24, n_test=24' → {'n_train': 24, 'n_test': 24}."""
-    from fgo_engine.errors import ConfigError
+    from fgo_engine.config import parse_key_values
 
-    out: dict[str, Any] = {}
-    for part in re.split(r"[,\s]+", raw.strip()):
-        if not part:
-            continue
-        key, sep, value = part.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"suite options: write key=value pairs (got {part!r})")
-        for conv in (int, float):
-            try:
-                out[key] = conv(value)
-                break
-            except ValueError:
-                continue
-        else:
-            out[key] = {"true": True, "false": False}.get(value.lower(), value)
-    return out
+    return parse_key_values([p for p in re.split(r"[,\s]+", raw.strip()) if p], "suite options")
 
 
 class NewSessionScreen(Screen):
