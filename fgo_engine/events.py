@@ -82,7 +82,7 @@ class EpochDone(Event):
     epoch: int
     score: float
     best_score: float
-    adopted: bool
+    adopted: bool | None  # None: no candidate was judged at this epoch
     module_id: str
 
 

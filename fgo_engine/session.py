@@ -6,12 +6,9 @@ done, cancelled, out of budget or failed — and is safe to call again to resume
 """
 from __future__ import annotations
 
-import json
-import math
 import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -19,8 +16,9 @@ from typing import Any, Callable
 from fgo_engine import events as ev
 from fgo_engine.config import RunConfig
 from fgo_engine.control import Control
-from fgo_engine.divide import partition
-from fgo_engine.engine import Engine, Item, mean, now
+from fgo_engine.method.methods import method_for
+from fgo_engine.method.runtime import Runtime
+from fgo_engine.timeutil import now
 from fgo_engine.errors import BudgetExceededError, CancelledError, ConfigError, FGOError, SessionError
 from fgo_engine.llm.gateway import Budget, Gateway, LedgerEntry
 from fgo_engine.review import ReviewGate, gate_for_policy
@@ -62,29 +60,6 @@ def build_suite(config: RunConfig) -> Suite:
 def _task_row(t: Task, split: str) -> dict[str, Any]:
     return {"id": t.id, "split": split, "category": t.category, "input": t.input, "expected": t.expected,
             "meta_json": t.meta}
-
-
-def project_calls(config: RunConfig, suite: Suite, n_train: int, n_test: int) -> dict[str, int]:
-    """Upper-bound estimate of LLM calls per role, before any cache hit."""
-    per_task = int(getattr(suite, "calls_per_task", 1))
-    n, e = config.subsets, config.epochs
-    steps = n * e
-    explores = 2 * (e + 1) * n_train  # best + candidate per step
-    merges = 0 if config.method != "fgo" else max(0, n - 1)
-    backtests = 0
-    if config.method == "fgo" and n > 1:
-        depth = max(1, math.ceil(math.log2(max(2, math.log2(n) + 1))))
-        backtests = (depth + 1) * n_train
-    elif config.method == "no-merge":
-        merges, backtests = 1, n_train
-    if config.method == "vanilla":
-        return {"agent": n_test * per_task, "evaluator": 0, "optimizer": 0, "merger": 0}
-    return {
-        "agent": (explores + backtests + (n_test if config.evaluate_test else 0)) * per_task,
-        "evaluator": steps * max(1, n_train // max(1, n)),
-        "optimizer": steps * 3,
-        "merger": merges * 3,
-    }
 
 
 class Session:
@@ -183,19 +158,23 @@ class Session:
         start = time.perf_counter()
         train, test = self.tasks("train"), self.tasks("test")
         cfg = self.config
-        engine = Engine(cfg, self.suite, self.store, self.gateway, self.bus, self.gate, self.control,
-                        {t.id: t for t in train + test})
+        method = method_for(cfg.method)
+        rt = Runtime(cfg, self.suite, self.store, self.gateway, self.bus, self.gate, self.control,
+                     {t.id: t for t in train + test})
         result = RunResult(method=cfg.method, status="running")
         self.store.set_status("running")
         self.bus.emit(ev.RunStarted(cfg.method, cfg.subsets, len(train), len(test),
-                                    project_calls(cfg, self.suite, len(train), len(test))))
+                                    method.project(cfg, self.suite, len(train), len(test))))
         self.bus.emit(ev.RunStatus("running"))
         try:
-            final, final_id, train_score, steps = self._run_method(engine, train)
+            initial = self.suite.initial_module()
+            initial_id = rt.save_module("initial", initial, origin="initial")
+            out = method.run(rt, train, initial, initial_id)
+            final, final_id, train_score = out.module, out.module_id, out.train_score
             result.final_module, result.final_module_id, result.train_score = final, final_id, train_score
-            result.optimizer_steps = steps
+            result.optimizer_steps = out.steps
             if cfg.evaluate_test and test:
-                result.test_score, result.test_by_category = engine.test(final, final_id, test)
+                result.test_score, result.test_by_category = rt.test(final, final_id, test)
             result.status = "done"
             self.store.update("session", 1, {"best_score": train_score, "final_module_id": final_id,
                                              "error": None, "updated_at": now()})
@@ -208,8 +187,8 @@ class Session:
         except Exception as exc:  # keep the session consistent and say what happened
             result.status, result.message = "failed", f"internal error: {type(exc).__name__}: {exc}"
         finally:
-            engine.close()
-            result.overflowed = engine.overflowed
+            rt.close()
+            result.overflowed = rt.overflowed
             result.wall_seconds = time.perf_counter() - start
             t = self.gateway.total
             result.prompt_tokens, result.completion_tokens, result.cost = t.prompt_tokens, t.completion_tokens, t.cost
@@ -232,94 +211,3 @@ class Session:
             self.bus.emit(ev.RunFinished(result.status, result.train_score, result.test_score,
                                          result.final_module_id, result.message))
         return result
-
-    def _run_method(self, engine: Engine, train: list[Task]) -> tuple[Module, str, float, int]:
-        cfg = self.config
-        start = self.suite.initial_module()
-        start_id = engine.save_module("initial", start, origin="initial")
-        rng = random.Random(cfg.seed)
-        if cfg.method == "vanilla":
-            return start, start_id, 0.0, 0
-        if cfg.method in ("fgo", "no-merge"):
-            items = self._optimize_subsets(engine, train, start, start_id)
-            root = engine.progressive_merge(items) if cfg.method == "fgo" else (
-                items[0] if len(items) == 1 else engine.merge_all_at_once(items))
-            return root.module, root.module_id, root.score, cfg.subsets * cfg.epochs
-        steps = cfg.subsets * cfg.epochs  # the same optimizer-step budget as FGO
-        if cfg.method == "all-at-once":
-            batches = [train] * steps
-        elif cfg.method == "batch-wise":
-            size = math.ceil(len(train) / cfg.subsets)
-            order = list(train)
-            batches = []
-            for _ in range(cfg.epochs):
-                batches += [order[i:i + size] for i in range(0, len(order), size)]
-            batches = batches[:steps]
-        elif cfg.method == "bootstrapping":
-            size = math.ceil(len(train) / cfg.subsets)
-            batches = [[rng.choice(train) for _ in range(size)] for _ in range(steps)]
-            batches = [list({t.id: t for t in b}.values()) for b in batches]
-        else:
-            raise ConfigError(f"unknown method {cfg.method!r}")
-        res = engine.optimize_loop(start, start_id, batches, scope_kind="baseline", scope_id="0", subset_id=None,
-                                   label=cfg.method)
-        trajs_score = res.best_score
-        return res.best, res.best_id, trajs_score, res.steps
-
-    def _optimize_subsets(self, engine: Engine, train: list[Task], start: Module, start_id: str) -> list[Item]:
-        cfg = self.config
-        existing = {r["id"]: r for r in self.store.rows("subsets")}
-        groups = partition(train, cfg.subsets, cfg.partition, cfg.seed)
-        rows = []
-        for i, g in enumerate(groups):
-            if i not in existing:
-                rows.append({"id": i, "name": _subset_name(g, i), "task_ids_json": [t.id for t in g],
-                             "status": "pending", "best_module_id": None, "best_score": None})
-        if rows:
-            self.store.insert_many("subsets", rows, replace=True)
-        results: dict[int, Item] = {}
-        errors: list[str] = []
-
-        def work(i: int, group: list[Task]) -> Item:
-            row = existing.get(i)
-            cats = tuple(sorted({t.category for t in group}))
-            self.bus.emit(ev.SubsetStarted(i, _subset_name(group, i), len(group), cats))
-            if row and row["status"] == "done" and row["best_module_id"]:
-                m = self.store.get("modules", row["best_module_id"])
-                item = Item(f"s{i}", Module(m["kind"], m["text"]), row["best_module_id"], row["best_score"],
-                            [t.id for t in group], subset_ids=[i])
-                self.bus.emit(ev.SubsetDone(i, item.score, item.module_id))
-                return item
-            self.store.update("subsets", i, {"status": "running"})
-            res = engine.optimize_loop(start, start_id, [group] * cfg.epochs, scope_kind="subset",
-                                       scope_id=str(i), subset_id=i, label=f"s{i}")
-            self.store.update("subsets", i, {"status": "done", "best_module_id": res.best_id,
-                                             "best_score": res.best_score})
-            self.store.update("modules", res.best_id, {"adopted": 1})
-            self.bus.emit(ev.SubsetDone(i, res.best_score, res.best_id))
-            return Item(f"s{i}", res.best, res.best_id, res.best_score, [t.id for t in group], subset_ids=[i])
-
-        with ThreadPoolExecutor(max_workers=min(cfg.workers, len(groups)), thread_name_prefix="fgo-subset") as pool:
-            futures = {pool.submit(work, i, g): i for i, g in enumerate(groups)}
-            for fut, i in futures.items():
-                try:
-                    results[i] = fut.result()
-                except (BudgetExceededError, CancelledError) as exc:
-                    self.control.stop(exc)
-                    errors.append(("stop", exc))
-                except FGOError as exc:
-                    self.store.update("subsets", i, {"status": "failed"})
-                    self.bus.emit(ev.SubsetDone(i, 0.0, "", error=str(exc)))
-                    errors.append(("fail", SessionError(f"subset {i} failed: {exc}")))
-        stops = [e for k, e in errors if k == "stop"]
-        if stops:
-            raise stops[0]
-        if errors:
-            raise SessionError(f"{errors[0][1]} (other subsets' work is saved; resume to retry)")
-        return [results[i] for i in sorted(results)]
-
-
-def _subset_name(group: list[Task], i: int) -> str:
-    cats = sorted({t.category for t in group})
-    label = ",".join(cats[:3]) + ("…" if len(cats) > 3 else "")
-    return f"subset {i} ({label})"

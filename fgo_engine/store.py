@@ -24,7 +24,6 @@ import time
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from sqlite_utils import Database
 from sqlite_utils.db import NotFoundError
 
 from fgo_engine import __version__ as APP_VERSION
+from fgo_engine.timeutil import now
 from fgo_engine.errors import SchemaTooNewError, SessionError
 
 __all__ = [
@@ -59,9 +59,7 @@ _SECRET_KEY = re.compile(r"api[_-]?key(?![_-]?env$)|secret|password|passwd|autho
                          re.IGNORECASE)
 
 
-def utc_now() -> str:
-    """ISO-8601 UTC with milliseconds: sorts as text and parses with fromisoformat."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+utc_now = now  # the one timestamp helper (fgo_engine.timeutil)
 
 
 # --------------------------------------------------------------------------- schema

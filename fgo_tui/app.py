@@ -23,7 +23,7 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from fgo_tui.messages import DeleteSession, OpenSession, RunUpdated, SessionsChanged, StartSession
-from fgo_tui.run import EngineSessions, RunController, SessionFactory
+from fgo_tui.model.run import EngineSessions, RunController, SessionFactory
 from fgo_tui.screens.dashboard import DashboardScreen
 from fgo_tui.screens.dialogs import BudgetModal, ConfirmModal, MessageModal
 from fgo_tui.screens.review import ReviewScreen
@@ -372,7 +372,7 @@ class FGOApp(App[int]):
 
     def _who_decided(self, ctl: RunController, node_id: str) -> None:
         """Events say what was decided; the review rows also say by whom (operator or policy)."""
-        from fgo_tui.data import node_decision
+        from fgo_tui.model.data import node_decision
 
         node = ctl.view.nodes.get(node_id)
         try:
@@ -414,7 +414,7 @@ class FGOApp(App[int]):
             return
         if isinstance(self.screen, ReviewScreen) and self.screen.node_id == request.node_id:
             return
-        from fgo_tui.data import fill_child_categories
+        from fgo_tui.model.data import fill_child_categories
 
         try:
             cats = fill_child_categories(ctl.store, request)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fgo_tui.cli import main
+from fgo_cli.main import main
 
 
 def digest(path: Path) -> str:

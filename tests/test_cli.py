@@ -7,7 +7,7 @@ import re
 import sqlite3
 from pathlib import Path
 
-from fgo_tui.cli import _parser, main
+from fgo_cli.main import _parser, main
 
 README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
 

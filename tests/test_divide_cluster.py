@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from fgo_engine.cluster import cluster_labels, groups_for, n_clusters
-from fgo_engine.divide import partition
+from fgo_engine.method.cluster import cluster_labels, groups_for, n_clusters
+from fgo_engine.method.divide import partition
 from fgo_engine.types import Task
 from toy_suite import ToySuite
 

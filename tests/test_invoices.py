@@ -13,6 +13,8 @@ import fgo_engine  # noqa: F401  (sets TIKTOKEN_CACHE_DIR before tiktoken loads)
 from fgo_engine.errors import ConfigError
 from fgo_engine.sim.skills import cue_covered
 from fgo_engine.suites import invoices as inv
+from fgo_engine.suites.invoices import generate as inv_gen
+from fgo_engine.suites.invoices import languages as inv_lang
 from fgo_engine.suites.base import Completion, load_suite
 from fgo_engine.suites.scoring import exact
 from fgo_engine.types import Task
@@ -68,7 +70,7 @@ def test_default_split_sizes_and_unique_ids(suite):
 
 def test_same_seed_same_tasks_other_seed_other_tasks():
     def snapshot(seed):
-        inv._generate.cache_clear()  # regenerate instead of reading the cache
+        inv_gen._generate.cache_clear()  # regenerate instead of reading the cache
         s = inv.InvoicesSuite(seed=seed, n_train=6, n_test=6)
         return [(t.id, t.input, t.expected, t.category) for t in s.train_tasks() + s.test_tasks()]
 
@@ -123,7 +125,7 @@ def test_xml_parses_and_holds_the_reference_at_its_placement(tasks):
             docs = {d.findtext("cbc:ID", namespaces=NS): d.findtext("cbc:DocumentType",
                                                                      namespaces=NS)
                     for d in root.findall("cac:AdditionalDocumentReference", NS)}
-            assert docs[ref] in inv._LANGS[t.category].transport_doc_types, t.id
+            assert docs[ref] in inv_lang._LANGS[t.category].transport_doc_types, t.id
         if placement != "shipment":
             assert root.findtext(PLACEMENT_PATHS["shipment"], namespaces=NS) == "1"
 
@@ -132,14 +134,14 @@ def test_documents_are_written_in_their_language(tasks):
     currency = {"tr": "TRY", "en": "GBP", "es": "EUR", "it": "EUR"}
     column = {"tr": 0, "en": 1, "es": 2, "it": 3}
     for t in tasks:
-        lang = inv._LANGS[t.category]
+        lang = inv_lang._LANGS[t.category]
         root = ET.fromstring(t.input.encode("utf-8"))
         assert {n.get("languageID") for n in root.findall("cbc:Note", NS)} == {t.category}
         assert root.findtext("cbc:DocumentCurrencyCode", namespaces=NS) == currency[t.category]
         supplier = root.findtext("cac:AccountingSupplierParty/cac:Party/cac:PartyName/cbc:Name",
                                  namespaces=NS)
         assert supplier in lang.suppliers
-        names = {p[column[t.category]] for p in inv._PRODUCTS}
+        names = {p[column[t.category]] for p in inv_lang._PRODUCTS}
         items = [i.text for i in root.findall("cac:InvoiceLine/cac:Item/cbc:Name", NS)]
         assert items and set(items) <= names
         assert lang.payment_terms.split("{")[0] in t.input or lang.instruction in t.input

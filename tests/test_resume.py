@@ -27,12 +27,12 @@ def env():
 
 
 def fgo(*args, stdin=None):
-    return subprocess.Popen([sys.executable, "-m", "fgo_tui.cli", *args], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "fgo_cli", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, stdin=stdin or subprocess.DEVNULL, text=True, env=env())
 
 
 def run_to_end(*args, answers=""):
-    p = subprocess.run([sys.executable, "-m", "fgo_tui.cli", *args], capture_output=True, text=True, env=env(),
+    p = subprocess.run([sys.executable, "-m", "fgo_cli", *args], capture_output=True, text=True, env=env(),
                        input=answers, timeout=300)
     assert p.returncode == 0, p.stdout + p.stderr
     return p.stdout

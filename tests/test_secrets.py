@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from fgo_tui.cli import main
+from fgo_cli.main import main
 
 ENV_KEY = "sk-env-SECRET-4242424242424242"
 CFG_KEY = "sk-cfg-SECRET-1717171717171717"

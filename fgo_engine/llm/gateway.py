@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from fgo_engine.config import RoleConfig
+from fgo_engine.timeutil import now
 from fgo_engine.errors import BudgetExceededError, ContextOverflowError, LLMError
 from fgo_engine.llm import tokens
 from fgo_engine.suites.base import Completion
@@ -110,10 +111,6 @@ def redact(text: str, secrets: list[str]) -> str:
         if s and len(s) >= 6:
             text = text.replace(s, "***")
     return text
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 class Gateway:
@@ -305,7 +302,7 @@ class Gateway:
         """Ledger the call. A fresh answer is committed together with its cache row before
         it is returned, so a call whose answer was used is never paid for twice, even if
         the process is killed right after."""
-        e.ts = _now()
+        e.ts = now()
         if e.error:
             e.error = redact(e.error, self._secrets())
         with self._lock:

@@ -14,9 +14,9 @@ from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
-from fgo_tui import data
-from fgo_tui.render import categories_text, critique_line, diff_text, heading, kv, module_block
-from fgo_tui.state import fmt_score, short
+from fgo_tui.model import data
+from fgo_tui.widgets.render import categories_text, critique_line, diff_text, heading, kv, module_block
+from fgo_tui.model.state import fmt_score, short
 
 
 def module_option_label(m: dict) -> Text:

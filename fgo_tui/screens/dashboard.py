@@ -19,8 +19,8 @@ from textual.widget import Widget
 from textual.widgets import Footer, Log, TabbedContent, TabPane, Tree
 
 from fgo_tui.messages import RunUpdated
-from fgo_tui.render import STATUS_STYLE
-from fgo_tui.state import fmt_score, fmt_tokens
+from fgo_tui.widgets.render import STATUS_STYLE
+from fgo_tui.model.state import fmt_score, fmt_tokens
 from fgo_tui.widgets.merge_tree import MergeTree
 from fgo_tui.widgets.node_detail import NodeDetail
 from fgo_tui.widgets.subset_panel import SubsetPanel
@@ -28,7 +28,7 @@ from fgo_tui.widgets.text_box import TextBox
 from fgo_tui.widgets.token_bar import TokenBar
 
 if TYPE_CHECKING:
-    from fgo_tui.run import RunController
+    from fgo_tui.model.run import RunController
 
 TABS = ("tab-subsets", "tab-tree", "tab-events")
 

@@ -199,7 +199,8 @@ class NewSessionScreen(Screen):
 
     @work(thread=True, exclusive=True, group="projection", exit_on_error=False)
     def _project(self, cfg: Any) -> tuple[dict[str, int], int, int]:
-        from fgo_engine.session import build_suite, project_calls
+        from fgo_engine.method.methods import project_calls
+        from fgo_engine.session import build_suite
 
         key = json.dumps([cfg.suite, cfg.suite_options, cfg.seed], sort_keys=True, default=str)
         if key not in self._suite_cache:

@@ -14,8 +14,8 @@ from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
 from fgo_tui.messages import DeleteSession, OpenSession, SessionsChanged
-from fgo_tui.render import STATUS_STYLE
-from fgo_tui.state import fmt_score, fmt_tokens, short
+from fgo_tui.widgets.render import STATUS_STYLE
+from fgo_tui.model.state import fmt_score, fmt_tokens, short
 
 COLUMNS = ("Session", "Suite", "Method", "Models", "Status", "Best", "Tokens", "Last change (UTC)")
 # fixed widths: the layout does not depend on when rows arrive, and long names are cut the same way
@@ -99,7 +99,7 @@ class SessionsScreen(Screen):
 
     @work(thread=True, exclusive=True, group="sessions-list", exit_on_error=False)
     def _load(self) -> list[dict[str, Any]]:
-        from fgo_tui.cli import list_sessions
+        from fgo_cli.main import list_sessions
 
         if not self.sessions_dir.exists():
             return []

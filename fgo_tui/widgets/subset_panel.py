@@ -8,8 +8,8 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 
-from fgo_tui.render import STATUS_STYLE, step_line
-from fgo_tui.state import RunView, SubsetView, fmt_score, short
+from fgo_tui.widgets.render import STATUS_STYLE, step_line
+from fgo_tui.model.state import RunView, SubsetView, fmt_score, short
 from fgo_tui.widgets.text_box import StreamTail, TextBox
 from fgo_tui.widgets.token_bar import TokenBar
 

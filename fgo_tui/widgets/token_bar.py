@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from fgo_tui.state import fmt_tokens
+from fgo_tui.model.state import fmt_tokens
 
 PROMPT_STYLE = "#4c9be8"
 COMPLETION_STYLE = "#e8a33c"

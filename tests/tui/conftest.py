@@ -76,7 +76,7 @@ class StartPaused:
     def __init__(self, hold: type | None = None):
         import threading
 
-        from fgo_tui.run import EngineSessions
+        from fgo_tui.model.run import EngineSessions
 
         self.inner = EngineSessions()
         self.hold = hold

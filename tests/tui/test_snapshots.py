@@ -30,7 +30,7 @@ def test_merge_tree(snap_compare, make_app, finished_session):
 
 
 def test_review_modal(snap_compare, make_app, finished_session):
-    from fgo_tui.data import fill_child_categories, review_request_from_store
+    from fgo_tui.model.data import fill_child_categories, review_request_from_store
     from fgo_tui.screens.review import ReviewScreen
 
     async def run_before(pilot):

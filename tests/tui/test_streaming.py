@@ -7,9 +7,9 @@ import time
 
 
 from fgo_engine import events as ev
-from fgo_tui.bridge import EventBuffer
+from fgo_tui.model.bridge import EventBuffer
 from fgo_tui.messages import RunUpdated
-from fgo_tui.state import RunView
+from fgo_tui.model.state import RunView
 
 from .conftest import SIZE, open_first, wait_for
 
@@ -19,7 +19,7 @@ def test_buffer_coalesces_steps_and_tokens():
     for i in range(100):
         buf(ev.AgentStep("subset", "1", f"t{i}", "obs", f"act {i}"))
         buf(ev.TokensUsed("agent", "subset", "1", "explore", 10, 2, i % 10 == 0, 1000 + i))
-    buf(ev.EpochDone(1, 0, 0.5, 0.5, False, "initial"))
+    buf(ev.EpochDone(1, 0, 0.5, 0.5, None, "initial"))
     b = buf.drain()
     assert [s.action for s in b.steps[("subset", "1")]] == [f"act {i}" for i in range(95, 100)]
     assert b.step_counts[("subset", "1")] == 100
@@ -36,7 +36,7 @@ def test_run_view_applies_batches():
     buf(ev.SubsetStarted(0, "subset 0 (a)", 4, ("a",)))
     buf(ev.AgentStep("subset", "0", "t1", "you see a glorp", "Answer: teal"))
     buf(ev.ModuleProposed(0, 1, "s0.e1.x", "rules"))
-    buf(ev.EpochDone(0, 0, 0.25, 0.25, False, "initial"))
+    buf(ev.EpochDone(0, 0, 0.25, 0.25, None, "initial"))
     buf(ev.EpochDone(0, 1, 0.75, 0.75, True, "s0.e1.x"))
     buf(ev.EpochDone(0, 2, 0.5, 0.75, False, "s0.e1.x"))
     buf(ev.SubsetDone(0, 0.75, "s0.e1.x"))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from fgo_engine.suites.tools.library import INITIAL_TOOLBOX
-from fgo_tui.render import module_block, toolbox_tools
+from fgo_tui.widgets.render import module_block, toolbox_tools
 
 
 def test_toolbox_module_lists_its_tools_then_the_code():

@@ -6,7 +6,7 @@ from typing import Iterable
 
 from rich.text import Text
 
-from fgo_tui.state import StepLine, fmt_score, fmt_tokens, short
+from fgo_tui.model.state import StepLine, fmt_score, fmt_tokens, short
 
 STATUS_STYLE = {
     "new": "dim",

@@ -178,7 +178,8 @@ def _run_headless(session, verbose: bool) -> int:
 
 
 def cmd_run(a: argparse.Namespace) -> int:
-    from fgo_engine.session import Session, project_calls
+    from fgo_engine.method.methods import project_calls
+    from fgo_engine.session import Session
 
     if not a.suite and not a.tasks and not a.config:
         raise ConfigError("say what to optimize: --suite NAME or --tasks FILE.jsonl")

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from fgo_tui.bridge import EventBuffer
-from fgo_tui.state import RunView
+from fgo_tui.model.bridge import EventBuffer
+from fgo_tui.model.state import RunView
 
 
 class SessionFactory(Protocol):
@@ -96,7 +96,7 @@ class RunController:
         self._load_view()
 
     def _load_view(self) -> None:
-        from fgo_tui.data import load_run_view
+        from fgo_tui.model.data import load_run_view
 
         view = load_run_view(self.store)
         view.path = str(self.path)

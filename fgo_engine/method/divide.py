@@ -83,3 +83,9 @@ def _balanced_clusters(tasks: list[Task], n: int, seed: int) -> list[list[Task]]
                 groups[c].append(int(i))
                 break
     return [[tasks[i] for i in sorted(g)] for g in groups]
+
+
+def subset_name(group: list[Task], i: int) -> str:
+    cats = sorted({t.category for t in group})
+    label = ",".join(cats[:3]) + ("…" if len(cats) > 3 else "")
+    return f"subset {i} ({label})"

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from fgo_tui.state import CritiqueView, EpochView, NodeView, RunView, StepLine, SubsetView
+from fgo_tui.model.state import CritiqueView, EpochView, NodeView, RunView, StepLine, SubsetView
 
 HISTORY_TRAJECTORIES = 12  # at most this many trajectories replayed into a subset's stream on open
 HISTORY_LINES = 40

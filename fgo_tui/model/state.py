@@ -1,7 +1,7 @@
 """What the app shows about a run, as plain data.
 
 A :class:`RunView` is rebuilt from store rows when a session is opened
-(:func:`fgo_tui.data.load_run_view`) and kept current by applying drained event
+(:func:`fgo_tui.model.data.load_run_view`) and kept current by applying drained event
 batches. Every object carries a ``version`` that moves when it changes, so widgets
 redraw only what changed. No Textual import: tested without an app.
 """
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fgo_engine import events as ev
-from fgo_tui.bridge import Batch
+from fgo_tui.model.bridge import Batch
 
 STEP_LINES = 60  # trajectory lines kept per subset
 
@@ -241,9 +241,7 @@ class RunView:
             s.version += 1
         elif isinstance(e, ev.EpochDone):
             s = self.subset(e.subset_id)
-            # a rejected candidate scores strictly below the best; equal and not adopted = no candidate
-            adopted = True if e.adopted else (None if e.score >= e.best_score else False)
-            s.epochs[e.epoch] = EpochView(e.epoch, e.score, e.best_score, adopted)
+            s.epochs[e.epoch] = EpochView(e.epoch, e.score, e.best_score, e.adopted)
             s.best_score, s.module_id = e.best_score, e.module_id
             if s.proposed_epoch is not None and s.proposed_epoch <= e.epoch:
                 s.proposed_id = s.proposed_epoch = None  # judged: adopted or rejected

@@ -1,0 +1,1 @@
+"""The ``fgo`` command line: headless runs, sessions, export, bench; opens the app lazily."""

@@ -1,0 +1,3 @@
+from fgo_cli.main import main
+
+raise SystemExit(main())

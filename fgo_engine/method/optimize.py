@@ -1,0 +1,214 @@
+"""Optimize: Algorithm 1 — explore → evaluate (textual gradients) → optimize, one step per batch.
+
+FGO runs one loop per subset (``optimize_subsets``, in parallel); the baselines run one
+loop over their batches. A candidate is adopted only if it scores at least as well as the
+best so far on the same batch.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from fgo_engine import events as ev
+from fgo_engine import prompts
+from fgo_engine.errors import BudgetExceededError, CancelledError, ContextOverflowError, FGOError, SessionError
+from fgo_engine.llm.gateway import Scope
+from fgo_engine.method.divide import subset_name
+from fgo_engine.method.runtime import Item, Runtime, mean, short_hash
+from fgo_engine.timeutil import now
+from fgo_engine.types import Critique, Module, Task, Trajectory
+
+
+@dataclass
+class LoopResult:
+    best: Module
+    best_id: str
+    best_score: float
+    steps: int
+    overflowed: bool = False
+    history: list[str] = field(default_factory=list)
+
+
+# -- evaluate -------------------------------------------------------------------------
+def evaluate(rt: Runtime, module: Module, module_id: str, tasks: list[Task], trajs: list[Trajectory], *,
+             scope: Scope, epoch: int, subset_id: int | None) -> list[Critique]:
+    """Critique failures with the evaluator; successes are marked correct without a call."""
+    describe = rt.suite.describe()
+
+    def one(task: Task, tr: Trajectory) -> Critique:
+        if tr.success:
+            return Critique(task.id, True, raw="(success: not sent to the evaluator)")
+        crit = None
+        for sample in range(2):
+            rt.control.checkpoint()
+            comp = rt.gw.complete("evaluator", prompts.evaluator_messages(describe, module, task, tr),
+                                  scope=scope, sample=sample)
+            crit = prompts.parse_critique(task.id, comp.text)
+            if crit.parsed:
+                break
+        assert crit is not None
+        if not crit.parsed:
+            rt.bus.emit(ev.Log("warning", f"evaluator reply for task {task.id} was not JSON; kept as free text"))
+        return crit
+
+    futures = [rt.pool.submit(one, t, tr) for t, tr in zip(tasks, trajs)]
+    crits = [f.result() for f in futures]
+    rows = []
+    for t, c in zip(tasks, crits):
+        rows.append({
+            "id": f"{scope.kind}{scope.id}:{epoch}:{module_id}:{t.id}", "trajectory_id": None,
+            "task_id": t.id, "module_id": module_id, "subset_id": subset_id, "epoch": epoch,
+            "correct": int(c.correct), "failure": c.failure, "pattern": c.pattern,
+            "suggestion": c.suggestion, "raw": c.raw, "parsed": int(c.parsed), "created_at": now(),
+        })
+        if not c.correct and subset_id is not None:
+            rt.bus.emit(ev.CritiqueMade(subset_id, epoch, t.id, c.correct, c.failure, c.suggestion))
+    rt.store.insert_many("critiques", rows, replace=True)
+    return crits
+
+
+# -- optimize -------------------------------------------------------------------------
+def propose(rt: Runtime, module: Module, tasks: list[Task], trajs: list[Trajectory], crits: list[Critique],
+            history: list[str], rejected: list[str], *, scope: Scope) -> Module | None:
+    """One optimizer step. On a context overflow, retry with fewer examples (and say so)."""
+    failures = [(t, tr, c) for t, tr, c in zip(tasks, trajs, crits) if not c.correct]
+    successes = [(t, tr, c) for t, tr, c in zip(tasks, trajs, crits) if c.correct][:2]
+    examples = failures + successes
+    if not failures:
+        return None  # nothing to fix on this batch
+    describe = rt.suite.describe()
+    keep = len(examples)
+    while True:
+        msgs = prompts.optimizer_messages(describe, module, examples[:keep], history[-8:], rejected[-3:])
+        try:
+            for sample in range(3):
+                rt.control.checkpoint()
+                comp = rt.gw.complete("optimizer", msgs, scope=scope, sample=sample)
+                text = prompts.extract_module(module.kind, comp.text)
+                if text is not None and rt.usable(module, text):
+                    return Module(module.kind, text)
+            rt.bus.emit(ev.Log("warning", f"optimizer gave no usable {module.kind} ({scope.kind} {scope.id}); "
+                                          "kept the current one"))
+            return None
+        except ContextOverflowError as exc:
+            rt.overflowed = True
+            if keep <= 1:
+                rt.bus.emit(ev.Log("error", f"context overflow even with one example: {exc}"))
+                return None
+            keep = max(1, keep // 2)
+            rt.bus.emit(ev.Log("warning", f"context overflow ({exc.prompt_tokens} > {exc.window} tokens); "
+                                          f"retrying with {keep} examples"))
+
+
+def optimize_loop(rt: Runtime, start: Module, start_id: str, batches: list[list[Task]], *, scope_kind: str,
+                  scope_id: str, subset_id: int | None, label: str) -> LoopResult:
+    """Algorithm 1 generalised over batches: one optimizer step per batch.
+
+    FGO's subset loop passes the subset as every batch; batch-wise and bootstrapping
+    pass their batches; all-at-once passes the whole training set.
+    """
+    best, best_id = start, start_id
+    candidate: Module | None = None
+    candidate_id: str | None = None
+    history: list[str] = []
+    rejected: list[str] = []
+    best_score = 0.0
+    for step, batch in enumerate(batches + [batches[-1]]):  # the last pass only judges the last candidate
+        final = step == len(batches)
+        explore_scope = Scope(scope_kind, scope_id, "explore")
+        best_trajs = rt.explore(best, best_id, batch, scope=explore_scope, epoch=step, subset_id=subset_id)
+        best_score = mean([t.score for t in best_trajs])
+        adopted = None
+        cand_score = None
+        if candidate is not None:
+            assert candidate_id is not None
+            cand_trajs = rt.explore(candidate, candidate_id, batch, scope=explore_scope, epoch=step,
+                                    subset_id=subset_id)
+            cand_score = mean([t.score for t in cand_trajs])
+            adopted = cand_score >= best_score
+            rt.store.update("modules", candidate_id, {"score": cand_score, "adopted": int(adopted)})
+            if adopted:
+                history.append(f"step {step}: {cand_score:.3f} (adopted; previous best {best_score:.3f})")
+                best, best_id, best_score, best_trajs = candidate, candidate_id, cand_score, cand_trajs
+            else:
+                history.append(f"step {step}: {cand_score:.3f} (rejected; best stays {best_score:.3f})")
+                rejected.append(candidate.text)
+        else:
+            history.append(f"step {step}: {best_score:.3f} (starting point)")
+        rt.store.insert("epochs", {
+            "id": f"{scope_kind}{scope_id}:{step}", "subset_id": subset_id, "epoch": step, "module_id": best_id,
+            "candidate_module_id": candidate_id, "score": best_score, "candidate_score": cand_score,
+            "adopted": None if adopted is None else int(adopted), "note": label, "created_at": now(),
+        }, replace=True)
+        if subset_id is not None:
+            rt.bus.emit(ev.EpochDone(subset_id, step, cand_score if cand_score is not None else best_score,
+                                     best_score, adopted, best_id))
+        candidate = candidate_id = None
+        if final:
+            break
+        crits = evaluate(rt, best, best_id, batch, best_trajs, scope=Scope(scope_kind, scope_id, "evaluate"),
+                         epoch=step, subset_id=subset_id)
+        proposal = propose(rt, best, batch, best_trajs, crits, history, rejected,
+                           scope=Scope(scope_kind, scope_id, "optimize"))
+        if proposal is not None and proposal.text.strip() != best.text.strip():
+            candidate = proposal
+            candidate_id = f"{label}.e{step + 1}.{short_hash(proposal.text)}"
+            rt.save_module(candidate_id, proposal, origin="optimize", parent_id=best_id, subset_id=subset_id,
+                           epoch=step + 1)
+            if subset_id is not None:
+                rt.bus.emit(ev.ModuleProposed(subset_id, step + 1, candidate_id, proposal.text))
+    return LoopResult(best, best_id, best_score, len(batches), rt.overflowed, history)
+
+
+# -- FGO's subsets in parallel ----------------------------------------------------------
+def optimize_subsets(rt: Runtime, groups: list[list[Task]], start: Module, start_id: str) -> list[Item]:
+    """Run Algorithm 1 on every subset in a pool; finished subsets are loaded, not re-run."""
+    cfg = rt.cfg
+    existing = {r["id"]: r for r in rt.store.rows("subsets")}
+    rows = []
+    for i, g in enumerate(groups):
+        if i not in existing:
+            rows.append({"id": i, "name": subset_name(g, i), "task_ids_json": [t.id for t in g],
+                         "status": "pending", "best_module_id": None, "best_score": None})
+    if rows:
+        rt.store.insert_many("subsets", rows, replace=True)
+    results: dict[int, Item] = {}
+    errors: list[tuple[str, Exception]] = []
+
+    def work(i: int, group: list[Task]) -> Item:
+        row = existing.get(i)
+        cats = tuple(sorted({t.category for t in group}))
+        rt.bus.emit(ev.SubsetStarted(i, subset_name(group, i), len(group), cats))
+        if row and row["status"] == "done" and row["best_module_id"]:
+            m = rt.store.get("modules", row["best_module_id"])
+            item = Item(f"s{i}", Module(m["kind"], m["text"]), row["best_module_id"], row["best_score"],
+                        [t.id for t in group], subset_ids=[i])
+            rt.bus.emit(ev.SubsetDone(i, item.score, item.module_id))
+            return item
+        rt.store.update("subsets", i, {"status": "running"})
+        res = optimize_loop(rt, start, start_id, [group] * cfg.epochs, scope_kind="subset",
+                            scope_id=str(i), subset_id=i, label=f"s{i}")
+        rt.store.update("subsets", i, {"status": "done", "best_module_id": res.best_id,
+                                       "best_score": res.best_score})
+        rt.store.update("modules", res.best_id, {"adopted": 1})
+        rt.bus.emit(ev.SubsetDone(i, res.best_score, res.best_id))
+        return Item(f"s{i}", res.best, res.best_id, res.best_score, [t.id for t in group], subset_ids=[i])
+
+    with ThreadPoolExecutor(max_workers=min(cfg.workers, len(groups)), thread_name_prefix="fgo-subset") as pool:
+        futures = {pool.submit(work, i, g): i for i, g in enumerate(groups)}
+        for fut, i in futures.items():
+            try:
+                results[i] = fut.result()
+            except (BudgetExceededError, CancelledError) as exc:
+                rt.control.stop(exc)
+                errors.append(("stop", exc))
+            except FGOError as exc:
+                rt.store.update("subsets", i, {"status": "failed"})
+                rt.bus.emit(ev.SubsetDone(i, 0.0, "", error=str(exc)))
+                errors.append(("fail", SessionError(f"subset {i} failed: {exc}")))
+    stops = [e for k, e in errors if k == "stop"]
+    if stops:
+        raise stops[0]
+    if errors:
+        raise SessionError(f"{errors[0][1]} (other subsets' work is saved; resume to retry)")
+    return [results[i] for i in sorted(results)]

@@ -1,0 +1,139 @@
+"""What every phase of the method shares: collaborators, rollouts, module rows, the test.
+
+Everything here is deterministic for a seed: LLM prompts depend only on data, rows get
+deterministic ids and are written with ``replace``, so replaying a run through the
+response cache (after a crash) re-creates the same rows and spends no tokens twice.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from fgo_engine import events as ev
+from fgo_engine.config import RunConfig
+from fgo_engine.control import Control
+from fgo_engine.errors import BudgetExceededError, CancelledError, LLMError, MalformedOutputError
+from fgo_engine.llm.gateway import Gateway, Scope
+from fgo_engine.review import ReviewGate
+from fgo_engine.suites.base import Completion, Suite
+from fgo_engine.timeutil import now
+from fgo_engine.types import Module, Task, Trajectory
+
+
+def mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs) if xs else 0.0
+
+
+def by_category(tasks: list[Task], trajs: list[Trajectory]) -> dict[str, float]:
+    acc: dict[str, list[float]] = defaultdict(list)
+    for t, tr in zip(tasks, trajs):
+        acc[t.category].append(tr.score)
+    return {c: mean(v) for c, v in sorted(acc.items())}
+
+
+def short_hash(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
+
+
+@dataclass
+class Item:
+    """A module entering the merge tree: a subset's result or a merge node's."""
+
+    node_id: str  # "s3" for subset 3, "n2" for merge node 2
+    module: Module
+    module_id: str
+    score: float
+    task_ids: list[str]
+    scores_by_category: dict[str, float] = field(default_factory=dict)
+    subset_ids: list[int] = field(default_factory=list)
+
+
+class Runtime:
+    """The collaborators of one run and the operations all phases use."""
+
+    def __init__(self, config: RunConfig, suite: Suite, store: Any, gateway: Gateway,
+                 bus: ev.EventBus, gate: ReviewGate, control: Control, tasks: dict[str, Task]):
+        self.cfg = config
+        self.suite = suite
+        self.store = store
+        self.gw = gateway
+        self.bus = bus
+        self.gate = gate
+        self.control = control
+        self.tasks = tasks
+        self.pool = ThreadPoolExecutor(max_workers=max(2, config.task_workers), thread_name_prefix="fgo-task")
+        self.overflowed = False
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    # -- modules ----------------------------------------------------------------------
+    def save_module(self, module_id: str, module: Module, *, origin: str, parent_id: str | None = None,
+                    subset_id: int | None = None, node_id: str | None = None, epoch: int | None = None,
+                    score: float | None = None, adopted: bool | None = None, note: str = "") -> str:
+        self.store.insert("modules", {
+            "id": module_id, "kind": module.kind, "text": module.text, "parent_id": parent_id,
+            "origin": origin, "subset_id": subset_id, "node_id": node_id, "epoch": epoch, "score": score,
+            "adopted": None if adopted is None else int(adopted), "note": note, "created_at": now(),
+        }, replace=True)
+        return module_id
+
+    def usable(self, old: Module, text: str) -> bool:
+        """An LLM-written module is usable if it is not empty and the suite accepts it."""
+        if module_kind_check := getattr(self.suite, "validate_module", None):
+            try:
+                module_kind_check(text)
+            except MalformedOutputError as exc:
+                self.bus.emit(ev.Log("warning", f"rejected a malformed {old.kind}: {exc}"))
+                return False
+        return bool(text.strip())
+
+    # -- rollouts ---------------------------------------------------------------------
+    def _agent_llm(self, scope: Scope, task_id: str) -> Callable[..., Completion]:
+        inner = self.gw.bind("agent", scope)
+        bus, control = self.bus, self.control
+
+        def call(messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None) -> Completion:
+            control.checkpoint()
+            comp = inner(messages, tools=tools)
+            last = next((m.get("content") or "" for m in reversed(messages) if m.get("role") in ("user", "tool")), "")
+            action = comp.text or ", ".join(f"{c['name']}({c['arguments']})" for c in comp.tool_calls)
+            bus.emit(ev.AgentStep(scope.kind, scope.id, task_id, str(last)[-400:], action[:400]))
+            return comp
+
+        return call
+
+    def _run_one(self, task: Task, module: Module, scope: Scope) -> Trajectory:
+        try:
+            return self.suite.run_agent(task, module, self._agent_llm(scope, task.id))
+        except (LLMError, MalformedOutputError, CancelledError, BudgetExceededError):
+            raise  # a cancel or a budget stop inside the agent loop is not a suite bug
+        except Exception as exc:  # a suite bug must not kill the run silently either
+            raise LLMError(f"agent run failed on task {task.id}: {type(exc).__name__}: {exc}") from exc
+
+    def explore(self, module: Module, module_id: str, tasks: list[Task], *, scope: Scope, epoch: int,
+                subset_id: int | None = None) -> list[Trajectory]:
+        """Run the agent on every task (in the task pool); results in task order."""
+        self.control.checkpoint()
+        futures = [self.pool.submit(self._run_one, t, module, scope) for t in tasks]
+        trajs = [f.result() for f in futures]
+        rows = []
+        for t, tr in zip(tasks, trajs):
+            rows.append({
+                "id": f"{scope.phase}:{scope.kind}{scope.id}:{epoch}:{module_id}:{t.id}", "task_id": t.id,
+                "module_id": module_id, "phase": scope.phase, "subset_id": subset_id,
+                "node_id": scope.id if scope.kind == "node" else None, "epoch": epoch,
+                "steps_json": [[s.kind, s.text] for s in tr.steps], "answer": tr.answer,
+                "success": int(tr.success), "score": tr.score, "error": tr.error, "created_at": now(),
+            })
+            self.bus.emit(ev.TrajectoryDone(scope.kind, scope.id, scope.phase, epoch, t.id, tr.success, tr.score))
+        self.store.insert_many("trajectories", rows, replace=True)
+        return trajs
+
+    # -- test -------------------------------------------------------------------------
+    def test(self, module: Module, module_id: str, tasks: list[Task]) -> tuple[float, dict[str, float]]:
+        trajs = self.explore(module, module_id, tasks, scope=Scope("session", "", "test"), epoch=0)
+        return mean([t.score for t in trajs]), by_category(tasks, trajs)

@@ -1,0 +1,54 @@
+"""What the simulated LLM must know to read an invoice: each text holds all its cue words."""
+
+
+from fgo_engine.types import Knowledge
+
+# ---------------------------------------------------------------------------
+# Knowledge the simulated LLM checks for. Each text holds all its cue words.
+# ---------------------------------------------------------------------------
+
+_K = Knowledge
+KNOWLEDGE: dict[str, Knowledge] = {k.key: k for k in (
+    _K("invoices.distractors", ("invoice number", "order"),
+       "Never answer with the invoice number, the order or contract reference, the UUID or "
+       "a vehicle plate: none of them is the transport reference."),
+    _K("invoices.despatch", ("despatch", "reference"),
+       "The transport reference is often the ID of the DespatchDocumentReference element."),
+    _K("invoices.shipment", ("shipment", "placeholder"),
+       "When the Shipment inside Delivery has a real ID rather than a placeholder like 1, "
+       "that shipment ID is the transport reference."),
+    _K("invoices.consignment", ("consignment", "inside"),
+       "A Consignment inside the Shipment carries the transport reference as its ID."),
+    _K("invoices.tracking", ("tracking", "delivery"),
+       "A TrackingID on the Delivery element is the transport reference."),
+    _K("invoices.docref", ("additional", "document type"),
+       "An AdditionalDocumentReference whose document type names a transport document "
+       "(waybill, CMR, bill of lading) holds the transport reference in its ID."),
+    _K("invoices.note", ("note", "label"),
+       "The reference can also be free text in a Note, right after a label; copy what "
+       "follows the label up to the semicolon."),
+    _K("invoices.lang.tr", ("turkish", "taşıma"),
+       "Turkish invoices write 'Taşıma Referans No:' in notes and type transport documents "
+       "as 'Taşıma Belgesi' or 'CMR Taşıma Senedi'."),
+    _K("invoices.lang.en", ("english", "transport ref"),
+       "English invoices write 'Transport ref:' in notes and type transport documents as "
+       "'Waybill' or 'Bill of lading'."),
+    _K("invoices.lang.es", ("spanish", "transporte"),
+       "Spanish invoices write 'Ref. de transporte:' in notes and type transport documents "
+       "as 'Carta de porte' or 'Documento de transporte'."),
+    _K("invoices.lang.it", ("italian", "trasporto"),
+       "Italian invoices write 'Rif. trasporto:' in notes and type transport documents as "
+       "'Documento di trasporto (DDT)' or 'Lettera di vettura'."),
+    _K("invoices.format", ("spaces", "dashes"),
+       "Copy the reference exactly as printed: keep its dashes and inner spaces, only "
+       "collapsing runs of whitespace."),
+)}
+
+_PLACEMENT_WHERE = {
+    "despatch": "the ID of the DespatchDocumentReference",
+    "shipment": "the ID of the Delivery's Shipment",
+    "consignment": "the ID of the Consignment inside the Shipment",
+    "tracking": "the TrackingID of the Delivery",
+    "docref": "the ID of the AdditionalDocumentReference typed as a transport document",
+    "note": "the labelled reference in a Note",
+}
