@@ -20,6 +20,7 @@ demo: $(STAMP)
 	$(BIN)/fgo demo
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: $(STAMP)

@@ -19,8 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-import fgo_engine  # noqa: E402,F401
 import toy_suite  # noqa: E402,F401  (a tiny suite registered for tests and benchmarks)
+
+import fgo_engine  # noqa: E402,F401
 from fgo_engine.config import ROLES, RoleConfig, RunConfig  # noqa: E402
 from fgo_engine.llm.gateway import Gateway, get_litellm  # noqa: E402
 from fgo_engine.session import Session  # noqa: E402

@@ -67,8 +67,9 @@ def run(code: str, *args: str) -> str:
 def make_sessions(folder: Path, n: int) -> None:
     """n copies of one small finished session (built once on the simulated LLM)."""
     sys.path.insert(0, str(ROOT / "tests"))
-    import fgo_engine  # noqa: F401
     import toy_suite  # noqa: F401
+
+    import fgo_engine  # noqa: F401
     from fgo_engine.config import RunConfig
     from fgo_engine.session import Session
 

@@ -10,9 +10,10 @@ import json
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from fgo_engine.config import METHODS, RunConfig
 from fgo_engine.errors import ConfigError

@@ -151,7 +151,8 @@ class RunConfig:
         need(self.method in METHODS, f"method must be one of {', '.join(METHODS)} (got {self.method!r})")
         need(is_int(self.subsets) and self.subsets >= 1, f"subsets must be a whole number ≥ 1 (got {self.subsets!r})")
         need(is_int(self.epochs) and self.epochs >= 1, f"epochs must be a whole number ≥ 1 (got {self.epochs!r})")
-        need(is_int(self.threshold) and self.threshold >= 2, f"threshold must be a whole number ≥ 2 (got {self.threshold!r})")
+        need(is_int(self.threshold) and self.threshold >= 2,
+             f"threshold must be a whole number ≥ 2 (got {self.threshold!r})")
         need(self.cluster in CLUSTERS, f"cluster must be one of {', '.join(CLUSTERS)} (got {self.cluster!r})")
         need(self.partition in PARTITIONS, f"partition must be one of {', '.join(PARTITIONS)} (got {self.partition!r})")
         need(self.review in REVIEWS, f"review must be one of {', '.join(REVIEWS)} (got {self.review!r})")

@@ -6,8 +6,9 @@ TUI posts a message, the console printer prints, the store writer enqueues).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 
 class EventSink(Protocol):

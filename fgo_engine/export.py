@@ -83,7 +83,8 @@ def to_markdown(report: dict[str, Any]) -> str:
     if report["reviews"]:
         out += ["", "## Review decisions", ""]
         out += [f"- {r['at']} {r['node']}: {r['decision']} ({r['by']})" for r in report["reviews"]]
-    out += ["", "## LLM ledger", "", "| role | calls | cache hits | prompt tokens | completion tokens | cost | errors |",
+    out += ["", "## LLM ledger", "",
+            "| role | calls | cache hits | prompt tokens | completion tokens | cost | errors |",
             "|---|---|---|---|---|---|---|"]
     out += [f"| {r['role']} | {r['calls']} | {r['cache_hits']} | {r['prompt_tokens']:,} | {r['completion_tokens']:,} | "
             f"${r['cost'] or 0:.4f} | {r['errors']} |" for r in report["ledger"]]

@@ -104,7 +104,8 @@ def optimizer_messages(
             f"<task>\n{_clip(task.input, task_chars)}\n</task>\n"
             f"<trajectory>\n{traj.render(traj_chars)}\n</trajectory>\n"
             f"<outcome>{'success' if traj.success else 'failure'}</outcome>\n"
-            f"<critique>\nfailure: {crit.failure}\npattern: {crit.pattern}\nsuggestion: {crit.suggestion}\n</critique>\n"
+            f"<critique>\nfailure: {crit.failure}\npattern: {crit.pattern}\n"
+            f"suggestion: {crit.suggestion}\n</critique>\n"
             "</example>"
         )
     parts.append("<examples>\n" + "\n".join(ex) + "\n</examples>")

@@ -43,9 +43,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 __all__ = ["ToolResult", "run_tool"]
 
@@ -363,7 +364,7 @@ def _copy_files(src: Path, dst: Path) -> None:
     """Copy the task files and make the copy read-only (the audit hook enforces it
     too, which matters when the app runs as root)."""
     shutil.copytree(src, dst, symlinks=False)
-    for dirpath, dirnames, filenames in os.walk(dst):
+    for dirpath, _dirnames, filenames in os.walk(dst):
         for f in filenames:
             os.chmod(os.path.join(dirpath, f), 0o444)
     for dirpath, dirnames, _ in os.walk(dst, topdown=False):

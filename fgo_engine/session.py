@@ -9,20 +9,21 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from fgo_engine import events as ev
 from fgo_engine.config import RunConfig
 from fgo_engine.control import Control
-from fgo_engine.method.methods import method_for
-from fgo_engine.method.runtime import Runtime
-from fgo_engine.timeutil import now
 from fgo_engine.errors import BudgetExceededError, CancelledError, ConfigError, FGOError, SessionError
 from fgo_engine.llm.gateway import Budget, Gateway, LedgerEntry
+from fgo_engine.method.methods import method_for
+from fgo_engine.method.runtime import Runtime
 from fgo_engine.review import ReviewGate, gate_for_policy
 from fgo_engine.suites.base import Suite, load_suite
+from fgo_engine.timeutil import now
 from fgo_engine.types import Module, Task
 
 

@@ -32,8 +32,8 @@ from sqlite_utils import Database
 from sqlite_utils.db import NotFoundError
 
 from fgo_engine import __version__ as APP_VERSION
-from fgo_engine.timeutil import now
 from fgo_engine.errors import SchemaTooNewError, SessionError
+from fgo_engine.timeutil import now
 
 __all__ = [
     "MIGRATIONS",

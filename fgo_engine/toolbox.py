@@ -17,8 +17,9 @@ import ast
 import copy
 import re
 import textwrap
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from fgo_engine.errors import MalformedOutputError
 

@@ -7,8 +7,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import fgo_engine  # noqa: E402,F401  (environment defaults before anything imports litellm)
 import toy_suite  # noqa: E402,F401  (registers the "toy" suite and its sim skill)
+
+import fgo_engine  # noqa: E402,F401  (environment defaults before anything imports litellm)
 
 
 @pytest.fixture

@@ -5,11 +5,10 @@ import math
 
 import numpy as np
 import pytest
+from toy_suite import ToySuite
 
 from fgo_engine.method.cluster import cluster_labels, groups_for, n_clusters
 from fgo_engine.method.divide import partition
-from fgo_engine.types import Task
-from toy_suite import ToySuite
 
 
 def tasks(n=60):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from toy_suite import CATEGORIES, ToySuite
 
 from fgo_engine import prompts
 from fgo_engine.config import ROLES, RoleConfig
@@ -12,7 +13,6 @@ from fgo_engine.llm.gateway import Gateway, get_litellm
 from fgo_engine.sim import provider
 from fgo_engine.sim.profiles import parse_model
 from fgo_engine.types import Critique, Module, Step, Trajectory
-from toy_suite import ANSWERS, CATEGORIES, ToySuite
 
 
 def gw(model="fgo-sim/medium"):

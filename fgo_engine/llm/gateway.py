@@ -15,14 +15,15 @@ import random
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from fgo_engine.config import RoleConfig
-from fgo_engine.timeutil import now
 from fgo_engine.errors import BudgetExceededError, ContextOverflowError, LLMError
 from fgo_engine.llm import tokens
 from fgo_engine.suites.base import Completion
+from fgo_engine.timeutil import now
 
 SIM_PREFIX = "fgo-sim/"
 _litellm_lock = threading.Lock()
@@ -36,9 +37,9 @@ def get_litellm():
         return _litellm_mod
     with _litellm_lock:
         if _litellm_mod is None:
-            import fgo_engine  # noqa: F401  (environment defaults)
             import litellm
 
+            import fgo_engine  # noqa: F401  (environment defaults)
             from fgo_engine.sim.provider import SimLLM
 
             litellm.suppress_debug_info = True

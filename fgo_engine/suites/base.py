@@ -6,8 +6,9 @@ The engine only sees this protocol.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from fgo_engine.errors import ConfigError
 from fgo_engine.types import Module, ModuleKind, Task, Trajectory

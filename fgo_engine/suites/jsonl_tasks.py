@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from fgo_engine.errors import ConfigError, TaskFileError
 from fgo_engine.suites.base import AgentLLM, register_suite

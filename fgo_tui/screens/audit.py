@@ -15,8 +15,8 @@ from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
 from fgo_tui.model import data
-from fgo_tui.widgets.render import categories_text, critique_line, diff_text, heading, kv, module_block
 from fgo_tui.model.state import fmt_score, short
+from fgo_tui.widgets.render import categories_text, critique_line, diff_text, heading, kv, module_block
 
 
 def module_option_label(m: dict) -> Text:

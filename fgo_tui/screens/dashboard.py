@@ -19,10 +19,10 @@ from textual.widget import Widget
 from textual.widgets import Footer, Log, TabbedContent, TabPane, Tree
 
 from fgo_tui.messages import RunUpdated
-from fgo_tui.widgets.render import STATUS_STYLE
 from fgo_tui.model.state import fmt_score, fmt_tokens
 from fgo_tui.widgets.merge_tree import MergeTree
 from fgo_tui.widgets.node_detail import NodeDetail
+from fgo_tui.widgets.render import STATUS_STYLE
 from fgo_tui.widgets.subset_panel import SubsetPanel
 from fgo_tui.widgets.text_box import TextBox
 from fgo_tui.widgets.token_bar import TokenBar

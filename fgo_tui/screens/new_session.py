@@ -67,12 +67,16 @@ class NewSessionScreen(Screen):
                 yield Static(Text("What to optimize", style="bold"), classes="form-section")
                 default = "household" if "household" in self.suites else (self.suites[0] if self.suites else JSONL)
                 opts = [(s, s) for s in self.suites] + [("JSONL task file…", JSONL)]
-                yield from self._field("Suite", Select(opts, value=default, allow_blank=False, id="f-suite", compact=True))
-                yield from self._field("Task file (.jsonl)", Input(placeholder="path/to/tasks.jsonl", id="f-tasks", compact=True),
+                yield from self._field("Suite", Select(opts, value=default, allow_blank=False, id="f-suite",
+                                                         compact=True))
+                yield from self._field("Task file (.jsonl)",
+                                       Input(placeholder="path/to/tasks.jsonl", id="f-tasks", compact=True),
                                        classes="jsonl-only")
                 yield from self._field("Scorer", Select([(s, s) for s in SCORERS], value="normalized",
-                                                         allow_blank=False, id="f-scorer", compact=True), classes="jsonl-only")
-                yield from self._field("Suite options", Input(placeholder="e.g. n_train=24 n_test=24", id="f-options", compact=True))
+                                                         allow_blank=False, id="f-scorer", compact=True),
+                                       classes="jsonl-only")
+                yield from self._field("Suite options",
+                                       Input(placeholder="e.g. n_train=24 n_test=24", id="f-options", compact=True))
                 yield Static(Text("Models per role", style="bold"), classes="form-section")
                 for role in ROLES:
                     yield from self._field(f"{role}", Input(DEFAULT_MODEL, id=f"f-model-{role}", compact=True))
@@ -97,7 +101,8 @@ class NewSessionScreen(Screen):
                                                          id="f-method", compact=True))
                 yield from self._field("Parallel subsets", Input("4", id="f-workers", compact=True))
                 yield from self._field("Seed", Input("0", id="f-seed", compact=True))
-                yield from self._field("Session name", Input(placeholder="<suite>-<date>-<time>", id="f-name", compact=True))
+                yield from self._field("Session name",
+                                       Input(placeholder="<suite>-<date>-<time>", id="f-name", compact=True))
             with Vertical(id="new-side"):
                 yield Static(Text("Projected LLM calls", style="bold"), classes="side-title")
                 yield Static(Text("…", style="dim"), id="projection")

@@ -14,8 +14,8 @@ from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
 from fgo_tui.messages import DeleteSession, OpenSession, SessionsChanged
-from fgo_tui.widgets.render import STATUS_STYLE
 from fgo_tui.model.state import fmt_score, fmt_tokens, short
+from fgo_tui.widgets.render import STATUS_STYLE
 
 COLUMNS = ("Session", "Suite", "Method", "Models", "Status", "Best", "Tokens", "Last change (UTC)")
 # fixed widths: the layout does not depend on when rows arrive, and long names are cut the same way

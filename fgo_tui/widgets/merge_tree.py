@@ -9,8 +9,8 @@ from rich.text import Text
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from fgo_tui.widgets.render import STATUS_STYLE
 from fgo_tui.model.state import NodeView, RunView, SubsetView, fmt_score, fmt_tokens, short
+from fgo_tui.widgets.render import STATUS_STYLE
 
 
 def node_label(n: NodeView) -> Text:

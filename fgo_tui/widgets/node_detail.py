@@ -10,8 +10,8 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from fgo_tui.model import data
-from fgo_tui.widgets.render import categories_text, critique_line, diff_text, heading, kv, module_block, status_text
 from fgo_tui.model.state import NodeView, fmt_score, fmt_tokens
+from fgo_tui.widgets.render import categories_text, critique_line, diff_text, heading, kv, module_block, status_text
 
 
 class NodeDetail(VerticalScroll):

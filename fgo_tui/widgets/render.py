@@ -2,7 +2,7 @@
 ``Text`` (never markup strings), so ``[/x]`` in a module is shown, not parsed."""
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from rich.text import Text
 

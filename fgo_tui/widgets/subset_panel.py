@@ -2,14 +2,14 @@
 critique and the trajectory stream (LLM text is shown literally, never as markup)."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 
-from fgo_tui.widgets.render import STATUS_STYLE, step_line
 from fgo_tui.model.state import RunView, SubsetView, fmt_score, short
+from fgo_tui.widgets.render import STATUS_STYLE, step_line
 from fgo_tui.widgets.text_box import StreamTail, TextBox
 from fgo_tui.widgets.token_bar import TokenBar
 

@@ -7,7 +7,7 @@ height (from CSS) and only repaint themselves.
 from __future__ import annotations
 
 from collections import deque
-from typing import Iterable
+from collections.abc import Iterable
 
 from rich.text import Text
 from textual.widget import Widget

@@ -3,8 +3,9 @@ sessions folder per test, finished sessions built headless, and bounded waiting.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 

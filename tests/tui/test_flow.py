@@ -160,9 +160,9 @@ async def test_new_session_run_review_edit_rollback_and_reopen(make_app, session
 
 
 async def test_pause_holds_the_engine_and_resume_continues(make_app, sessions_dir):
-    from .conftest import toy_config
-
     from fgo_engine import events as ev
+
+    from .conftest import toy_config
 
     cfg = toy_config(model="fgo-sim/medium:latency=0.01", review="auto")
     factory = StartPaused(hold=ev.EpochDone)  # one subset thread waits at its first epoch: the run is mid-way

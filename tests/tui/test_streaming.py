@@ -5,10 +5,9 @@ from __future__ import annotations
 import threading
 import time
 
-
 from fgo_engine import events as ev
-from fgo_tui.model.bridge import EventBuffer
 from fgo_tui.messages import RunUpdated
+from fgo_tui.model.bridge import EventBuffer
 from fgo_tui.model.state import RunView
 
 from .conftest import SIZE, open_first, wait_for

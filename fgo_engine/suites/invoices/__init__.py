@@ -14,8 +14,7 @@ split, the token count and the distractor values.
 """
 from fgo_engine.suites.invoices.generate import count_tokens
 from fgo_engine.suites.invoices.knowledge import KNOWLEDGE
-from fgo_engine.suites.invoices.languages import (FORMATS, LANGUAGES, NS_CAC, NS_CBC, NS_INVOICE, PLACEMENTS,
-                                                  TOKEN_RANGE)
+from fgo_engine.suites.invoices.languages import FORMATS, LANGUAGES, NS_CAC, NS_CBC, NS_INVOICE, PLACEMENTS, TOKEN_RANGE
 from fgo_engine.suites.invoices.skill import InvoicesSkill, ReadDocument, knowledge_for, read_document
 from fgo_engine.suites.invoices.suite import InvoicesSuite, build_prompt
 

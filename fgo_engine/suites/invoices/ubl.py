@@ -1,9 +1,10 @@
 """The invoice document model and its UBL 2.1 XML writer."""
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any, Iterator
+from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from fgo_engine.suites.invoices.identifiers import _money
@@ -247,7 +248,7 @@ def _render_head(inv: _Invoice) -> str:
     w.leaf("cbc:UUID", inv.uuid)
     w.leaf("cbc:IssueDate", inv.issue.isoformat())
     if "issue_time" in inv.optional:
-        w.leaf("cbc:IssueTime", "%02d:%02d:00" % (8 + inv.issue.day % 9, inv.issue.month * 4))
+        w.leaf("cbc:IssueTime", f"{8 + inv.issue.day % 9:02d}:{inv.issue.month * 4:02d}:00")
     if lang.code != "tr":
         w.leaf("cbc:DueDate", (inv.issue + timedelta(days=inv.payment_days)).isoformat())
     w.leaf("cbc:InvoiceTypeCode", "SATIS" if lang.code == "tr" else "380")

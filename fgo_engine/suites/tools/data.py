@@ -17,9 +17,10 @@ import io
 import json
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any, Callable
+from typing import Any
 
 GENERATOR_VERSION = 1
 FILES_MARKER = "Files (in the files/ folder):"
@@ -609,7 +610,7 @@ def gen_multi_order(rng: random.Random) -> Generated:
     issues = ("refund requested", "wrong item delivered", "parcel damaged", "invoice address wrong",
               "delivery late", "duplicate charge")
     lines = []
-    for k, t in enumerate(tickets):
+    for _k, t in enumerate(tickets):
         d = _date(rng, date(2024, 5, 1), 60)
         lines.append((d, f"{d.isoformat()} {rng.randrange(8, 18):02d}:{rng.randrange(60):02d} [ticket {t}] "
                          f"{rng.choice(issues)} for order O-{rng.choice(ids)}"))

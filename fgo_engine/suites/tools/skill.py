@@ -210,7 +210,8 @@ def solve(kind: str, p: dict[str, str], question: str, ctx: _Ctx) -> str:
         return fmt_number(_num(ctx.use("tools.date_diff", start=_field(row, "start"), end=_field(row, "end"))), None)
     if kind == "date_due":
         row = ctx.use("tools.row_lookup", path=p["file"], column="invoice", value=p["invoice"])
-        return str(ctx.use("tools.date_add", date_text=_field(row, "issued"), days=int(_num(_field(row, "terms_days")))))
+        days = int(_num(_field(row, "terms_days")))
+        return str(ctx.use("tools.date_add", date_text=_field(row, "issued"), days=days))
     if kind == "date_weekday":
         row = ctx.use("tools.row_lookup", path=p["file"], column="name", value=p["name"])
         return str(ctx.use("tools.weekday", date_text=_field(row, "date")))

@@ -189,7 +189,8 @@ class ToolsSuite:
             raise ConfigError(f"tools: unknown option {sorted(unknown)[0]!r}; options are {', '.join(OPTIONS)}")
         for label, v in (("n_train", n_train), ("n_test", n_test), ("max_steps", max_steps),
                          ("tool_memory_mb", tool_memory_mb)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < (1 if label in ("max_steps", "tool_memory_mb") else 0):
+            least = 1 if label in ("max_steps", "tool_memory_mb") else 0
+            if not isinstance(v, int) or isinstance(v, bool) or v < least:
                 raise ConfigError(f"tools: {label} must be a whole number ≥ "
                                   f"{1 if label in ('max_steps', 'tool_memory_mb') else 0} (got {v!r})")
         if not isinstance(tool_timeout, (int, float)) or isinstance(tool_timeout, bool) or tool_timeout <= 0:
