@@ -13,6 +13,7 @@ ROLES = ("agent", "evaluator", "optimizer", "merger")
 CLUSTERS = ("kmeans", "spectral", "bisect", "none")
 PARTITIONS = ("category", "random", "cluster")
 REVIEWS = ("auto", "if-not-worse", "ask")
+SANDBOX_MODES = ("strict", "auto", "in-process")  # fgo_engine.isolation.MODES
 METHODS = ("fgo", "vanilla", "all-at-once", "batch-wise", "bootstrapping", "no-merge")
 DEFAULT_MODEL = "fgo-sim/medium"
 
@@ -80,6 +81,7 @@ class RunConfig:
     retries: int = 4
     embedding_model: str | None = None
     evaluate_test: bool = True
+    sandbox: str = "auto"  # LLM-written tools: strict (OS isolation required), auto, in-process
 
     # -- construction -----------------------------------------------------------------
     @classmethod
@@ -148,6 +150,8 @@ class RunConfig:
             return isinstance(v, int) and not isinstance(v, bool)
 
         need(isinstance(self.suite, str) and bool(self.suite), "suite must be a name")
+        need(self.sandbox in SANDBOX_MODES,
+             f"sandbox must be one of {', '.join(SANDBOX_MODES)} (got {self.sandbox!r})")
         need(self.method in METHODS, f"method must be one of {', '.join(METHODS)} (got {self.method!r})")
         need(is_int(self.subsets) and self.subsets >= 1, f"subsets must be a whole number ≥ 1 (got {self.subsets!r})")
         need(is_int(self.epochs) and self.epochs >= 1, f"epochs must be a whole number ≥ 1 (got {self.epochs!r})")

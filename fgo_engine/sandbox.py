@@ -48,6 +48,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fgo_engine import isolation
+
 __all__ = ["ToolResult", "run_tool"]
 
 
@@ -79,6 +81,13 @@ def _fgo_sandbox_main():
     nonce, rfd, limit = cfg["nonce"], cfg["result_fd"], cfg["max_output"]
     sys.path.extend(p for p in cfg["site"] if p not in sys.path)
     import linecache, resource, signal, socket, _posixsubprocess
+    uid = cfg["drop_to_uid"]
+    if uid:  # OS layer as root: the mounts are built, now become nobody of our own
+        os.chown(cfg["scratch"], uid, uid)
+        os.chmod(cfg["scratch"], 0o700)
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
 
     encode = json.JSONEncoder(ensure_ascii=True).encode
     out_of_memory = (nonce + encode({"ok": False, "value": "", "error": "memory limit exceeded",
@@ -132,6 +141,10 @@ def _fgo_sandbox_main():
 
     def deny(msg):
         violations.append(msg)
+        try:  # reported at once: clearing the list or forging a result later cannot hide it
+            os.write(rfd, (nonce + "!" + one_line(msg) + "\n").encode())
+        except OSError:
+            pass
         raise PermissionError(msg)
 
     def no_net(*a, **k):
@@ -254,6 +267,8 @@ def _fgo_sandbox_main():
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_CPU, (cfg["cpu_s"], cfg["cpu_s"] + 1))
     resource.setrlimit(resource.RLIMIT_FSIZE, (cfg["fsize"], cfg["fsize"]))
+    if cfg["nproc"]:  # only under the OS layer: there the count is this call's alone
+        resource.setrlimit(resource.RLIMIT_NPROC, (cfg["nproc"], cfg["nproc"]))
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of death
     signal.alarm(cfg["cpu_s"] + 2)  # wall-clock backstop should the parent be gone
     mem = cfg["memory"]
@@ -325,7 +340,9 @@ def _fgo_sandbox_main():
 _fgo_sandbox_main()
 '''
 
-_SYSTEM_READ_ROOTS = ("/usr", "/lib", "/lib32", "/lib64", "/bin", "/sbin", "/etc",
+# Not /etc as a whole: /etc/passwd, /etc/shadow and friends are none of a tool's business.
+_SYSTEM_READ_ROOTS = ("/usr", "/lib", "/lib32", "/lib64", "/bin", "/sbin", "/etc/localtime",
+                      "/etc/timezone", "/etc/mime.types", "/etc/ld.so.cache",
                       "/dev/null", "/dev/zero", "/dev/urandom", "/dev/random")
 
 
@@ -390,29 +407,39 @@ def _remove_tree(root: str) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def _parse_result(raw: bytes, nonce: str) -> dict[str, Any] | None:
+def _parse_result(raw: bytes, nonce: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The last result record and the first violation record on the result pipe.
+
+    The child writes ``nonce!reason`` the moment a guard refuses something, and
+    ``nonce{json}`` once at the end; a violation already written cannot be taken back.
+    """
     text = raw.decode("utf-8", "replace")
-    idx = text.rfind(nonce)
-    if idx < 0:
-        return None
-    line = text[idx + len(nonce):].split("\n", 1)[0]
-    try:
-        res = json.loads(line)
-    except ValueError:
-        return None
-    if not isinstance(res, dict) or not isinstance(res.get("ok"), bool):
-        return None
-    for key in ("value", "stdout", "traceback"):
-        if not isinstance(res.get(key, ""), str):
-            return None
-    if res.get("error") is not None and not isinstance(res["error"], str):
-        return None
-    return res
+    violation: str | None = None
+    result: dict[str, Any] | None = None
+    for record in text.split(nonce)[1:]:
+        line = record.split("\n", 1)[0]
+        if line.startswith("!"):
+            violation = violation or (line[1:].strip() or "a sandbox guard refused an action")
+            continue
+        try:
+            res = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(res, dict) or not isinstance(res.get("ok"), bool):
+            continue
+        if any(not isinstance(res.get(key, ""), str) for key in ("value", "stdout", "traceback")):
+            continue
+        if res.get("error") is not None and not isinstance(res["error"], str):
+            continue
+        result = res
+    return result, violation
 
 
-def _death_reason(returncode: int, output: str) -> str:
+def _death_reason(returncode: int, output: str, *, isolated: bool) -> str:
     if "MemoryError" in output or "Cannot allocate memory" in output:
         return "memory limit exceeded"
+    if isolated and returncode > 128:  # bwrap reports a signal death as 128 + signal
+        returncode = -(returncode - 128)
     if returncode < 0:
         sig = -returncode
         if sig == signal.SIGXCPU:
@@ -438,14 +465,16 @@ def run_tool(
     max_output: int = 4000,
     max_file_mb: int = 32,
     allow_read: Sequence[str | Path] = (),
+    sandbox: str = isolation.DEFAULT_MODE,
 ) -> ToolResult:
     """Call ``name(**arguments)`` from toolbox ``source`` in a fresh sandboxed process.
 
     Never raises for anything the tool does (crash, hang, flood, forbidden action):
     that comes back as ``ok=False`` with a one-line ``error``. Raises only for caller
-    mistakes: wrong argument types, non-JSON arguments, a missing ``files_dir``.
-    ``files_dir`` is copied read-only to ``./files`` (``$TASK_FILES``); ``allow_read``
-    adds directories the tool may read in place.
+    mistakes: wrong argument types, non-JSON arguments, a missing ``files_dir``, and
+    :class:`~fgo_engine.isolation.SandboxUnavailableError` under ``sandbox="strict"``
+    where the OS layer cannot run. ``files_dir`` appears read-only as ``./files``
+    (``$TASK_FILES``); ``allow_read`` adds directories the tool may read in place.
     """
     if not isinstance(source, str) or not isinstance(name, str):
         raise TypeError("source and name must be str")
@@ -459,29 +488,57 @@ def run_tool(
         args_json = json.loads(json.dumps(arguments))
     except (TypeError, ValueError) as e:
         raise TypeError(f"tool arguments must be JSON-serializable: {e}") from None
+    layer = isolation.resolve(sandbox)
 
     started = time.monotonic()
-    tmp = tempfile.mkdtemp(prefix="fgo-tool-")
-    rfd = wfd = -1
+    tmp: str | None = None
+    fds: list[int] = []
     proc: subprocess.Popen[bytes] | None = None
+    sandbox_pid: int | None = None
+    info_fd = -1
     try:
-        scratch = os.path.join(tmp, "scratch")
-        os.mkdir(scratch)
-        files_path = ""
-        if files_dir is not None:
-            files_path = os.path.join(scratch, "files")
-            _copy_files(Path(files_dir), Path(files_path))
-        out_path = os.path.join(tmp, "output")
-        nonce = "\x1e" + secrets.token_hex(16) + "\x1e"
         rfd, wfd = os.pipe()
-        cfg = {
+        fds += [rfd, wfd]
+        nonce = "\x1e" + secrets.token_hex(16) + "\x1e"
+        cfg: dict[str, Any] = {
             "nonce": nonce, "result_fd": wfd, "max_output": int(max_output),
             "source": source, "name": name, "arguments": args_json,
-            "scratch": scratch, "files": files_path,
             "site": _site_dirs(), "read_roots": _read_roots(allow_read),
             "cpu_s": int(math.ceil(timeout)) + 1, "memory": int(memory_mb) << 20,
-            "fsize": int(max_file_mb) << 20,
+            "fsize": int(max_file_mb) << 20, "drop_to_uid": 0, "nproc": 0,
         }
+        pass_fds = [wfd]
+        if layer is not None:
+            scratch = f"/tmp/fgo-tool-{secrets.token_hex(6)}/scratch"
+            files_path = f"{scratch}/files" if files_dir is not None else ""
+            bind_files = str(Path(files_dir).resolve()) if files_dir is not None else None
+            if bind_files is not None and layer.how == "root" and not _world_readable(bind_files):
+                tmp = tempfile.mkdtemp(prefix="fgo-tool-")  # the unprivileged uid must read them
+                os.chmod(tmp, 0o755)
+                bind_files = os.path.join(tmp, "files")
+                _copy_files(Path(files_dir), Path(bind_files))  # type: ignore[arg-type]
+            info_r, info_w = os.pipe()
+            fds += [info_r, info_w]
+            info_fd = info_r
+            pass_fds.append(info_w)
+            argv = isolation.command(layer, scratch=scratch, files_dir=bind_files,
+                                     read_paths=[str(p) for p in allow_read],
+                                     tmpfs_bytes=max(64 << 20, 2 * (int(max_file_mb) << 20)), info_fd=info_w)
+            argv.append(isolation.python_executable())
+            cfg["drop_to_uid"] = isolation.sandbox_uid() if layer.how == "root" else 0
+            cfg["nproc"] = isolation.NPROC
+            cwd = None
+        else:
+            tmp = tempfile.mkdtemp(prefix="fgo-tool-")
+            scratch = os.path.join(tmp, "scratch")
+            os.mkdir(scratch)
+            files_path = ""
+            if files_dir is not None:
+                files_path = os.path.join(scratch, "files")
+                _copy_files(Path(files_dir), Path(files_path))
+            argv = [sys.executable]
+            cwd = scratch
+        cfg["scratch"], cfg["files"] = scratch, files_path
         env = {
             "PATH": "/usr/bin:/bin", "HOME": scratch, "TMPDIR": scratch,
             "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "MALLOC_ARENA_MAX": "2",
@@ -489,55 +546,40 @@ def run_tool(
         }
         if files_path:
             env["TASK_FILES"] = files_path
-        with open(out_path, "wb") as out_f:
-            proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-B", "-X", "utf8", "-c", _BOOTSTRAP],
-                stdin=subprocess.PIPE, stdout=out_f, stderr=subprocess.STDOUT,
-                cwd=scratch, env=env, pass_fds=(wfd,), start_new_session=True,
-            )
-        os.close(wfd)
-        wfd = -1
-        try:
-            assert proc.stdin is not None
-            proc.stdin.write(json.dumps(cfg).encode("utf-8"))
-            proc.stdin.close()
-        except OSError:  # the child died before reading (e.g. memory too small)
-            pass
-
         deadline = started + timeout
-        cap = 16 * max_output + 65536
-        raw = bytearray()
-        timed_out = False
-        eof = False
-        poller = select.poll()
-        poller.register(rfd, select.POLLIN | select.POLLHUP | select.POLLERR)
-        while not eof:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                timed_out = True
-                break
-            if not poller.poll(max(1, int(remaining * 1000))):
-                continue
-            chunk = os.read(rfd, 65536)
-            if not chunk:
-                eof = True
-            elif len(raw) < cap:
-                raw += chunk
-        res = _parse_result(bytes(raw), nonce) if eof else None
-        if not timed_out:
-            # with a result the child is only exiting: allow it a moment past the deadline
-            grace = 1.0 if res is not None else 0.0
+        with tempfile.TemporaryFile() as out_f:  # unlinked: nothing is left should the app die
+            proc = subprocess.Popen(
+                [*argv, "-I", "-S", "-B", "-X", "utf8", "-c", _BOOTSTRAP],
+                stdin=subprocess.PIPE, stdout=out_f, stderr=subprocess.STDOUT,
+                cwd=cwd, env=env, pass_fds=pass_fds, start_new_session=True,
+            )
+            for fd in pass_fds:
+                os.close(fd)
+                fds.remove(fd)
+            if layer is not None:
+                sandbox_pid = _read_sandbox_pid(info_fd, proc.pid, deadline)
             try:
-                proc.wait(timeout=max(0.0, deadline - time.monotonic()) + grace)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-        if proc.returncode is None:
-            _kill_group(proc)
-        duration_ms = (time.monotonic() - started) * 1000.0
+                assert proc.stdin is not None
+                proc.stdin.write(json.dumps(cfg).encode("utf-8"))
+                proc.stdin.close()
+            except OSError:  # the child died before reading (e.g. memory too small)
+                pass
 
-        fd_total = os.path.getsize(out_path)
-        with open(out_path, "rb") as f:  # what bypassed sys.stdout (os.write, C code)
-            fd_output = f.read(4 * max_output + 4096).decode("utf-8", "replace")
+            raw, eof, timed_out = _collect(rfd, deadline, 16 * max_output + 65536)
+            res, violation = _parse_result(bytes(raw), nonce) if eof else (None, None)
+            if not timed_out:
+                # with a result the child is only exiting: allow it a moment past the deadline
+                grace = 1.0 if res is not None else 0.0
+                try:
+                    proc.wait(timeout=max(0.0, deadline - time.monotonic()) + grace)
+                except subprocess.TimeoutExpired:
+                    timed_out = True
+            if proc.returncode is None:
+                _kill(proc, sandbox_pid)
+            duration_ms = (time.monotonic() - started) * 1000.0
+            fd_total = out_f.seek(0, os.SEEK_END)
+            out_f.seek(0)  # what bypassed sys.stdout (os.write, C code), and bwrap's own messages
+            fd_output = out_f.read(4 * max_output + 4096).decode("utf-8", "replace")
         if fd_total > len(fd_output):
             fd_output = _truncate(fd_output, max_output, fd_total)
         if res is not None:
@@ -545,29 +587,90 @@ def run_tool(
             if fd_output.strip():
                 stdout = (stdout + ("\n" if stdout else "") + fd_output)
             limit = max(max_output, 64)  # room for the truncation mark of a tiny limit
+            ok = res["ok"] and violation is None
+            error = None if ok else _one_line(violation or res.get("error") or "unknown error")
             return ToolResult(
-                ok=res["ok"], value=_truncate(res.get("value", ""), limit),
-                error=None if res["ok"] else _one_line(res.get("error") or "unknown error"),
+                ok=ok, value=_truncate(res.get("value", ""), limit), error=error,
                 stdout=_truncate(stdout, limit), duration_ms=duration_ms,
                 traceback=_truncate(res.get("traceback", ""), limit),
             )
-        if timed_out or proc.returncode == -signal.SIGALRM:
+        if violation is not None:
+            error = violation
+        elif timed_out or proc.returncode in (-signal.SIGALRM, 128 + signal.SIGALRM):
             error = f"timed out after {_fmt_seconds(timeout)} s"
         else:
-            error = _death_reason(proc.returncode, fd_output)
+            error = _death_reason(proc.returncode, fd_output, isolated=layer is not None)
         return ToolResult(ok=False, value="", error=error,
                           stdout=_truncate(fd_output, max_output), duration_ms=duration_ms)
     finally:
         if proc is not None and proc.returncode is None:
-            _kill_group(proc)
-        for fd in (rfd, wfd):
-            if fd >= 0:
-                os.close(fd)
-        _remove_tree(tmp)
+            _kill(proc, sandbox_pid)
+        for fd in fds:
+            os.close(fd)
+        if tmp is not None:
+            _remove_tree(tmp)
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """Kill the child's whole process group (it leads its own session), then reap it."""
+def _world_readable(root: str) -> bool:
+    """Whether an unprivileged uid can read every file under ``root`` in place."""
+    for dirpath, _dirnames, filenames in os.walk(root):
+        if os.stat(dirpath).st_mode & 0o005 != 0o005:
+            return False
+        for f in filenames:
+            if os.stat(os.path.join(dirpath, f)).st_mode & 0o004 == 0:
+                return False
+    return True
+
+
+def _read_sandbox_pid(fd: int, outer_pid: int, deadline: float) -> int | None:
+    """bwrap's --info-fd names the host pid of the sandbox's init; read it before the tool
+    runs (so tool code cannot forge it) and check it is bwrap's own child."""
+    data = b""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+    while b"}" not in data:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not poller.poll(max(1, int(remaining * 1000))):
+            return None
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return None
+        data += chunk
+    try:
+        pid = int(json.loads(data[: data.index(b"}") + 1])["child-pid"])
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+    except (ValueError, KeyError, TypeError, OSError, IndexError):
+        return None
+    return pid if ppid == outer_pid else None
+
+
+def _collect(rfd: int, deadline: float, cap: int) -> tuple[bytearray, bool, bool]:
+    """Read the result pipe until EOF or the deadline: (data, eof, timed_out)."""
+    raw = bytearray()
+    poller = select.poll()
+    poller.register(rfd, select.POLLIN | select.POLLHUP | select.POLLERR)
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return raw, False, True
+        if not poller.poll(max(1, int(remaining * 1000))):
+            continue
+        chunk = os.read(rfd, 65536)
+        if not chunk:
+            return raw, True, False
+        if len(raw) < cap:
+            raw += chunk
+
+
+def _kill(proc: subprocess.Popen[bytes], sandbox_pid: int | None) -> None:
+    """Kill the sandbox's init (the kernel then kills its whole PID namespace, setsid or
+    not) and the child's process group, then reap it."""
+    if sandbox_pid is not None:
+        try:
+            os.kill(sandbox_pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):

@@ -55,7 +55,7 @@ class RunResult:
 
 
 def build_suite(config: RunConfig) -> Suite:
-    return load_suite(config.suite, seed=config.seed, **config.suite_options)
+    return load_suite(config.suite, seed=config.seed, sandbox=config.sandbox, **config.suite_options)
 
 
 def _task_row(t: Task, split: str) -> dict[str, Any]:

@@ -70,10 +70,17 @@ class Suite(Protocol):
 
 SuiteFactory = Callable[..., Suite]
 _REGISTRY: dict[str, SuiteFactory] = {}
+_RUNS_TOOLS: set[str] = set()
 
 
-def register_suite(name: str, factory: SuiteFactory) -> None:
+def register_suite(name: str, factory: SuiteFactory, *, runs_tools: bool = False) -> None:
+    """``runs_tools``: the suite executes LLM-written code, so its factory takes the
+    run's ``sandbox`` setting (``strict`` / ``auto`` / ``in-process``)."""
     _REGISTRY[name] = factory
+    if runs_tools:
+        _RUNS_TOOLS.add(name)
+    else:
+        _RUNS_TOOLS.discard(name)
 
 
 def suite_names() -> list[str]:
@@ -100,10 +107,12 @@ def _load_builtins() -> None:
                 raise
 
 
-def load_suite(name: str, *, seed: int = 0, **options: Any) -> Suite:
+def load_suite(name: str, *, seed: int = 0, sandbox: str | None = None, **options: Any) -> Suite:
     """Build a suite by name (``household``, ``invoices``, ``tools``) or from a JSONL
     path (``jsonl`` with ``path=…``)."""
     _load_builtins()
     if name not in _REGISTRY:
         raise ConfigError(f"unknown suite {name!r}; choose one of: {', '.join(sorted(_REGISTRY))}")
+    if sandbox is not None and name in _RUNS_TOOLS:
+        options = {"sandbox": sandbox, **options}
     return _REGISTRY[name](seed=seed, **options)

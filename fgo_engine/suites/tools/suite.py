@@ -20,6 +20,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from fgo_engine import isolation
 from fgo_engine.errors import ConfigError, MalformedOutputError
 from fgo_engine.sandbox import ToolResult, run_tool
 from fgo_engine.suites import scoring
@@ -41,7 +42,8 @@ File paths are plain file names such as 'sales.csv'. Use tools to read, search a
 guessing; each tool result comes back as a message. When you know the answer, reply without a tool call
 and end with a line of the form "Answer: <value>"."""
 
-OPTIONS = ("n_train", "n_test", "files_root", "max_steps", "tool_timeout", "tool_memory_mb", "cache_results")
+OPTIONS = ("n_train", "n_test", "files_root", "max_steps", "tool_timeout", "tool_memory_mb", "cache_results",
+           "sandbox")
 RESULT_CHARS = 4000  # a tool observation is clipped to this many characters
 
 
@@ -120,7 +122,9 @@ class ToolRunner:
     source, the tool, its arguments and the task files, so completed results are kept
     in an LRU cache (timeouts and crashes are not: they may be load-dependent)."""
 
-    def __init__(self, *, timeout: float, memory_mb: int, cache: bool, max_entries: int = 20000):
+    def __init__(self, *, timeout: float, memory_mb: int, cache: bool, max_entries: int = 20000,
+                 sandbox: str = isolation.DEFAULT_MODE):
+        self.sandbox = sandbox
         self.timeout = timeout
         self.memory_mb = memory_mb
         self.cache_enabled = cache
@@ -143,7 +147,7 @@ class ToolRunner:
         with self._lock:
             self.sandbox_calls += 1
         result = run_tool(source, name, args, files_dir=files_dir, timeout=self.timeout,
-                          memory_mb=self.memory_mb, max_output=RESULT_CHARS)
+                          memory_mb=self.memory_mb, max_output=RESULT_CHARS, sandbox=self.sandbox)
         transient = not result.ok and result.error is not None and (
             "timed out" in result.error or "crashed" in result.error or "exited with code" in result.error)
         if self.cache_enabled and not transient:
@@ -184,7 +188,7 @@ class ToolsSuite:
 
     def __init__(self, seed: int = 0, *, n_train: int = 36, n_test: int = 60, files_root: str | None = None,
                  max_steps: int = 8, tool_timeout: float = 5.0, tool_memory_mb: int = 256,
-                 cache_results: bool = True, **unknown: Any):
+                 cache_results: bool = True, sandbox: str = isolation.DEFAULT_MODE, **unknown: Any):
         if unknown:
             raise ConfigError(f"tools: unknown option {sorted(unknown)[0]!r}; options are {', '.join(OPTIONS)}")
         for label, v in (("n_train", n_train), ("n_test", n_test), ("max_steps", max_steps),
@@ -200,7 +204,11 @@ class ToolsSuite:
         self.n_test = n_test
         self.files_root = Path(files_root) if files_root else default_files_root()
         self.max_steps = max_steps
-        self.runner = ToolRunner(timeout=float(tool_timeout), memory_mb=tool_memory_mb, cache=bool(cache_results))
+        if sandbox not in isolation.MODES:
+            raise ConfigError(f"sandbox must be one of {', '.join(isolation.MODES)} (got {sandbox!r})")
+        isolation.resolve(sandbox)  # strict without the OS layer fails here, before any file is written
+        self.runner = ToolRunner(timeout=float(tool_timeout), memory_mb=tool_memory_mb, cache=bool(cache_results),
+                                 sandbox=sandbox)
         self._tasks: dict[str, list[Task]] = {}
 
     # -- tasks ------------------------------------------------------------------------
