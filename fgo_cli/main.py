@@ -344,7 +344,9 @@ def main(argv: list[str] | None = None) -> int:
                    "bench": cmd_bench}[args.command]
         return handler(args)
     except FGOError as exc:
-        print(f"fgo: error: {exc}", file=sys.stderr)
+        from fgo_engine.redaction import scrub
+
+        print(f"fgo: error: {scrub(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("fgo: interrupted", file=sys.stderr)

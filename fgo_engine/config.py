@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from fgo_engine.errors import ConfigError
+from fgo_engine.redaction import is_secret_name
 
 ROLES = ("agent", "evaluator", "optimizer", "merger")
 CLUSTERS = ("kmeans", "spectral", "bisect", "none")
@@ -54,7 +55,10 @@ class RoleConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("api_key")
-        d["params"] = {k: v for k, v in self.params.items() if "key" not in k.lower()}
+        params = {k: v for k, v in self.params.items() if "key" not in k.lower()}
+        if isinstance(params.get("extra_headers"), dict):  # Authorization & co. stay in memory
+            params["extra_headers"] = {h: v for h, v in params["extra_headers"].items() if not is_secret_name(h)}
+        d["params"] = params
         return d
 
 
@@ -88,6 +92,9 @@ class RunConfig:
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         if not isinstance(data, dict):
             raise ConfigError("config must be a mapping of settings")
+        if "api_key" in data:
+            raise ConfigError("api_key: a key is never read from a config file; put it in an environment variable "
+                              "and name that variable with api_key_env (per role)")
         known = {f.name for f in fields(cls)} | {"model"}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -108,6 +115,9 @@ class RunConfig:
                 continue
             if not isinstance(spec, dict):
                 raise ConfigError(f"roles.{role} must be a model name or a mapping")
+            if "api_key" in spec:
+                raise ConfigError(f"roles.{role}: a key is never read from a config file; put it in an environment "
+                                  "variable and name that variable with api_key_env")
             bad = sorted(set(spec) - role_fields)
             if bad:
                 raise ConfigError(f"roles.{role}: unknown setting {bad[0]!r}")

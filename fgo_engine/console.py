@@ -7,6 +7,7 @@ import time
 from typing import TextIO
 
 from fgo_engine import events as ev
+from fgo_engine import redaction
 
 
 class ConsolePrinter:
@@ -21,7 +22,7 @@ class ConsolePrinter:
     def _say(self, text: str) -> None:
         with self._lock:
             t = time.perf_counter() - self._start
-            print(f"[{t:7.1f}s] {text}", file=self.out, flush=True)
+            print(f"[{t:7.1f}s] {redaction.scrub(text)}", file=self.out, flush=True)
 
     def __call__(self, e: ev.Event) -> None:
         if isinstance(e, ev.RunStarted):

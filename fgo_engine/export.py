@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from fgo_engine import redaction
+
 
 def session_report(store: Any) -> dict[str, Any]:
     info = store.session_info()
@@ -45,7 +47,7 @@ def session_report(store: Any) -> dict[str, Any]:
 
 
 def to_json(report: dict[str, Any]) -> str:
-    return json.dumps(report, indent=2, ensure_ascii=False)
+    return redaction.scrub(json.dumps(report, indent=2, ensure_ascii=False))
 
 
 def _f(x: Any) -> str:
@@ -88,4 +90,4 @@ def to_markdown(report: dict[str, Any]) -> str:
             "|---|---|---|---|---|---|---|"]
     out += [f"| {r['role']} | {r['calls']} | {r['cache_hits']} | {r['prompt_tokens']:,} | {r['completion_tokens']:,} | "
             f"${r['cost'] or 0:.4f} | {r['errors']} |" for r in report["ledger"]]
-    return "\n".join(out) + "\n"
+    return redaction.scrub("\n".join(out) + "\n")

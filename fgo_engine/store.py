@@ -32,6 +32,7 @@ from sqlite_utils import Database
 from sqlite_utils.db import NotFoundError
 
 from fgo_engine import __version__ as APP_VERSION
+from fgo_engine import redaction
 from fgo_engine.errors import SchemaTooNewError, SessionError
 from fgo_engine.timeutil import now
 
@@ -196,7 +197,9 @@ def _encode_row(row: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in row.items():
         if key.endswith("_json") and value is not None and not isinstance(value, str):
-            value = json.dumps(value, ensure_ascii=False)
+            value = json.dumps(redaction.scrub_value(value), ensure_ascii=False)
+        elif isinstance(value, str):
+            value = redaction.scrub(value)  # no secret the process knows reaches the file
         elif isinstance(value, bool):
             value = int(value)
         out[key] = value

@@ -13,10 +13,11 @@ REPLY = "Answer: teal\n<instruction>\nYou answer questions.\n- A glorp always ha
 
 def test_api_keys_never_written(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("MY_PROVIDER_KEY", ENV_KEY)
+    monkeypatch.setenv("MY_OTHER_KEY", CFG_KEY)  # an api_key in the file is refused (see test_secrets_echo)
     roles = {
         "agent": {"model": "openai/gpt-4o-mini", "api_key_env": "MY_PROVIDER_KEY", "params": {"mock_response": REPLY}},
-        "evaluator": {"model": "openai/gpt-4o-mini", "api_key": CFG_KEY, "params": {"mock_response": REPLY}},
-        "optimizer": {"model": "openai/gpt-4o-mini", "api_key": CFG_KEY, "params": {"mock_response": REPLY}},
+        "evaluator": {"model": "openai/gpt-4o-mini", "api_key_env": "MY_OTHER_KEY", "params": {"mock_response": REPLY}},
+        "optimizer": {"model": "openai/gpt-4o-mini", "api_key_env": "MY_OTHER_KEY", "params": {"mock_response": REPLY}},
         "merger": {"model": "openai/gpt-4o-mini", "api_key_env": "MY_PROVIDER_KEY",
                    "params": {"mock_response": REPLY}},
     }

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from fgo_engine import redaction
 from fgo_engine.config import RoleConfig
 from fgo_engine.errors import BudgetExceededError, ContextOverflowError, LLMError
 from fgo_engine.llm import tokens
@@ -111,7 +112,7 @@ def redact(text: str, secrets: list[str]) -> str:
     for s in secrets:
         if s and len(s) >= 6:
             text = text.replace(s, "***")
-    return text
+    return redaction.scrub(text)  # and every other secret the process knows
 
 
 class Gateway:
@@ -130,6 +131,8 @@ class Gateway:
         rng: random.Random | None = None,
     ):
         self.roles = roles
+        for rc in roles.values():
+            redaction.register_role(rc)
         self.store = store
         self.use_cache = use_cache
         self.retries = retries
@@ -432,5 +435,5 @@ def _ms(start: float) -> float:
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:
-    s = " ".join(str(exc).split())
+    s = redaction.scrub(" ".join(str(exc).split()))  # before cutting: never half a key
     return s if len(s) <= limit else s[:limit] + "…"

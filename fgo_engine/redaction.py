@@ -1,0 +1,101 @@
+"""Every secret value this process knows, and one function that blanks them out of text.
+
+Secrets are: the values of environment variables that hold credentials (every provider
+variable litellm reads — ``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``, ``AWS_SECRET_ACCESS_KEY``,
+… — recognised by name, plus any ``api_key_env`` a config names) and values registered
+at run time (``api_key``, ``extra_headers`` such as ``Authorization``). :func:`scrub` is
+applied to everything the engine writes or prints: ledger and session errors, every
+string the store writes, exports, the command line's messages.
+"""
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = ["MASK", "is_secret_name", "refresh", "register", "register_role", "scrub", "scrub_value"]
+
+MASK = "***"
+_MIN_LEN = 6  # shorter values would blank out ordinary words
+# Names of variables that hold credentials: litellm's provider variables all match
+# (…_API_KEY, …_APIKEY, …_TOKEN, AWS_SECRET_ACCESS_KEY, AZURE_AD_TOKEN, HF_TOKEN, …).
+_SECRET_NAME = re.compile(r"API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|ACCESS_KEY|CREDENTIAL|AUTH", re.IGNORECASE)
+_SECRET_HEADER = re.compile(r"authorization|api[-_]?key|token|secret|cookie|auth", re.IGNORECASE)
+_registered: set[str] = set()
+_env_names: set[str] = set()
+_lock = threading.Lock()
+_cache: list[str] | None = None  # the environment is read again after each register()
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a variable or header name says its value is a credential."""
+    return bool(_SECRET_NAME.search(name) or _SECRET_HEADER.search(name))
+
+
+def refresh() -> None:
+    """Read the environment again on the next scrub (a variable was set since)."""
+    global _cache
+    with _lock:
+        _cache = None
+
+
+def register(values: Iterable[Any]) -> None:
+    """Remember values to blank out from now on (keys held in memory, header values)."""
+    global _cache
+    with _lock:
+        _cache = None
+        for v in values:
+            if isinstance(v, str) and len(v.strip()) >= _MIN_LEN:
+                _registered.add(v.strip())
+                if v.lower().startswith("bearer "):
+                    _registered.add(v[7:].strip())
+
+
+def register_role(rc: Any) -> None:
+    """A role's secrets: its in-memory key, the variable it names, its extra headers."""
+    global _cache
+    if getattr(rc, "api_key_env", None):
+        with _lock:
+            _env_names.add(rc.api_key_env)
+            _cache = None
+    headers = (getattr(rc, "params", None) or {}).get("extra_headers") or {}
+    register([getattr(rc, "api_key", None), *(headers.values() if isinstance(headers, dict) else [])])
+
+
+def _known() -> list[str]:
+    global _cache
+    with _lock:
+        if _cache is not None:
+            return _cache
+        found = set(_registered)
+        names = set(_env_names)
+    for name, value in os.environ.items():
+        if (name in names or _SECRET_NAME.search(name)) and len(value.strip()) >= _MIN_LEN:
+            found.add(value.strip())
+    known = sorted(found, key=len, reverse=True)  # longest first: a key inside a longer one
+    with _lock:
+        _cache = known
+    return known
+
+
+def scrub(text: str) -> str:
+    """``text`` with every known secret value replaced by ``***``."""
+    if not isinstance(text, str) or not text:
+        return text
+    for secret in _known():
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def scrub_value(value: Any) -> Any:
+    """Scrub strings inside JSON-like data (dicts, lists)."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {k: scrub_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrub_value(v) for v in value]
+    return value
