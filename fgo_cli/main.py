@@ -217,14 +217,22 @@ def cmd_resume(a: argparse.Namespace) -> int:
 
 
 def list_sessions(folder: Path) -> list[dict[str, Any]]:
+    """Every ``*.db`` in ``folder``; files that are not sessions are listed as such (``label``)."""
+    from fgo_engine.errors import IncompleteSessionError, NotASessionError
     from fgo_engine.store import Store
 
     out = []
     for p in sorted(folder.glob("*.db"), key=lambda p: p.stat().st_mtime, reverse=True):
         try:
             st = Store.open(p, readonly=True)
+        except NotASessionError as exc:
+            out.append({"path": str(p), "error": str(exc), "label": "not a session"})
+            continue
+        except IncompleteSessionError as exc:
+            out.append({"path": str(p), "error": str(exc), "label": "incomplete"})
+            continue
         except FGOError as exc:
-            out.append({"path": str(p), "error": str(exc)})
+            out.append({"path": str(p), "error": str(exc), "label": "unreadable"})
             continue
         try:
             info = st.session_info()
@@ -235,6 +243,8 @@ def list_sessions(folder: Path) -> list[dict[str, Any]]:
             out.append({"path": str(p), "name": info["name"], "suite": info["suite"], "status": info["status"],
                         "best_score": info["best_score"], "tokens": tokens, "models": models,
                         "method": cfg.get("method", "fgo"), "updated_at": info["updated_at"]})
+        except Exception as exc:  # noqa: BLE001 - one odd file must not hide the others
+            out.append({"path": str(p), "error": " ".join(str(exc).split()), "label": "unreadable"})
         finally:
             st.close()
     return out
@@ -249,7 +259,7 @@ def cmd_sessions(a: argparse.Namespace) -> int:
             return 0
         for r in rows:
             if "error" in r:
-                print(f"{r['path']}: unreadable ({r['error']})")
+                print(f"{r['path']}: {r['label']} ({r['error']})")
                 continue
             score = "—" if r["best_score"] is None else f"{r['best_score']:.3f}"
             print(f"{r['path']}  {r['suite']:<9} {r['method']:<13} {r['status']:<9} best {score}  "
@@ -270,9 +280,16 @@ def cmd_sessions(a: argparse.Namespace) -> int:
         return 0
     if not path.exists():
         raise SessionError(f"no session file at {path}")
-    from fgo_engine.store import Store
+    from fgo_engine.errors import IncompleteSessionError, SessionLockedError
+    from fgo_engine.store import Store, lock_file, session_holder
 
-    Store.open(path, readonly=True).close()  # refuse to delete what is not a session
+    holder = session_holder(path)
+    if holder:
+        raise SessionLockedError(f"{path} is in use by {holder}; not deleted")
+    try:
+        Store.open(path, readonly=True).close()  # refuse to delete what is not a session
+    except IncompleteSessionError:
+        pass  # an interrupted creation: nothing in it, deleting is what it needs
     if not a.yes:
         if not sys.stdin.isatty():
             raise ConfigError("refusing to delete without confirmation; pass --yes")
@@ -281,6 +298,7 @@ def cmd_sessions(a: argparse.Namespace) -> int:
             return 0
     for suffix in ("", "-wal", "-shm"):
         Path(str(path) + suffix).unlink(missing_ok=True)
+    lock_file(path).unlink(missing_ok=True)
     print(f"deleted {path}")
     return 0
 

@@ -137,9 +137,15 @@ class RunConfig:
         p = Path(path)
         if not p.exists():
             raise ConfigError(f"config file not found: {p}")
+        if not p.is_file():
+            raise ConfigError(f"{p} is not a file: --config takes a TOML or JSON file")
         try:
             text = p.read_text(encoding="utf-8")
             data = tomllib.loads(text) if p.suffix == ".toml" else json.loads(text)
+        except OSError as exc:
+            raise ConfigError(f"cannot read {p}: {exc.strerror}") from None
+        except RecursionError:
+            raise ConfigError(f"{p}: nested too deeply") from None
         except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{p}: not valid {'TOML' if p.suffix == '.toml' else 'JSON'}: {exc}") from None
         return cls.from_dict(data)
@@ -160,6 +166,15 @@ class RunConfig:
             return isinstance(v, int) and not isinstance(v, bool)
 
         need(isinstance(self.suite, str) and bool(self.suite), "suite must be a name")
+        need(isinstance(self.suite_options, dict),
+             f"suite_options must be a table of key = value settings (got {self.suite_options!r})")
+        need(isinstance(self.cache, bool), f"cache must be true or false (got {self.cache!r})")
+        need(is_int(self.retries) and 0 <= self.retries <= 100,
+             f"retries must be a whole number 0..100 (got {self.retries!r})")
+        need(is_int(self.task_workers) and 1 <= self.task_workers <= 256,
+             f"task_workers must be 1..256 (got {self.task_workers!r})")
+        need(isinstance(self.role_budgets, dict), "role_budgets must map roles to token budgets")
+        need(isinstance(self.roles, dict), "roles must map role names to settings")
         need(self.sandbox in SANDBOX_MODES,
              f"sandbox must be one of {', '.join(SANDBOX_MODES)} (got {self.sandbox!r})")
         need(self.method in METHODS, f"method must be one of {', '.join(METHODS)} (got {self.method!r})")
@@ -189,6 +204,14 @@ class RunConfig:
                  f"roles.{role}.max_concurrency must be ≥ 1")
             need(rc.max_tokens is None or (is_int(rc.max_tokens) and rc.max_tokens > 0),
                  f"roles.{role}.max_tokens must be a positive whole number")
+            need(isinstance(rc.params, dict), f"roles.{role}.params must be a table")
+            if rc.model.startswith("fgo-sim/"):
+                from fgo_engine.sim.profiles import parse_model
+
+                prof = parse_model(rc.model)
+                bad = [f for f in ("latency", "noise", "guess", "critic_noise", "drift", "merge_loss", "window",
+                                   "attention") if getattr(prof, f) < 0]
+                need(not bad, f"roles.{role}.model: {bad[0] if bad else ''} must not be negative in {rc.model!r}")
 
     def with_model(self, model: str) -> RunConfig:
         for rc in self.roles.values():

@@ -18,6 +18,18 @@ class SessionError(FGOError):
     """A missing, corrupt or incompatible session file."""
 
 
+class SessionLockedError(SessionError):
+    """Another process has the session open for writing (names it: pid and host)."""
+
+
+class NotASessionError(SessionError):
+    """A file that is not an FGO session (another application's SQLite file, say); never touched."""
+
+
+class IncompleteSessionError(SessionError):
+    """An FGO session file whose creation was interrupted: it holds nothing; it may be deleted."""
+
+
 class SchemaTooNewError(SessionError):
     """The session was written by a newer FGO Studio than this one."""
 

@@ -13,10 +13,13 @@ timestamps are ISO-8601 UTC text.
 from __future__ import annotations
 
 import atexit
+import fcntl
 import itertools
 import json
+import os
 import queue
 import re
+import socket
 import sqlite3
 import sys
 import threading
@@ -33,7 +36,13 @@ from sqlite_utils.db import NotFoundError
 
 from fgo_engine import __version__ as APP_VERSION
 from fgo_engine import redaction
-from fgo_engine.errors import SchemaTooNewError, SessionError
+from fgo_engine.errors import (
+    IncompleteSessionError,
+    NotASessionError,
+    SchemaTooNewError,
+    SessionError,
+    SessionLockedError,
+)
 from fgo_engine.timeutil import now
 
 __all__ = [
@@ -61,6 +70,8 @@ _SECRET_KEY = re.compile(r"api[_-]?key(?![_-]?env$)|secret|password|passwd|autho
 
 
 utc_now = now  # the one timestamp helper (fgo_engine.timeutil)
+# PRAGMA application_id of every session file ("FGOS"): read before anything else is.
+APPLICATION_ID = 0x46474F53
 
 
 # --------------------------------------------------------------------------- schema
@@ -248,18 +259,31 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
 
 
 def _read_version(conn: sqlite3.Connection, path: Path) -> int:
-    """meta.schema_version, or SessionError if this is not an FGO session file."""
+    """meta.schema_version, or SessionError if this is not an FGO session file.
+
+    The application id decides first: another application's id means not ours; ours
+    without a schema means an interrupted creation; 0 is accepted only for a complete
+    session written before application ids (meta with schema_version and app_version,
+    and a session table)."""
     try:
-        has_meta = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
-        ).fetchone()
-        if not has_meta:
-            raise SessionError(f"{path} is not an FGO session (no meta table)")
-        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        if app_id not in (0, APPLICATION_ID):
+            raise NotASessionError(f"{path} is not an FGO session (another application's SQLite file, "
+                                   f"application_id {app_id:#x}); it was left unchanged")
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        row = keys = None
+        if "meta" in tables:
+            keys = {r[0]: r[1] for r in conn.execute(
+                "SELECT key, value FROM meta WHERE key IN ('schema_version', 'app_version')")}
+            row = (keys["schema_version"],) if "schema_version" in keys else None
     except sqlite3.DatabaseError as exc:
         raise SessionError(f"{path} is not a readable SQLite file: {_one_line(exc)}") from exc
-    if row is None:
-        raise SessionError(f"{path} is not an FGO session (no schema_version in meta)")
+    if app_id == APPLICATION_ID and row is None:
+        raise IncompleteSessionError(f"{path} is an incomplete session file (its creation was interrupted); "
+                                     f"`fgo sessions delete {path}` removes it")
+    if app_id == 0 and (row is None or "app_version" not in (keys or {}) or "session" not in tables):
+        raise NotASessionError(f"{path} is not an FGO session; it was left unchanged")
+    assert row is not None
     try:
         version = int(row[0])
     except (TypeError, ValueError):
@@ -282,6 +306,9 @@ def _probe(path: Path) -> int:
         raise SessionError(f"no session file at {path}")
     if not path.is_file():
         raise SessionError(f"{path} is not a file")
+    if path.stat().st_size == 0 and not Path(f"{path}-wal").exists():
+        raise IncompleteSessionError(f"{path} is an incomplete session file (empty: its creation was interrupted); "
+                                     f"`fgo sessions delete {path}` removes it")
     wal = Path(f"{path}-wal")
     try:
         conn = sqlite3.connect(_ro_uri(path, immutable=not wal.exists()), uri=True)
@@ -291,6 +318,109 @@ def _probe(path: Path) -> int:
         return _read_version(conn, path)
     finally:
         conn.close()
+
+
+# --------------------------------------------------------------------------- one writer process
+
+
+class _SessionLock:
+    """One writing process per session file: ``fcntl.flock`` on ``<session>.lock``, which
+    holds the holder's pid and host. The kernel drops the lock when its process dies,
+    so a stale lock file from a killed process is simply taken over. Stores of one
+    process share the lock (the app reopens a session before closing the old one)."""
+
+    _held: dict[str, list[int]] = {}  # realpath -> [fd, users]
+    _mutex = threading.Lock()
+
+    @staticmethod
+    def path_for(path: Path) -> Path:
+        return Path(f"{path}.lock")
+
+    @classmethod
+    def holder(cls, path: Path) -> str | None:
+        """Who holds the lock ("pid 12 on host h"), or None when nobody does."""
+        lock = cls.path_for(path)
+        try:
+            fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return cls._describe(fd)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _describe(fd: int) -> str:
+        try:
+            info = json.loads(os.pread(fd, 4096, 0).decode("utf-8") or "{}")
+            return f"pid {int(info['pid'])} on host {info['host']}"
+        except (ValueError, KeyError, TypeError, OSError):
+            return "another process"
+
+    @classmethod
+    def acquire(cls, path: Path) -> str:
+        key = os.path.realpath(path)
+        lock = cls.path_for(Path(key))
+        with cls._mutex:
+            if key in cls._held:
+                cls._held[key][1] += 1
+                return key
+            while True:
+                try:
+                    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                except OSError as exc:
+                    raise SessionError(f"cannot lock {path} for writing ({lock}): {_one_line(exc)}") from exc
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    who = cls._describe(fd)
+                    os.close(fd)
+                    raise SessionLockedError(
+                        f"{path} is in use by {who}; wait for it to finish (the app can still view it)") from None
+                try:  # the holder may have removed the file while we waited: lock the current one
+                    current = os.stat(lock)
+                    mine = os.fstat(fd)
+                    same = (current.st_ino, current.st_dev) == (mine.st_ino, mine.st_dev)
+                except FileNotFoundError:
+                    same = False
+                if not same:
+                    os.close(fd)
+                    continue
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                          "since": utc_now()}).encode(), 0)
+                cls._held[key] = [fd, 1]
+                return key
+
+    @classmethod
+    def release(cls, key: str) -> None:
+        with cls._mutex:
+            entry = cls._held.get(key)
+            if entry is None:
+                return
+            entry[1] -= 1
+            if entry[1] > 0:
+                return
+            del cls._held[key]
+            try:
+                os.unlink(cls.path_for(Path(key)))  # while still holding it: see acquire()
+            except OSError:
+                pass
+            os.close(entry[0])
+
+
+def session_holder(path: str | Path) -> str | None:
+    """Which process is writing a session ("pid 12 on host h"), or None."""
+    return _SessionLock.holder(Path(path))
+
+
+def lock_file(path: str | Path) -> Path:
+    return _SessionLock.path_for(Path(path))
 
 
 # --------------------------------------------------------------------------- writer ops
@@ -350,6 +480,7 @@ class Store:
         self._readers: list[tuple[weakref.ref[threading.Thread], Database]] = []
         self._readers_lock = threading.Lock()
         self._tables: set[str] = set()  # writer-thread only
+        self._lock_key: str | None = None
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -357,7 +488,10 @@ class Store:
     def create(cls, path: str | Path, *, name: str, config: dict) -> Store:
         """A new session file; refuses to overwrite one that exists."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SessionError(f"cannot create the folder {path.parent}: {exc.strerror or _one_line(exc)}") from None
         try:
             # "x" claims the path atomically; SQLite treats an empty file as an empty DB.
             with open(path, "x"):
@@ -370,6 +504,7 @@ class Store:
         clean_config = _scrub_secrets(config)
 
         def init(db: Database) -> None:
+            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")  # first: a half-made file is still ours
             db.enable_wal()
             with db.atomic():
                 _apply_migrations(db, 0)
@@ -386,8 +521,10 @@ class Store:
 
         store = cls(path)
         try:
+            store._lock_key = _SessionLock.acquire(path)
             store._start_writer(init)
         except BaseException:
+            store._unlock()
             for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
                 leftover.unlink(missing_ok=True)
             raise
@@ -408,11 +545,23 @@ class Store:
         def init(db: Database) -> None:
             # Re-read on the writing connection: another process may have moved on.
             version = _read_version(db.conn, path)
+            if db.execute("PRAGMA application_id").fetchone()[0] == 0:  # written before ids
+                db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             db.enable_wal()
             _apply_migrations(db, version)
 
-        store._start_writer(init)
+        store._lock_key = _SessionLock.acquire(path)
+        try:
+            store._start_writer(init)
+        except BaseException:
+            store._unlock()
+            raise
         return store
+
+    def _unlock(self) -> None:
+        key, self._lock_key = self._lock_key, None
+        if key is not None:
+            _SessionLock.release(key)
 
     def _start_writer(self, init: Callable[[Database], None]) -> None:
         started = threading.Event()
@@ -490,6 +639,8 @@ class Store:
                 self._queue.put(_STOP)  # after every write already queued
                 if thread is not threading.current_thread():
                     thread.join()
+            if thread is None or thread is not threading.current_thread():
+                self._unlock()
         self._raise_errors()
 
     def __enter__(self) -> Store:

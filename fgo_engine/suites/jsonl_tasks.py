@@ -86,12 +86,20 @@ def _check_row(obj: Any, path: Path, n: int, check: Callable[[str], str | None] 
     return TaskRow(task=task, split=split, line=n)
 
 
+MAX_TASK_BYTES = 1 << 20  # one task line: 1 MiB
+MAX_FILE_BYTES = 64 << 20  # one task file: 64 MiB
+
+
 def read_task_file(path: str | Path,
                    check: Callable[[str], str | None] | None = None) -> list[TaskRow]:
     """Every task in the file, or a :class:`TaskFileError` for the first bad line.
     ``check(expected)`` may name a problem with an expected value (e.g. a bad regex)."""
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES and path.is_file():
+            raise _fail(path, None, f"the task file is {size / 2**20:.0f} MiB; the limit is "
+                                    f"{MAX_FILE_BYTES >> 20} MiB per file")
         raw = path.read_bytes()
     except FileNotFoundError:
         raise _fail(path, None, "task file not found") from None
@@ -111,10 +119,15 @@ def read_task_file(path: str | Path,
             raise _fail(path, n, "not valid UTF-8 text") from None
         if not line.strip():
             continue
+        if len(raw_line) > MAX_TASK_BYTES:
+            raise _fail(path, n, f"the task is {len(raw_line) / 2**20:.1f} MiB; the limit is "
+                                 f"{MAX_TASK_BYTES >> 20} MiB per task")
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise _fail(path, n, f"invalid JSON ({exc.msg} at column {exc.colno})") from None
+        except RecursionError:
+            raise _fail(path, n, "invalid JSON (nested too deeply)") from None
         rows.append(_check_row(obj, path, n, check, seen))
     if not rows:
         raise _fail(path, None, "no tasks (the file is empty)")

@@ -124,7 +124,8 @@ class SessionsScreen(Screen):
         for r in rows:
             name = Path(r["path"]).stem
             if "error" in r:
-                table.add_row(Text(name), Text("?"), Text(""), Text(""), Text("unreadable", style="red"), Text(""),
+                label = Text(r.get("label", "unreadable"), style="red")
+                table.add_row(Text(name), Text("?"), Text(""), Text(""), label, Text(""),
                               Text(""), Text(""), key=r["path"])
                 continue
             status = r["status"] or "new"
