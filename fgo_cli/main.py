@@ -72,6 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--format", choices=("md", "json"), default="md")
     e.add_argument("--out", help="file to write (default: print)")
 
+    sub.add_parser("doctor", help="check this machine: the tool sandbox's OS layer, Python, SQLite, keys set")
+
     b = sub.add_parser("bench", help="compare FGO with the baselines (paper-style table)")
     b.add_argument("--suite", required=True)
     b.add_argument("--methods", default="vanilla,all-at-once,batch-wise,bootstrapping,fgo")
@@ -170,6 +172,11 @@ def _run_headless(session, verbose: bool) -> int:
     signal.signal(signal.SIGINT, on_sigint)
     try:
         result = session.run()
+    except SessionError as exc:  # the session file could not be written (disk full, say): the run stopped
+        from fgo_engine.redaction import scrub
+
+        print(f"fgo: error: the run stopped: {scrub(str(exc))}", file=sys.stderr)
+        return EXIT["failed"]
     finally:
         signal.signal(signal.SIGINT, previous)
         session.close()
@@ -345,6 +352,42 @@ def cmd_bench(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(a: argparse.Namespace) -> int:
+    """Facts about this machine that decide how FGO Studio runs here. Exit 1 when the
+    tool sandbox's OS layer is missing (``sandbox = "strict"`` would refuse to run tools)."""
+    import platform
+    import sqlite3
+
+    from fgo_engine import isolation
+    from fgo_engine.redaction import is_secret_name
+
+    layer = isolation.probe()
+    facts = [
+        ("tool sandbox (OS layer)", ("ok: " if layer.available else "MISSING: ") + layer.describe()),
+        ("tool sandbox default", "auto: " + ("OS layer + in-process guard" if layer.available
+                                             else "in-process guard only (strict would refuse tools)")),
+        ("python", f"{platform.python_version()} ({sys.executable})"),
+        ("platform", f"{platform.system()} {platform.release()} {platform.machine()}"),
+        ("running as", f"uid {os.getuid()}" + (" (root: tools run as a fresh unprivileged uid)"
+                                              if os.getuid() == 0 else "")),
+        ("sqlite", sqlite3.sqlite_version),
+        ("sessions folder", f"{SESSIONS_DIR.resolve()}" + ("" if SESSIONS_DIR.exists() else " (created on first run)")),
+        ("litellm", "installed" if _has_module("litellm") else "missing (only fgo-sim models work)"),
+    ]
+    keys = sorted(k for k, v in os.environ.items() if is_secret_name(k) and v.strip())
+    facts.append(("key variables set", ", ".join(keys) if keys else "none (values are never shown)"))
+    width = max(len(k) for k, _ in facts)
+    for k, v in facts:
+        print(f"{k:<{width}}  {v}")
+    return 0 if layer.available else 1
+
+
+def _has_module(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
 def cmd_app(a: argparse.Namespace, demo: bool) -> int:
     from fgo_tui.app import run_app
 
@@ -359,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             return cmd_app(args, demo=True)
         handler = {"run": cmd_run, "resume": cmd_resume, "sessions": cmd_sessions, "export": cmd_export,
-                   "bench": cmd_bench}[args.command]
+                   "bench": cmd_bench, "doctor": cmd_doctor}[args.command]
         return handler(args)
     except FGOError as exc:
         from fgo_engine.redaction import scrub

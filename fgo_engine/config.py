@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from fgo_engine.errors import ConfigError
-from fgo_engine.redaction import is_secret_name
+from fgo_engine.redaction import is_secret_header
 
 ROLES = ("agent", "evaluator", "optimizer", "merger")
 CLUSTERS = ("kmeans", "spectral", "bisect", "none")
@@ -57,7 +57,7 @@ class RoleConfig:
         d.pop("api_key")
         params = {k: v for k, v in self.params.items() if "key" not in k.lower()}
         if isinstance(params.get("extra_headers"), dict):  # Authorization & co. stay in memory
-            params["extra_headers"] = {h: v for h, v in params["extra_headers"].items() if not is_secret_name(h)}
+            params["extra_headers"] = {h: v for h, v in params["extra_headers"].items() if not is_secret_header(h)}
         d["params"] = params
         return d
 

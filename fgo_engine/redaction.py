@@ -15,13 +15,15 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["MASK", "is_secret_name", "refresh", "register", "register_role", "scrub", "scrub_value"]
+__all__ = ["MASK", "is_secret_header", "is_secret_name", "refresh", "register", "register_role", "scrub", "scrub_value"]
 
 MASK = "***"
 _MIN_LEN = 6  # shorter values would blank out ordinary words
 # Names of variables that hold credentials: litellm's provider variables all match
 # (…_API_KEY, …_APIKEY, …_TOKEN, AWS_SECRET_ACCESS_KEY, AZURE_AD_TOKEN, HF_TOKEN, …).
-_SECRET_NAME = re.compile(r"API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|ACCESS_KEY|CREDENTIAL|AUTH", re.IGNORECASE)
+_SECRET_NAME = re.compile(r"(^|_)(API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|ACCESS_KEY|CREDENTIALS?|AUTH)(_|$)|_KEY$",
+                          re.IGNORECASE)
+_NOT_SECRET = re.compile(r"_(DIR|PATH|SOCK|FILE)$", re.IGNORECASE)  # where things are, not what they are
 _SECRET_HEADER = re.compile(r"authorization|api[-_]?key|token|secret|cookie|auth", re.IGNORECASE)
 _registered: set[str] = set()
 _env_names: set[str] = set()
@@ -30,8 +32,13 @@ _cache: list[str] | None = None  # the environment is read again after each regi
 
 
 def is_secret_name(name: str) -> bool:
-    """Whether a variable or header name says its value is a credential."""
-    return bool(_SECRET_NAME.search(name) or _SECRET_HEADER.search(name))
+    """Whether an environment variable's name says its value is a credential."""
+    return bool(_SECRET_NAME.search(name)) and not _NOT_SECRET.search(name)
+
+
+def is_secret_header(name: str) -> bool:
+    """Whether an HTTP header's name says its value is a credential."""
+    return bool(_SECRET_HEADER.search(name))
 
 
 def refresh() -> None:
@@ -72,7 +79,7 @@ def _known() -> list[str]:
         found = set(_registered)
         names = set(_env_names)
     for name, value in os.environ.items():
-        if (name in names or _SECRET_NAME.search(name)) and len(value.strip()) >= _MIN_LEN:
+        if (name in names or is_secret_name(name)) and len(value.strip()) >= _MIN_LEN:
             found.add(value.strip())
     known = sorted(found, key=len, reverse=True)  # longest first: a key inside a longer one
     with _lock:
