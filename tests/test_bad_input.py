@@ -39,6 +39,12 @@ def test_malformed_config_file(tmp_path, capsys):
     ('suite = "toy"\ncluster = "dbscan"\n', "cluster must be one of"),
     ('suite = "nope"\n', "unknown suite 'nope'"),
     ('suite = "toy"\n[roles.agent]\ntemperature = 9\n', "temperature"),
+    # accepted nonsense before issue 13
+    ('suite = "toy"\nsuite_options = "x"\n', "suite_options must be a table"),
+    ('suite = "toy"\ncache = "no"\n', "cache must be true or false"),
+    ('suite = "toy"\nretries = "many"\n', "retries must be a whole number"),
+    ('suite = "toy"\nmodel = "fgo-sim/small:latency=-1"\n', "latency must not be negative"),
+    ('suite = "toy"\nsandbox = "maybe"\n', "sandbox must be one of strict, auto, in-process"),
 ])
 def test_bad_config_values(tmp_path, capsys, content, needle):
     cfg = tmp_path / "c.toml"
