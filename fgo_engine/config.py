@@ -80,6 +80,7 @@ class RunConfig:
     retries: int = 4
     embedding_model: str | None = None
     evaluate_test: bool = True
+    prompt_budget: int | None = None  # optimizer prompt tokens; None: the optimizer's window minus its reply
 
     # -- construction -----------------------------------------------------------------
     @classmethod
@@ -163,6 +164,8 @@ class RunConfig:
              f"budget_tokens must be a positive whole number (got {self.budget_tokens!r})")
         need(self.budget_cost is None or (isinstance(self.budget_cost, (int, float)) and self.budget_cost > 0),
              f"budget_cost must be a positive number (got {self.budget_cost!r})")
+        need(self.prompt_budget is None or (is_int(self.prompt_budget) and self.prompt_budget > 0),
+             f"prompt_budget must be a positive whole number (got {self.prompt_budget!r})")
         for role, b in self.role_budgets.items():
             need(role in ROLES, f"role_budgets: unknown role {role!r}")
             need(is_int(b) and b > 0, f"role_budgets.{role} must be a positive whole number")

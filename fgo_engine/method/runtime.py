@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fgo_engine import events as ev
+from fgo_engine import prompts
 from fgo_engine.config import RunConfig
 from fgo_engine.control import Control
 from fgo_engine.errors import BudgetExceededError, CancelledError, LLMError, MalformedOutputError
+from fgo_engine.llm import tokens
 from fgo_engine.llm.gateway import Gateway, Scope
 from fgo_engine.review import ReviewGate
 from fgo_engine.suites.base import Completion, Suite
@@ -50,6 +52,7 @@ class Item:
     task_ids: list[str]
     scores_by_category: dict[str, float] = field(default_factory=dict)
     subset_ids: list[int] = field(default_factory=list)
+    depth: int = 0  # height in the merge tree: 0 for a subset, 1 + the deepest child for a node
 
 
 class Runtime:
@@ -67,6 +70,21 @@ class Runtime:
         self.tasks = tasks
         self.pool = ThreadPoolExecutor(max_workers=max(2, config.task_workers), thread_name_prefix="fgo-task")
         self.overflowed = False
+
+    def optimizer_budget(self) -> int | None:
+        """The optimizer prompt's token budget: the configured ``prompt_budget``, else the
+        optimizer model's context window minus room for its reply (the role's max_tokens, else
+        REPLY_RESERVE, at most a quarter of the window); None when the window is unknown."""
+        if self.cfg.prompt_budget is not None:
+            return self.cfg.prompt_budget
+        rc = self.cfg.roles["optimizer"]
+        window = self.gw.window(rc.model)
+        if window is None:
+            return None
+        return max(1, window - min(rc.max_tokens or prompts.REPLY_RESERVE, window // 4))
+
+    def count_optimizer_tokens(self, messages: list[dict[str, Any]]) -> int:
+        return tokens.count_messages(messages, self.cfg.roles["optimizer"].model)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
