@@ -47,6 +47,7 @@ class RoleConfig:
     api_base: str | None = None
     api_key_env: str | None = None
     max_concurrency: int = 8
+    scheduling: str = "fair"  # fair: a free slot goes to the scope holding fewest; fifo: first asked
     params: dict[str, Any] = field(default_factory=dict)
     api_key: str | None = field(default=None, repr=False)
 
@@ -176,6 +177,7 @@ class RunConfig:
             need(isinstance(rc.timeout, (int, float)) and rc.timeout > 0, f"roles.{role}.timeout must be > 0")
             need(is_int(rc.max_concurrency) and rc.max_concurrency >= 1,
                  f"roles.{role}.max_concurrency must be ≥ 1")
+            need(rc.scheduling in ("fair", "fifo"), f"roles.{role}.scheduling must be fair or fifo")
             need(rc.max_tokens is None or (is_int(rc.max_tokens) and rc.max_tokens > 0),
                  f"roles.{role}.max_tokens must be a positive whole number")
 

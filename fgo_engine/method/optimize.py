@@ -7,7 +7,7 @@ best so far on the same batch.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from fgo_engine import events as ev
 from fgo_engine import prompts
@@ -42,7 +42,7 @@ def evaluate(rt: Runtime, module: Module, module_id: str, tasks: list[Task], tra
         for sample in range(2):
             rt.control.checkpoint()
             comp = rt.gw.complete("evaluator", prompts.evaluator_messages(describe, module, task, tr),
-                                  scope=scope, sample=sample)
+                                  scope=replace(scope, task_id=task.id, epoch=epoch), sample=sample)
             crit = prompts.parse_critique(task.id, comp.text)
             if crit.parsed:
                 break
@@ -51,7 +51,7 @@ def evaluate(rt: Runtime, module: Module, module_id: str, tasks: list[Task], tra
             rt.bus.emit(ev.Log("warning", f"evaluator reply for task {task.id} was not JSON; kept as free text"))
         return crit
 
-    futures = [rt.pool.submit(one, t, tr) for t, tr in zip(tasks, trajs)]
+    futures = [rt.pool.submit(scope.key, one, t, tr) for t, tr in zip(tasks, trajs)]
     crits = [f.result() for f in futures]
     rows = []
     for t, c in zip(tasks, crits):
@@ -155,7 +155,7 @@ def optimize_loop(rt: Runtime, start: Module, start_id: str, batches: list[list[
         crits = evaluate(rt, best, best_id, batch, best_trajs, scope=Scope(scope_kind, scope_id, "evaluate"),
                          epoch=step, subset_id=subset_id)
         proposal = propose(rt, best, batch, best_trajs, crits, history, rejected,
-                           scope=Scope(scope_kind, scope_id, "optimize"))
+                           scope=Scope(scope_kind, scope_id, "optimize", epoch=step))
         if proposal is not None:
             # every step's candidate is evaluated; one equal to a module already run on
             # these tasks is served by the response cache (counted as cached, not spent)

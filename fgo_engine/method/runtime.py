@@ -9,8 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fgo_engine import events as ev
@@ -21,6 +20,7 @@ from fgo_engine.errors import BudgetExceededError, CancelledError, LLMError, Mal
 from fgo_engine.llm import tokens
 from fgo_engine.llm.gateway import Gateway, Scope
 from fgo_engine.review import ReviewGate
+from fgo_engine.scheduling import FairPool
 from fgo_engine.suites.base import Completion, Suite
 from fgo_engine.timeutil import now
 from fgo_engine.types import Module, Task, Trajectory
@@ -68,7 +68,9 @@ class Runtime:
         self.gate = gate
         self.control = control
         self.tasks = tasks
-        self.pool = ThreadPoolExecutor(max_workers=max(2, config.task_workers), thread_name_prefix="fgo-task")
+        # task workers shared fairly by scope (subset, node, loop), like the gateway's model slots
+        self.pool = FairPool(max(2, config.task_workers), name="fgo-task",
+                             fair=config.roles["agent"].scheduling == "fair")
         self.overflowed = False
 
     def optimizer_budget(self) -> int | None:
@@ -87,7 +89,7 @@ class Runtime:
         return tokens.count_messages(messages, self.cfg.roles["optimizer"].model)
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.pool.shutdown(cancel_futures=True)
 
     # -- modules ----------------------------------------------------------------------
     def save_module(self, module_id: str, module: Module, *, origin: str, parent_id: str | None = None,
@@ -112,7 +114,7 @@ class Runtime:
 
     # -- rollouts ---------------------------------------------------------------------
     def _agent_llm(self, scope: Scope, task_id: str) -> Callable[..., Completion]:
-        inner = self.gw.bind("agent", scope)
+        inner = self.gw.bind("agent", replace(scope, task_id=task_id))
         bus, control = self.bus, self.control
 
         def call(messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None) -> Completion:
@@ -137,7 +139,8 @@ class Runtime:
                 subset_id: int | None = None) -> list[Trajectory]:
         """Run the agent on every task (in the task pool); results in task order."""
         self.control.checkpoint()
-        futures = [self.pool.submit(self._run_one, t, module, scope) for t in tasks]
+        scope = replace(scope, epoch=epoch)
+        futures = [self.pool.submit(scope.key, self._run_one, t, module, scope) for t in tasks]
         trajs = [f.result() for f in futures]
         rows = []
         for t, tr in zip(tasks, trajs):
