@@ -13,6 +13,7 @@ ROLES = ("agent", "evaluator", "optimizer", "merger")
 CLUSTERS = ("kmeans", "spectral", "bisect", "none")
 PARTITIONS = ("category", "random", "cluster")
 REVIEWS = ("auto", "if-not-worse", "ask")
+BACKTESTS = ("full", "adaptive")
 METHODS = ("fgo", "vanilla", "all-at-once", "batch-wise", "bootstrapping", "no-merge")
 DEFAULT_MODEL = "fgo-sim/medium"
 
@@ -81,6 +82,7 @@ class RunConfig:
     retries: int = 4
     embedding_model: str | None = None
     evaluate_test: bool = True
+    backtest: str = "full"  # full: the whole union; adaptive: a stratified sample grown until decided
     prompt_budget: int | None = None  # optimizer prompt tokens; None: the optimizer's window minus its reply
 
     # -- construction -----------------------------------------------------------------
@@ -165,6 +167,7 @@ class RunConfig:
              f"budget_tokens must be a positive whole number (got {self.budget_tokens!r})")
         need(self.budget_cost is None or (isinstance(self.budget_cost, (int, float)) and self.budget_cost > 0),
              f"budget_cost must be a positive number (got {self.budget_cost!r})")
+        need(self.backtest in BACKTESTS, f"backtest must be one of {', '.join(BACKTESTS)} (got {self.backtest!r})")
         need(self.prompt_budget is None or (is_int(self.prompt_budget) and self.prompt_budget > 0),
              f"prompt_budget must be a positive whole number (got {self.prompt_budget!r})")
         for role, b in self.role_budgets.items():

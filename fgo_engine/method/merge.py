@@ -16,11 +16,12 @@ from fgo_engine import events as ev
 from fgo_engine import prompts
 from fgo_engine.errors import ContextOverflowError, SessionError
 from fgo_engine.llm.gateway import Scope
+from fgo_engine.method import backtest
 from fgo_engine.method.cluster import balanced_sizes, groups_for, litellm_embedder, merge_node_count, split_count, tfidf
 from fgo_engine.method.runtime import Item, Runtime, by_category, mean, short_hash
 from fgo_engine.review import ChildInfo, ReviewDecision, ReviewRequest
 from fgo_engine.timeutil import now
-from fgo_engine.types import Module, Task, Trajectory
+from fgo_engine.types import Module, Task
 
 
 @dataclass
@@ -144,20 +145,33 @@ class MergeTree:
         module, module_id = self._apply(node, decision, proposed, proposed_id)
         self._status(node, "backtesting")
         self._emit(node, "backtesting", None, decision.decision)
-        trajs = rt.explore(module, module_id, node.tasks, scope=Scope("node", node.node_id, "backtest"), epoch=0)
-        score = mean([t.score for t in trajs])
+        compare = rt.cfg.backtest == "adaptive" and module_id != node.best_child.module_id
+        if compare:
+            bt = backtest.adaptive(rt, node.node_id, self._strata(node), module, module_id, node.best_child)
+        else:
+            bt = backtest.full(rt, node.node_id, node.tasks, module, module_id)
+        trajs, score, child_score = bt.trajs, bt.score, bt.child_score
         final_decision = decision.decision
         if getattr(rt.gate, "post_check", False) and decision.decision != "rollback":
-            kept = self._if_not_worse(node, score)
-            if kept is not None:
-                module, module_id, trajs, score = kept
+            if bt.child_trajs is None:
+                child_trajs = rt.explore(node.best_child.module, node.best_child.module_id, node.tasks,
+                                         scope=Scope("node", node.node_id, "backtest"), epoch=1)
+                child_score = mean([t.score for t in child_trajs])
+            else:
+                child_trajs = bt.child_trajs
+            if child_score is not None and child_score > score:
+                self._roll_back(node, score, child_score)
+                module, module_id, trajs, score = (node.best_child.module, node.best_child.module_id, child_trajs,
+                                                   child_score)
                 final_decision = "rollback"
-        cats = by_category(node.tasks, trajs)
+        cats = by_category(bt.tasks, trajs)
         rt.store.update("merge_nodes", node.node_id, {
             "status": "done", "module_id": module_id, "score_after": score, "scores_json": cats,
+            "backtest_mode": bt.mode, "backtest_tasks": len(bt.tasks), "child_score": child_score,
+            "ci_low": bt.interval[0] if bt.interval else None, "ci_high": bt.interval[1] if bt.interval else None,
             "updated_at": now(),
         })
-        self._emit(node, "done", score, final_decision, module_id)
+        self._emit(node, "done", score, final_decision, module_id, len(bt.tasks), bt.interval)
         return Item(node.node_id, module, module_id, score, task_ids, cats, node.subset_ids, node.depth)
 
     def _load_done(self, node: _Node) -> Item | None:
@@ -250,21 +264,26 @@ class MergeTree:
             return node.best_child.module, node.best_child.module_id
         return proposed, proposed_id
 
-    def _if_not_worse(self, node: _Node, score: float) -> tuple[Module, str, list[Trajectory], float] | None:
-        """Keep the merge only if it is not worse than the best child on the same tasks."""
+    def _strata(self, node: _Node) -> list[list[Task]]:
+        """The node's tasks grouped by subset (the adaptive backtest's strata)."""
+        mine = set(node.task_ids)
+        out = []
+        for sid in node.subset_ids:
+            row = self.rt.store.get("subsets", sid)
+            ids = [t for t in (row or {}).get("task_ids_json") or [] if t in mine]
+            out.append([self.rt.tasks[t] for t in ids])
+        covered = {t.id for s in out for t in s}
+        rest = [self.rt.tasks[t] for t in node.task_ids if t not in covered]
+        return [s for s in out if s] + ([rest] if rest else [])
+
+    def _roll_back(self, node: _Node, score: float, child_score: float) -> None:
+        """If not worse: the merge scored below its best child on the same tasks; keep the child."""
         rt = self.rt
-        child = node.best_child
-        child_trajs = rt.explore(child.module, child.module_id, node.tasks,
-                                 scope=Scope("node", node.node_id, "backtest"), epoch=1)
-        child_score = mean([t.score for t in child_trajs])
-        if child_score <= score:
-            return None
         rt.bus.emit(ev.Log("info", f"merge {node.node_id} scored {score:.3f} on its tasks, below its best "
                                    f"child's {child_score:.3f}; rolled back"))
         if not rt.store.count("reviews", "node_id = ? and by = 'policy:if-not-worse'", (node.node_id,)):
             rt.store.insert("reviews", {"node_id": node.node_id, "decision": "rollback", "text": None,
                                         "by": "policy:if-not-worse", "created_at": now()})
-        return child.module, child.module_id, child_trajs, child_score
 
     def _stored_decision(self, node_id: str) -> ReviewDecision | None:
         rows = self.rt.store.rows("reviews", "node_id = ?", (node_id,), order_by="id")
@@ -277,6 +296,8 @@ class MergeTree:
         self.rt.store.update("merge_nodes", node.node_id, {"status": status, "updated_at": now()})
 
     def _emit(self, node: _Node, status: str, after: float | None, decision: str | None = None,
-              module_id: str | None = None) -> None:
+              module_id: str | None = None, backtest_tasks: int | None = None,
+              interval: tuple[float, float] | None = None) -> None:
         self.rt.bus.emit(ev.MergeNodeUpdated(node.node_id, None, node.child_ids, status, len(node.tasks),
-                                             node.score_before, after, decision, module_id))
+                                             node.score_before, after, decision, module_id, backtest_tasks,
+                                             interval))
