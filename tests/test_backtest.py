@@ -52,7 +52,7 @@ def test_adaptive_and_full_backtests_agree_on_keep_or_roll_back(tmp_path, toy_co
     ad_kept, ad_nodes, ad_runs = decisions(tmp_path, toy_config, "adaptive", seed)
     assert ad_kept == full_kept
     assert not full_kept["n1"]  # the sabotaged edit was caught both ways
-    for nid, n in ad_nodes.items():
+    for n in ad_nodes.values():
         assert n["backtest_mode"] in ("adaptive", "full")
         assert 0 < n["backtest_tasks"] <= len(n["task_ids_json"])
         if n["backtest_mode"] == "adaptive":
