@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--session", metavar="PATH", help="session file to create (default sessions/<suite>-<time>.db)")
     r.add_argument("--headless", action="store_true", help="run in the terminal without the app")
     r.add_argument("--review", choices=REVIEWS, help="merge review: auto (default), if-not-worse, ask")
+    r.add_argument("--backtest", choices=("full", "adaptive"),
+                   help="backtest merges on the whole union (full, default) or a stratified sample (adaptive)")
     r.add_argument("--budget-tokens", type=int, help="stop cleanly after this many tokens")
     r.add_argument("--budget-cost", type=float, help="stop cleanly after this cost in USD")
     r.add_argument("--scorer", help="scorer for --tasks: exact, normalized, regex, contains, numeric, llm_judge")
@@ -83,6 +85,15 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--epochs", type=int, default=2)
     b.add_argument("--threshold", type=int, default=2)
     b.add_argument("--latency", type=float, default=0.0, help="simulated seconds per LLM call")
+    b.add_argument("--prefill-rate", type=float, default=0.0,
+                   help="simulated prompt tokens per second (adds prompt_tokens / rate to each call)")
+    b.add_argument("--decode-rate", type=float, default=0.0,
+                   help="simulated completion tokens per second (adds completion_tokens / rate)")
+    b.add_argument("--workers", type=int, default=4, help="subsets optimized in parallel")
+    b.add_argument("--task-workers", type=int, default=None, help="task workers shared by the subsets")
+    b.add_argument("--max-concurrency", type=int, default=None, help="LLM calls in flight per model")
+    b.add_argument("--backtest", choices=("full", "adaptive"), default="full", help="FGO's merge backtests")
+    b.add_argument("--review", choices=REVIEWS, default="auto", help="FGO's merge review policy")
     b.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
     b.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2",
                    help="FGO ablation rows: cluster, partition, subsets, threshold or epochs (repeatable)")
@@ -109,7 +120,7 @@ def config_from_args(a: argparse.Namespace) -> RunConfig:
     if opts:
         data.setdefault("suite_options", {}).update(opts)
     for flag in ("method", "subsets", "epochs", "threshold", "cluster", "partition", "seed", "workers", "review",
-                 "budget_tokens", "budget_cost"):
+                 "budget_tokens", "budget_cost", "backtest"):
         v = getattr(a, flag)
         if v is not None:
             data[flag] = v
@@ -342,9 +353,16 @@ def cmd_bench(a: argparse.Namespace) -> int:
     from fgo_engine import bench
 
     methods = [m.strip() for m in a.methods.split(",") if m.strip()]
+    extra: dict[str, Any] = {"backtest": a.backtest, "review": a.review}
+    if a.task_workers is not None:
+        extra["task_workers"] = a.task_workers
+    if a.max_concurrency is not None:
+        extra["roles"] = {r: {"max_concurrency": a.max_concurrency} for r in ROLES}
     report = bench.run_bench(a.suite, methods=methods, seeds=a.seeds, model=a.model, subsets=a.subsets,
                              epochs=a.epochs, threshold=a.threshold, latency=a.latency,
-                             suite_options=_parse_options(a.option), out_dir=a.out, vary=_parse_vary(a.vary))
+                             prefill_rate=a.prefill_rate, decode_rate=a.decode_rate, workers=a.workers,
+                             extra=extra, suite_options=_parse_options(a.option), out_dir=a.out,
+                             vary=_parse_vary(a.vary))
     print()
     print(bench.to_markdown(report), end="")
     md, js = bench.save(report, a.out)

@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from fgo_engine.config import METHODS, RunConfig
+from fgo_engine.critical_path import critical_path_of
 from fgo_engine.errors import ConfigError
 from fgo_engine.session import RunResult, Session
 
 DEFAULT_METHODS = ("vanilla", "all-at-once", "batch-wise", "bootstrapping", "fgo")
+PHASES = ("explore", "evaluate", "optimize", "merge", "backtest")
 
 
 @dataclass
@@ -42,6 +44,14 @@ class MethodSummary:
             return None, None
         return statistics.fmean(v), (statistics.stdev(v) if len(v) > 1 else 0.0)
 
+    def stat_path(self, key: str) -> tuple[float | None, float | None]:
+        v = [r["critical_path"][key] for r in self.runs]
+        return (statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else 0.0) if v else (None, None)
+
+    def stat_phase(self, phase: str, key: str) -> tuple[float | None, float | None]:
+        v = [r["phases"][phase][key] for r in self.runs]
+        return (statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else 0.0) if v else (None, None)
+
     @property
     def overflowed(self) -> bool:
         return any(r["overflowed"] for r in self.runs)
@@ -49,6 +59,7 @@ class MethodSummary:
 
 def run_bench(suite: str, *, methods: list[str], seeds: int = 1, model: str = "fgo-sim/medium",
               subsets: int = 4, epochs: int = 2, threshold: int = 2, latency: float = 0.0,
+              prefill_rate: float = 0.0, decode_rate: float = 0.0,
               suite_options: dict[str, Any] | None = None, out_dir: str | Path | None = None,
               workers: int = 4, progress: Callable[[str], None] = print,
               extra: dict[str, Any] | None = None, vary: dict[str, list[Any]] | None = None) -> dict[str, Any]:
@@ -56,14 +67,17 @@ def run_bench(suite: str, *, methods: list[str], seeds: int = 1, model: str = "f
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise ConfigError(f"unknown method {bad[0]!r}; choose from {', '.join(METHODS)}")
-    allowed = {"cluster", "partition", "subsets", "threshold", "epochs"}
+    allowed = {"cluster", "partition", "subsets", "threshold", "epochs", "backtest", "review"}
     runs: list[tuple[str, str, dict[str, Any]]] = [(m, m, {}) for m in methods]
     for key, values in (vary or {}).items():
         if key not in allowed:
             raise ConfigError(f"--vary {key}: only {', '.join(sorted(allowed))} can be varied")
         runs += [(f"fgo[{key}={v}]", "fgo", {key: v}) for v in values]
-    if latency and model.startswith("fgo-sim/"):
-        model = f"{model}{',' if ':' in model else ':'}latency={latency}"
+    timing = {"latency": latency, "prefill_rate": prefill_rate, "decode_rate": decode_rate}
+    if model.startswith("fgo-sim/"):
+        for key, value in timing.items():
+            if value:
+                model = f"{model}{',' if ':' in model else ':'}{key}={value}"
     summaries = {label: MethodSummary(label) for label, _, _ in runs}
     tmp = None
     if out_dir is None:
@@ -91,6 +105,7 @@ def run_bench(suite: str, *, methods: list[str], seeds: int = 1, model: str = "f
                 finally:
                     session.close()
                 wall = time.perf_counter() - t0
+                crit = critical_path_of(path)
                 row = asdict(res)
                 row.pop("final_module")
                 row["opt_prompt_tokens"] = res.optimization_prompt_tokens
@@ -101,9 +116,17 @@ def run_bench(suite: str, *, methods: list[str], seeds: int = 1, model: str = "f
                 row["wall_seconds"] = wall
                 row["seed"] = seed
                 row["test_prompt_tokens"] = res.by_phase.get("test", {}).get("prompt_tokens", 0)
+                row["phases"] = {ph: {"spent": res.by_phase.get(ph, {}).get("prompt_tokens", 0),
+                                      "cached": res.by_phase.get(ph, {}).get("cached_prompt_tokens", 0)}
+                                 for ph in PHASES}
+                row["opt_cached_prompt_tokens"] = sum(v["cached"] for v in row["phases"].values())
+                row["critical_path"] = crit
+                row["wall_over_critical_path"] = wall / crit["seconds"] if crit["seconds"] else None
                 summaries[label].runs.append(row)
                 progress(f"{label:>14} seed {seed}: {res.status}, test {_pct(res.test_score)}, "
-                         f"{row['opt_prompt_tokens']:,} optimization prompt tokens, {wall:.1f} s"
+                         f"{row['opt_prompt_tokens']:,} optimization prompt tokens spent "
+                         f"({row['opt_cached_prompt_tokens']:,} cached), {wall:.1f} s "
+                         f"(critical path {crit['seconds']:.1f} s)"
                          + (" (context overflow)" if res.overflowed else "")
                          + (f" — {res.message}" if res.message else ""))
     finally:
@@ -112,7 +135,8 @@ def run_bench(suite: str, *, methods: list[str], seeds: int = 1, model: str = "f
     cats = sorted({c for s in summaries.values() for r in s.runs for c in r["test_by_category"]})
     report = {
         "suite": suite, "model": model, "seeds": seeds, "subsets": subsets, "epochs": epochs,
-        "threshold": threshold, "latency": latency, "categories": cats,
+        "threshold": threshold, "latency": latency, "prefill_rate": prefill_rate, "decode_rate": decode_rate,
+        "config": dict(extra or {}), "workers": workers, "categories": cats,
         "simulated": model.startswith("fgo-sim/"),
         "methods": {m: {"runs": s.runs, "overall": s.stat("test_score"),
                         "prompt_tokens": s.stat("opt_prompt_tokens"),
@@ -120,6 +144,10 @@ def run_bench(suite: str, *, methods: list[str], seeds: int = 1, model: str = "f
                         "optimizer_prompt_tokens": s.stat("optimizer_prompt_tokens"),
                         "test_prompt_tokens": s.stat("test_prompt_tokens"),
                         "wall_seconds": s.stat("wall_seconds"),
+                        "cached_prompt_tokens": s.stat("opt_cached_prompt_tokens"),
+                        "critical_path_seconds": s.stat_path("seconds"),
+                        "wall_over_critical_path": s.stat("wall_over_critical_path"),
+                        "phases": {ph: {k: s.stat_phase(ph, k)[0] for k in ("spent", "cached")} for ph in PHASES},
                         "overflowed": s.overflowed, "optimizer_steps": s.stat("optimizer_steps"),
                         "by_category": {c: s.category_stat(c) for c in cats}}
                     for m, s in summaries.items()},
@@ -132,6 +160,9 @@ def run_bench(suite: str, *, methods: list[str], seeds: int = 1, model: str = "f
             "optimizer_prompt_token_ratio": (fgo["optimizer_prompt_tokens"][0] / aao["optimizer_prompt_tokens"][0]
                                              if aao["optimizer_prompt_tokens"][0] else None),
             "wall_time_ratio": (aao["wall_seconds"][0] / fgo["wall_seconds"][0]) if fgo["wall_seconds"][0] else None,
+            "fgo_backtest_share": (fgo["phases"]["backtest"]["spent"] / fgo["prompt_tokens"][0]
+                                   if fgo["prompt_tokens"][0] else None),
+            "fgo_wall_over_critical_path": fgo["wall_over_critical_path"][0],
         }
     return report
 
@@ -142,39 +173,56 @@ def _pct(x: float | None, sd: float | None = None) -> str:
     return f"{100 * x:.1f}" + (f" ± {100 * sd:.1f}" if sd else "")
 
 
+def _num(x: float | None, fmt: str = ",.0f") -> str:
+    return "—" if x is None else format(x, fmt)
+
+
 def to_markdown(report: dict[str, Any]) -> str:
     cats = report["categories"]
-    head = ["method"] + cats + ["overall", "opt. prompt tok", "opt. completion tok", "optimizer+merger prompt tok",
-                                "wall s"]
+    head = ["method"] + cats + ["overall", "opt. prompt tok (spent)", "cached", "opt. completion tok",
+                                "optimizer+merger prompt tok", "wall s", "critical path s"]
     lines = []
     if report["simulated"]:
         lines.append(f"Simulated LLM ({report['model']}): a test bed, not evidence of real-model quality.")
         lines.append("")
     lines.append(f"Suite {report['suite']}, {report['seeds']} seed(s), N={report['subsets']}, "
-                 f"E={report['epochs']}, t={report['threshold']}. Success % on the test split "
-                 "(mean ± sd over seeds); * = context overflow during optimization. Token columns count the "
-                 "optimization only (the final test-split evaluation is the same work for every method and is "
-                 "left out); cache hits cost nothing and are not counted.")
+                 f"E={report['epochs']}, t={report['threshold']}, workers {report.get('workers')}, "
+                 f"settings {json.dumps(report.get('config') or {}, sort_keys=True)}. Success % on the test split "
+                 "(mean ± sd over seeds); * = context overflow during optimization (an optimizer prompt left out "
+                 "failures that did not fit its budget). Token columns count the optimization only (the final "
+                 "test-split evaluation is the same work for every method and is left out); *spent* excludes "
+                 "calls served by the response cache, which are shown apart as *cached*.")
     lines.append("")
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "---|" * len(head))
     for m, s in report["methods"].items():
         mark = "*" if s["overflowed"] else ""
         cells = [m + mark] + [_pct(*s["by_category"][c]) for c in cats] + [
-            f"**{_pct(*s['overall'])}**",
-            f"{s['prompt_tokens'][0]:,.0f}" if s["prompt_tokens"][0] is not None else "—",
-            f"{s['completion_tokens'][0]:,.0f}" if s["completion_tokens"][0] is not None else "—",
-            f"{s['optimizer_prompt_tokens'][0]:,.0f}" if s["optimizer_prompt_tokens"][0] is not None else "—",
-            f"{s['wall_seconds'][0]:.1f}" if s["wall_seconds"][0] is not None else "—",
+            f"**{_pct(*s['overall'])}**", _num(s["prompt_tokens"][0]), _num(s["cached_prompt_tokens"][0]),
+            _num(s["completion_tokens"][0]), _num(s["optimizer_prompt_tokens"][0]),
+            _num(s["wall_seconds"][0], ".1f"), _num(s["critical_path_seconds"][0], ".1f"),
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("Prompt tokens per phase, spent / cached:")
+    lines.append("")
+    lines.append("| method | " + " | ".join(PHASES) + " |")
+    lines.append("|---|" + "---|" * len(PHASES))
+    for m, s in report["methods"].items():
+        cells = [f"{_num(s['phases'][ph]['spent'])} / {_num(s['phases'][ph]['cached'])}" for ph in PHASES]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
     r = report.get("fgo_vs_all_at_once")
     if r:
         lines.append("")
         opt = r.get("optimizer_prompt_token_ratio")
-        lines.append(f"FGO / all-at-once optimization prompt tokens: {r['prompt_token_ratio']:.2f}× · "
+        share = r.get("fgo_backtest_share")
+        woc = r.get("fgo_wall_over_critical_path")
+        lines.append(f"FGO / all-at-once optimization prompt tokens (spent): {r['prompt_token_ratio']:.2f}× · "
                      + (f"optimizer+merger prompt tokens: {opt:.2f}× · " if opt is not None else "")
-                     + f"all-at-once / FGO wall time: {r['wall_time_ratio']:.2f}×")
+                     + f"all-at-once / FGO wall time: {r['wall_time_ratio']:.2f}× · "
+                     + (f"FGO wall / its critical path: {woc:.2f}× · " if woc is not None else "")
+                     + (f"backtest share of FGO's spent prompt tokens: {100 * share:.0f}%" if share is not None
+                        else ""))
     return "\n".join(lines) + "\n"
 
 

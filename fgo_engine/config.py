@@ -15,6 +15,7 @@ CLUSTERS = ("kmeans", "spectral", "bisect", "none")
 PARTITIONS = ("category", "random", "cluster")
 REVIEWS = ("auto", "if-not-worse", "ask")
 SANDBOX_MODES = ("strict", "auto", "in-process")  # fgo_engine.isolation.MODES
+BACKTESTS = ("full", "adaptive")
 METHODS = ("fgo", "vanilla", "all-at-once", "batch-wise", "bootstrapping", "no-merge")
 DEFAULT_MODEL = "fgo-sim/medium"
 
@@ -49,6 +50,7 @@ class RoleConfig:
     api_base: str | None = None
     api_key_env: str | None = None
     max_concurrency: int = 8
+    scheduling: str = "fair"  # fair: a free slot goes to the scope holding fewest; fifo: first asked
     params: dict[str, Any] = field(default_factory=dict)
     api_key: str | None = field(default=None, repr=False)
 
@@ -86,6 +88,8 @@ class RunConfig:
     embedding_model: str | None = None
     evaluate_test: bool = True
     sandbox: str = "auto"  # LLM-written tools: strict (OS isolation required), auto, in-process
+    backtest: str = "full"  # full: the whole union; adaptive: a stratified sample grown until decided
+    prompt_budget: int | None = None  # optimizer prompt tokens; None: the optimizer's window minus its reply
 
     # -- construction -----------------------------------------------------------------
     @classmethod
@@ -192,6 +196,9 @@ class RunConfig:
              f"budget_tokens must be a positive whole number (got {self.budget_tokens!r})")
         need(self.budget_cost is None or (isinstance(self.budget_cost, (int, float)) and self.budget_cost > 0),
              f"budget_cost must be a positive number (got {self.budget_cost!r})")
+        need(self.backtest in BACKTESTS, f"backtest must be one of {', '.join(BACKTESTS)} (got {self.backtest!r})")
+        need(self.prompt_budget is None or (is_int(self.prompt_budget) and self.prompt_budget > 0),
+             f"prompt_budget must be a positive whole number (got {self.prompt_budget!r})")
         for role, b in self.role_budgets.items():
             need(role in ROLES, f"role_budgets: unknown role {role!r}")
             need(is_int(b) and b > 0, f"role_budgets.{role} must be a positive whole number")
@@ -202,6 +209,7 @@ class RunConfig:
             need(isinstance(rc.timeout, (int, float)) and rc.timeout > 0, f"roles.{role}.timeout must be > 0")
             need(is_int(rc.max_concurrency) and rc.max_concurrency >= 1,
                  f"roles.{role}.max_concurrency must be ≥ 1")
+            need(rc.scheduling in ("fair", "fifo"), f"roles.{role}.scheduling must be fair or fifo")
             need(rc.max_tokens is None or (is_int(rc.max_tokens) and rc.max_tokens > 0),
                  f"roles.{role}.max_tokens must be a positive whole number")
             need(isinstance(rc.params, dict), f"roles.{role}.params must be a table")

@@ -38,6 +38,17 @@ class SubsetStarted(Event):
 
 
 @dataclass(frozen=True)
+class ScopeQueued(Event):
+    """A scope (subset, merge node, baseline loop) waits for a model slot holding none
+    (queued=True), or got one again (queued=False): show it as queued, not running."""
+
+    scope_kind: str
+    scope_id: str
+    model: str
+    queued: bool
+
+
+@dataclass(frozen=True)
 class AgentStep(Event):
     """One agent turn: the last observation it saw and what it answered (high rate)."""
 
@@ -119,6 +130,8 @@ class MergeNodeUpdated(Event):
     score_after: float | None = None
     decision: str | None = None
     module_id: str | None = None
+    backtest_tasks: int | None = None  # tasks the backtest ran on (adaptive: the sample)
+    interval: tuple[float, float] | None = None  # merged − best child on them, 95% bound (adaptive)
 
 
 @dataclass(frozen=True)

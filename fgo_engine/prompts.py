@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fgo_engine.types import Critique, Module, Task, Trajectory
@@ -44,11 +46,105 @@ def _what(kind: str) -> tuple[str, str]:
     return ("toolbox", TOOLBOX_FORMAT) if kind == "toolbox" else ("instruction", INSTRUCTION_FORMAT)
 
 
-def _clip(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    half = limit // 2
-    return text[:half] + "\n… (shortened) …\n" + text[-half:]
+# -- the one prompt policy (every method, every optimizer call) -------------------------
+REPLY_RESERVE = 4096  # tokens kept free for the optimizer's reply when the role sets no max_tokens
+SUCCESS_EXAMPLES = 2  # successes shown after the failures, when they fit ("don't break what works")
+SUMMARY_STEPS = 40  # a trajectory with more steps keeps its first SUMMARY_HEAD and last SUMMARY_TAIL
+SUMMARY_HEAD = 12
+SUMMARY_TAIL = 24
+
+
+def render_trajectory(traj: Trajectory) -> str:
+    """Every step whole, never cut mid-text. A ReAct trajectory longer than SUMMARY_STEPS
+    steps keeps its first SUMMARY_HEAD and last SUMMARY_TAIL steps and says how many
+    steps of which kinds were left out in between (the same rule for every method)."""
+    steps = traj.steps
+    lines = [f"{s.kind}: {s.text}" for s in steps]
+    if len(steps) > SUMMARY_STEPS:
+        middle = steps[SUMMARY_HEAD:len(steps) - SUMMARY_TAIL]
+        kinds: dict[str, int] = {}
+        for st in middle:
+            kinds[st.kind] = kinds.get(st.kind, 0) + 1
+        what = ", ".join(f"{n} {k}" for k, n in kinds.items())
+        lines = lines[:SUMMARY_HEAD] + [f"… ({len(middle)} steps left out: {what}) …"] + lines[-SUMMARY_TAIL:]
+    return "\n".join(lines)
+
+
+def example_order(examples: list[tuple[Task, Trajectory, Critique]]) -> tuple[list[int], int]:
+    """The fixed packing order: failures, then up to SUCCESS_EXAMPLES successes; within
+    each group, round robin over categories (in order of first appearance), so a prompt
+    cut short still covers every category it can. Returns (indices, how many are failures)."""
+    def round_robin(idx: list[int]) -> list[int]:
+        by_cat: dict[str, list[int]] = {}
+        for i in idx:
+            by_cat.setdefault(examples[i][0].category, []).append(i)
+        out: list[int] = []
+        queues = list(by_cat.values())
+        while any(queues):
+            for q in queues:
+                if q:
+                    out.append(q.pop(0))
+        return out
+
+    failures = [i for i, (_, _, c) in enumerate(examples) if not c.correct]
+    successes = [i for i, (_, _, c) in enumerate(examples) if c.correct]
+    return round_robin(failures) + round_robin(successes)[:SUCCESS_EXAMPLES], len(failures)
+
+
+@dataclass(frozen=True)
+class Packing:
+    """What one optimizer prompt holds: its budget, examples offered/kept, its size."""
+
+    budget: int | None
+    failures: int  # failures offered (all must fit, or the call is overflowed)
+    kept: int  # examples kept (failures first)
+    prompt_tokens: int
+
+    @property
+    def dropped_failures(self) -> int:
+        return max(0, self.failures - self.kept)
+
+    @property
+    def overflowed(self) -> bool:
+        return self.dropped_failures > 0
+
+
+def pack_optimizer_prompt(
+    describe: str, module: Module, examples: list[tuple[Task, Trajectory, Critique]], history: list[str],
+    rejected: list[str], *, budget: int | None, count: Callable[[list[dict[str, str]]], int],
+) -> tuple[list[dict[str, str]], Packing]:
+    """The optimizer prompt under the one policy: whole examples in :func:`example_order`,
+    the longest prefix whose prompt fits ``budget`` tokens (None: no limit). Dropping a
+    failure marks the call overflowed; successes are only added once every failure fits."""
+    order, n_fail = example_order(examples)
+    ordered = [examples[i] for i in order]
+    rendered = [_example(*ex) for ex in ordered]
+    if budget is None:
+        msgs = _optimizer(describe, module, rendered, history, rejected)
+        return msgs, Packing(None, n_fail, len(rendered), count(msgs))
+    base = count(_optimizer(describe, module, [], history, rejected))
+    sizes = [count([{"role": "user", "content": r}]) - 6 for r in rendered]  # minus one message's framing
+    keep, used = 0, base
+    while keep < len(rendered) and used + sizes[keep] <= budget:
+        used += sizes[keep]
+        keep += 1
+    while True:  # the estimate is per example; the whole prompt is what counts
+        msgs = _optimizer(describe, module, rendered[:keep], history, rejected)
+        total = count(msgs)
+        if total <= budget or keep == 0:
+            return msgs, Packing(budget, n_fail, keep, total)
+        keep -= 1
+
+
+def _example(task: Task, traj: Trajectory, crit: Critique) -> str:
+    return ("<example>\n"
+            f"<task>\n{task.input}\n</task>\n"
+            f"<trajectory>\n{render_trajectory(traj)}\n</trajectory>\n"
+            f"<answer>{traj.answer}</answer>\n"
+            f"<outcome>{'success' if traj.success else 'failure'}</outcome>\n"
+            f"<critique>\nfailure: {crit.failure}\npattern: {crit.pattern}\n"
+            f"suggestion: {crit.suggestion}\n</critique>\n"
+            "</example>")
 
 
 def evaluator_messages(describe: str, module: Module, task: Task, traj: Trajectory) -> list[dict[str, str]]:
@@ -57,7 +153,7 @@ def evaluator_messages(describe: str, module: Module, task: Task, traj: Trajecto
         f"<agent_role>{describe}</agent_role>\n"
         f"<{module.kind}>\n{module.text}\n</{module.kind}>\n"
         f"<task>\n{task.input}\n</task>\n"
-        f"<trajectory>\n{traj.render(6000)}\n</trajectory>\n"
+        f"<trajectory>\n{render_trajectory(traj)}\n</trajectory>\n"
         f"<outcome>{outcome} (score {traj.score:.2f}){' — ' + traj.error if traj.error else ''}</outcome>\n"
         f"<expected>\n{task.expected}\n</expected>"
     )
@@ -87,28 +183,20 @@ def optimizer_messages(
     examples: list[tuple[Task, Trajectory, Critique]],
     history: list[str],
     rejected: list[str],
-    *,
-    task_chars: int = 1200,
-    traj_chars: int = 1500,
 ) -> list[dict[str, str]]:
+    """The optimizer prompt with exactly these examples, each whole (no packing)."""
+    return _optimizer(describe, module, [_example(*ex) for ex in examples], history, rejected)
+
+
+def _optimizer(describe: str, module: Module, rendered: list[str], history: list[str],
+               rejected: list[str]) -> list[dict[str, str]]:
     what, fmt = _what(module.kind)
     parts = [f"<agent_role>{describe}</agent_role>", f"<{module.kind}>\n{module.text}\n</{module.kind}>"]
     if history:
         parts.append("<score_history>\n" + "\n".join(history) + "\n</score_history>")
     if rejected:
         parts.append("<rejected>\n" + "\n---\n".join(rejected) + "\n</rejected>")
-    ex = []
-    for task, traj, crit in examples:
-        ex.append(
-            "<example>\n"
-            f"<task>\n{_clip(task.input, task_chars)}\n</task>\n"
-            f"<trajectory>\n{traj.render(traj_chars)}\n</trajectory>\n"
-            f"<outcome>{'success' if traj.success else 'failure'}</outcome>\n"
-            f"<critique>\nfailure: {crit.failure}\npattern: {crit.pattern}\n"
-            f"suggestion: {crit.suggestion}\n</critique>\n"
-            "</example>"
-        )
-    parts.append("<examples>\n" + "\n".join(ex) + "\n</examples>")
+    parts.append("<examples>\n" + "\n".join(rendered) + "\n</examples>")
     return [{"role": "system", "content": OPTIMIZER_SYSTEM.format(what=what, format=fmt)},
             {"role": "user", "content": "\n".join(parts)}]
 

@@ -42,10 +42,12 @@ class RunResult:
     cost: float = 0.0
     calls: int = 0
     cache_hits: int = 0
+    cached_prompt_tokens: int = 0  # served by the response cache: not spent, not in prompt_tokens
+    cached_completion_tokens: int = 0
     wall_seconds: float = 0.0
     overflowed: bool = False
     optimizer_steps: int = 0
-    by_phase: dict[str, dict[str, int]] = field(default_factory=dict)  # spent tokens per phase
+    by_phase: dict[str, dict[str, int]] = field(default_factory=dict)  # spent and cached tokens per phase
     by_role: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
@@ -77,7 +79,7 @@ class Session:
         self.gateway = Gateway(
             config.roles, store=store, use_cache=config.cache, retries=config.retries, sleep=sleep,
             budget=Budget(config.budget_tokens, config.budget_cost, dict(config.role_budgets)),
-            listener=self._on_call, rng=random.Random(config.seed),
+            listener=self._on_call, rng=random.Random(config.seed), queue_listener=self._on_queue,
         )
         self._running = threading.Lock()
 
@@ -152,6 +154,9 @@ class Session:
         self.bus.emit(ev.TokensUsed(e.role, e.scope.kind, e.scope.id, e.scope.phase, e.prompt_tokens,
                                     e.completion_tokens, e.cache_hit, self.gateway.total.tokens, e.error))
 
+    def _on_queue(self, kind: str, scope_id: str, model: str, queued: bool) -> None:
+        self.bus.emit(ev.ScopeQueued(kind, scope_id, model, queued))
+
     # -- run --------------------------------------------------------------------------
     def run(self) -> RunResult:
         if not self._running.acquire(blocking=False):
@@ -194,11 +199,13 @@ class Session:
             t = self.gateway.total
             result.prompt_tokens, result.completion_tokens, result.cost = t.prompt_tokens, t.completion_tokens, t.cost
             result.calls, result.cache_hits = t.calls, t.cache_hits
+            result.cached_prompt_tokens, result.cached_completion_tokens = (t.cached_prompt_tokens,
+                                                                            t.cached_completion_tokens)
             snap = self.gateway.totals_snapshot()
-            result.by_phase = {k: {"prompt_tokens": v["prompt_tokens"], "completion_tokens": v["completion_tokens"]}
-                               for k, v in snap["by_phase"].items()}
-            result.by_role = {k: {"prompt_tokens": v["prompt_tokens"], "completion_tokens": v["completion_tokens"]}
-                              for k, v in snap["by_role"].items()}
+            keys = ("prompt_tokens", "completion_tokens", "cached_prompt_tokens", "cached_completion_tokens",
+                    "calls", "cache_hits")
+            result.by_phase = {k: {f: v[f] for f in keys} for k, v in snap["by_phase"].items()}
+            result.by_role = {k: {f: v[f] for f in keys} for k, v in snap["by_role"].items()}
             self.store.set_status(result.status)
             if result.status != "done":
                 self.store.update("session", 1, {"error": result.message, "updated_at": now()})

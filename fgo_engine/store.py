@@ -181,9 +181,25 @@ def _migrate_to_v1(db: Database) -> None:
             db[table].create_index(columns, if_not_exists=True)
 
 
-# MIGRATIONS[i] takes a schema at version i to version i + 1. To add v2, append a
+def _migrate_to_v2(db: Database) -> None:
+    """Timing and provenance for the critical path; adaptive backtest figures per merge node.
+
+    ledger: started_at/ended_at (unix seconds, sub-millisecond), queue_ms (waiting for a
+    model slot, apart from latency_ms), and the task/epoch/sample the call served.
+    merge_nodes: how the node was backtested (full | adaptive), on how many tasks, and the
+    confidence interval of merged minus best child on the sample."""
+    for col, typ in (("started_at", float), ("ended_at", float), ("queue_ms", float), ("task_id", str),
+                     ("epoch", int), ("sample", int)):
+        db["ledger"].add_column(col, typ)
+    for col, typ in (("backtest_mode", str), ("backtest_tasks", int), ("ci_low", float), ("ci_high", float),
+                     ("child_score", float)):
+        db["merge_nodes"].add_column(col, typ)
+    db["ledger"].create_index(["started_at"], if_not_exists=True)
+
+
+# MIGRATIONS[i] takes a schema at version i to version i + 1. To add v3, append a
 # function; SCHEMA_VERSION follows, and older files are upgraded on open.
-MIGRATIONS: list[Callable[[Database], None]] = [_migrate_to_v1]
+MIGRATIONS: list[Callable[[Database], None]] = [_migrate_to_v1, _migrate_to_v2]
 SCHEMA_VERSION: int = len(MIGRATIONS)
 
 

@@ -71,7 +71,7 @@ def _optimizer_prompt(n_examples, filler=0):
     for t in tasks:
         traj = Trajectory(t.id, [Step("answer", "x " * filler)], "x", False, 0.0)
         ex.append((t, traj, Critique(t.id, False, "f", "p", CATEGORIES[t.category].text)))
-    return prompts.optimizer_messages("d", Module("instruction", "Head."), ex, [], [], traj_chars=10 ** 6)
+    return prompts.optimizer_messages("d", Module("instruction", "Head."), ex, [], [])
 
 
 def _noticed(text):

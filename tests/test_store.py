@@ -199,20 +199,21 @@ def test_schema_too_new_while_another_process_holds_the_wal(db_path: Path) -> No
 
 def test_older_schema_is_migrated_on_open(db_path: Path, monkeypatch) -> None:
     Store.create(db_path, name="old", config={}).close()
+    old = store_mod.SCHEMA_VERSION
 
-    def to_v2(db) -> None:
+    def to_next(db) -> None:
         db["modules"].add_column("tokens", int)
 
-    monkeypatch.setattr(store_mod, "MIGRATIONS", [*store_mod.MIGRATIONS, to_v2])
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(store_mod, "MIGRATIONS", [*store_mod.MIGRATIONS, to_next])
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", old + 1)
 
     ro = Store.open(db_path, readonly=True)  # readonly reads the old schema as is
-    assert ro.meta_get("schema_version") == "1"
+    assert ro.meta_get("schema_version") == str(old)
     ro.close()
 
     s = Store.open(db_path)
     try:
-        assert s.meta_get("schema_version") == "2"
+        assert s.meta_get("schema_version") == str(old + 1)
         s.insert("modules", {"id": "m1", "kind": "instruction", "text": "t", "tokens": 7})
         s.flush()
         assert s.get("modules", "m1")["tokens"] == 7

@@ -23,6 +23,7 @@ from fgo_engine import redaction
 from fgo_engine.config import RoleConfig
 from fgo_engine.errors import BudgetExceededError, ContextOverflowError, LLMError
 from fgo_engine.llm import tokens
+from fgo_engine.scheduling import FairSlots
 from fgo_engine.suites.base import Completion
 from fgo_engine.timeutil import now
 
@@ -59,6 +60,13 @@ class Scope:
     kind: str = "session"
     id: str = ""
     phase: str = ""
+    task_id: str | None = None  # the task an agent or evaluator call served
+    epoch: int | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """Who shares model slots fairly: one subset, one merge node, one baseline loop."""
+        return (self.kind, self.id)
 
 
 @dataclass
@@ -74,6 +82,10 @@ class LedgerEntry:
     error: str | None = None
     cache_key: str = ""
     ts: str = ""
+    sample: int = 0
+    started_at: float | None = None  # unix seconds (sub-ms): the call got its slot
+    ended_at: float | None = None
+    queue_ms: float = 0.0  # waiting for a slot, not part of latency_ms
 
 
 @dataclass
@@ -91,6 +103,8 @@ class Totals:
     prompt_tokens: int = 0  # spent: cache hits excluded
     completion_tokens: int = 0
     cost: float = 0.0
+    cached_prompt_tokens: int = 0  # served by the response cache: not spent
+    cached_completion_tokens: int = 0
 
     def add(self, e: LedgerEntry) -> None:
         self.calls += 1
@@ -98,6 +112,8 @@ class Totals:
             self.errors += 1
         if e.cache_hit:
             self.cache_hits += 1
+            self.cached_prompt_tokens += e.prompt_tokens
+            self.cached_completion_tokens += e.completion_tokens
             return
         self.prompt_tokens += e.prompt_tokens
         self.completion_tokens += e.completion_tokens
@@ -129,6 +145,7 @@ class Gateway:
         budget: Budget | None = None,
         listener: Callable[[LedgerEntry], None] | None = None,
         rng: random.Random | None = None,
+        queue_listener: Callable[[str, str, str, bool], None] | None = None,
     ):
         self.roles = roles
         for rc in roles.values():
@@ -145,16 +162,15 @@ class Gateway:
         self._lock = threading.Lock()
         self._mem_cache: dict[str, dict] = {}
         self._inflight: dict[str, threading.Event] = {}
-        self._sems: dict[str, threading.BoundedSemaphore] = {}
+        self._slots: dict[str, FairSlots] = {}
+        self.queue_listener = queue_listener
         self._windows: dict[str, int | None] = {}
         self.by_role: dict[str, Totals] = defaultdict(Totals)
         self.by_scope: dict[tuple[str, str], Totals] = defaultdict(Totals)
         self.by_phase: dict[str, Totals] = defaultdict(Totals)
         self.total = Totals()
         for rc in roles.values():
-            cur = self._sems.get(rc.model)
-            if cur is None:
-                self._sems[rc.model] = threading.BoundedSemaphore(rc.max_concurrency)
+            self._slots_for(rc)
         if store is not None:
             self._load_totals()
 
@@ -205,7 +221,7 @@ class Gateway:
                     cost=hit.get("cost", 0.0), latency_ms=0.0, cached=True, model=rc.model,
                 )
                 self._record(LedgerEntry(role, rc.model, scope, comp.prompt_tokens, comp.completion_tokens,
-                                         comp.cost, 0.0, True, None, key))
+                                         comp.cost, 0.0, True, None, key, sample=sample))
                 return comp
         return self._complete_fresh(role, rc, messages, sample, tools, scope, key)
 
@@ -216,7 +232,7 @@ class Gateway:
         if window is not None and prompt_tokens > window:
             msg = (f"prompt of {prompt_tokens} tokens does not fit the {window}-token context window "
                    f"of {rc.model} (role {role})")
-            self._record(LedgerEntry(role, rc.model, scope, 0, 0, 0.0, 0.0, False, msg, key))
+            self._record(LedgerEntry(role, rc.model, scope, 0, 0, 0.0, 0.0, False, msg, key, sample=sample))
             raise ContextOverflowError(msg, prompt_tokens=prompt_tokens, window=window)
         return self._call_with_retries(role, rc, messages, sample, tools, scope, key, prompt_tokens)
 
@@ -255,6 +271,21 @@ class Gateway:
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
     # -- internals ------------------------------------------------------------------
+    def _slots_for(self, rc: RoleConfig) -> FairSlots:
+        """One set of slots per model (the first role naming it sets its size and rule)."""
+        with self._lock:
+            slots = self._slots.get(rc.model)
+            if slots is None:
+                model = rc.model
+
+                def on_queue(key, queued: bool) -> None:
+                    if self.queue_listener is not None:
+                        self.queue_listener(key[0], key[1], model, queued)
+
+                slots = self._slots[rc.model] = FairSlots(rc.max_concurrency, fair=rc.scheduling == "fair",
+                                                          on_queue=on_queue)
+            return slots
+
     def _secrets(self) -> list[str]:
         out = []
         for rc in self.roles.values():
@@ -277,9 +308,12 @@ class Gateway:
                 "coalesce(sum(cost),0) cost from ledger where role=? and scope_kind=? and scope_id=? "
                 "and phase=? and cache_hit=0", (r["role"], r["scope_kind"], r["scope_id"], r["phase"]))[0]
             spent.prompt_tokens, spent.completion_tokens, spent.cost = nc["p"], nc["c"], nc["cost"]
+            spent.cached_prompt_tokens = (r["p"] or 0) - nc["p"]
+            spent.cached_completion_tokens = (r["c"] or 0) - nc["c"]
             for agg in (self.total, self.by_role[r["role"]], self.by_scope[(r["scope_kind"], r["scope_id"])],
                         self.by_phase[r["phase"]]):
-                for f in ("calls", "cache_hits", "errors", "prompt_tokens", "completion_tokens", "cost"):
+                for f in ("calls", "cache_hits", "errors", "prompt_tokens", "completion_tokens", "cost",
+                          "cached_prompt_tokens", "cached_completion_tokens"):
                     setattr(agg, f, getattr(agg, f) + getattr(spent, f))
 
     def _cache_lookup(self, key: str) -> dict | None:
@@ -307,6 +341,9 @@ class Gateway:
         it is returned, so a call whose answer was used is never paid for twice, even if
         the process is killed right after."""
         e.ts = now()
+        e.ended_at = time.time()
+        if e.started_at is None:
+            e.started_at = e.ended_at - e.latency_ms / 1000.0
         if e.error:
             e.error = redact(e.error, self._secrets())
         with self._lock:
@@ -321,6 +358,8 @@ class Gateway:
                 "scope_id": e.scope.id, "phase": e.scope.phase, "prompt_tokens": e.prompt_tokens,
                 "completion_tokens": e.completion_tokens, "cost": e.cost, "latency_ms": e.latency_ms,
                 "cache_hit": int(e.cache_hit), "error": e.error, "cache_key": e.cache_key,
+                "started_at": e.started_at, "ended_at": e.ended_at, "queue_ms": e.queue_ms,
+                "task_id": e.scope.task_id, "epoch": e.scope.epoch, "sample": e.sample,
             }
             if response is None:
                 self.store.insert("ledger", row)
@@ -360,26 +399,35 @@ class Gateway:
         if api_key:
             kwargs["api_key"] = api_key
         kwargs.update(rc.params)
-        sem = self._sems.setdefault(rc.model, threading.BoundedSemaphore(rc.max_concurrency))
+        slots = self._slots_for(rc)
         attempt = 0
+
+        def entry(p: int, c: int, cost: float, error: str | None) -> LedgerEntry:
+            return LedgerEntry(role, rc.model, scope, p, c, cost, _ms(start), False, error, key, sample=sample,
+                               started_at=started_at, queue_ms=queue_ms)
+
         while True:
+            asked = time.perf_counter()
+            slots.acquire(scope.key)
             start = time.perf_counter()
+            started_at, queue_ms = time.time(), (start - asked) * 1000.0
             try:
-                with sem:
+                try:
                     resp = litellm.completion(**kwargs)
+                finally:
+                    slots.release(scope.key)
             except litellm.ContextWindowExceededError as exc:
                 msg = f"{rc.model} rejected the prompt as too long for its context window (role {role})"
-                self._record(LedgerEntry(role, rc.model, scope, 0, 0, 0.0, _ms(start), False, msg, key))
+                self._record(entry(0, 0, 0.0, msg))
                 raise ContextOverflowError(msg, prompt_tokens=prompt_tokens,
                                            window=self.window(rc.model) or 0) from exc
             except retryable as exc:
                 kind = type(exc).__name__
                 if _is_auth_problem(exc):  # litellm reports some credential problems as server errors
                     msg = redact(f"{rc.model} ({role}): credentials problem: {_short(exc)}", self._secrets())
-                    self._record(LedgerEntry(role, rc.model, scope, 0, 0, 0.0, _ms(start), False, msg, key))
+                    self._record(entry(0, 0, 0.0, msg))
                     raise LLMError(msg) from None
-                self._record(LedgerEntry(role, rc.model, scope, 0, 0, 0.0, _ms(start), False,
-                                         f"{kind}: {_short(exc)}", key))
+                self._record(entry(0, 0, 0.0, f"{kind}: {_short(exc)}"))
                 if attempt >= self.retries:
                     raise LLMError(redact(
                         f"{rc.model} ({role}): {kind} after {attempt + 1} tries: {_short(exc)}",
@@ -392,7 +440,7 @@ class Gateway:
             except Exception as exc:  # auth, bad request, unknown model: not worth retrying
                 kind = type(exc).__name__
                 msg = redact(f"{rc.model} ({role}): {kind}: {_short(exc)}", self._secrets())
-                self._record(LedgerEntry(role, rc.model, scope, 0, 0, 0.0, _ms(start), False, msg, key))
+                self._record(entry(0, 0, 0.0, msg))
                 raise LLMError(msg) from None
             break
         latency = _ms(start)
@@ -416,8 +464,9 @@ class Gateway:
                           cost=cost, latency_ms=latency, cached=False, model=rc.model)
         payload = {"text": comp.text, "tool_calls": comp.tool_calls, "prompt_tokens": comp.prompt_tokens,
                    "completion_tokens": comp.completion_tokens, "cost": comp.cost}
-        self._record(LedgerEntry(role, rc.model, scope, comp.prompt_tokens, comp.completion_tokens, cost,
-                                 latency, False, None, key), payload if self.use_cache or self.store else None)
+        done = entry(comp.prompt_tokens, comp.completion_tokens, cost, None)
+        done.latency_ms = latency
+        self._record(done, payload if self.use_cache or self.store else None)
         return comp
 
 

@@ -74,19 +74,58 @@ def _cosine(v: np.ndarray) -> np.ndarray:
     return u @ u.T
 
 
+def balanced_sizes(n: int, k: int) -> list[int]:
+    """k group sizes that add up to n and differ by at most one (larger first)."""
+    return [n // k + (1 if i < n % k else 0) for i in range(k)]
+
+
+def split_count(n: int) -> int:
+    """How many groups a set of n > t modules is split into: k = ⌊√n⌋, at least 2."""
+    return max(2, n_clusters(n))
+
+
 def groups_for(texts: list[str], how: str, seed: int,
                vectorize: Callable[[list[str]], np.ndarray] = tfidf) -> list[list[int]]:
-    """Indices grouped into k = ⌊√n⌋ clusters; always ≥ 2 non-empty groups when n ≥ 2, so
-    the merge recursion always makes progress (degenerate clusterings fall back to chunks)."""
+    """Indices split into k = ⌊√n⌋ groups (at least 2) whose sizes differ by at most one,
+    so every merge tree is balanced and never a chain.
+
+    Membership follows the clustering: each cluster's centroid is the mean of its members,
+    and points are assigned to the nearest centroid that still has room (closest pairs
+    first). With ⌊√n⌋ < 2 (n = 2, 3) or ``how="none"`` the groups are consecutive chunks."""
     n = len(texts)
-    k = n_clusters(n)
-    labels = cluster_labels(vectorize(texts), k, how, seed)
-    groups: dict[int, list[int]] = {}
+    k = split_count(n)
+    if n_clusters(n) < 2 or how == "none":
+        sizes = balanced_sizes(n, k)
+        starts = [sum(sizes[:i]) for i in range(k)]
+        return [list(range(st, st + sz)) for st, sz in zip(starts, sizes)]
+    vectors = np.asarray(vectorize(texts), dtype=float)
+    labels = cluster_labels(vectors, k, how, seed)
+    members: dict[int, list[int]] = {}
     for i, lab in enumerate(labels):
-        groups.setdefault(lab, []).append(i)
-    out = sorted(groups.values(), key=lambda g: g[0])
-    if len(out) < 2 and n >= 2:
-        k = max(2, k)
-        size = math.ceil(n / k)
-        out = [list(range(i, min(n, i + size))) for i in range(0, n, size)]
-    return out
+        members.setdefault(lab, []).append(i)
+    clusters = sorted(members.values(), key=lambda g: (-len(g), g[0]))
+    centroids = [vectors[g].mean(axis=0) for g in clusters]
+    used = {i for g in clusters for i in g[:1]}
+    while len(centroids) < k:  # degenerate clustering: seed the missing groups with unused points
+        spare = next(i for i in range(n) if i not in used)
+        used.add(spare)
+        centroids.append(vectors[spare])
+    capacity = balanced_sizes(n, k)  # the biggest clusters get the larger sizes
+    dist = np.array([[float(np.linalg.norm(vectors[i] - c)) for c in centroids] for i in range(n)])
+    assign: dict[int, int] = {}
+    for _, i, c in sorted((dist[i, c], i, c) for i in range(n) for c in range(k)):
+        if i not in assign and capacity[c] > 0:
+            assign[i] = c
+            capacity[c] -= 1
+    out = [[i for i in range(n) if assign[i] == c] for c in range(k)]
+    return sorted((g for g in out if g), key=lambda g: g[0])
+
+
+def merge_node_count(n: int, t: int) -> int:
+    """Merge nodes the balanced tree over n modules has with threshold t (for node ids)."""
+    if n <= 1:
+        return 0
+    if n <= t:
+        return 1
+    sizes = balanced_sizes(n, split_count(n))
+    return sum(merge_node_count(s, t) for s in sizes) + merge_node_count(len(sizes), t)

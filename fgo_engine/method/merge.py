@@ -8,17 +8,20 @@ if-not-worse policy, a comparison with the best child on the same tasks.
 """
 from __future__ import annotations
 
+import threading
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from fgo_engine import events as ev
 from fgo_engine import prompts
-from fgo_engine.errors import ContextOverflowError
+from fgo_engine.errors import ContextOverflowError, SessionError
 from fgo_engine.llm.gateway import Scope
-from fgo_engine.method.cluster import groups_for, litellm_embedder, tfidf
+from fgo_engine.method import backtest
+from fgo_engine.method.cluster import balanced_sizes, groups_for, litellm_embedder, merge_node_count, split_count, tfidf
 from fgo_engine.method.runtime import Item, Runtime, by_category, mean, short_hash
 from fgo_engine.review import ChildInfo, ReviewDecision, ReviewRequest
 from fgo_engine.timeutil import now
-from fgo_engine.types import Module, Task, Trajectory
+from fgo_engine.types import Module, Task
 
 
 @dataclass
@@ -40,45 +43,89 @@ class _Node:
     def subset_ids(self) -> list[int]:
         return sorted(s for it in self.items for s in it.subset_ids)
 
+    @property
+    def depth(self) -> int:
+        """Height above the subsets: a merge of subsets is 1, its parent 2, …"""
+        return 1 + max(it.depth for it in self.items)
+
 
 class MergeTree:
-    """Builds the merge tree of one run; node ids n1, n2, … follow the order of the merges."""
+    """Builds the merge tree of one run. Node ids n1, n2, … are fixed by the tree's shape
+    (depth first, children before parents), so sibling merges can run in parallel and a
+    resumed run still finds every node under the same id."""
 
     def __init__(self, rt: Runtime):
         self.rt = rt
-        self._node_counter = 0
+        self._review_lock = threading.Condition()
+        self._reviewed: set[int] = set()  # node numbers whose review is settled
+        self._failed: BaseException | None = None  # a merge that failed releases the ones waiting in line
 
     # -- Algorithm 2 ------------------------------------------------------------------
     def progressive_merge(self, items: list[Item]) -> Item:
-        """Merge small groups directly, cluster large ones (k = ⌊√n⌋) and recurse."""
+        """Merge small groups directly, split large ones into k = ⌊√n⌋ balanced clusters
+        (sizes differ by at most one), merge the clusters in parallel, then merge the results."""
+        return self._merge(items, 0, by_size=False)
+
+    def _merge(self, items: list[Item], base: int, *, by_size: bool) -> Item:
         cfg = self.rt.cfg
         if len(items) == 1:
             return items[0]
         if len(items) <= cfg.threshold:
-            return self.merge_node(items)
+            return self.merge_node(items, f"n{base + 1}")
+        groups = self._split_by_size(items) if by_size else self._split_by_similarity(items)
+        bases, offset = [], base
+        for g in groups:
+            bases.append(offset)
+            offset += merge_node_count(len(g), cfg.threshold)
+        if len(groups) == 1:
+            results = [self._merge(groups[0], bases[0], by_size=by_size)]
+        else:
+            with ThreadPoolExecutor(max_workers=len(groups), thread_name_prefix="fgo-merge") as pool:
+                futures = [pool.submit(self._merge, g, b, by_size=by_size) for g, b in zip(groups, bases)]
+                wait(futures, return_when=FIRST_EXCEPTION)
+                results = [f.result() for f in futures]
+        return self._merge(results, offset, by_size=True)
+
+    def _split_by_similarity(self, items: list[Item]) -> list[list[Item]]:
+        cfg = self.rt.cfg
         vectorize = litellm_embedder(cfg.embedding_model) if cfg.embedding_model else tfidf
         texts = [self._similarity_text(it.module) for it in items]
-        groups = groups_for(texts, cfg.cluster, cfg.seed, vectorize)
-        results = [self.progressive_merge([items[i] for i in g]) for g in groups]
-        return self.progressive_merge(results)
+        return [[items[i] for i in g] for g in groups_for(texts, cfg.cluster, cfg.seed, vectorize)]
+
+    @staticmethod
+    def _split_by_size(results: list[Item]) -> list[list[Item]]:
+        """Merged clusters are combined by size: the biggest subtrees go to the smallest
+        groups, so every subset ends up at (nearly) the same depth."""
+        sizes = sorted(balanced_sizes(len(results), split_count(len(results))))
+        order = sorted(results, key=lambda it: (-len(it.subset_ids), -it.depth, results.index(it)))
+        groups, i = [], 0
+        for sz in sizes:
+            groups.append(sorted(order[i:i + sz], key=results.index))
+            i += sz
+        return sorted(groups, key=lambda g: results.index(g[0]))
 
     def merge_all_at_once(self, items: list[Item]) -> Item:
         """The no-progressive-merge ablation: one merge call over every module."""
-        return self.merge_node(items)
+        return self.merge_node(items, "n1")
 
     def _similarity_text(self, module: Module) -> str:
         fn = getattr(self.rt.suite, "similarity_text", None)
         return fn(module) if fn else module.text
 
-    def _next_node_id(self) -> str:
-        self._node_counter += 1
-        return f"n{self._node_counter}"
-
     # -- one node ---------------------------------------------------------------------
-    def merge_node(self, items: list[Item]) -> Item:
+    def merge_node(self, items: list[Item], node_id: str) -> Item:
+        try:
+            return self._merge_node(items, node_id)
+        except BaseException as exc:
+            with self._review_lock:
+                self._failed = self._failed or exc
+                self._review_lock.notify_all()
+            raise
+
+    def _merge_node(self, items: list[Item], node_id: str) -> Item:
         rt = self.rt
         task_ids = [tid for it in items for tid in it.task_ids]
-        node = _Node(self._next_node_id(), items, [rt.tasks[t] for t in task_ids], task_ids,
+        node = _Node(node_id, items, [rt.tasks[t] for t in task_ids], task_ids,
                      sum(it.score * len(it.task_ids) for it in items) / max(1, len(task_ids)),
                      max(items, key=lambda it: (it.score, -items.index(it))))
         for it in items:
@@ -88,7 +135,7 @@ class MergeTree:
         if done is not None:
             return done
         rt.store.insert("merge_nodes", {
-            "id": node.node_id, "parent_id": None, "depth": 0, "child_ids_json": list(node.child_ids),
+            "id": node.node_id, "parent_id": None, "depth": node.depth, "child_ids_json": list(node.child_ids),
             "subset_ids_json": node.subset_ids, "task_ids_json": task_ids, "score_before": node.score_before,
             "status": "merging", "created_at": now(), "updated_at": now(),
         }, replace=True)
@@ -98,21 +145,34 @@ class MergeTree:
         module, module_id = self._apply(node, decision, proposed, proposed_id)
         self._status(node, "backtesting")
         self._emit(node, "backtesting", None, decision.decision)
-        trajs = rt.explore(module, module_id, node.tasks, scope=Scope("node", node.node_id, "backtest"), epoch=0)
-        score = mean([t.score for t in trajs])
+        compare = rt.cfg.backtest == "adaptive" and module_id != node.best_child.module_id
+        if compare:
+            bt = backtest.adaptive(rt, node.node_id, self._strata(node), module, module_id, node.best_child)
+        else:
+            bt = backtest.full(rt, node.node_id, node.tasks, module, module_id)
+        trajs, score, child_score = bt.trajs, bt.score, bt.child_score
         final_decision = decision.decision
         if getattr(rt.gate, "post_check", False) and decision.decision != "rollback":
-            kept = self._if_not_worse(node, score)
-            if kept is not None:
-                module, module_id, trajs, score = kept
+            if bt.child_trajs is None:
+                child_trajs = rt.explore(node.best_child.module, node.best_child.module_id, node.tasks,
+                                         scope=Scope("node", node.node_id, "backtest"), epoch=1)
+                child_score = mean([t.score for t in child_trajs])
+            else:
+                child_trajs = bt.child_trajs
+            if child_score is not None and child_score > score:
+                self._roll_back(node, score, child_score)
+                module, module_id, trajs, score = (node.best_child.module, node.best_child.module_id, child_trajs,
+                                                   child_score)
                 final_decision = "rollback"
-        cats = by_category(node.tasks, trajs)
+        cats = by_category(bt.tasks, trajs)
         rt.store.update("merge_nodes", node.node_id, {
             "status": "done", "module_id": module_id, "score_after": score, "scores_json": cats,
+            "backtest_mode": bt.mode, "backtest_tasks": len(bt.tasks), "child_score": child_score,
+            "ci_low": bt.interval[0] if bt.interval else None, "ci_high": bt.interval[1] if bt.interval else None,
             "updated_at": now(),
         })
-        self._emit(node, "done", score, final_decision, module_id)
-        return Item(node.node_id, module, module_id, score, task_ids, cats, node.subset_ids)
+        self._emit(node, "done", score, final_decision, module_id, len(bt.tasks), bt.interval)
+        return Item(node.node_id, module, module_id, score, task_ids, cats, node.subset_ids, node.depth)
 
     def _load_done(self, node: _Node) -> Item | None:
         """A node finished before a resume is loaded as it was, not merged again."""
@@ -120,10 +180,11 @@ class MergeTree:
         existing = rt.store.get("merge_nodes", node.node_id)
         if not (existing and existing["status"] == "done" and existing.get("module_id")):
             return None
+        self._settle_review(node)
         row = rt.store.get("modules", existing["module_id"])
         self._emit(node, "done", existing["score_after"], None, existing["module_id"])
         return Item(node.node_id, Module(row["kind"], row["text"]), existing["module_id"], existing["score_after"],
-                    node.task_ids, existing.get("scores_json") or {}, node.subset_ids)
+                    node.task_ids, existing.get("scores_json") or {}, node.subset_ids, node.depth)
 
     def _propose(self, node: _Node) -> tuple[Module, str]:
         """Ask the merger for one module; fall back to the best child if it gives nothing usable."""
@@ -156,20 +217,41 @@ class MergeTree:
         return proposed, proposed_id
 
     def _review(self, node: _Node, proposed: Module) -> ReviewDecision:
-        """The stored decision on a resume; otherwise ask the gate (and store its answer)."""
+        """The stored decision on a resume; otherwise ask the gate (and store its answer).
+
+        One review at a time (sibling merges run in parallel). A person's gate (policy
+        ``ask``) is asked in node order, n1 before n2, whatever finished first."""
         rt = self.rt
         decision = self._stored_decision(node.node_id)
         if decision is not None:
+            self._settle_review(node)
             return decision
-        request = ReviewRequest(node.node_id, proposed, tuple(
-            ChildInfo(it.node_id, it.module, it.score, len(it.task_ids), it.scores_by_category)
-            for it in node.items), len(node.tasks))
-        rt.store.flush()  # the pending review is on disk before anyone is asked
-        rt.bus.emit(ev.ReviewRequested(node.node_id))
-        decision = rt.gate.review(request)
-        rt.store.insert("reviews", {"node_id": node.node_id, "decision": decision.decision,
-                                    "text": decision.text, "by": decision.by, "created_at": now()})
+        number = int(node.node_id[1:])
+        ordered = getattr(rt.gate, "policy", "") == "ask"
+        with self._review_lock:
+            while ordered and any(i not in self._reviewed for i in range(1, number)):
+                if self._failed is not None:
+                    raise SessionError(f"merge {node.node_id} not reviewed: an earlier merge failed "
+                                       f"({self._failed})")
+                self._review_lock.wait()
+            try:
+                request = ReviewRequest(node.node_id, proposed, tuple(
+                    ChildInfo(it.node_id, it.module, it.score, len(it.task_ids), it.scores_by_category)
+                    for it in node.items), len(node.tasks))
+                rt.store.flush()  # the pending review is on disk before anyone is asked
+                rt.bus.emit(ev.ReviewRequested(node.node_id))
+                decision = rt.gate.review(request)
+                rt.store.insert("reviews", {"node_id": node.node_id, "decision": decision.decision,
+                                            "text": decision.text, "by": decision.by, "created_at": now()})
+            finally:
+                self._reviewed.add(number)
+                self._review_lock.notify_all()
         return decision
+
+    def _settle_review(self, node: _Node) -> None:
+        with self._review_lock:
+            self._reviewed.add(int(node.node_id[1:]))
+            self._review_lock.notify_all()
 
     def _apply(self, node: _Node, decision: ReviewDecision, proposed: Module,
                proposed_id: str) -> tuple[Module, str]:
@@ -182,21 +264,26 @@ class MergeTree:
             return node.best_child.module, node.best_child.module_id
         return proposed, proposed_id
 
-    def _if_not_worse(self, node: _Node, score: float) -> tuple[Module, str, list[Trajectory], float] | None:
-        """Keep the merge only if it is not worse than the best child on the same tasks."""
+    def _strata(self, node: _Node) -> list[list[Task]]:
+        """The node's tasks grouped by subset (the adaptive backtest's strata)."""
+        mine = set(node.task_ids)
+        out = []
+        for sid in node.subset_ids:
+            row = self.rt.store.get("subsets", sid)
+            ids = [t for t in (row or {}).get("task_ids_json") or [] if t in mine]
+            out.append([self.rt.tasks[t] for t in ids])
+        covered = {t.id for s in out for t in s}
+        rest = [self.rt.tasks[t] for t in node.task_ids if t not in covered]
+        return [s for s in out if s] + ([rest] if rest else [])
+
+    def _roll_back(self, node: _Node, score: float, child_score: float) -> None:
+        """If not worse: the merge scored below its best child on the same tasks; keep the child."""
         rt = self.rt
-        child = node.best_child
-        child_trajs = rt.explore(child.module, child.module_id, node.tasks,
-                                 scope=Scope("node", node.node_id, "backtest"), epoch=1)
-        child_score = mean([t.score for t in child_trajs])
-        if child_score <= score:
-            return None
         rt.bus.emit(ev.Log("info", f"merge {node.node_id} scored {score:.3f} on its tasks, below its best "
                                    f"child's {child_score:.3f}; rolled back"))
         if not rt.store.count("reviews", "node_id = ? and by = 'policy:if-not-worse'", (node.node_id,)):
             rt.store.insert("reviews", {"node_id": node.node_id, "decision": "rollback", "text": None,
                                         "by": "policy:if-not-worse", "created_at": now()})
-        return child.module, child.module_id, child_trajs, child_score
 
     def _stored_decision(self, node_id: str) -> ReviewDecision | None:
         rows = self.rt.store.rows("reviews", "node_id = ?", (node_id,), order_by="id")
@@ -209,6 +296,8 @@ class MergeTree:
         self.rt.store.update("merge_nodes", node.node_id, {"status": status, "updated_at": now()})
 
     def _emit(self, node: _Node, status: str, after: float | None, decision: str | None = None,
-              module_id: str | None = None) -> None:
+              module_id: str | None = None, backtest_tasks: int | None = None,
+              interval: tuple[float, float] | None = None) -> None:
         self.rt.bus.emit(ev.MergeNodeUpdated(node.node_id, None, node.child_ids, status, len(node.tasks),
-                                             node.score_before, after, decision, module_id))
+                                             node.score_before, after, decision, module_id, backtest_tasks,
+                                             interval))

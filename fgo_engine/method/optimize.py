@@ -7,7 +7,7 @@ best so far on the same batch.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from fgo_engine import events as ev
 from fgo_engine import prompts
@@ -42,7 +42,7 @@ def evaluate(rt: Runtime, module: Module, module_id: str, tasks: list[Task], tra
         for sample in range(2):
             rt.control.checkpoint()
             comp = rt.gw.complete("evaluator", prompts.evaluator_messages(describe, module, task, tr),
-                                  scope=scope, sample=sample)
+                                  scope=replace(scope, task_id=task.id, epoch=epoch), sample=sample)
             crit = prompts.parse_critique(task.id, comp.text)
             if crit.parsed:
                 break
@@ -51,7 +51,7 @@ def evaluate(rt: Runtime, module: Module, module_id: str, tasks: list[Task], tra
             rt.bus.emit(ev.Log("warning", f"evaluator reply for task {task.id} was not JSON; kept as free text"))
         return crit
 
-    futures = [rt.pool.submit(one, t, tr) for t, tr in zip(tasks, trajs)]
+    futures = [rt.pool.submit(scope.key, one, t, tr) for t, tr in zip(tasks, trajs)]
     crits = [f.result() for f in futures]
     rows = []
     for t, c in zip(tasks, crits):
@@ -70,16 +70,21 @@ def evaluate(rt: Runtime, module: Module, module_id: str, tasks: list[Task], tra
 # -- optimize -------------------------------------------------------------------------
 def propose(rt: Runtime, module: Module, tasks: list[Task], trajs: list[Trajectory], crits: list[Critique],
             history: list[str], rejected: list[str], *, scope: Scope) -> Module | None:
-    """One optimizer step. On a context overflow, retry with fewer examples (and say so)."""
-    failures = [(t, tr, c) for t, tr, c in zip(tasks, trajs, crits) if not c.correct]
-    successes = [(t, tr, c) for t, tr, c in zip(tasks, trajs, crits) if c.correct][:2]
-    examples = failures + successes
-    if not failures:
-        return None  # nothing to fix on this batch
+    """One optimizer step under the one prompt policy (``prompts.pack_optimizer_prompt``):
+    whole examples packed into the optimizer's budget; a dropped failure marks the run
+    overflowed. Every step asks the optimizer, even when the batch has no failure."""
     describe = rt.suite.describe()
-    keep = len(examples)
+    examples = list(zip(tasks, trajs, crits))
+    budget = rt.optimizer_budget()
     while True:
-        msgs = prompts.optimizer_messages(describe, module, examples[:keep], history[-8:], rejected[-3:])
+        msgs, packing = prompts.pack_optimizer_prompt(describe, module, examples, history[-8:], rejected[-3:],
+                                                      budget=budget, count=rt.count_optimizer_tokens)
+        if packing.overflowed:
+            rt.overflowed = True
+            rt.bus.emit(ev.Log("warning", f"context overflow: the optimizer prompt ({scope.kind} {scope.id}) "
+                                          f"holds {packing.kept} of {packing.failures} failures within its "
+                                          f"{packing.budget:,}-token budget; "
+                                          "the rest were left out (run marked overflowed)"))
         try:
             for sample in range(3):
                 rt.control.checkpoint()
@@ -91,13 +96,14 @@ def propose(rt: Runtime, module: Module, tasks: list[Task], trajs: list[Trajecto
                                           "kept the current one"))
             return None
         except ContextOverflowError as exc:
+            # the provider counts differently from our tokenizer: shrink the budget, same rule
             rt.overflowed = True
-            if keep <= 1:
-                rt.bus.emit(ev.Log("error", f"context overflow even with one example: {exc}"))
+            if packing.kept == 0:
+                rt.bus.emit(ev.Log("error", f"context overflow even with no example: {exc}"))
                 return None
-            keep = max(1, keep // 2)
+            budget = max(1, (budget or packing.prompt_tokens) * 3 // 4)
             rt.bus.emit(ev.Log("warning", f"context overflow ({exc.prompt_tokens} > {exc.window} tokens); "
-                                          f"retrying with {keep} examples"))
+                                          f"packing again into {budget:,} tokens"))
 
 
 def optimize_loop(rt: Runtime, start: Module, start_id: str, batches: list[list[Task]], *, scope_kind: str,
@@ -149,8 +155,10 @@ def optimize_loop(rt: Runtime, start: Module, start_id: str, batches: list[list[
         crits = evaluate(rt, best, best_id, batch, best_trajs, scope=Scope(scope_kind, scope_id, "evaluate"),
                          epoch=step, subset_id=subset_id)
         proposal = propose(rt, best, batch, best_trajs, crits, history, rejected,
-                           scope=Scope(scope_kind, scope_id, "optimize"))
-        if proposal is not None and proposal.text.strip() != best.text.strip():
+                           scope=Scope(scope_kind, scope_id, "optimize", epoch=step))
+        if proposal is not None:
+            # every step's candidate is evaluated; one equal to a module already run on
+            # these tasks is served by the response cache (counted as cached, not spent)
             candidate = proposal
             candidate_id = f"{label}.e{step + 1}.{short_hash(proposal.text)}"
             rt.save_module(candidate_id, proposal, origin="optimize", parent_id=best_id, subset_id=subset_id,

@@ -9,16 +9,18 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fgo_engine import events as ev
+from fgo_engine import prompts
 from fgo_engine.config import RunConfig
 from fgo_engine.control import Control
 from fgo_engine.errors import BudgetExceededError, CancelledError, LLMError, MalformedOutputError
+from fgo_engine.llm import tokens
 from fgo_engine.llm.gateway import Gateway, Scope
 from fgo_engine.review import ReviewGate
+from fgo_engine.scheduling import FairPool
 from fgo_engine.suites.base import Completion, Suite
 from fgo_engine.timeutil import now
 from fgo_engine.types import Module, Task, Trajectory
@@ -50,6 +52,7 @@ class Item:
     task_ids: list[str]
     scores_by_category: dict[str, float] = field(default_factory=dict)
     subset_ids: list[int] = field(default_factory=list)
+    depth: int = 0  # height in the merge tree: 0 for a subset, 1 + the deepest child for a node
 
 
 class Runtime:
@@ -65,11 +68,28 @@ class Runtime:
         self.gate = gate
         self.control = control
         self.tasks = tasks
-        self.pool = ThreadPoolExecutor(max_workers=max(2, config.task_workers), thread_name_prefix="fgo-task")
+        # task workers shared fairly by scope (subset, node, loop), like the gateway's model slots
+        self.pool = FairPool(max(2, config.task_workers), name="fgo-task",
+                             fair=config.roles["agent"].scheduling == "fair")
         self.overflowed = False
 
+    def optimizer_budget(self) -> int | None:
+        """The optimizer prompt's token budget: the configured ``prompt_budget``, else the
+        optimizer model's context window minus room for its reply (the role's max_tokens, else
+        REPLY_RESERVE, at most a quarter of the window); None when the window is unknown."""
+        if self.cfg.prompt_budget is not None:
+            return self.cfg.prompt_budget
+        rc = self.cfg.roles["optimizer"]
+        window = self.gw.window(rc.model)
+        if window is None:
+            return None
+        return max(1, window - min(rc.max_tokens or prompts.REPLY_RESERVE, window // 4))
+
+    def count_optimizer_tokens(self, messages: list[dict[str, Any]]) -> int:
+        return tokens.count_messages(messages, self.cfg.roles["optimizer"].model)
+
     def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.pool.shutdown(cancel_futures=True)
 
     # -- modules ----------------------------------------------------------------------
     def save_module(self, module_id: str, module: Module, *, origin: str, parent_id: str | None = None,
@@ -94,7 +114,7 @@ class Runtime:
 
     # -- rollouts ---------------------------------------------------------------------
     def _agent_llm(self, scope: Scope, task_id: str) -> Callable[..., Completion]:
-        inner = self.gw.bind("agent", scope)
+        inner = self.gw.bind("agent", replace(scope, task_id=task_id))
         bus, control = self.bus, self.control
 
         def call(messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None) -> Completion:
@@ -119,7 +139,8 @@ class Runtime:
                 subset_id: int | None = None) -> list[Trajectory]:
         """Run the agent on every task (in the task pool); results in task order."""
         self.control.checkpoint()
-        futures = [self.pool.submit(self._run_one, t, module, scope) for t in tasks]
+        scope = replace(scope, epoch=epoch)
+        futures = [self.pool.submit(scope.key, self._run_one, t, module, scope) for t in tasks]
         trajs = [f.result() for f in futures]
         rows = []
         for t, tr in zip(tasks, trajs):

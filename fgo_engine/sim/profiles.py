@@ -1,7 +1,10 @@
 """Profiles of the simulated LLM: window, attention span, noise, latency.
 
+A call takes ``latency + prompt_tokens / prefill_rate + completion_tokens / decode_rate``
+seconds (a rate of 0 adds nothing), so long prompts cost wall time as with an API.
+
 Reached as ``fgo-sim/<profile>`` with optional overrides after a colon:
-``fgo-sim/small:latency=0.2,noise=0.1``.
+``fgo-sim/small:latency=0.2,noise=0.1`` or ``fgo-sim/medium:latency=0.1,prefill_rate=20000,decode_rate=100``.
 """
 from __future__ import annotations
 
@@ -21,7 +24,9 @@ class SimProfile:
     critic_noise: float  # chance the evaluator gives a vague critique instead of naming the gap
     drift: float  # chance an optimizer rewrite drops one existing rule
     merge_loss: float  # per module beyond two in one merge call, share of rules dropped
-    latency: float = 0.0  # seconds per call, to emulate an API in benchmarks
+    latency: float = 0.0  # seconds per call (a), to emulate an API in benchmarks
+    prefill_rate: float = 0.0  # prompt tokens per second; 0: reading the prompt takes no time
+    decode_rate: float = 0.0  # completion tokens per second; 0: writing takes no time
     seed: int = 0
 
 

@@ -260,16 +260,6 @@ class SimLLM(_lazy_base()):  # type: ignore[misc]
         fault = _take_fault(role, "\n".join(_content(m) for m in messages)) if _faults else None
         if fault in ("rate_limit", "timeout", "connection", "server"):
             _raise_fault(fault, model)
-        global _in_flight, max_in_flight
-        with _faults_lock:
-            _in_flight += 1
-            max_in_flight = max(max_in_flight, _in_flight)
-        try:
-            if profile.latency:
-                time.sleep(profile.latency)
-        finally:
-            with _faults_lock:
-                _in_flight -= 1
         prompt = _content(messages[-1]) if messages else ""
         tool_calls = None
         if fault in ("garbage", "empty"):
@@ -303,4 +293,29 @@ class SimLLM(_lazy_base()):  # type: ignore[misc]
         completion_tokens = tokens.count_text(text) + (tokens.count_text(json.dumps(tool_calls)) if tool_calls else 0)
         resp.usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
                            total_tokens=prompt_tokens + completion_tokens)
+        _emulate_latency(profile, prompt_tokens, completion_tokens)
         return resp
+
+
+def call_seconds(profile: SimProfile, prompt_tokens: int, completion_tokens: int) -> float:
+    """latency + prompt_tokens / prefill_rate + completion_tokens / decode_rate (0 rate: free)."""
+    t = profile.latency
+    if profile.prefill_rate > 0:
+        t += prompt_tokens / profile.prefill_rate
+    if profile.decode_rate > 0:
+        t += completion_tokens / profile.decode_rate
+    return t
+
+
+def _emulate_latency(profile: SimProfile, prompt_tokens: int, completion_tokens: int) -> None:
+    global _in_flight, max_in_flight
+    with _faults_lock:
+        _in_flight += 1
+        max_in_flight = max(max_in_flight, _in_flight)
+    try:
+        seconds = call_seconds(profile, prompt_tokens, completion_tokens)
+        if seconds > 0:
+            time.sleep(seconds)
+    finally:
+        with _faults_lock:
+            _in_flight -= 1

@@ -1,0 +1,68 @@
+"""FGO against all-at-once (and the other baselines) with emulated, token-proportional
+latency: prompt tokens spent/cached per phase, wall time, critical path. Writes
+bench/results/bench-<suite>.json and .md, and bench/results/SUMMARY.md (machine, command),
+which the README's performance section quotes.
+
+Run by `make bench`; `python benchmarks/methods.py --quick` for a short smoke run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from fgo_engine import bench  # noqa: E402
+
+OUT = ROOT / "bench" / "results"
+# an API-like call: 0.1 s + prompt / 20k tok/s + completion / 200 tok/s (stated in the summary)
+TIMING = {"latency": 0.1, "prefill_rate": 20_000.0, "decode_rate": 200.0}
+# enough task workers and model slots that no method is starved (FGO's subsets run side by side)
+SETTINGS = {"task_workers": 64, "roles": {r: {"max_concurrency": 64} for r in
+                                          ("agent", "evaluator", "optimizer", "merger")}}
+SUITES = {
+    "invoices": {"methods": ["all-at-once", "fgo"], "vary": {"backtest": ["adaptive"]}, "options": {}},
+    "household": {"methods": ["all-at-once", "fgo"], "vary": {"backtest": ["adaptive"]},
+                  "options": {"n_train": 24, "n_test": 24}},
+}
+
+
+def machine() -> str:
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv
+    OUT.mkdir(parents=True, exist_ok=True)
+    lines = ["# Benchmark summary (`make bench`)", "",
+             f"Machine: {machine()}. Command: `make bench` (`python benchmarks/methods.py`). "
+             f"Simulated LLM `fgo-sim/medium` — a test bed, not a model — with latency "
+             f"{TIMING['latency']} s + prompt tokens / {TIMING['prefill_rate']:,.0f} per s + completion tokens / "
+             f"{TIMING['decode_rate']:,.0f} per s per call; task_workers 64, max_concurrency 64, workers 4.", ""]
+    for suite, spec in SUITES.items():
+        opts = dict(spec["options"])
+        if quick:
+            opts.update({"n_train": 8, "n_test": 4})
+        t0 = time.perf_counter()
+        report = bench.run_bench(suite, methods=spec["methods"], subsets=4, epochs=2, threshold=2,
+                                 suite_options=opts, workers=4, extra=SETTINGS, vary=spec["vary"],
+                                 out_dir=None, progress=lambda s: print(s, flush=True), **TIMING)
+        report["elapsed_seconds"] = time.perf_counter() - t0
+        report["machine"] = machine()
+        (OUT / f"bench-{suite}.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+        md = bench.to_markdown(report)
+        (OUT / f"bench-{suite}.md").write_text(md, encoding="utf-8")
+        lines += [f"## {suite} (options {json.dumps(opts, sort_keys=True)}, {report['elapsed_seconds']:.0f} s)", "",
+                  md, ""]
+        print(md, flush=True)
+    (OUT / "SUMMARY.md").write_text("\n".join(lines), encoding="utf-8")
+    print(f"wrote {OUT / 'SUMMARY.md'}")
+
+
+if __name__ == "__main__":
+    main()

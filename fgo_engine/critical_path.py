@@ -1,0 +1,70 @@
+"""The critical path of a run, computed from its session file alone.
+
+The critical path is the longest chain of calls that must happen one after another,
+given how the engine orders its work: within one scope (a subset's loop, a baseline's
+loop, a merge node) the epochs and their phases (explore → evaluate → optimize; merge →
+backtest) follow each other; within a phase the tasks run in parallel, and one task's
+calls (a ReAct episode, retried samples) follow each other. Subsets run in parallel;
+the merge tree starts when every subset is done, and a node waits for its child nodes;
+the test evaluation comes last. Each call counts its own latency (``latency_ms``), not the
+time it waited for a slot (``queue_ms``); a cache hit counts nothing.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+
+def scope_chain(rows: list[dict[str, Any]]) -> float:
+    """Seconds of the longest dependent chain inside one scope."""
+    groups: dict[tuple[str, int], dict[str | None, float]] = defaultdict(lambda: defaultdict(float))
+    for r in rows:
+        seconds = 0.0 if r["cache_hit"] else (r["latency_ms"] or 0.0) / 1000.0
+        # every (phase, epoch) group of a scope follows the one before it; inside a group
+        # the tasks run side by side and one task's calls follow each other
+        groups[(r["phase"], r["epoch"] if r["epoch"] is not None else -1)][r["task_id"]] += seconds
+    total = 0.0
+    for per_task in groups.values():
+        untasked = per_task.pop(None, 0.0)  # optimizer and merger calls: one after another
+        total += untasked + (max(per_task.values()) if per_task else 0.0)
+    return total
+
+
+def critical_path(rows: list[dict[str, Any]], nodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """``rows``: ledger rows; ``nodes``: merge_nodes rows (id, child_ids_json)."""
+    by_scope: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_scope[(r["scope_kind"], r["scope_id"])].append(r)
+    chains = {k: scope_chain(v) for k, v in by_scope.items()}
+    loops = max((v for (kind, _), v in chains.items() if kind in ("subset", "baseline")), default=0.0)
+    children = {n["id"]: [c for c in (n.get("child_ids_json") or []) if str(c).startswith("n")] for n in nodes}
+    memo: dict[str, float] = {}
+
+    def node_path(nid: str) -> float:
+        if nid not in memo:
+            memo[nid] = chains.get(("node", nid), 0.0) + max((node_path(c) for c in children.get(nid, [])),
+                                                             default=0.0)
+        return memo[nid]
+
+    tree = max((node_path(n) for n in children), default=0.0)
+    test = chains.get(("session", ""), 0.0)
+    timed = [r for r in rows if r.get("started_at") is not None and r.get("ended_at") is not None]
+    span = (max(r["ended_at"] for r in timed) - min(r["started_at"] - (r["queue_ms"] or 0) / 1000.0
+                                                     for r in timed)) if timed else 0.0
+    return {"seconds": loops + tree + test, "loops": loops, "merge_tree": tree, "test": test,
+            "ledger_span": span}
+
+
+def critical_path_of(path: str | Path) -> dict[str, Any]:
+    """Open a session file read-only and compute its critical path."""
+    from fgo_engine.store import Store
+
+    store = Store.open(path, readonly=True)
+    try:
+        rows = store.query("select scope_kind, scope_id, phase, epoch, task_id, latency_ms, cache_hit, "
+                           "started_at, ended_at, queue_ms from ledger where error is null")
+        nodes = store.rows("merge_nodes")
+    finally:
+        store.close()
+    return critical_path(rows, nodes)
