@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -64,14 +65,15 @@ def _completion_body(r: Reply, model: str) -> dict[str, Any]:
 
 
 class FakeOpenAI:
-    """``push`` replies; each POST takes the next one (a normal reply when none is left)."""
+    """``push`` replies; each POST takes the next one. When none is left, ``responder(body)``
+    answers (if set), else a normal reply."""
 
     def __init__(self) -> None:
         self.script: deque[Reply] = deque()
+        self.responder: Callable[[dict[str, Any]], Reply] | None = None
         self.requests: list[dict[str, Any]] = []
         self.stopping = threading.Event()
         self._lock = threading.Lock()
-        self.served = threading.Condition(self._lock)
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -85,22 +87,25 @@ class FakeOpenAI:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with fake._lock:
                     fake.requests.append({"path": self.path, "json": body, "at": time.monotonic()})
-                    reply = fake.script.popleft() if fake.script else ok()
+                    scripted = fake.script.popleft() if fake.script else None
+                reply = scripted or (fake.responder(body) if fake.responder else ok())
                 try:
                     fake._respond(self, reply, body.get("model", "fake"))
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (a deadline): that is the point of some tests
-                finally:
-                    with fake._lock:
-                        fake.served.notify_all()
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="fake-openai", daemon=True)
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="fake-openai", daemon=True)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def bodies(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [r["json"] for r in self.requests]
 
     def push(self, *replies: Reply) -> None:
         with self._lock:
