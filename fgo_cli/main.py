@@ -161,6 +161,13 @@ def _run_headless(session, verbose: bool) -> int:
     from fgo_engine.console import ConsolePrinter
 
     session.bus.add(ConsolePrinter(verbose=verbose))
+    if verbose:  # the engine's log (e.g. a provider's full error text) on stderr
+        import logging
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(name)s %(levelname)s: %(message)s"))
+        logging.getLogger("fgo").addHandler(handler)
+        logging.getLogger("fgo").setLevel(logging.INFO)
     previous = signal.getsignal(signal.SIGINT)
 
     def on_sigint(signum, frame):

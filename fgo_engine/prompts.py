@@ -161,8 +161,19 @@ def module_problem(kind: str, reply: str, proposal: str | None, current: str | N
     if any(t in proposal for t in _PROMPT_TAGS):
         return f"the {tag} echoes the prompt (it contains the prompt's tags)"
     if current is not None and " ".join(proposal.split()) == " ".join(current.split()):
-        return f"repeats the current {tag} unchanged"
+        if any(t in reply for t in _PROMPT_TAGS):
+            return f"echoes the prompt: its last <{tag}> block is the current {tag}"
+        return UNCHANGED.format(tag=tag)
     return None
+
+
+UNCHANGED = "repeats the current {tag} unchanged"
+
+
+def is_unchanged(reason: str) -> bool:
+    """A clean reply that keeps the module as it is: the optimizer's answer, not a format
+    failure; asking again would pay the step's longest prompt for a gamble."""
+    return reason in (UNCHANGED.format(tag="instruction"), UNCHANGED.format(tag="toolbox"))
 
 
 def with_retry_note(messages: list[dict[str, str]], reason: str, kind: str) -> list[dict[str, str]]:

@@ -54,7 +54,9 @@ def test_extract_module_takes_the_last_block_and_refuses_a_cut_off_one():
     echo = f"<agent_role>x</agent_role>\n<instruction>\n{TOY}\n</instruction>\n<examples>…</examples>\n"
     assert prompts.extract_module("instruction", echo + f"<instruction>\n{NEW}\n</instruction>") == NEW
     assert prompts.extract_module("instruction", echo + "<instruction>\n- half a rul") is None
-    assert prompts.module_problem("instruction", echo, TOY, TOY) == "repeats the current instruction unchanged"
+    assert prompts.module_problem("instruction", echo, TOY, TOY).startswith("echoes the prompt")
+    assert prompts.module_problem("instruction", f"<instruction>{TOY}</instruction>", TOY, TOY) == (
+        "repeats the current instruction unchanged")
 
 
 def test_an_optimizer_that_echoes_its_input_first_still_gets_its_proposal_used(tmp_path, toy_config, fake_openai):
@@ -80,15 +82,26 @@ def test_an_echo_of_the_current_module_is_rejected_recorded_and_retried_differen
     assert s.store.rows("modules", "origin = 'optimize'") == []
     rows = rejected(s.store)
     assert [r["sample"] for r in rows] == [0, 1, 2] and {r["role"] for r in rows} == {"optimizer"}
-    assert all("unchanged" in r["reason"] and r["scope_kind"] == "subset" and r["excerpt"] for r in rows)
+    assert all("echoes the prompt" in r["reason"] and r["scope_kind"] == "subset" and r["excerpt"] for r in rows)
     assert any(e.level == "warning" and "rejected optimizer reply" in e.text for e in logs)
     bodies = fake_openai.bodies()
     assert len(bodies) == 3
     temps = [b["temperature"] for b in bodies]
     assert temps[0] == 0 and temps[0] < temps[1] < temps[2]
     prompts_sent = [b["messages"][-1]["content"] for b in bodies]
-    assert "could not be used (repeats the current instruction unchanged)" in prompts_sent[1]
+    assert "could not be used (echoes the prompt: its last instruction block is the current" in prompts_sent[1]
     assert len(set(prompts_sent)) >= 2 and prompts_sent[1] != prompts_sent[0]
+    s.close()
+
+
+def test_a_clean_unchanged_proposal_is_recorded_but_not_asked_again(tmp_path, toy_config, fake_openai):
+    fake_openai.responder = lambda body: ok(f"No change is needed.\n<instruction>\n{TOY}\n</instruction>")
+    cfg = cfg_with(toy_config, {"optimizer": {"model": "openai/fake", "api_base": fake_openai.url}},
+                   subsets=1, epochs=1)
+    s, res = run(tmp_path, cfg)
+    assert res.status == "done"
+    assert len(fake_openai.requests) == 1  # the model's answer is "keep it": not a format failure to retry
+    assert [r["reason"] for r in rejected(s.store)] == ["repeats the current instruction unchanged"]
     s.close()
 
 

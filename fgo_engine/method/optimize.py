@@ -83,11 +83,13 @@ def propose(rt: Runtime, module: Module, tasks: list[Task], trajs: list[Trajecto
         msgs = prompts.optimizer_messages(describe, module, examples[:keep], history[-8:], rejected[-3:])
         try:
             comp, problem = resample.ask(rt, "optimizer", msgs, scope=scope, samples=3, note_kind=module.kind,
-                                        judge=lambda c: resample.proposal_problem(rt, module.kind, c.text, module.text))
+                                        judge=lambda c: resample.proposal_problem(rt, module.kind, c.text, module.text),
+                                        final=prompts.is_unchanged)
             if problem is None:
                 return Module(module.kind, prompts.extract_module(module.kind, comp.text) or "")
-            rt.bus.emit(ev.Log("warning", f"optimizer gave no usable {module.kind} ({scope.kind} {scope.id}): "
-                                          f"{problem}; kept the current one"))
+            level = "info" if prompts.is_unchanged(problem) else "warning"  # the rejection itself warned
+            rt.bus.emit(ev.Log(level, f"optimizer gave no usable {module.kind} ({scope.kind} {scope.id}): "
+                                      f"{problem}; kept the current one"))
             return None
         except ContextOverflowError as exc:
             rt.overflowed = True

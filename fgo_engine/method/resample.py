@@ -34,9 +34,11 @@ def retry_temperature(base: float, sample: int) -> float:
 
 
 def ask(rt: Runtime, role: str, messages: list[dict[str, str]], *, scope: Scope, samples: int, note_kind: str,
-        judge: Callable[[Completion], str | None]) -> tuple[Completion, str | None]:
-    """Up to ``samples`` calls until ``judge`` finds no problem with the reply. Returns the
-    last reply and its problem (None: usable)."""
+        judge: Callable[[Completion], str | None],
+        final: Callable[[str], bool] = lambda reason: False) -> tuple[Completion, str | None]:
+    """Up to ``samples`` calls until ``judge`` finds no problem with the reply (or the
+    problem is ``final``: not worth another sample). Returns the last reply and its
+    problem (None: usable)."""
     rc = rt.gw.roles[role]
     problem: str | None = None
     comp: Completion | None = None
@@ -51,6 +53,8 @@ def ask(rt: Runtime, role: str, messages: list[dict[str, str]], *, scope: Scope,
         if rc.max_tokens and comp.completion_tokens >= rc.max_tokens:
             problem += f"; the reply reached max_tokens ({rc.max_tokens}): keep it shorter"
         record_rejected(rt, role, scope, problem, comp.text, sample)
+        if final(problem):
+            break
     assert comp is not None
     return comp, problem
 
