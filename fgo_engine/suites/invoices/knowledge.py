@@ -27,18 +27,25 @@ KNOWLEDGE: dict[str, Knowledge] = {k.key: k for k in (
     _K("invoices.note", ("note", "label"),
        "The reference can also be free text in a Note, right after a label; copy what "
        "follows the label up to the semicolon."),
-    _K("invoices.lang.tr", ("turkish", "taşıma"),
-       "Turkish invoices write 'Taşıma Referans No:' in notes and type transport documents "
-       "as 'Taşıma Belgesi' or 'CMR Taşıma Senedi'."),
-    _K("invoices.lang.en", ("english", "transport ref"),
-       "English invoices write 'Transport ref:' in notes and type transport documents as "
-       "'Waybill' or 'Bill of lading'."),
-    _K("invoices.lang.es", ("spanish", "transporte"),
-       "Spanish invoices write 'Ref. de transporte:' in notes and type transport documents "
-       "as 'Carta de porte' or 'Documento de transporte'."),
-    _K("invoices.lang.it", ("italian", "trasporto"),
-       "Italian invoices write 'Rif. trasporto:' in notes and type transport documents as "
-       "'Documento di trasporto (DDT)' or 'Lettera di vettura'."),
+    _K("invoices.lang.tr", ("taşıma referans no:",),
+       "For Turkish invoices, notes write 'Taşıma Referans No:' and transport documents are "
+       "typed 'Taşıma Belgesi' or 'CMR Taşıma Senedi'.", scope="tr",
+       general="Notes write 'Taşıma Referans No:' and transport documents are typed 'Taşıma Belgesi' "
+               "or 'CMR Taşıma Senedi'."),
+    _K("invoices.lang.en", ("transport ref:",),
+       "For English invoices, notes write 'Transport ref:' and transport documents are typed "
+       "'Waybill' or 'Bill of lading'.", scope="en",
+       general="Notes write 'Transport ref:' and transport documents are typed 'Waybill' or 'Bill of lading'."),
+    _K("invoices.lang.es", ("ref. de transporte:",),
+       "For Spanish invoices, notes write 'Ref. de transporte:' and transport documents are "
+       "typed 'Carta de porte' or 'Documento de transporte'.", scope="es",
+       general="Notes write 'Ref. de transporte:' and transport documents are typed 'Carta de porte' or "
+               "'Documento de transporte'."),
+    _K("invoices.lang.it", ("rif. trasporto:",),
+       "For Italian invoices, notes write 'Rif. trasporto:' and transport documents are typed "
+       "'Documento di trasporto (DDT)' or 'Lettera di vettura'.", scope="it",
+       general="Notes write 'Rif. trasporto:' and transport documents are typed 'Documento di trasporto (DDT)' "
+               "or 'Lettera di vettura'."),
     _K("invoices.format", ("spaces", "dashes"),
        "Copy the reference exactly as printed: keep its dashes and inner spaces, only "
        "collapsing runs of whitespace."),
