@@ -103,15 +103,16 @@ def test_lost_in_the_middle_on_an_example_in_the_middle_is_noticed_less_than_at_
     assert middle < 0.5 < min(first, last)
 
 
-def test_lost_in_the_middle_on_all_at_once_loses_more_train_score_than_fgo(tmp_path, toy_config):
+def test_lost_in_the_middle_on_all_at_once_train_score_drops_vs_null(tmp_path, toy_config):
+    # The issue also predicts that FGO's score drops less. Measured here (this setup, written
+    # before the run): all-at-once −5.6 points, FGO −16.7 (one step per subset, while
+    # all-at-once's long prompt holds six failing examples per rule), so that half is not
+    # asserted; see the README's mechanism table.
     off, on = "fgo-sim/null", "fgo-sim/null:middle=0.9,attention=600"
     kw = dict(subsets=6, epochs=1, suite_options={"n_train": 36, "n_test": 6})
-    drop = {}
-    for method in ("all-at-once", "fgo"):
-        base = run(tmp_path, toy_config, f"{method}-off", method=method, model=off, **kw).train_score
-        hit = run(tmp_path, toy_config, f"{method}-on", method=method, model=on, **kw).train_score
-        drop[method] = base - hit
-    assert drop["all-at-once"] > drop["fgo"], drop
+    base = run(tmp_path, toy_config, "aao-off", method="all-at-once", model=off, **kw).train_score
+    hit = run(tmp_path, toy_config, "aao-on", method="all-at-once", model=on, **kw).train_score
+    assert hit < base
 
 
 # -- (3) hard window ---------------------------------------------------------------------------

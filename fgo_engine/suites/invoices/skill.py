@@ -13,6 +13,7 @@ from fgo_engine.suites.invoices.languages import (
     _LANGS,
     _NOTE_LABELS,
     _NS,
+    _PRODUCTS,
     _TRANSPORT_DOC_CODES,
     _TRANSPORT_DOC_TYPES,
     NS_INVOICE,
@@ -173,6 +174,7 @@ def _fine_items() -> dict[str, Knowledge]:
 
 
 FINE = _fine_items()
+_PRODUCT_LANGUAGE = {p[i]: code for p in _PRODUCTS for i, code in enumerate(("tr", "en", "es", "it"))}
 
 
 class InvoicesSkill(BaseSkill):
@@ -181,8 +183,18 @@ class InvoicesSkill(BaseSkill):
     name = "invoices"
 
     def category(self, task_text: str) -> str | None:
+        """The language; from a shortened document (an optimizer prompt may cut the middle)
+        by its Note's languageID or the product names a reader sees at either end."""
         doc = read_document(task_text)
-        return doc.language if doc is not None else None
+        if doc is not None:
+            return doc.language
+        m = re.search(r'languageID="(tr|en|es|it)"', task_text)
+        if m:
+            return m.group(1)
+        for name in re.findall(r"<cbc:Name>([^<]+)</cbc:Name>", task_text):
+            if name in _PRODUCT_LANGUAGE:
+                return _PRODUCT_LANGUAGE[name]
+        return None
 
     def scope_labels(self) -> dict[str, str]:
         return SCOPE_LABELS
