@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fgo_engine.sim.skills import BaseSkill, register_skill
-from fgo_engine.suites.invoices.knowledge import _PLACEMENT_WHERE, KNOWLEDGE
+from fgo_engine.suites.invoices.knowledge import _PLACEMENT_WHERE, ADJECTIVE, KNOWLEDGE
 from fgo_engine.suites.invoices.languages import (
     _LANGS,
     _NOTE_LABELS,
@@ -139,7 +139,6 @@ def _break_format(ref: str, rng: random.Random) -> str:
     return ref.replace("-", " ")
 
 
-ADJECTIVE = {"tr": "Turkish", "en": "English", "es": "Spanish", "it": "Italian"}
 SCOPE_LABELS = {code: f"{adj} invoices" for code, adj in ADJECTIVE.items()}
 
 
