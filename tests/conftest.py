@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -23,3 +24,14 @@ def toy_config():
         return RunConfig.from_dict(base)
 
     return make
+
+
+# Public data sets (BBH, ALFWorld games) are never committed; they are read from this
+# folder. Tests that need them fail (they do not skip) when it is missing.
+SHARED_DATA = Path(os.environ.get("FGO_DATA_DIR", "/work/shared/data"))
+
+
+def shared_data(name: str) -> Path:
+    path = SHARED_DATA / name
+    assert path.is_dir(), f"public data set {path} is missing; set FGO_DATA_DIR to the folder holding {name}/"
+    return path

@@ -92,7 +92,7 @@ def _load_builtins() -> None:
         except ImportError as exc:
             raise ConfigError(f"FGO_PLUGINS: cannot import {plugin!r}: {exc}") from None
 
-    for mod in ("household", "invoices", "jsonl_tasks", "tools"):
+    for mod in ("household", "invoices", "jsonl_tasks", "tools", "bbh", "alfworld"):
         try:
             importlib.import_module(f"fgo_engine.suites.{mod}")
         except ModuleNotFoundError as exc:  # a suite still being built
