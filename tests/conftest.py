@@ -8,6 +8,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+# tests/local needs a real model served by llama.cpp: `make test-local` runs it.
+collect_ignore = [] if os.environ.get("FGO_TEST_LOCAL") else ["local"]
+
 import toy_suite  # noqa: E402,F401  (registers the "toy" suite and its sim skill)
 
 import fgo_engine  # noqa: E402,F401  (environment defaults before anything imports litellm)
