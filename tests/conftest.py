@@ -38,3 +38,16 @@ def shared_data(name: str) -> Path:
     path = SHARED_DATA / name
     assert path.is_dir(), f"public data set {path} is missing; set FGO_DATA_DIR to the folder holding {name}/"
     return path
+
+
+def run_session(path, cfg, *tables: str):
+    """Create and run a session to its end; the result and the rows of ``tables``."""
+    from fgo_engine.session import Session
+
+    s = Session.create(path, cfg)
+    try:
+        res = s.run()
+        s.store.flush()
+        return res, [s.store.rows(t) for t in tables]
+    finally:
+        s.close()

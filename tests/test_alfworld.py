@@ -5,12 +5,12 @@ from __future__ import annotations
 import collections
 
 import pytest
-from conftest import shared_data
+from conftest import run_session, shared_data
 
 from fgo_engine.config import RunConfig
 from fgo_engine.errors import ConfigError
-from fgo_engine.session import Session
 from fgo_engine.suites.alfworld import (
+    ACTION_GUIDE,
     TYPES,
     AlfworldEnv,
     AlfworldSuite,
@@ -87,6 +87,7 @@ def test_bad_options_are_config_errors(tmp_path, games_dir):
 ])
 def test_replies_become_game_commands(reply, cmd):
     assert command(reply) == cmd
+    assert "move <object> to <receptacle>" in ACTION_GUIDE and "put <object>" not in ACTION_GUIDE
 
 
 def _task(game):
@@ -141,13 +142,7 @@ def test_session_on_the_simulator_runs_end_to_end(tmp_path, games_dir):
     cfg = RunConfig.from_dict({
         "suite": "alfworld", "model": "fgo-sim/medium", "subsets": 2, "epochs": 1, "partition": "category",
         "suite_options": {"data": str(games_dir), "n_train": 2, "n_test": 1, "step_limit": 2}})
-    s = Session.create(tmp_path / "alf.db", cfg)
-    try:
-        res = s.run()
-        s.store.flush()
-        tasks = s.store.rows("tasks")
-    finally:
-        s.close()
+    res, (tasks,) = run_session(tmp_path / "alf.db", cfg, "tasks")
     assert res.status == "done", res.message
     assert res.test_score == 0.0  # the simulator knows nothing of real ALFWorld: plumbing only
     assert len(tasks) == 3

@@ -4,23 +4,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import shared_data
+from conftest import run_session, shared_data
+from test_jsonl_tasks import FakeLLM
 
 from fgo_engine.config import RunConfig
 from fgo_engine.errors import ConfigError
-from fgo_engine.session import Session
-from fgo_engine.suites.base import Completion, load_suite
+from fgo_engine.suites.base import load_suite
 from fgo_engine.suites.bbh import TASKS, BBHSuite
-
-
-class FakeLLM:
-    def __init__(self, reply: str):
-        self.reply = reply
-        self.calls: list[list[dict]] = []
-
-    def __call__(self, messages, *, tools=None):
-        self.calls.append(messages)
-        return Completion(text=self.reply)
 
 
 @pytest.fixture(scope="module")
@@ -113,13 +103,7 @@ def test_session_on_the_simulator_gives_one_subset_per_task(tmp_path, bbh_dir):
         "suite": "bbh", "model": "fgo-sim/medium", "subsets": 2, "epochs": 1, "partition": "category",
         "suite_options": {"data": str(bbh_dir), "tasks": "web_of_lies,boolean_expressions",
                           "n_train": 4, "n_test": 4}})
-    s = Session.create(tmp_path / "bbh.db", cfg)
-    try:
-        res = s.run()
-        s.store.flush()
-        subsets = s.store.rows("subsets")
-    finally:
-        s.close()
+    res, (subsets,) = run_session(tmp_path / "bbh.db", cfg, "subsets")
     assert res.status == "done"
     groups = sorted({tid.rsplit("-", 1)[0] for tid in r["task_ids_json"]} for r in subsets)
     assert groups == [{"bbh-boolean_expressions"}, {"bbh-web_of_lies"}]

@@ -68,6 +68,19 @@ class Suite(Protocol):
         ...
 
 
+def check_data_options(suite: str, where: str, data: Any, unknown: dict[str, Any], allowed: str,
+                       **counts: Any) -> None:
+    """The option checks every data-backed suite makes: no unknown option, a ``data``
+    folder given (the error says where to get the files), whole counts ≥ 0."""
+    if unknown:
+        raise ConfigError(f"{suite}: unknown option {sorted(unknown)[0]!r}; options are {allowed}")
+    if data is None or str(data).strip() == "":
+        raise ConfigError(f"{suite} needs its data: --option data=DIR, a folder with {where}")
+    for key, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{suite}: {key} must be a whole number ≥ 0, got {value!r}")
+
+
 SuiteFactory = Callable[..., Suite]
 _REGISTRY: dict[str, SuiteFactory] = {}
 

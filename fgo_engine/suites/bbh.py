@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fgo_engine.errors import ConfigError
-from fgo_engine.suites.base import AgentLLM, register_suite
+from fgo_engine.suites.base import AgentLLM, check_data_options, register_suite
 from fgo_engine.suites.jsonl_tasks import answer_once
 from fgo_engine.suites.scoring import FinalAnswerScorer, tokens
 from fgo_engine.types import Module, Task, Trajectory
@@ -109,14 +109,8 @@ class BBHSuite:
 
     def __init__(self, seed: int = 0, *, data: str | Path | None = None, tasks: Any = None,
                  n_train: int = 10, n_test: int = 20, **unknown: Any):
-        if unknown:
-            raise ConfigError(f"bbh: unknown option {sorted(unknown)[0]!r}; "
-                              "options are data, tasks, n_train, n_test")
-        if data is None or str(data).strip() == "":
-            raise ConfigError(f"bbh needs its data: --option data=DIR, a folder with {WHERE}")
-        for key, value in (("n_train", n_train), ("n_test", n_test)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(f"bbh: {key} must be a whole number ≥ 0, got {value!r}")
+        check_data_options("bbh", WHERE, data, unknown, "data, tasks, n_train, n_test",
+                           n_train=n_train, n_test=n_test)
         if n_train + n_test == 0:
             raise ConfigError("bbh: n_train and n_test are both 0; there is nothing to run")
         root = Path(data).expanduser()

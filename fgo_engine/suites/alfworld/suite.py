@@ -8,27 +8,15 @@ from typing import Any
 from fgo_engine.errors import ConfigError
 from fgo_engine.suites.alfworld.games import TYPES, WHERE, Game, find_games, games_root, intros
 from fgo_engine.suites.alfworld.worker import AlfworldEnv
-from fgo_engine.suites.base import AgentLLM
+from fgo_engine.suites.base import AgentLLM, check_data_options
 from fgo_engine.suites.household.generate import allocate
+from fgo_engine.suites.household.suite import ACTION_GUIDE as HOUSEHOLD_GUIDE
 from fgo_engine.suites.household.suite import INITIAL_INSTRUCTION, react_episode
 from fgo_engine.suites.household.world import parse_action
 from fgo_engine.types import Module, Task, Trajectory
 
 # ALFWorld's command grammar (json_2.1.1 games): objects are put down with "move … to …".
-ACTION_GUIDE = """\
-You act in the household one step at a time. The actions are:
-  go to <receptacle>
-  open <receptacle> | close <receptacle>
-  take <object> from <receptacle>
-  move <object> to <receptacle>
-  clean <object> with <receptacle>
-  heat <object> with <receptacle>
-  cool <object> with <receptacle>
-  use <lamp>
-  examine <something> | inventory | look
-  think: <your reasoning>
-Give objects and receptacles with their number, as in 'apple 1' or 'cabinet 2'.
-Reply with exactly one action and nothing else."""
+ACTION_GUIDE = HOUSEHOLD_GUIDE.replace("put <object> in/on <receptacle>", "move <object> to <receptacle>")
 
 _MOVE_RE = re.compile(r"^move (.+?) to (.+)$")
 
@@ -78,14 +66,8 @@ class AlfworldSuite:
 
     def __init__(self, seed: int = 0, *, data: str | None = None, n_train: int = 60, n_test: int = 134,
                  step_limit: int = 50, history_turns: int = 24, **unknown: Any):
-        if unknown:
-            raise ConfigError(f"alfworld: unknown option {sorted(unknown)[0]!r}; "
-                              "options are data, n_train, n_test, step_limit, history_turns")
-        if data is None or str(data).strip() == "":
-            raise ConfigError(f"alfworld needs its games: --option data=DIR, a folder with {WHERE}")
-        for key, value in (("n_train", n_train), ("n_test", n_test), ("step_limit", step_limit)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(f"alfworld: {key} must be a whole number ≥ 0, got {value!r}")
+        check_data_options("alfworld", WHERE, data, unknown, "data, n_train, n_test, step_limit, history_turns",
+                           n_train=n_train, n_test=n_test, step_limit=step_limit)
         if step_limit < 1:
             raise ConfigError("alfworld: step_limit must be ≥ 1")
         self.root = games_root(data)
