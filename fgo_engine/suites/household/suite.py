@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import random
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from fgo_engine.errors import ConfigError
 from fgo_engine.suites.base import AgentLLM
@@ -162,38 +163,67 @@ class HouseholdSuite:
             {"role": "system", "content": self.system_prompt(module)},
             {"role": "user", "content": task.input},
         ]
-        steps: list[Step] = []
-        empties = 0
-        error: str | None = None
-        max_turns = 2 * self.step_limit + 3
-        for _ in range(max_turns):
-            reply = (llm(self.window(messages)).text or "").strip()
-            if not reply:
-                empties += 1
-                steps.append(Step("note", "empty reply"))
-                if empties >= 3:
-                    error = "the agent returned an empty reply 3 times"
-                    break
-                continue
-            obs = env.step(reply)
-            action = parse_action(reply)
-            steps.append(Step("action", action.render() if action is not None else reply))
-            steps.append(Step("observation", obs))
-            messages.append({"role": "assistant", "content": reply})
-            messages.append({"role": "user", "content": obs})
-            if env.won:
+        return react_episode(task.id, env, messages, llm, window=self.window, step_limit=self.step_limit,
+                             render=_render_action)
+
+
+def _render_action(reply: str) -> str:
+    action = parse_action(reply)
+    return action.render() if action is not None else reply
+
+
+class ReactEnv(Protocol):
+    """What the ReAct loop needs of an environment (the household's, or real ALFWorld's)."""
+
+    won: bool
+    done: bool
+
+    def step(self, text: str) -> str: ...
+
+
+def react_episode(
+    task_id: str,
+    env: ReactEnv,
+    messages: list[dict[str, Any]],
+    llm: AgentLLM,
+    *,
+    window: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
+    step_limit: int,
+    render: Callable[[str], str],
+) -> Trajectory:
+    """The ReAct loop: one action per reply until the environment reports the goal reached,
+    its step limit, or three empty replies. ``messages`` starts as [system, first user]."""
+    steps: list[Step] = []
+    empties = 0
+    error: str | None = None
+    max_turns = 2 * step_limit + 3
+    for _ in range(max_turns):
+        reply = (llm(window(messages)).text or "").strip()
+        if not reply:
+            empties += 1
+            steps.append(Step("note", "empty reply"))
+            if empties >= 3:
+                error = "the agent returned an empty reply 3 times"
                 break
-            if env.done:
-                error = f"step limit reached ({self.step_limit} actions)"
-                break
-        else:
-            error = f"turn limit reached ({max_turns} replies)"
-        success = env.won
-        return Trajectory(
-            task_id=task.id,
-            steps=steps,
-            answer="done" if success else "not done",
-            success=success,
-            score=1.0 if success else 0.0,
-            error=None if success else error,
-        )
+            continue
+        obs = env.step(reply)
+        steps.append(Step("action", render(reply)))
+        steps.append(Step("observation", obs))
+        messages.append({"role": "assistant", "content": reply})
+        messages.append({"role": "user", "content": obs})
+        if env.won:
+            break
+        if env.done:
+            error = f"step limit reached ({step_limit} actions)"
+            break
+    else:
+        error = f"turn limit reached ({max_turns} replies)"
+    success = env.won
+    return Trajectory(
+        task_id=task_id,
+        steps=steps,
+        answer="done" if success else "not done",
+        success=success,
+        score=1.0 if success else 0.0,
+        error=None if success else error,
+    )
