@@ -32,7 +32,7 @@ sandbox-deps:
 
 test: $(STAMP) sandbox-deps
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

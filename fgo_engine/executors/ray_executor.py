@@ -101,7 +101,7 @@ class RayExecutor(_SubsetThreads):
         self.ray: Any = None
         self.relay: Any = None
         self.on_request: Any = None  # called with each relayed agent call's request (tests kill workers here)
-        self._spec = config.to_dict()  # secret-free: what a worker builds its suite from
+        self._spec: tuple[Any, dict[str, Any]] | None = None  # (config, its secret-free dict): a worker's suite
         self._owns_ray = False
         self._task_env: dict[str, Any] | None = None
         self._rt: Runtime | None = None
@@ -119,13 +119,14 @@ class RayExecutor(_SubsetThreads):
                 return
             ray = self.ray = import_ray(local=self.address is None)
             env = {"env_vars": secret_env(self.config)}
+            if self.address is not None:
+                check_reachable(self.address)  # even when our caller connected Ray already
             if not ray.is_initialized():
                 try:
                     if self.address is None:
                         ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=False,
                                  log_to_driver=False, logging_level=logging.ERROR, runtime_env=env)
                     else:
-                        check_reachable(self.address)
                         ray.init(address=self.address, log_to_driver=False, logging_level=logging.ERROR,
                                  runtime_env=env)
                 except FGOError:
@@ -202,7 +203,9 @@ class RayExecutor(_SubsetThreads):
         if self._task_env is not None:
             opts["runtime_env"] = self._task_env
         rt.control.checkpoint()
-        ref = rollout_task.options(**opts).remote(self._spec, self.relay, task, module, scope)
+        if self._spec is None or self._spec[0] is not rt.cfg:
+            self._spec = (rt.cfg, rt.cfg.to_dict())
+        ref = rollout_task.options(**opts).remote(self._spec[1], self.relay, task, module, scope)
         try:
             while not ray.wait([ref], timeout=POLL_S)[0]:
                 if rt.control.cancelled:  # a cancel or a budget stop: end it now, even mid-tool
