@@ -70,11 +70,13 @@ def overhead(n: int, ray_ex: RayExecutor, folder: Path) -> None:
 
 
 def wall(folder: Path) -> None:
-    print("wall time of a small FGO run (2 CPUs):")
-    for name, spec in SPECS.items():
+    print("wall time of a small FGO run (2 CPUs); model latency 0, then an API-like 0.1 s per call:")
+    for (name, spec), model in [(kv, m) for m in ("fgo-sim/medium", "fgo-sim/medium:latency=0.1")
+                                for kv in SPECS.items()]:
         out = {}
         for ex in ("threads", "ray"):
-            s = Session.create(folder / f"wall-{name}-{ex}.db", RunConfig.from_dict({**spec, "executor": ex}))
+            s = Session.create(folder / f"wall-{name}-{ex}-{len(model)}.db",
+                               RunConfig.from_dict({**spec, "model": model, "executor": ex}))
             try:
                 t = time.perf_counter()
                 res = s.run()
@@ -84,7 +86,8 @@ def wall(folder: Path) -> None:
         (tw, rt_), (rw, rr) = out["threads"], out["ray"]
         same = (rt_.final_module_id, rt_.train_score, rt_.test_score) == (rr.final_module_id, rr.train_score,
                                                                             rr.test_score)
-        print(f"  {name:<10} threads {tw:6.1f} s   ray {rw:6.1f} s   ({rw / tw:.2f}×; same result: {same})")
+        print(f"  {name:<10} {model:<27} threads {tw:6.1f} s   ray {rw:6.1f} s   ({rw / tw:.2f}×; "
+              f"same result: {same})")
 
 
 def relay_throughput(ray_ex: RayExecutor, folder: Path, callers: int, per: int) -> float:
@@ -101,14 +104,24 @@ def relay_throughput(ray_ex: RayExecutor, folder: Path, callers: int, per: int) 
         rt._agent_llm(scope, "t")(msgs)  # the one paid call; the rest are hits
 
         @ray.remote(num_cpus=0)
-        def caller(relay, k: int) -> None:
-            for _ in range(k):
-                ray.get(relay.call.remote({"scope": scope, "task_id": "t", "messages": msgs, "tools": None,
-                                           "pid": 0, "node": ""}))
+        class Caller:
+            def ready(self) -> bool:
+                return True
 
+            def run(self, relay, k: int) -> None:
+                for _ in range(k):
+                    ray.get(relay.call.remote({"scope": scope, "task_id": "t", "messages": msgs, "tools": None,
+                                               "pid": 0, "node": ""}))
+
+        actors = [Caller.remote() for _ in range(callers)]
+        ray.get([a.ready.remote() for a in actors])  # worker processes started before the clock runs
+        ray.get([a.run.remote(ray_ex.relay, 5) for a in actors])  # and warm
         t = time.perf_counter()
-        ray.get([caller.remote(ray_ex.relay, per) for _ in range(callers)])
-        return callers * per / (time.perf_counter() - t)
+        ray.get([a.run.remote(ray_ex.relay, per) for a in actors])
+        took = time.perf_counter() - t
+        for a in actors:
+            ray.kill(a)
+        return callers * per / took
     finally:
         s.close()
 
@@ -148,6 +161,7 @@ def writer_throughput(folder: Path, callers: int, per: int) -> float:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--rollouts", type=int, default=8)
+    p.add_argument("--only", choices=("overhead", "wall", "throughput"), help="one part only")
     a = p.parse_args()
     import ray
 
@@ -159,12 +173,16 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as d:
             folder = Path(d)
-            overhead(a.rollouts, ray_ex, folder)
-            wall(folder)
+            if a.only in (None, "overhead"):
+                overhead(a.rollouts, ray_ex, folder)
+            if a.only in (None, "wall"):
+                wall(folder)
+            if a.only not in (None, "throughput"):
+                return
             print("driver throughput bounds (callers waiting for their answer):")
             for callers in (1, 8, 32):
-                r = relay_throughput(ray_ex, folder, callers, 200 if callers > 1 else 400)
-                w = writer_throughput(folder, callers, 200 if callers > 1 else 400)
+                r = relay_throughput(ray_ex, folder, callers, 100)
+                w = writer_throughput(folder, callers, 200)
                 print(f"  {callers:>3} callers: relayed calls {r:8.0f}/s (cache hits)   "
                       f"store writer {w:8.0f} rows/s ({w / 2:.0f} fresh calls/s)")
     finally:

@@ -142,7 +142,8 @@ class RayExecutor(_SubsetThreads):
             from fgo_engine.executors.ray_worker import Relay
 
             here = ray.get_runtime_context().get_node_id()
-            self.relay = Relay.options(scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote()
+            strategy = NodeAffinitySchedulingStrategy(here, soft=False)
+            self.relay = Relay.options(scheduling_strategy=strategy).remote()  # type: ignore[attr-defined]
             ray.get(self.relay.ping.remote())  # up before the first rollout
             workers = max(4, 2 * self.config.task_workers + 4)
             self._serve_pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fgo-relay")
@@ -219,11 +220,12 @@ class RayExecutor(_SubsetThreads):
             rt.control.checkpoint()
             raise CancelledError("run cancelled") from None
         except ray.exceptions.RayError as exc:
+            rt.control.checkpoint()  # a Ctrl-C that reached the workers too: a cancel, not a failure
             first = " ".join(str(exc).split())[:200]
             lost = (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.ObjectLostError)
             if isinstance(exc, lost):  # its worker or node died more often than we retry
-                raise LLMError(f"rollout of task {task.id} was lost {ROLLOUT_RETRIES + 1} times on Ray: "
-                               f"{first}") from None
+                raise LLMError(f"rollout of task {task.id} was lost on Ray after {ROLLOUT_RETRIES + 1} "
+                               f"tries: {first}") from None
             raise LLMError(f"rollout of task {task.id} failed on Ray: {first}") from None
         if answer[0] != "ok":
             raise_answer(answer)

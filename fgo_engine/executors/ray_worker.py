@@ -21,7 +21,7 @@ from fgo_engine.suites.base import Completion
 _suites: dict[str, Any] = {}
 
 
-@ray.remote(num_cpus=0, max_restarts=0, max_concurrency=1000)
+@ray.remote(num_cpus=0, max_restarts=0, max_concurrency=1000)  # type: ignore[call-overload]
 class Relay:
     """A mailbox between the workers and the driver's gateway (lives on the driver's node).
 
