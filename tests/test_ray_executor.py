@@ -91,6 +91,18 @@ def repeated_paid_calls(path: Path) -> list:
         db.close()
 
 
+def resume_to_the_same_result(path: Path, overrides: dict, want: dict) -> RunConfig:
+    again = Session.open(path, config_overrides=overrides)
+    try:
+        res = again.run()
+    finally:
+        again.close()
+    assert res.status == "done", res.message
+    assert repeated_paid_calls(path) == []
+    assert digest(path) == want
+    return again.config
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """Thread-executor runs, once per spec."""
@@ -174,14 +186,7 @@ def test_cancel_stops_the_rollouts_in_flight_and_resumes_to_the_same_result(ray_
         s.close()
     assert res.status == "cancelled"
     wait_for(lambda: cpus_free(ray_local), "the cancelled rollouts to give their CPUs back")
-    again = Session.open(path, config_overrides={"executor": "threads"})
-    try:
-        res = again.run()
-    finally:
-        again.close()
-    assert res.status == "done", res.message
-    assert repeated_paid_calls(path) == []
-    assert digest(path) == reference("household", HOUSEHOLD)
+    resume_to_the_same_result(path, {"executor": "threads"}, reference("household", HOUSEHOLD))
 
 
 def test_a_budget_stop_on_ray_is_clean_and_resumes_on_ray(ray_local, reference, tmp_path):
@@ -191,15 +196,7 @@ def test_a_budget_stop_on_ray_is_clean_and_resumes_on_ray(ray_local, reference, 
     _, res = run(path, HOUSEHOLD, executor="ray", budget_tokens=budget)
     assert res.status == "budget", res.message
     wait_for(lambda: cpus_free(ray_local), "the stopped rollouts to give their CPUs back")
-    again = Session.open(path, config_overrides={"budget_tokens": None})
-    assert again.config.executor == "ray"
-    try:
-        res = again.run()
-    finally:
-        again.close()
-    assert res.status == "done", res.message
-    assert repeated_paid_calls(path) == []
-    assert digest(path) == want
+    assert resume_to_the_same_result(path, {"budget_tokens": None}, want).executor == "ray"
 
 
 def test_credentials_reach_workers_through_the_runtime_env_only(ray_local, tmp_path, monkeypatch):
