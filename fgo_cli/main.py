@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="join a Ray cluster (ray://host:10001, host:6379 or auto); default: a local instance")
     r.add_argument("--session", metavar="PATH", help="session file to create (default sessions/<suite>-<time>.db)")
     r.add_argument("--headless", action="store_true", help="run in the terminal without the app")
-    r.add_argument("--review", choices=REVIEWS, help="merge review: auto (default), if-not-worse, ask")
+    r.add_argument("--review", choices=REVIEWS, help="merge review: if-not-worse (default), auto, ask")
     r.add_argument("--backtest", choices=("full", "adaptive"),
                    help="backtest merges on the whole union (full, default) or a stratified sample (adaptive)")
     r.add_argument("--budget-tokens", type=int, help="stop cleanly after this many tokens")
@@ -182,6 +182,13 @@ def _run_headless(session, verbose: bool) -> int:
     from fgo_engine.console import ConsolePrinter
 
     session.bus.add(ConsolePrinter(verbose=verbose))
+    if verbose:  # the engine's log (e.g. a provider's full error text) on stderr
+        import logging
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(name)s %(levelname)s: %(message)s"))
+        logging.getLogger("fgo").addHandler(handler)
+        logging.getLogger("fgo").setLevel(logging.INFO)
     previous = signal.getsignal(signal.SIGINT)
 
     def on_sigint(signum, frame):
@@ -218,6 +225,9 @@ def cmd_run(a: argparse.Namespace) -> int:
 
         return run_app(new_config=cfg, session_path=path)
     session = Session.create(path, cfg, gate=_headless_gate(cfg.review))
+    for role, rc in cfg.roles.items():
+        print(f"{role}: {rc.summary()}")
+    print(f"review: {cfg.review}")
     n_train, n_test = len(session.tasks("train")), len(session.tasks("test"))
     proj = project_calls(cfg, session.suite, n_train, n_test)
     print(f"session {path}: projected LLM calls at most " + ", ".join(f"{k} {v:,}" for k, v in proj.items()))

@@ -1,6 +1,7 @@
 """Run configuration: typed, validated, serialisable without secrets."""
 from __future__ import annotations
 
+import ipaddress
 import json
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
@@ -19,6 +20,32 @@ BACKTESTS = ("full", "adaptive")
 METHODS = ("fgo", "vanilla", "all-at-once", "batch-wise", "bootstrapping", "no-merge")
 EXECUTORS = ("threads", "ray")  # fgo_engine.executors
 DEFAULT_MODEL = "fgo-sim/medium"
+# A reply cap per role, so a model that does not stop cannot run until its context is full
+# (seen: 69 s evaluator replies filling a 2,048-token window). Applied when a role's
+# max_tokens is not given; an explicit ``max_tokens = null`` (older sessions) means no cap.
+DEFAULT_MAX_TOKENS = {"agent": 1024, "evaluator": 512, "optimizer": 4096, "merger": 4096}
+# Remote APIs serve many requests at once; a local server (llama.cpp, Ollama) serves one at a
+# time and keeps generating after a client gives up, so a retried timeout only repeats it.
+REMOTE_DEFAULTS = {"max_concurrency": 8, "timeout": 120.0, "retry_timeouts": True}
+LOOPBACK_DEFAULTS = {"max_concurrency": 1, "timeout": 600.0, "retry_timeouts": False}
+
+
+def is_loopback(api_base: str | None) -> bool:
+    """True for a server on this machine: localhost, 127.x.x.x or ::1."""
+    if not api_base:
+        return False
+    from urllib.parse import urlsplit
+
+    try:
+        host = urlsplit(api_base if "//" in api_base else "//" + api_base).hostname or ""
+    except ValueError:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def parse_key_values(pairs: list[str], what: str = "--option") -> dict[str, Any]:
@@ -42,18 +69,38 @@ def parse_key_values(pairs: list[str], what: str = "--option") -> dict[str, Any]
 
 @dataclass
 class RoleConfig:
-    """Model and call parameters for one role. ``api_key`` is held in memory only."""
+    """Model and call parameters for one role. ``api_key`` is held in memory only.
+
+    ``timeout`` is a total deadline per call (seconds). ``max_concurrency``, ``timeout`` and
+    ``retry_timeouts`` left unset take the defaults for the kind of server: a loopback
+    ``api_base`` gets one call at a time, a long deadline and no retry of a timeout.
+    """
 
     model: str = DEFAULT_MODEL
     temperature: float = 0.0
     max_tokens: int | None = None
-    timeout: float = 120.0
+    timeout: float = None  # type: ignore[assignment]  # resolved in __post_init__
     api_base: str | None = None
     api_key_env: str | None = None
-    max_concurrency: int = 8
+    max_concurrency: int = None  # type: ignore[assignment]
+    retry_timeouts: bool = None  # type: ignore[assignment]
     scheduling: str = "fair"  # fair: a free slot goes to the scope holding fewest; fifo: first asked
     params: dict[str, Any] = field(default_factory=dict)
     api_key: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        defaults = LOOPBACK_DEFAULTS if is_loopback(self.api_base) else REMOTE_DEFAULTS
+        for name, value in defaults.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+
+    def summary(self) -> str:
+        """One line for the run's config dump: the settings that shape every call."""
+        cap = "no max_tokens" if self.max_tokens is None else f"max_tokens {self.max_tokens}"
+        where = f" at {self.api_base}" if self.api_base else ""
+        retry = "timeouts retried" if self.retry_timeouts else "timeouts not retried"
+        return (f"{self.model}{where}: temperature {self.temperature:g}, {cap}, timeout {self.timeout:g} s, "
+                f"concurrency {self.max_concurrency}, {retry}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -69,7 +116,8 @@ class RoleConfig:
 class RunConfig:
     suite: str = "invoices"
     suite_options: dict[str, Any] = field(default_factory=dict)
-    roles: dict[str, RoleConfig] = field(default_factory=lambda: {r: RoleConfig() for r in ROLES})
+    roles: dict[str, RoleConfig] = field(
+        default_factory=lambda: {r: RoleConfig(max_tokens=DEFAULT_MAX_TOKENS[r]) for r in ROLES})
     method: str = "fgo"
     subsets: int = 4
     epochs: int = 2
@@ -77,7 +125,7 @@ class RunConfig:
     cluster: str = "kmeans"
     partition: str = "category"
     seed: int = 0
-    review: str = "auto"
+    review: str = "if-not-worse"
     workers: int = 4
     task_workers: int = 8
     batch_size: int = 8
@@ -86,6 +134,7 @@ class RunConfig:
     role_budgets: dict[str, int] = field(default_factory=dict)
     cache: bool = True
     retries: int = 4
+    max_retry_after: float = 60.0  # longest wait a server's Retry-After may ask for (seconds)
     embedding_model: str | None = None
     evaluate_test: bool = True
     sandbox: str = "auto"  # LLM-written tools: strict (OS isolation required), auto, in-process
@@ -131,6 +180,7 @@ class RunConfig:
             spec = dict(spec)
             if model and "model" not in spec:
                 spec["model"] = model
+            spec.setdefault("max_tokens", DEFAULT_MAX_TOKENS[role])
             roles[role] = RoleConfig(**spec)
         for role in roles_in:
             if role not in ROLES:
@@ -228,6 +278,9 @@ class RunConfig:
                 bad = [f for f in ("latency", "noise", "guess", "critic_noise", "drift", "merge_loss", "window",
                                    "attention") if getattr(prof, f) < 0]
                 need(not bad, f"roles.{role}.model: {bad[0] if bad else ''} must not be negative in {rc.model!r}")
+            need(isinstance(rc.retry_timeouts, bool), f"roles.{role}.retry_timeouts must be true or false")
+        need(isinstance(self.max_retry_after, (int, float)) and self.max_retry_after >= 0,
+             f"max_retry_after must be a number of seconds ≥ 0 (got {self.max_retry_after!r})")
 
     def with_model(self, model: str) -> RunConfig:
         for rc in self.roles.values():

@@ -213,14 +213,67 @@ def merger_messages(describe: str, kind: str, modules: list[tuple[Module, float,
 
 
 def extract_module(kind: str, text: str) -> str | None:
-    """The module inside the reply's tags; None when missing or empty (never a truncated guess)."""
+    """The module inside the reply's *last* complete tag block; None when missing, empty or
+    cut off (never a truncated guess). The last block, because a model that echoes its
+    input first repeats the current module's block and only then writes its own."""
     tag = "toolbox" if kind == "toolbox" else "instruction"
-    m = re.search(rf"<{tag}>(.*?)</{tag}>", text, re.S)
-    if not m:
+    found = list(re.finditer(rf"<{tag}>(.*?)</{tag}>", text, re.S))
+    if not found:
         return None
-    body = m.group(1).strip("\n")
+    last = found[-1]
+    if f"<{tag}>" in text[last.end():]:
+        return None  # a later block was opened and never closed: the reply was cut off
+    body = last.group(1).strip("\n")
     body = re.sub(r"^```[a-z]*\n|\n```$", "", body.strip())
     return body if body.strip() else None
+
+
+# Tags of the optimizer's and merger's prompts: a module holding them is an echo of the prompt.
+_PROMPT_TAGS = ("<agent_role>", "<examples>", "<example>", "<critique>", "<score_history>", "<rejected>",
+                "<modules>", "<module index=")
+
+
+def module_problem(kind: str, reply: str, proposal: str | None, current: str | None = None) -> str | None:
+    """Why a proposed module cannot be used (None: it can): empty, cut off, no block,
+    an echo of the prompt, or (for the optimizer) the current module unchanged."""
+    tag = "toolbox" if kind == "toolbox" else "instruction"
+    if proposal is None:
+        if not reply.strip():
+            return "empty reply"
+        opened, closed = reply.count(f"<{tag}>"), reply.count(f"</{tag}>")
+        if opened > closed:
+            return f"cut off: the last <{tag}> block is not closed"
+        if opened:
+            return f"the <{tag}> block is empty"
+        return f"no <{tag}> block in the reply"
+    if any(t in proposal for t in _PROMPT_TAGS):
+        return f"the {tag} echoes the prompt (it contains the prompt's tags)"
+    if current is not None and " ".join(proposal.split()) == " ".join(current.split()):
+        if any(t in reply for t in _PROMPT_TAGS):
+            return f"echoes the prompt: its last <{tag}> block is the current {tag}"
+        return UNCHANGED.format(tag=tag)
+    return None
+
+
+UNCHANGED = "repeats the current {tag} unchanged"
+
+
+def is_unchanged(reason: str) -> bool:
+    """A clean reply that keeps the module as it is: the optimizer's answer, not a format
+    failure; asking again would pay the step's longest prompt for a gamble."""
+    return reason in (UNCHANGED.format(tag="instruction"), UNCHANGED.format(tag="toolbox"))
+
+
+def with_retry_note(messages: list[dict[str, str]], reason: str, kind: str) -> list[dict[str, str]]:
+    """The same prompt with a note on why the previous reply was unusable, so a retry is a
+    different request, not a repeat (kept in the last user message, no new turn)."""
+    what = {"instruction": "complete instruction", "toolbox": "complete toolbox", "critique": "JSON object"}[kind]
+    reason = reason.replace("<", "").replace(">", "")  # no tags in the note: the prompt's blocks stay unambiguous
+    note = (f"\n\nNote: your previous reply could not be used ({reason}). Reply again with the {what}, "
+            "following the required format exactly.")
+    out = [dict(m) for m in messages]
+    out[-1]["content"] = out[-1]["content"] + note
+    return out
 
 
 def block(text: str, tag: str) -> str | None:

@@ -79,6 +79,7 @@ class Session:
         self._sleep = sleep
         self.gateway = Gateway(
             config.roles, store=store, use_cache=config.cache, retries=config.retries, sleep=sleep,
+            max_retry_after=config.max_retry_after,
             budget=Budget(config.budget_tokens, config.budget_cost, dict(config.role_budgets)),
             listener=self._on_call, rng=random.Random(config.seed), queue_listener=self._on_queue,
         )

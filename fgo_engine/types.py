@@ -68,6 +68,8 @@ class Knowledge:
     key: str
     cue: tuple[str, ...]
     text: str  # canonical guidance sentence; must contain every cue word
+    scope: str | None = None  # the task category where it holds; None = everywhere
+    general: str = ""  # for a scoped item: the over-generalized sentence (no scope), holding every cue word
 
 
 @dataclass

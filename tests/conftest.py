@@ -23,3 +23,15 @@ def toy_config():
         return RunConfig.from_dict(base)
 
     return make
+
+
+@pytest.fixture
+def fake_openai():
+    """A scripted OpenAI-compatible server on 127.0.0.1 (port 0) for the gateway's HTTP path."""
+    from fake_openai import FakeOpenAI
+
+    server = FakeOpenAI().start()
+    try:
+        yield server
+    finally:
+        server.stop()

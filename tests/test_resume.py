@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 TESTS = Path(__file__).parent
+# --review auto: the review-pending test answers "approve" to every merge, which is what auto does
+# (the default, if-not-worse, also backtests each merge's best child)
 ARGS = ["--suite", "toy", "--model", "fgo-sim/medium:latency=0.005", "--subsets", "6", "--epochs", "2",
-        "--threshold", "2", "--seed", "3", "--headless"]
+        "--threshold", "2", "--seed", "3", "--headless", "--review", "auto"]
 TABLES = ("subsets", "modules", "trajectories", "critiques", "epochs", "merge_nodes", "reviews")
 
 

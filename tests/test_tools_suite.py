@@ -451,7 +451,7 @@ def test_validate_module_and_similarity_text(suite):
 def _run(tmp_path: Path, method: str) -> tuple[float, str, dict[str, int]]:
     cfg = RunConfig.from_dict({
         "suite": "tools", "suite_options": {"n_train": 20, "n_test": 25, "files_root": str(tmp_path / "files")},
-        "model": "fgo-sim/medium", "method": method, "subsets": 3, "epochs": 2, "threshold": 2,
+        "model": "fgo-sim/null", "method": method, "subsets": 3, "epochs": 2, "threshold": 2,  # null: the pipeline, not the mechanisms
         "seed": 0, "workers": 3})
     s = Session.create(tmp_path / f"{method}.db", cfg)
     try:

@@ -7,13 +7,19 @@ from fgo_engine.sim.skills import BaseSkill, register_skill
 from fgo_engine.suites.base import register_suite
 from fgo_engine.types import Knowledge, Module, Step, Task, Trajectory
 
+GENERAL = {
+    "colour": (("colour", "glorp"), "A glorp always has the colour teal."),
+    "size": (("size", "glorp"), "The size of a glorp is measured in spans."),
+    "food": (("eats", "glorp"), "A glorp eats only moss."),
+    "home": (("lives", "glorp"), "A glorp lives under bridges."),
+    "age": (("age", "glorp"), "A glorp's age is counted in winters."),
+    "sound": (("sound", "glorp"), "A glorp makes the sound 'vrum'."),
+}
+# Each rule holds for its own category: stated generally it misleads the others (when the
+# profile's ``conflict`` is on); its canonical text carries the scope.
 CATEGORIES = {
-    "colour": Knowledge("toy/colour", ("colour", "glorp"), "A glorp always has the colour teal."),
-    "size": Knowledge("toy/size", ("size", "glorp"), "The size of a glorp is measured in spans."),
-    "food": Knowledge("toy/food", ("eats", "glorp"), "A glorp eats only moss."),
-    "home": Knowledge("toy/home", ("lives", "glorp"), "A glorp lives under bridges."),
-    "age": Knowledge("toy/age", ("age", "glorp"), "A glorp's age is counted in winters."),
-    "sound": Knowledge("toy/sound", ("sound", "glorp"), "A glorp makes the sound 'vrum'."),
+    c: Knowledge(f"toy/{c}", cue, f"For {c} questions, {text[0].lower()}{text[1:]}", scope=c, general=text)
+    for c, (cue, text) in GENERAL.items()
 }
 ANSWERS = {"colour": "teal", "size": "spans", "food": "moss", "home": "bridges", "age": "winters", "sound": "vrum"}
 MARK = "TOY-QUESTION"
@@ -60,8 +66,16 @@ class ToySkill(BaseSkill):
         return MARK in text
 
     def needs(self, text):
-        cat = text.split("category=")[1].split(":")[0]
-        return [CATEGORIES[cat]]
+        return [CATEGORIES[self.category(text)]]
+
+    def category(self, text):
+        return text.split("category=")[1].split(":")[0]
+
+    def scope_labels(self):
+        return {c: f"{c} questions" for c in CATEGORIES}
+
+    def space(self, fine):
+        return list(CATEGORIES.values())
 
     def act(self, messages, task_text, *, competent, missing, rng):
         cat = task_text.split("category=")[1].split(":")[0]

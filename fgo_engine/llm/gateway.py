@@ -8,10 +8,15 @@ litellm is imported lazily, on the first call.
 """
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import email.utils
 import hashlib
 import json
+import logging
 import os
 import random
+import re
 import threading
 import time
 from collections import defaultdict
@@ -28,6 +33,7 @@ from fgo_engine.suites.base import Completion
 from fgo_engine.timeutil import now
 
 SIM_PREFIX = "fgo-sim/"
+log = logging.getLogger("fgo.gateway")
 _litellm_lock = threading.Lock()
 _litellm_mod = None
 
@@ -141,6 +147,7 @@ class Gateway:
         retries: int = 4,
         backoff: float = 0.5,
         max_backoff: float = 30.0,
+        max_retry_after: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
         budget: Budget | None = None,
         listener: Callable[[LedgerEntry], None] | None = None,
@@ -155,6 +162,7 @@ class Gateway:
         self.retries = retries
         self.backoff = backoff
         self.max_backoff = max_backoff
+        self.max_retry_after = max_retry_after
         self.sleep = sleep
         self.budget = budget or Budget()
         self.listener = listener
@@ -191,8 +199,13 @@ class Gateway:
         scope: Scope = Scope(),
         sample: int = 0,
         tools: list[dict[str, Any]] | None = None,
+        temperature: float | None = None,
     ) -> Completion:
+        """One call of ``role``. ``temperature`` overrides the role's (a retry sample that
+        must differ from the first); it is part of the cache key, like ``sample``."""
         rc = self.roles[role]
+        if temperature is not None and temperature != rc.temperature:
+            rc = dataclasses.replace(rc, temperature=temperature)
         key = self.cache_key(rc, messages, sample, tools)
         if not self.use_cache:
             return self._complete_fresh(role, rc, messages, sample, tools, scope, key)
@@ -379,9 +392,10 @@ class Gateway:
     def _call_with_retries(self, role, rc: RoleConfig, messages, sample, tools, scope, key, prompt_tokens):
         litellm = get_litellm()
         retryable = (litellm.RateLimitError, litellm.Timeout, litellm.APIConnectionError,
-                     litellm.InternalServerError, litellm.ServiceUnavailableError)
+                     litellm.InternalServerError, litellm.ServiceUnavailableError, MalformedReply)
         kwargs: dict[str, Any] = {"model": rc.model, "messages": messages, "timeout": rc.timeout,
-                                  "temperature": rc.temperature, "seed": sample, "num_retries": 0}
+                                  "temperature": rc.temperature, "seed": sample, "num_retries": 0,
+                                  "max_retries": 0}
         if rc.max_tokens:
             kwargs["max_tokens"] = rc.max_tokens
         if tools:
@@ -412,10 +426,9 @@ class Gateway:
             start = time.perf_counter()
             started_at, queue_ms = time.time(), (start - asked) * 1000.0
             try:
-                try:
-                    resp = litellm.completion(**kwargs)
-                finally:
-                    slots.release(scope.key)
+                resp = self._send(litellm, rc, lambda: slots.release(scope.key), kwargs)
+                if not getattr(resp, "choices", None):
+                    raise MalformedReply("the reply has no choices", getattr(resp, "usage", None))
             except litellm.ContextWindowExceededError as exc:
                 msg = f"{rc.model} rejected the prompt as too long for its context window (role {role})"
                 self._record(entry(0, 0, 0.0, msg))
@@ -423,23 +436,34 @@ class Gateway:
                                            window=self.window(rc.model) or 0) from exc
             except retryable as exc:
                 kind = type(exc).__name__
+                secrets = self._secrets()
+                log.warning("%s (%s) try %d: %s", rc.model, role, attempt + 1, redact(str(exc), secrets))
                 if _is_auth_problem(exc):  # litellm reports some credential problems as server errors
-                    msg = redact(f"{rc.model} ({role}): credentials problem: {_short(exc)}", self._secrets())
+                    msg = redact(f"{rc.model} ({role}): credentials problem: {_short(exc)}", secrets)
                     self._record(entry(0, 0, 0.0, msg))
                     raise LLMError(msg) from None
-                self._record(entry(0, 0, 0.0, f"{kind}: {_short(exc)}"))
-                if attempt >= self.retries:
-                    raise LLMError(redact(
-                        f"{rc.model} ({role}): {kind} after {attempt + 1} tries: {_short(exc)}",
-                        self._secrets())) from None
-                delay = min(self.max_backoff, self.backoff * (2 ** attempt))
-                delay *= 0.5 + self._rng.random()  # jitter
+                p_used, c_used = _usage_tokens(getattr(exc, "usage", None))
+                self._record(entry(p_used, c_used, 0.0, f"{kind}: {_short(exc)}"))
+                gives_up = attempt >= self.retries
+                if isinstance(exc, litellm.Timeout) and not rc.retry_timeouts:
+                    gives_up = True  # a local server is still generating the abandoned reply
+                if gives_up:
+                    msg = redact(_user_message(rc, role, exc, attempt + 1), secrets)
+                    log.error("%s", msg)
+                    raise LLMError(msg) from None
+                wait = _retry_after(exc)
+                if wait is not None:
+                    delay = min(self.max_retry_after, wait)  # the server said when; capped by a setting
+                else:
+                    delay = min(self.max_backoff, self.backoff * (2 ** attempt))
+                    delay *= 0.5 + self._rng.random()  # jitter
                 self.sleep(delay)
                 attempt += 1
                 continue
             except Exception as exc:  # auth, bad request, unknown model: not worth retrying
-                kind = type(exc).__name__
-                msg = redact(f"{rc.model} ({role}): {kind}: {_short(exc)}", self._secrets())
+                secrets = self._secrets()
+                log.error("%s (%s): %s", rc.model, role, redact(str(exc), secrets))
+                msg = redact(_user_message(rc, role, exc, 0), secrets)
                 self._record(entry(0, 0, 0.0, msg))
                 raise LLMError(msg) from None
             break
@@ -468,6 +492,142 @@ class Gateway:
         done.latency_ms = latency
         self._record(done, payload if self.use_cache or self.store else None)
         return comp
+
+    @staticmethod
+    def _send(litellm, rc: RoleConfig, release: Callable[[], None], kwargs: dict[str, Any]):
+        """One request on a model slot already taken, cut at ``rc.timeout`` seconds in total.
+        The HTTP client's timeout bounds each read, not the whole reply: a body trickled in
+        slowly would never end. ``release`` gives the slot back when the request really ends,
+        so an abandoned request keeps it (a local server is still busy with it)."""
+        if rc.model.startswith(SIM_PREFIX):
+            try:
+                return litellm.completion(**kwargs)
+            finally:
+                release()
+        box: dict[str, Any] = {}
+        done = threading.Event()
+
+        def work() -> None:
+            try:
+                box["resp"] = litellm.completion(**kwargs)
+            except BaseException as exc:  # handed to the caller
+                box["exc"] = exc
+            finally:
+                release()
+                done.set()
+
+        threading.Thread(target=work, name="fgo-llm-call", daemon=True).start()
+        if not done.wait(rc.timeout):
+            raise litellm.Timeout(f"no complete reply within the {rc.timeout:g} s deadline", model=rc.model,
+                                  llm_provider=_provider(rc))
+        if "exc" in box:
+            raise box["exc"]
+        return box["resp"]
+
+
+class MalformedReply(Exception):
+    """A reply without choices (or otherwise unusable as a completion): retried, and ledgered
+    with the usage the server reported for it."""
+
+    def __init__(self, message: str, usage: Any = None):
+        super().__init__(message)
+        self.usage = usage
+
+
+def _usage_tokens(usage: Any) -> tuple[int, int]:
+    if usage is None:
+        return 0, 0
+    return int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0)
+
+
+def _provider(rc: RoleConfig) -> str:
+    return rc.model.split("/", 1)[0] if "/" in rc.model else "openai"
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    """Seconds the server asked us to wait (``Retry-After``: seconds or an HTTP date;
+    ``retry-after-ms``), or None."""
+    for headers in (getattr(exc, "litellm_response_headers", None), getattr(exc, "headers", None),
+                    getattr(getattr(exc, "response", None), "headers", None)):
+        if not headers:
+            continue
+        lower = {str(k).lower(): str(v) for k, v in dict(headers).items()}
+        if "retry-after-ms" in lower:
+            try:
+                return max(0.0, float(lower["retry-after-ms"]) / 1000.0)
+            except ValueError:
+                pass
+        value = lower.get("retry-after")
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            pass
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            continue
+        if when is None:
+            continue
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=datetime.UTC)
+        return max(0.0, (when - datetime.datetime.now(datetime.UTC)).total_seconds())
+    return None
+
+
+_PREFIXES = re.compile(r"^(?:litellm\.\w+:\s*)?(?:\w+Error:\s*)?(?:\w+Exception\s*-\s*)?")
+
+
+def _reason(exc: BaseException, limit: int = 160) -> str:
+    """The provider's own words, without litellm's prefixes, on one short line."""
+    text = redaction.scrub(" ".join(str(exc).split()))  # before cutting: never half a key
+    text = _PREFIXES.sub("", text).strip() or type(exc).__name__
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _is_connection_problem(exc: BaseException) -> bool:
+    import litellm
+
+    text = str(exc).lower()
+    return isinstance(exc, litellm.APIConnectionError) or any(
+        h in text for h in ("connection error", "connection refused", "failed to establish", "connecterror"))
+
+
+def _user_message(rc: RoleConfig, role: str, exc: BaseException, tries: int) -> str:
+    """One line for the user: which model and role, the provider and HTTP status, what to do.
+    The full text of the error goes to the ``fgo.gateway`` log."""
+    import litellm
+
+    kind = type(exc).__name__
+    provider = getattr(exc, "llm_provider", None) or _provider(rc)
+    status = getattr(exc, "status_code", None)
+    if isinstance(exc, litellm.Timeout):
+        advice = f"no complete reply within the {rc.timeout:g} s timeout; raise roles.{role}.timeout"
+        if not rc.retry_timeouts:
+            advice += " (timeouts are not retried here: set retry_timeouts = true to retry them)"
+        status = None
+    elif _is_connection_problem(exc):
+        kind = "connection error"
+        advice = (f"cannot connect to {rc.api_base}; check that the server is running" if rc.api_base
+                  else f"cannot reach {provider}; check the network")
+        status = None
+    elif isinstance(exc, litellm.RateLimitError):
+        advice = "rate limited; resume later or lower max_concurrency"
+    elif isinstance(exc, MalformedReply):
+        advice = f"the server sent a malformed reply ({exc})"
+    elif isinstance(exc, litellm.AuthenticationError):
+        var = rc.api_key_env or "the provider's key variable"
+        advice = f"the API key was refused; check {var}"
+    elif isinstance(exc, litellm.NotFoundError):
+        advice = f"check the model name ({_reason(exc)})"
+    elif isinstance(exc, (litellm.InternalServerError, litellm.ServiceUnavailableError)):
+        advice = f"the server failed ({_reason(exc)}); try again later with `fgo resume`"
+    else:
+        advice = _reason(exc)
+    where = provider + (f", HTTP {status}" if status else "")
+    tried = f" after {tries} tries" if tries > 1 else ""
+    return f"{rc.model} ({role}): {kind}{tried} ({where}): {advice}"
 
 
 _AUTH_HINTS = ("missing credentials", "incorrect api key", "invalid api key", "api_key client option",

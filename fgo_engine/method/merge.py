@@ -8,6 +8,8 @@ if-not-worse policy, a comparison with the best child on the same tasks.
 """
 from __future__ import annotations
 
+import json
+import logging
 import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -16,12 +18,19 @@ from fgo_engine import events as ev
 from fgo_engine import prompts
 from fgo_engine.errors import ContextOverflowError, SessionError
 from fgo_engine.llm.gateway import Scope
-from fgo_engine.method import backtest
+from fgo_engine.method import backtest, resample
 from fgo_engine.method.cluster import balanced_sizes, groups_for, litellm_embedder, merge_node_count, split_count, tfidf
 from fgo_engine.method.runtime import Item, Runtime, by_category, mean, short_hash
 from fgo_engine.review import ChildInfo, ReviewDecision, ReviewRequest
 from fgo_engine.timeutil import now
 from fgo_engine.types import Module, Task
+
+log = logging.getLogger("fgo.engine")
+IDENTICAL = "identical-children"  # the reviews.by of a node whose children were one module
+
+
+def _json_cols(row: dict) -> dict:
+    return {k: json.dumps(v, ensure_ascii=False) if k.endswith("_json") else v for k, v in row.items()}
 
 
 @dataclass
@@ -134,6 +143,8 @@ class MergeTree:
         done = self._load_done(node)
         if done is not None:
             return done
+        if len({it.module.text.strip() for it in items}) == 1:
+            return self._adopt_identical(node)
         rt.store.insert("merge_nodes", {
             "id": node.node_id, "parent_id": None, "depth": node.depth, "child_ids_json": list(node.child_ids),
             "subset_ids_json": node.subset_ids, "task_ids_json": task_ids, "score_before": node.score_before,
@@ -164,6 +175,12 @@ class MergeTree:
                 module, module_id, trajs, score = (node.best_child.module, node.best_child.module_id, child_trajs,
                                                    child_score)
                 final_decision = "rollback"
+        elif decision.by == "policy:auto" and score < node.score_before:
+            text = (f"merge {node.node_id} scored {score:.3f} on its {len(node.tasks)} tasks, below its children's "
+                    f"{node.score_before:.3f}, and auto-approve kept it; --review if-not-worse keeps only merges "
+                    "that are not worse than their best child")
+            rt.bus.emit(ev.Log("warning", text))
+            log.warning(text)
         cats = by_category(bt.tasks, trajs)
         rt.store.update("merge_nodes", node.node_id, {
             "status": "done", "module_id": module_id, "score_after": score, "scores_json": cats,
@@ -173,6 +190,30 @@ class MergeTree:
         })
         self._emit(node, "done", score, final_decision, module_id, len(bt.tasks), bt.interval)
         return Item(node.node_id, module, module_id, score, task_ids, cats, node.subset_ids, node.depth)
+
+    def _adopt_identical(self, node: _Node) -> Item:
+        """All children are one module: merging it with itself and backtesting it again would
+        pay for nothing. Adopted as it is; its score on the union is its children's."""
+        rt, child = self.rt, node.best_child
+        cats: dict[str, float] = {}
+        for it in node.items:
+            cats.update(it.scores_by_category)
+        row = {"id": node.node_id, "parent_id": None, "depth": node.depth, "child_ids_json": list(node.child_ids),
+               "subset_ids_json": node.subset_ids, "task_ids_json": node.task_ids, "score_before": node.score_before,
+               "status": "done", "module_id": child.module_id, "score_after": node.score_before,
+               "scores_json": cats, "created_at": now(), "updated_at": now()}
+        review = {"node_id": node.node_id, "decision": "approve", "text": None, "by": IDENTICAL, "created_at": now()}
+
+        def node_and_review(db) -> None:
+            db["merge_nodes"].insert(_json_cols(row), replace=True)
+            db["reviews"].insert(review)
+
+        rt.store.write(node_and_review)
+        rt.bus.emit(ev.Log("info", f"merge {node.node_id}: its {len(node.items)} children are the same module; "
+                                   "adopted it without a merge call or backtest"))
+        self._emit(node, "done", node.score_before, "approve", child.module_id)
+        return Item(node.node_id, child.module, child.module_id, node.score_before, node.task_ids, cats,
+                    node.subset_ids, node.depth)
 
     def _load_done(self, node: _Node) -> Item | None:
         """A node finished before a resume is loaded as it was, not merged again."""
@@ -194,13 +235,11 @@ class MergeTree:
                                        [(it.module, it.score, len(it.task_ids)) for it in node.items])
         proposed_text = None
         try:
-            for sample in range(3):
-                rt.control.checkpoint()
-                comp = rt.gw.complete("merger", msgs, scope=Scope("node", node.node_id, "merge"), sample=sample)
+            comp, problem = resample.ask(
+                rt, "merger", msgs, scope=Scope("node", node.node_id, "merge"), samples=3, note_kind=kind,
+                judge=lambda c: resample.proposal_problem(rt, kind, c.text, None))
+            if problem is None:
                 proposed_text = prompts.extract_module(kind, comp.text)
-                if proposed_text is not None and rt.usable(node.items[0].module, proposed_text):
-                    break
-                proposed_text = None
         except ContextOverflowError as exc:
             rt.bus.emit(ev.Log("warning", f"merge {node.node_id}: {exc}; proposing the best child instead"))
         note = ""

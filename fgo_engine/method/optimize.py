@@ -12,6 +12,7 @@ from fgo_engine import events as ev
 from fgo_engine import prompts
 from fgo_engine.errors import BudgetExceededError, CancelledError, ContextOverflowError, FGOError, SessionError
 from fgo_engine.llm.gateway import Scope
+from fgo_engine.method import resample
 from fgo_engine.method.divide import subset_name
 from fgo_engine.method.runtime import Item, Runtime, mean, short_hash
 from fgo_engine.timeutil import now
@@ -37,16 +38,17 @@ def evaluate(rt: Runtime, module: Module, module_id: str, tasks: list[Task], tra
     def one(task: Task, tr: Trajectory) -> Critique:
         if tr.success:
             return Critique(task.id, True, raw="(success: not sent to the evaluator)")
-        crit = None
-        for sample in range(2):
-            rt.control.checkpoint()
-            comp = rt.gw.complete("evaluator", prompts.evaluator_messages(describe, module, task, tr),
-                                  scope=replace(scope, task_id=task.id, epoch=epoch), sample=sample)
-            crit = prompts.parse_critique(task.id, comp.text)
-            if crit.parsed:
-                break
-        assert crit is not None
-        if not crit.parsed:
+
+        def judge(comp) -> str | None:
+            if prompts.parse_critique(task.id, comp.text).parsed:
+                return None
+            return "not a JSON object" if comp.text.strip() else "empty reply"
+
+        comp, problem = resample.ask(rt, "evaluator", prompts.evaluator_messages(describe, module, task, tr),
+                                    scope=replace(scope, task_id=task.id, epoch=epoch), samples=2,
+                                    note_kind="critique", judge=judge)
+        crit = prompts.parse_critique(task.id, comp.text)
+        if problem is not None:
             rt.bus.emit(ev.Log("warning", f"evaluator reply for task {task.id} was not JSON; kept as free text"))
         return crit
 
@@ -85,14 +87,14 @@ def propose(rt: Runtime, module: Module, tasks: list[Task], trajs: list[Trajecto
                                           f"{packing.budget:,}-token budget; "
                                           "the rest were left out (run marked overflowed)"))
         try:
-            for sample in range(3):
-                rt.control.checkpoint()
-                comp = rt.gw.complete("optimizer", msgs, scope=scope, sample=sample)
-                text = prompts.extract_module(module.kind, comp.text)
-                if text is not None and rt.usable(module, text):
-                    return Module(module.kind, text)
-            rt.bus.emit(ev.Log("warning", f"optimizer gave no usable {module.kind} ({scope.kind} {scope.id}); "
-                                          "kept the current one"))
+            comp, problem = resample.ask(rt, "optimizer", msgs, scope=scope, samples=3, note_kind=module.kind,
+                                        judge=lambda c: resample.proposal_problem(rt, module.kind, c.text, module.text),
+                                        final=prompts.is_unchanged)
+            if problem is None:
+                return Module(module.kind, prompts.extract_module(module.kind, comp.text) or "")
+            level = "info" if prompts.is_unchanged(problem) else "warning"  # the rejection itself warned
+            rt.bus.emit(ev.Log(level, f"optimizer gave no usable {module.kind} ({scope.kind} {scope.id}): "
+                                      f"{problem}; kept the current one"))
             return None
         except ContextOverflowError as exc:
             # the provider counts differently from our tokenizer: shrink the budget, same rule

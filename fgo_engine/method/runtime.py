@@ -117,13 +117,16 @@ class Runtime:
 
     def usable(self, old: Module, text: str) -> bool:
         """An LLM-written module is usable if it is not empty and the suite accepts it."""
+        return self.module_problem(old.kind, text) is None
+
+    def module_problem(self, kind: str, text: str) -> str | None:
+        """Why the suite cannot use this module text (None: it can)."""
         if module_kind_check := getattr(self.suite, "validate_module", None):
             try:
                 module_kind_check(text)
             except MalformedOutputError as exc:
-                self.bus.emit(ev.Log("warning", f"rejected a malformed {old.kind}: {exc}"))
-                return False
-        return bool(text.strip())
+                return f"malformed {kind}: {exc}"
+        return None if text.strip() else f"empty {kind}"
 
     # -- rollouts ---------------------------------------------------------------------
     def _agent_llm(self, scope: Scope, task_id: str) -> Callable[..., Completion]:

@@ -2,18 +2,26 @@
 
 It reads only the messages it is sent and tells the roles apart by the blocks the
 engine's prompts use: ``<modules>`` → merger, ``<examples>`` → optimizer,
-``<trajectory>`` + ``<expected>`` → evaluator, anything else → agent. Rules:
+``<trajectory>`` + ``<expected>`` → evaluator, anything else → agent. Each role applies
+the mechanisms of ``fgo_engine.sim.mechanisms`` (one profile setting each, null = off):
 
-* agent: competent on a task when the module covers every piece of knowledge the
-  task needs (per the suite's skill), still slipping with probability ``noise``;
-  lucky with probability ``guess`` otherwise;
-* evaluator: names the first missing piece of knowledge as its suggestion (vague
-  with probability ``critic_noise``);
-* optimizer: adds the suggestions it notices — each with probability
-  ``min(1, attention / prompt_tokens)`` — and drops a rule with probability ``drift``;
+* agent: competent on a task when the module, as it applies to the task's category
+  (rules scoped to other categories drop out), covers every needed item; past its
+  ``capacity`` it follows each rule only capacity / rules of the time; an unscoped rule
+  of another category misleads it with probability ``conflict``; slips with ``noise``,
+  lucky with ``guess``;
+* evaluator: names the first missing item (the wrong one with ``critic_error``, vague
+  with ``critic_noise``), quoting the canonical rule in the null profile and
+  paraphrasing it when ``evidence`` is on; names a misleading general rule;
+* optimizer: reads the ``<example>`` blocks in order, notices each with a U-shaped
+  probability in its position that falls with the prompt's length, learns an item once
+  ``evidence`` noticed failing examples point at it (at most ``max_new`` per call),
+  states a category's rule with its scope when the batch is that category alone and
+  generally with probability ``generalize`` otherwise; drops a rule with ``drift``;
   raises ContextWindowExceededError past ``window``;
-* merger: unions the modules' rules, dropping a share ``merge_loss`` per module
-  beyond two, and notices less of a long prompt, like the optimizer.
+* merger: unions the modules' rules, resolving two statements of one item by score
+  when the scores are shown, dropping a share ``merge_loss`` per module beyond two and
+  reading less of a long prompt.
 
 All randomness is seeded from the profile seed, the call's ``seed`` and the prompt.
 """
@@ -30,9 +38,10 @@ from typing import Any
 
 from fgo_engine.llm import tokens
 from fgo_engine.prompts import attrs, block, blocks
+from fgo_engine.sim import mechanisms as mech
 from fgo_engine.sim.profiles import SimProfile, parse_model
-from fgo_engine.sim.skills import find_skill
-from fgo_engine.types import normalize_space
+from fgo_engine.sim.skills import SimSkill, find_skill
+from fgo_engine.types import Knowledge, normalize_space
 
 VAGUE = [
     "Double-check the final answer before replying.",
@@ -71,9 +80,21 @@ def role_of(messages: list[dict[str, Any]]) -> str:
 
 
 # -- roles ------------------------------------------------------------------------------
+def _view(profile: SimProfile, skill: SimSkill, module_text: str,
+          task: str) -> tuple[str | None, list[Knowledge], list[Knowledge]]:
+    """(category, needed items, missing items) of one task under one module."""
+    cat = skill.category(task)
+    needs = skill.needs(task)
+    if profile.space:
+        needs = skill.refine(task, needs)
+    visible = mech.visible_module(module_text, skill, cat)
+    return cat, needs, [k for k in needs if not skill.covered(visible, k)]
+
+
 def agent_reply(profile: SimProfile, messages: list[dict[str, Any]], seed: Any,
                 tools: list[dict[str, Any]] | None = None) -> str | dict[str, Any]:
-    system = "\n".join(_content(m) for m in messages if m.get("role") == "system")
+    module = "\n".join(_content(m) for m in messages if m.get("role") == "system")
+    system = module
     if tools:  # a toolbox reaches the model as function schemas; coverage may look at them
         system += "\n<tools>\n" + json.dumps(tools, ensure_ascii=False, sort_keys=True) + "\n</tools>"
     first_user = next((_content(m) for m in messages if m.get("role") == "user"), "")
@@ -81,11 +102,23 @@ def agent_reply(profile: SimProfile, messages: list[dict[str, Any]], seed: Any,
     rng = _rng(profile, seed, "agent", system, first_user)
     if skill is None:
         return "I could not work this out. Answer: unknown"
-    needs = skill.needs(first_user)
-    missing = [k for k in needs if not skill.covered(system, k)]
+    cat, needs, missing = _view(profile, skill, system, first_user)
     roll = rng.random()
-    competent = roll >= profile.noise if not missing else roll < profile.guess
-    return skill.act(messages, first_user, competent=competent, missing=missing, rng=rng)
+    # (5) past its capacity the agent follows each rule it has only capacity / rules of the time
+    p_follow = mech.follow_prob(profile, mech.rule_count(module, tools))
+    if p_follow < 1:
+        missing = missing + [k for k in needs if k not in missing and rng.random() >= p_follow]
+    # (4) an unscoped rule of another category misleads now and then
+    misled = [k for k, _ in mech.misleading(profile, system, skill, cat, skill.space(bool(profile.space)))
+              if rng.random() < profile.conflict]
+    competent = roll >= profile.noise if not (missing or misled) else roll < profile.guess
+    return skill.act(messages, first_user, competent=competent,
+                     missing=missing or (needs[:1] if misled else []), rng=rng)
+
+
+def _vague(rng: random.Random, pattern: str) -> str:
+    return json.dumps({"correct": False, "failure": "The agent did not reach the expected result.",
+                       "pattern": pattern, "suggestion": rng.choice(VAGUE)})
 
 
 def evaluator_reply(profile: SimProfile, prompt: str, seed: Any) -> str:
@@ -96,27 +129,33 @@ def evaluator_reply(profile: SimProfile, prompt: str, seed: Any) -> str:
     if outcome.startswith("success"):
         return json.dumps({"correct": True, "failure": "", "pattern": "", "suggestion": ""})
     skill = find_skill(task)
-    missing = []
-    if skill is not None:
-        missing = [k for k in skill.needs(task) if not skill.covered(module, k)]
-    if not missing or rng.random() < profile.critic_noise:
+    if skill is None:
+        return _vague(rng, "Unclear from this trajectory.")
+    space = skill.space(bool(profile.space))
+    cat, _, missing = _view(profile, skill, module, task)
+    if rng.random() < profile.critic_noise:
+        return _vague(rng, "Unclear from this trajectory.")
+    if missing:
+        item = missing[0]
+        if profile.critic_error and rng.random() < profile.critic_error:
+            item = mech.pick_wrong(item, space, rng)  # (1) the evaluator blames the wrong item
+        if not profile.evidence:  # null: quotes the canonical rule
+            return json.dumps({"correct": False, "failure": f"The agent lacked this knowledge: {item.key}.",
+                               "pattern": f"Tasks like this need guidance on {', '.join(item.cue)}.",
+                               "suggestion": item.text})
+        return json.dumps({"correct": False, "failure": "The agent went wrong at a step this task depends on.",
+                           "pattern": f"Tasks like this need guidance on {', '.join(item.cue)}.",
+                           "suggestion": mech.paraphrase(item)})
+    wrong = mech.misleading(profile, module, skill, cat, space)
+    if wrong:  # (4) a rule of another category, stated generally, misled the agent
+        item, line = wrong[0]
+        label = skill.scope_labels().get(item.scope or "", item.scope or "")
         return json.dumps({
-            "correct": False,
-            "failure": "The agent did not reach the expected result.",
-            "pattern": "A slip rather than a missing rule." if not missing else "Unclear from this trajectory.",
-            "suggestion": rng.choice(VAGUE),
-        })
-    item = missing[0]
-    return json.dumps({
-        "correct": False,
-        "failure": f"The agent lacked this knowledge: {item.key}.",
-        "pattern": f"Tasks like this need guidance on {', '.join(item.cue)}.",
-        "suggestion": item.text,
-    })
-
-
-def _notice_prob(profile: SimProfile, prompt_tokens: int) -> float:
-    return min(1.0, profile.attention / max(1, prompt_tokens))
+            "correct": False, "failure": "The agent followed guidance that does not apply to this task.",
+            "pattern": f"The guidance '{line.strip().lstrip('- ')}' holds only for {label}; here it misled the agent.",
+            "suggestion": mech.scoped_text(item, skill) if not profile.evidence
+            else f"Restrict that guidance to {label}."})
+    return _vague(rng, "A slip rather than a missing rule.")
 
 
 def _rules_and_head(text: str) -> tuple[str, list[str]]:
@@ -141,19 +180,64 @@ def _dedupe(rules: list[str]) -> list[str]:
     return out
 
 
+def _learn(profile: SimProfile, prompt: str, prompt_tokens: int,
+           rng: random.Random) -> tuple[SimSkill | None, list[tuple[Knowledge, bool]], list[str], set[str | None]]:
+    """What one optimizer call learns from its examples: (skill, [(item, must_scope)],
+    suggestions copied verbatim, categories of the batch)."""
+    examples = mech.parse_examples(prompt)
+    skill = next((s for s in map(find_skill, (e.task for e in examples)) if s is not None), None)
+    space = skill.space(bool(profile.space)) if skill is not None else []
+    cats = {skill.category(e.task) for e in examples} if skill is not None else set()
+    votes: dict[str, int] = {}
+    items: dict[str, Knowledge] = {}
+    restrict: set[str] = set()
+    verbatim: list[str] = []
+    for ex in examples:
+        if not ex.failed or not ex.critique:
+            continue
+        if rng.random() >= mech.notice_prob(profile, ex.position, prompt_tokens):
+            continue  # (2) not noticed
+        m = re.search(r"^suggestion:\s*(.+)$", ex.critique, re.M)
+        suggestion = m.group(1).strip() if m else ""
+        item = mech.item_named(ex.critique, space)
+        if item is None:
+            if not profile.evidence and suggestion:
+                verbatim.append(suggestion)
+            continue
+        if profile.evidence and not ex.trajectory:
+            continue  # (1) no trajectory, no evidence
+        votes[item.key] = votes.get(item.key, 0) + 1
+        items[item.key] = item
+        if "holds only for" in ex.critique:
+            restrict.add(item.key)
+    need = max(1, profile.evidence)
+    learned = sorted((k for k in votes if votes[k] >= need), key=lambda k: -votes[k])
+    if profile.max_new:
+        learned = learned[:profile.max_new]
+        verbatim = verbatim[:max(0, profile.max_new - len(learned))]
+    return skill, [(items[k], k in restrict) for k in learned], verbatim, cats
+
+
+def _form(profile: SimProfile, skill: SimSkill, item: Knowledge, must_scope: bool, cats: set[str | None],
+          rng: random.Random) -> str:
+    """(4) a rule learned from its own category alone is scoped; from a mixed batch it is
+    stated generally with probability ``generalize``."""
+    if not item.scope or profile.conflict <= 0:
+        return item.text
+    if must_scope or cats == {item.scope} or rng.random() >= profile.generalize:
+        return mech.scoped_text(item, skill)
+    return mech.general_text(item)
+
+
 def optimizer_reply(profile: SimProfile, prompt: str, prompt_tokens: int, seed: Any) -> str:
     rng = _rng(profile, seed, "optimizer", prompt)
     kind = "toolbox" if block(prompt, "toolbox") is not None and "<instruction>" not in prompt else "instruction"
     current = block(prompt, kind) or ""
-    p = _notice_prob(profile, prompt_tokens)
-    suggestions = []
-    for _, crit in blocks(prompt, "critique"):
-        m = re.search(r"^suggestion:\s*(.+)$", crit, re.M)
-        if m and m.group(1).strip() and rng.random() < p:
-            suggestions.append(m.group(1).strip())
+    skill, learned, verbatim, cats = _learn(profile, prompt, prompt_tokens, rng)
     if kind == "toolbox":
         from fgo_engine.sim.skills import skills
 
+        suggestions = [k.text for k, _ in learned] + verbatim
         for s in skills():
             writer = getattr(s, "revise_toolbox", None)
             if writer is not None:
@@ -162,15 +246,56 @@ def optimizer_reply(profile: SimProfile, prompt: str, prompt_tokens: int, seed: 
     head, rules = _rules_and_head(current)
     if rules and rng.random() < profile.drift:
         rules.pop(rng.randrange(len(rules)))
-    rules = _dedupe(rules + suggestions)
+    for item, must_scope in learned:
+        assert skill is not None
+        text = _form(profile, skill, item, must_scope, cats, rng)
+        # the new statement replaces any other statement of the same item for the same tasks
+        rules = [r for r in rules if not (skill.covered(r, item)
+                                          and mech.scope_of_line(r, skill) in (None, item.scope))]
+        rules.append(text)
+    rules = _dedupe(rules + verbatim)
     return "Here is the improved instruction.\n<instruction>\n" + _render(head, rules) + "\n</instruction>"
+
+
+def _merge_rules(profile: SimProfile, modules: list[tuple[float | None, str]], rng: random.Random) -> list[str]:
+    """Union of the modules' rules; where two modules state one item differently, the
+    better-scoring module's statement wins when the scores are shown, else either."""
+    from fgo_engine.sim.skills import skills
+
+    space = [k for s in skills() for k in s.space(bool(profile.space))]
+    scores = [sc for sc, _ in modules]
+    ranked = all(sc is not None for sc in scores) and len(set(scores)) > 1
+    order = sorted(range(len(modules)), key=lambda i: -(scores[i] or 0.0)) if ranked else list(range(len(modules)))
+    versions: dict[str, list[str]] = {}
+    keys: list[str] = []
+    for i in order:
+        for r in _rules_and_head(modules[i][1])[1]:
+            item = mech.item_named(r, space)
+            key = f"item:{item.key}" if item is not None else "text:" + normalize_space(r).lower().rstrip(".")
+            if key not in versions:
+                versions[key] = []
+                keys.append(key)
+            if r not in versions[key]:
+                versions[key].append(r)
+    out = []
+    for key in keys:
+        vs = versions[key]
+        out.append(vs[0] if ranked or len(vs) == 1 else rng.choice(vs))
+    return out
 
 
 def merger_reply(profile: SimProfile, prompt: str, prompt_tokens: int, seed: Any) -> str:
     rng = _rng(profile, seed, "merger", prompt)
     mods = blocks(prompt, "module")
-    scored = sorted(((float(attrs(a).get("score", 0) or 0), i, body) for i, (a, body) in enumerate(mods)),
-                    key=lambda t: (-t[0], t[1]))
+    parsed = []
+    for i, (a, body) in enumerate(mods):
+        raw = attrs(a).get("score")
+        try:
+            score = float(raw) if raw not in (None, "") else None
+        except ValueError:
+            score = None
+        parsed.append((score, i, body))
+    scored = sorted(parsed, key=lambda t: (-(t[0] or 0.0), t[1]))
     is_toolbox = "toolbox" in (prompt.split("<modules>")[0])
     if "def " in "".join(b for _, _, b in scored) and is_toolbox:
         from fgo_engine.sim.skills import skills
@@ -178,15 +303,11 @@ def merger_reply(profile: SimProfile, prompt: str, prompt_tokens: int, seed: Any
         for s in skills():
             merger = getattr(s, "merge_toolboxes", None)
             if merger is not None:
-                return f"<toolbox>\n{merger([(b, sc) for sc, _, b in scored], rng)}\n</toolbox>"
-    keep = max(0.3, 1.0 - profile.merge_loss * max(0, len(mods) - 2)) * _notice_prob(profile, prompt_tokens)
-    head = ""
-    rules: list[str] = []
-    for _, _, body in scored:
-        h, rs = _rules_and_head(body)
-        head = head or h
-        rules.extend(rs)
-    rules = _dedupe(rules)
+                return f"<toolbox>\n{merger([(b, sc or 0.0) for sc, _, b in scored], rng)}\n</toolbox>"
+    # (6) merging many modules, or long ones, in one call loses rules
+    keep = max(0.3, 1.0 - profile.merge_loss * max(0, len(mods) - 2)) * mech.length_factor(profile, prompt_tokens)
+    head = next((h for _, _, body in scored if (h := _rules_and_head(body)[0])), "")
+    rules = _dedupe(_merge_rules(profile, [(sc, body) for sc, _, body in parsed], rng))
     kept = [r for r in rules if rng.random() < keep]
     return "<instruction>\n" + _render(head, kept) + "\n</instruction>"
 

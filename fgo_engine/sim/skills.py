@@ -31,6 +31,22 @@ class SimSkill(Protocol):
         """Whether the module (instruction or toolbox source) provides ``item``."""
         ...
 
+    def category(self, task_text: str) -> str | None:
+        """The task's category as the text shows it (scoped rules and conflicts use it)."""
+        ...
+
+    def scope_labels(self) -> dict[str, str]:
+        """Category → the words a scoped rule opens with ("For <label>, …")."""
+        ...
+
+    def space(self, fine: bool) -> list[Knowledge]:
+        """Every item this skill knows (base, or the fine-grained space when ``fine``)."""
+        ...
+
+    def refine(self, task_text: str, items: list[Knowledge]) -> list[Knowledge]:
+        """The fine-grained items behind a task's base needs (the knowledge-space mechanism)."""
+        ...
+
     def act(
         self,
         messages: list[dict[str, Any]],
@@ -55,12 +71,24 @@ def cue_covered(module_text: str, item: Knowledge) -> bool:
 
 
 class BaseSkill:
-    """Default ``covered``; subclasses implement the rest."""
+    """Defaults for the optional hooks; subclasses implement ``recognizes``/``needs``/``act``."""
 
     name = "base"
 
     def covered(self, module_text: str, item: Knowledge) -> bool:
         return cue_covered(module_text, item)
+
+    def category(self, task_text: str) -> str | None:
+        return None
+
+    def scope_labels(self) -> dict[str, str]:
+        return {}
+
+    def space(self, fine: bool) -> list[Knowledge]:
+        return []
+
+    def refine(self, task_text: str, items: list[Knowledge]) -> list[Knowledge]:
+        return items
 
 
 _SKILLS: list[SimSkill] = []

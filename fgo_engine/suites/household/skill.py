@@ -43,31 +43,46 @@ KNOWLEDGE: dict[str, Knowledge] = {
         Knowledge(
             "rule_clean",
             ("clean", "sinkbasin"),
-            "To clean something, take it to a sinkbasin and use "
+            "For clean tasks, take the object to a sinkbasin and use "
             "'clean <object> with sinkbasin <n>' before putting it in place.",
+            scope="clean",
+            general="Before putting an object in place, take it to a sinkbasin and use "
+            "'clean <object> with sinkbasin <n>'.",
         ),
         Knowledge(
             "rule_heat",
             ("heat", "microwave"),
-            "To heat something, take it to a microwave and use 'heat <object> with microwave <n>' "
+            "For heat tasks, take the object to a microwave and use 'heat <object> with microwave <n>' "
             "before putting it in place.",
+            scope="heat",
+            general="Before putting an object in place, take it to a microwave and use "
+            "'heat <object> with microwave <n>'.",
         ),
         Knowledge(
             "rule_cool",
             ("cool", "fridge"),
-            "To cool something, take it to a fridge and use 'cool <object> with fridge <n>' "
+            "For cool tasks, take the object to a fridge and use 'cool <object> with fridge <n>' "
             "before putting it in place.",
+            scope="cool",
+            general="Before putting an object in place, take it to a fridge and use "
+            "'cool <object> with fridge <n>'.",
         ),
         Knowledge(
             "rule_look",
             ("lamp", "holding"),
-            "To look at an object under a lamp, take the object first, then go to the desklamp or "
+            "For look tasks, take the object first, then go to the desklamp or "
             "floorlamp and 'use' the lamp while holding the object.",
+            scope="look",
+            general="Always take the object first, then go to a desklamp or floorlamp and 'use' the "
+            "lamp while holding it.",
         ),
         Knowledge(
             "rule_two",
             ("two", "one at a time"),
-            "For a task with two objects you can carry only one at a time: place the first "
+            "For two-object tasks: you can carry only one at a time, so place the first "
+            "one, then find the second and place it there too.",
+            scope="pick_two",
+            general="Objects come in twos and you can carry only one at a time: place the first "
             "one, then find the second and place it there too.",
         ),
         Knowledge(
@@ -286,7 +301,7 @@ def make_mind(
     rng: random.Random,
 ) -> Mind:
     r_slip, r_variant = rng.random(), rng.random()  # always drawn, in this order
-    keys = {k.key for k in missing}
+    keys = {k.key.split(":")[0] for k in missing}  # a fine-grained item stands for its base item
     hint = hint_key(goal)
     mind = Mind(aim=goal.dest, variant=r_variant < 0.5)
     if competent:
@@ -411,10 +426,60 @@ def decide(goal: Goal, listing: list[str], seen: Seen, mind: Mind) -> str:
     return "look"
 
 
+SCOPE_LABELS = {"clean": "clean tasks", "heat": "heat tasks", "cool": "cool tasks", "look": "look tasks",
+                "pick_two": "two-object tasks"}
+
+
+def _where(obj: str, home: str) -> Knowledge:
+    hint = HIDDEN[obj][0]
+    return Knowledge(f"{hint}:{obj}", (f"'{obj}'", home),
+                     f"A '{obj}' is usually kept in a {home}: open the {home}s and look there first.")
+
+
+def _open(kind: str) -> Knowledge:
+    return Knowledge(f"rule_open:{kind}", (f"a closed {kind}", "before"),
+                     f"A closed {kind} must be opened with 'open {kind} <n>' before you can put anything in it.")
+
+
+# The fine-grained space (the knowledge-space mechanism): one location item per object
+# kind, one opening item per receptacle kind, the six task-type rules.
+FINE: dict[str, Knowledge] = {
+    k.key: k for k in (
+        *(KNOWLEDGE[TYPE_RULE[t]] for t in TYPE_RULE),
+        *(_where(obj, home) for obj, (_, home) in HIDDEN.items()),
+        *(_open(kind) for kind in sorted(OPENABLE)),
+    )
+}
+
+
 class HouseholdSkill(BaseSkill):
     """The simulated LLM's competence on household tasks."""
 
     name = "household"
+
+    def category(self, task_text: str) -> str | None:
+        goal = parse_goal(task_text)
+        return goal.type if goal is not None else None
+
+    def scope_labels(self) -> dict[str, str]:
+        return SCOPE_LABELS
+
+    def space(self, fine: bool) -> list[Knowledge]:
+        return list((FINE if fine else KNOWLEDGE).values())
+
+    def refine(self, task_text: str, items: list[Knowledge]) -> list[Knowledge]:
+        goal = parse_goal(task_text)
+        if goal is None:
+            return items
+        out = []
+        for k in items:
+            if k.key == "rule_open" and goal.dest:
+                out.append(FINE[f"rule_open:{goal.dest}"])
+            elif k.key in HINT_HOME:
+                out.append(FINE[f"{k.key}:{goal.obj}"])
+            else:
+                out.append(k)
+        return out
 
     def recognizes(self, task_text: str) -> bool:
         return INTRO in task_text and GOAL_PREFIX.strip() in task_text

@@ -131,6 +131,11 @@ class HouseholdSuite:
     def test_tasks(self) -> list[Task]:
         return self._tasks("test", self.n_test, {t: float(w) for t, w in ALFWORLD_UNSEEN.items()})
 
+    @property
+    def calls_per_task(self) -> int:
+        """At most one agent call per action (a ReAct episode), for the projected call count."""
+        return self.step_limit
+
     # module
     def initial_module(self) -> Module:
         return Module("instruction", INITIAL_INSTRUCTION)

@@ -1,7 +1,19 @@
 """What the simulated LLM must know to read an invoice: each text holds all its cue words."""
 
 
+from fgo_engine.suites.invoices.languages import _LANGS
 from fgo_engine.types import Knowledge
+
+ADJECTIVE = {"tr": "Turkish", "en": "English", "es": "Spanish", "it": "Italian"}
+
+
+def _lang_item(code: str, adj: str) -> Knowledge:
+    """A language's labels: holds for that language only (a category-scoped item)."""
+    lang = _LANGS[code]
+    t0, t1 = lang.transport_doc_types[:2]
+    claim = f"notes write '{lang.note_label}' and transport documents are typed '{t0}' or '{t1}'."
+    return Knowledge(f"invoices.lang.{code}", (lang.note_label.lower(),), f"For {adj} invoices, {claim}",
+                     scope=code, general=claim[0].upper() + claim[1:])
 
 # ---------------------------------------------------------------------------
 # Knowledge the simulated LLM checks for. Each text holds all its cue words.
@@ -27,18 +39,7 @@ KNOWLEDGE: dict[str, Knowledge] = {k.key: k for k in (
     _K("invoices.note", ("note", "label"),
        "The reference can also be free text in a Note, right after a label; copy what "
        "follows the label up to the semicolon."),
-    _K("invoices.lang.tr", ("turkish", "taşıma"),
-       "Turkish invoices write 'Taşıma Referans No:' in notes and type transport documents "
-       "as 'Taşıma Belgesi' or 'CMR Taşıma Senedi'."),
-    _K("invoices.lang.en", ("english", "transport ref"),
-       "English invoices write 'Transport ref:' in notes and type transport documents as "
-       "'Waybill' or 'Bill of lading'."),
-    _K("invoices.lang.es", ("spanish", "transporte"),
-       "Spanish invoices write 'Ref. de transporte:' in notes and type transport documents "
-       "as 'Carta de porte' or 'Documento de transporte'."),
-    _K("invoices.lang.it", ("italian", "trasporto"),
-       "Italian invoices write 'Rif. trasporto:' in notes and type transport documents as "
-       "'Documento di trasporto (DDT)' or 'Lettera di vettura'."),
+    *(_lang_item(code, adj) for code, adj in ADJECTIVE.items()),
     _K("invoices.format", ("spaces", "dashes"),
        "Copy the reference exactly as printed: keep its dashes and inner spaces, only "
        "collapsing runs of whitespace."),

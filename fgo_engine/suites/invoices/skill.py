@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from fgo_engine.sim.skills import BaseSkill, register_skill
-from fgo_engine.suites.invoices.knowledge import _PLACEMENT_WHERE, KNOWLEDGE
+from fgo_engine.suites.invoices.knowledge import _PLACEMENT_WHERE, ADJECTIVE, KNOWLEDGE
 from fgo_engine.suites.invoices.languages import (
     _LANGS,
     _NOTE_LABELS,
     _NS,
+    _PRODUCTS,
     _TRANSPORT_DOC_CODES,
     _TRANSPORT_DOC_TYPES,
     NS_INVOICE,
@@ -138,10 +139,84 @@ def _break_format(ref: str, rng: random.Random) -> str:
     return ref.replace("-", " ")
 
 
+SCOPE_LABELS = {code: f"{adj} invoices" for code, adj in ADJECTIVE.items()}
+
+
+def _fine_items() -> dict[str, Knowledge]:
+    """The fine-grained space (the knowledge-space mechanism): distractor labels, note
+    labels and transport-document types per language, separators per kind."""
+    items = [KNOWLEDGE[f"invoices.{p}"] for p in _PLACEMENT_WHERE]
+    for code, adj in ADJECTIVE.items():
+        lang = _LANGS[code]
+        t0, t1 = lang.transport_doc_types[:2]
+        items += [
+            Knowledge(f"invoices.distractors:{code}", ("invoice number", "order", lang.labels["order"].lower()),
+                      f"In {adj} invoices '{lang.labels['order']}' labels the order reference and "
+                      f"'{lang.labels['plate']}' a vehicle plate: never answer with the invoice number, the order "
+                      "or contract reference, the UUID or a plate."),
+            Knowledge(f"invoices.lang.{code}:note", (lang.note_label.lower(),),
+                      f"For {adj} invoices, the transport reference in a note follows the label "
+                      f"'{lang.note_label}'.", scope=code,
+                      general=f"The transport reference in a note follows the label '{lang.note_label}'."),
+            Knowledge(f"invoices.lang.{code}:docref", (t0.lower(),),
+                      f"For {adj} invoices, transport documents are typed '{t0}' or '{t1}'.", scope=code,
+                      general=f"Transport documents are typed '{t0}' or '{t1}'; other types are not transport "
+                              "documents."),
+        ]
+    items += [
+        Knowledge("invoices.format:spaces", ("keep", "inner spaces"),
+                  "Copy a reference with inner spaces exactly as printed: keep the inner spaces."),
+        Knowledge("invoices.format:dashes", ("keep", "dashes"),
+                  "Copy a reference with dashes exactly as printed: keep every dash."),
+    ]
+    return {k.key: k for k in items}
+
+
+FINE = _fine_items()
+_PRODUCT_LANGUAGE = {p[i]: code for p in _PRODUCTS for i, code in enumerate(("tr", "en", "es", "it"))}
+
+
 class InvoicesSkill(BaseSkill):
     """How the simulated LLM reads these invoices."""
 
     name = "invoices"
+
+    def category(self, task_text: str) -> str | None:
+        """The language; from a shortened document (an optimizer prompt may cut the middle)
+        by its Note's languageID or the product names a reader sees at either end."""
+        doc = read_document(task_text)
+        if doc is not None:
+            return doc.language
+        m = re.search(r'languageID="(tr|en|es|it)"', task_text)
+        if m:
+            return m.group(1)
+        for name in re.findall(r"<cbc:Name>([^<]+)</cbc:Name>", task_text):
+            if name in _PRODUCT_LANGUAGE:
+                return _PRODUCT_LANGUAGE[name]
+        return None
+
+    def scope_labels(self) -> dict[str, str]:
+        return SCOPE_LABELS
+
+    def space(self, fine: bool) -> list[Knowledge]:
+        return list((FINE if fine else KNOWLEDGE).values())
+
+    def refine(self, task_text: str, items: list[Knowledge]) -> list[Knowledge]:
+        doc = read_document(task_text)
+        if doc is None:
+            return items
+        out = []
+        for k in items:
+            if k.key == "invoices.distractors":
+                out.append(FINE[f"invoices.distractors:{doc.language}"])
+            elif k.key.startswith("invoices.lang."):
+                out.append(FINE[f"{k.key}:{doc.placement}"])
+            elif k.key == "invoices.format":
+                ref = doc.reference or ""
+                out += [FINE[f"invoices.format:{w}"] for w, c in (("spaces", " "), ("dashes", "-")) if c in ref]
+            else:
+                out.append(k)
+        return out
 
     def recognizes(self, task_text: str) -> bool:
         return NS_INVOICE in task_text and "</Invoice>" in task_text
@@ -175,7 +250,7 @@ class InvoicesSkill(BaseSkill):
         if competent:
             where = _PLACEMENT_WHERE[doc.placement or "despatch"]
             return f"The transport reference is {where}.\nAnswer: {doc.reference}"
-        missing_keys = {k.key for k in missing}
+        missing_keys = {k.key.split(":")[0] for k in missing}  # a fine-grained item stands for its base
         if missing_keys == {"invoices.format"}:
             return (f"The transport reference is {_PLACEMENT_WHERE[doc.placement or 'despatch']}."
                     f"\nAnswer: {_break_format(doc.reference, rng)}")

@@ -325,6 +325,13 @@ class ToolsSkill(BaseSkill):
             return []
         return [KNOWLEDGE[k] for k in TEMPLATES[parsed[0]][2]]
 
+    def category(self, task_text: str) -> str | None:
+        parsed = parse_question(task_text)
+        return TEMPLATES[parsed[0]][0] if parsed is not None else None
+
+    def space(self, fine: bool) -> list[Knowledge]:
+        return list(KNOWLEDGE.values())  # one item per tool: no finer space (see README)
+
     def covered(self, module_text: str, item: Knowledge) -> bool:
         """The agent sees tool schemas (``"name": "…"`` inside ``<tools>``); the evaluator
         sees the toolbox source (``def …(``), where it also spots the sim's known bugs."""
