@@ -12,9 +12,10 @@ from fgo_cli.main import _parser, main
 README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
 
 
-def test_headless_invoices_run_on_the_small_simulated_model(tmp_path, capsys):
+def test_headless_invoices_run_on_the_simulated_model(tmp_path, capsys):
+    # the null profile (base rules): subsets learn within one epoch, so the merger is called too
     path = tmp_path / "inv.db"
-    code = main(["run", "--suite", "invoices", "--model", "fgo-sim/small", "--headless", "--subsets", "2",
+    code = main(["run", "--suite", "invoices", "--model", "fgo-sim/null", "--headless", "--subsets", "2",
                  "--epochs", "1", "--option", "n_train=8", "--option", "n_test=8", "--session", str(path)])
     out = capsys.readouterr().out
     assert code == 0, out

@@ -197,8 +197,9 @@ BAD_MERGE = "<instruction>\nYou answer questions about glorps.\n- Answer briefly
 def test_by_default_a_merge_worse_than_its_best_child_is_not_kept(tmp_path, toy_config, fake_openai):
     assert RunConfig().review == "if-not-worse"
     fake_openai.responder = lambda body: ok(BAD_MERGE)  # drops every rule the subsets learned
+    # the null profile (base rules) lets both subsets learn, so dropping their rules is a regression
     cfg = cfg_with(toy_config, {"merger": {"model": "openai/fake", "api_base": fake_openai.url}},
-                   subsets=2, epochs=2)
+                   subsets=2, epochs=2, model="fgo-sim/null")
     cfg.review = RunConfig().review
     s, res = run(tmp_path, cfg)
     assert res.status == "done"
@@ -212,7 +213,7 @@ def test_by_default_a_merge_worse_than_its_best_child_is_not_kept(tmp_path, toy_
 def test_auto_approve_of_a_regression_is_said_loudly(tmp_path, toy_config, fake_openai):
     fake_openai.responder = lambda body: ok(BAD_MERGE)
     cfg = cfg_with(toy_config, {"merger": {"model": "openai/fake", "api_base": fake_openai.url}},
-                   subsets=2, epochs=2, review="auto")
+                   subsets=2, epochs=2, review="auto", model="fgo-sim/null")
     logs = []
     s, res = run(tmp_path, cfg, sinks=[lambda e: logs.append(e) if isinstance(e, ev.Log) else None])
     node = s.store.get("merge_nodes", "n1")
