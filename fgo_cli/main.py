@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import fgo_engine  # noqa: F401  (environment defaults first)
-from fgo_engine.config import CLUSTERS, METHODS, PARTITIONS, REVIEWS, ROLES, RunConfig, parse_key_values
+from fgo_engine.config import CLUSTERS, EXECUTORS, METHODS, PARTITIONS, REVIEWS, ROLES, RunConfig, parse_key_values
 from fgo_engine.errors import ConfigError, FGOError, SessionError
 
 SESSIONS_DIR = Path(os.environ.get("FGO_SESSIONS_DIR", "sessions"))
@@ -42,6 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--partition", choices=PARTITIONS, help="how to divide tasks (default category)")
     r.add_argument("--seed", type=int, help="seed for every random choice (default 0)")
     r.add_argument("--workers", type=int, help="subsets optimized in parallel (default 4)")
+    r.add_argument("--executor", choices=EXECUTORS,
+                   help="where rollouts run: threads (this process, default) or ray (needs the ray extra)")
+    r.add_argument("--ray-address", metavar="ADDR",
+                   help="join a Ray cluster (ray://host:10001, host:6379 or auto); default: a local instance")
     r.add_argument("--session", metavar="PATH", help="session file to create (default sessions/<suite>-<time>.db)")
     r.add_argument("--headless", action="store_true", help="run in the terminal without the app")
     r.add_argument("--review", choices=REVIEWS, help="merge review: if-not-worse (default), auto, ask")
@@ -62,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     rs.add_argument("--budget-tokens", type=int, help="a new (larger) token budget")
     rs.add_argument("--budget-cost", type=float, help="a new (larger) cost budget")
     rs.add_argument("--review", choices=REVIEWS)
+    rs.add_argument("--executor", choices=EXECUTORS, help="run the rest on threads or on ray")
+    rs.add_argument("--ray-address", metavar="ADDR", help="the Ray cluster to join (with --executor ray)")
     rs.add_argument("--verbose", "-v", action="store_true")
 
     s = sub.add_parser("sessions", help="list, show or delete sessions")
@@ -121,10 +127,12 @@ def config_from_args(a: argparse.Namespace) -> RunConfig:
     if opts:
         data.setdefault("suite_options", {}).update(opts)
     for flag in ("method", "subsets", "epochs", "threshold", "cluster", "partition", "seed", "workers", "review",
-                 "budget_tokens", "budget_cost", "backtest"):
+                 "budget_tokens", "budget_cost", "backtest", "executor", "ray_address"):
         v = getattr(a, flag)
         if v is not None:
             data[flag] = v
+    if a.ray_address and not a.executor:
+        data["executor"] = "ray"  # an address says where
     if a.no_cache:
         data["cache"] = False
     roles = data.setdefault("roles", {})
@@ -231,7 +239,12 @@ def cmd_resume(a: argparse.Namespace) -> int:
     from fgo_engine.session import Session
 
     overrides = {k: v for k, v in (("budget_tokens", a.budget_tokens), ("budget_cost", a.budget_cost),
-                                   ("review", a.review)) if v is not None}
+                                   ("review", a.review), ("executor", a.executor),
+                                   ("ray_address", a.ray_address)) if v is not None}
+    if a.executor == "threads":
+        overrides["ray_address"] = None
+    elif a.ray_address:
+        overrides["executor"] = "ray"
     if not Path(a.session).exists():
         raise SessionError(f"no session file at {a.session}")
     if not a.headless:

@@ -18,6 +18,7 @@ REVIEWS = ("auto", "if-not-worse", "ask")
 SANDBOX_MODES = ("strict", "auto", "in-process")  # fgo_engine.isolation.MODES
 BACKTESTS = ("full", "adaptive")
 METHODS = ("fgo", "vanilla", "all-at-once", "batch-wise", "bootstrapping", "no-merge")
+EXECUTORS = ("threads", "ray")  # fgo_engine.executors
 DEFAULT_MODEL = "fgo-sim/medium"
 # A reply cap per role, so a model that does not stop cannot run until its context is full
 # (seen: 69 s evaluator replies filling a 2,048-token window). Applied when a role's
@@ -139,6 +140,8 @@ class RunConfig:
     sandbox: str = "auto"  # LLM-written tools: strict (OS isolation required), auto, in-process
     backtest: str = "full"  # full: the whole union; adaptive: a stratified sample grown until decided
     prompt_budget: int | None = None  # optimizer prompt tokens; None: the optimizer's window minus its reply
+    executor: str = "threads"  # where rollouts run: threads (this process) or ray (a Ray cluster)
+    ray_address: str | None = None  # None: a local Ray instance on loopback; "auto" or "ray://host:port": join one
 
     # -- construction -----------------------------------------------------------------
     @classmethod
@@ -249,6 +252,11 @@ class RunConfig:
         need(self.backtest in BACKTESTS, f"backtest must be one of {', '.join(BACKTESTS)} (got {self.backtest!r})")
         need(self.prompt_budget is None or (is_int(self.prompt_budget) and self.prompt_budget > 0),
              f"prompt_budget must be a positive whole number (got {self.prompt_budget!r})")
+        need(self.executor in EXECUTORS, f"executor must be one of {', '.join(EXECUTORS)} (got {self.executor!r})")
+        need(self.ray_address is None or (isinstance(self.ray_address, str) and bool(self.ray_address.strip())),
+             f"ray_address must be an address like ray://host:10001, host:6379 or auto (got {self.ray_address!r})")
+        need(self.ray_address is None or self.executor == "ray",
+             "ray_address is only used with executor = ray (--executor ray)")
         for role, b in self.role_budgets.items():
             need(role in ROLES, f"role_budgets: unknown role {role!r}")
             need(is_int(b) and b > 0, f"role_budgets.{role} must be a positive whole number")

@@ -30,7 +30,7 @@ class ConsolePrinter:
             self._say(f"run: {e.method}, {e.n_subsets} subsets, {e.n_train} train / {e.n_test} test tasks; "
                       f"projected LLM calls: {calls}")
         elif isinstance(e, ev.SubsetStarted):
-            self._say(f"{e.name}: {e.n_tasks} tasks")
+            self._say(f"{e.name}: {e.n_tasks} tasks" + (f" (rollouts on {e.node})" if e.node else ""))
         elif isinstance(e, ev.EpochDone):
             verdict = "adopted" if e.adopted else "kept best"
             self._say(f"subset {e.subset_id} step {e.epoch}: score {e.score:.3f} ({verdict}; best {e.best_score:.3f})")

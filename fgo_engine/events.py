@@ -35,6 +35,7 @@ class SubsetStarted(Event):
     name: str
     n_tasks: int
     categories: tuple[str, ...] = ()
+    node: str = ""  # where its rollouts run under the Ray executor ("" in this process)
 
 
 @dataclass(frozen=True)

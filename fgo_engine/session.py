@@ -18,6 +18,7 @@ from fgo_engine import events as ev
 from fgo_engine.config import RunConfig
 from fgo_engine.control import Control
 from fgo_engine.errors import BudgetExceededError, CancelledError, ConfigError, FGOError, SessionError
+from fgo_engine.executors import Executor, make_executor
 from fgo_engine.llm.gateway import Budget, Gateway, LedgerEntry
 from fgo_engine.method.methods import method_for
 from fgo_engine.method.runtime import Runtime
@@ -68,7 +69,7 @@ def _task_row(t: Task, split: str) -> dict[str, Any]:
 class Session:
     def __init__(self, store: Any, config: RunConfig, *, suite: Suite | None = None,
                  sinks: list[Callable[[ev.Event], None]] | None = None, gate: ReviewGate | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, executor: Executor | None = None):
         self.store = store
         self.config = config
         self.suite = suite or build_suite(config)
@@ -83,6 +84,7 @@ class Session:
             listener=self._on_call, rng=random.Random(config.seed), queue_listener=self._on_queue,
         )
         self._running = threading.Lock()
+        self.executor = executor or make_executor(config)  # started before the first run
 
     # -- construction -----------------------------------------------------------------
     @classmethod
@@ -94,14 +96,20 @@ class Session:
         train, test = suite.train_tasks(), suite.test_tasks()
         if not train:
             raise ConfigError(f"suite {config.suite!r} has no training tasks")
-        store = Store.create(path, name=name or Path(path).stem, config=config.to_dict())
+        executor = kw.pop("executor", None) or make_executor(config)
+        executor.start()  # Ray missing or unreachable: one line, and still no file
+        try:
+            store = Store.create(path, name=name or Path(path).stem, config=config.to_dict())
+        except BaseException:
+            executor.close()
+            raise
         store.update("session", 1, {"suite": config.suite})
         rows = [_task_row(t, "train") for t in train]
         train_ids = {t.id for t in train}
         rows += [_task_row(t, "test") for t in test if t.id not in train_ids]
         store.insert_many("tasks", rows, replace=True)
         store.flush()
-        return cls(store, config, suite=suite, **kw)
+        return cls(store, config, suite=suite, executor=executor, **kw)
 
     @classmethod
     def open(cls, path: str | Path, *, config_overrides: dict[str, Any] | None = None, **kw: Any) -> Session:
@@ -119,12 +127,22 @@ class Session:
         except Exception as exc:
             store.close()
             raise SessionError(f"{path}: session configuration is unreadable: {exc}") from None
+        executor = kw.pop("executor", None) or make_executor(config)
+        try:
+            executor.start()  # before the overrides are written
+        except BaseException:
+            store.close()
+            raise
+        kw["executor"] = executor
         if config_overrides:
             store.update("session", 1, {"config_json": config.to_dict()})
         return cls(store, config, **kw)
 
     def close(self) -> None:
-        self.store.close()
+        try:
+            self.executor.close()
+        finally:
+            self.store.close()
 
     # -- control ----------------------------------------------------------------------
     def pause(self) -> None:
@@ -166,8 +184,9 @@ class Session:
         train, test = self.tasks("train"), self.tasks("test")
         cfg = self.config
         method = method_for(cfg.method)
+        self.executor.start()
         rt = Runtime(cfg, self.suite, self.store, self.gateway, self.bus, self.gate, self.control,
-                     {t.id: t for t in train + test})
+                     {t.id: t for t in train + test}, executor=self.executor)
         result = RunResult(method=cfg.method, status="running")
         self.store.set_status("running")
         self.bus.emit(ev.RunStarted(cfg.method, cfg.subsets, len(train), len(test),

@@ -6,7 +6,6 @@ best so far on the same batch.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from fgo_engine import events as ev
@@ -172,7 +171,8 @@ def optimize_loop(rt: Runtime, start: Module, start_id: str, batches: list[list[
 
 # -- FGO's subsets in parallel ----------------------------------------------------------
 def optimize_subsets(rt: Runtime, groups: list[list[Task]], start: Module, start_id: str) -> list[Item]:
-    """Run Algorithm 1 on every subset in a pool; finished subsets are loaded, not re-run."""
+    """Run Algorithm 1 on every subset (loops submitted to the executor); finished subsets are
+    loaded, not re-run."""
     cfg = rt.cfg
     existing = {r["id"]: r for r in rt.store.rows("subsets")}
     rows = []
@@ -188,7 +188,7 @@ def optimize_subsets(rt: Runtime, groups: list[list[Task]], start: Module, start
     def work(i: int, group: list[Task]) -> Item:
         row = existing.get(i)
         cats = tuple(sorted({t.category for t in group}))
-        rt.bus.emit(ev.SubsetStarted(i, subset_name(group, i), len(group), cats))
+        rt.bus.emit(ev.SubsetStarted(i, subset_name(group, i), len(group), cats, node=rt.executor.place(i)))
         if row and row["status"] == "done" and row["best_module_id"]:
             m = rt.store.get("modules", row["best_module_id"])
             item = Item(f"s{i}", Module(m["kind"], m["text"]), row["best_module_id"], row["best_score"],
@@ -204,18 +204,17 @@ def optimize_subsets(rt: Runtime, groups: list[list[Task]], start: Module, start
         rt.bus.emit(ev.SubsetDone(i, res.best_score, res.best_id))
         return Item(f"s{i}", res.best, res.best_id, res.best_score, [t.id for t in group], subset_ids=[i])
 
-    with ThreadPoolExecutor(max_workers=min(cfg.workers, len(groups)), thread_name_prefix="fgo-subset") as pool:
-        futures = {pool.submit(work, i, g): i for i, g in enumerate(groups)}
-        for fut, i in futures.items():
-            try:
-                results[i] = fut.result()
-            except (BudgetExceededError, CancelledError) as exc:
-                rt.control.stop(exc)
-                errors.append(("stop", exc))
-            except FGOError as exc:
-                rt.store.update("subsets", i, {"status": "failed"})
-                rt.bus.emit(ev.SubsetDone(i, 0.0, "", error=str(exc)))
-                errors.append(("fail", SessionError(f"subset {i} failed: {exc}")))
+    futures = rt.executor.submit_subsets(work, groups, cfg.workers)  # coordinating threads on the driver
+    for fut, i in futures.items():
+        try:
+            results[i] = fut.result()
+        except (BudgetExceededError, CancelledError) as exc:
+            rt.control.stop(exc)
+            errors.append(("stop", exc))
+        except FGOError as exc:
+            rt.store.update("subsets", i, {"status": "failed"})
+            rt.bus.emit(ev.SubsetDone(i, 0.0, "", error=str(exc)))
+            errors.append(("fail", SessionError(f"subset {i} failed: {exc}")))
     stops = [e for k, e in errors if k == "stop"]
     if stops:
         raise stops[0]

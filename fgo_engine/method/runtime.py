@@ -17,6 +17,7 @@ from fgo_engine import prompts
 from fgo_engine.config import RunConfig
 from fgo_engine.control import Control
 from fgo_engine.errors import BudgetExceededError, CancelledError, LLMError, MalformedOutputError
+from fgo_engine.executors import Executor, ThreadExecutor
 from fgo_engine.llm import tokens
 from fgo_engine.llm.gateway import Gateway, Scope
 from fgo_engine.review import ReviewGate
@@ -55,11 +56,22 @@ class Item:
     depth: int = 0  # height in the merge tree: 0 for a subset, 1 + the deepest child for a node
 
 
+def run_rollout(suite: Suite, task: Task, module: Module, llm: Callable[..., Completion]) -> Trajectory:
+    """One rollout: the suite's agent on one task under one module (in this process or on a worker)."""
+    try:
+        return suite.run_agent(task, module, llm)
+    except (LLMError, MalformedOutputError, CancelledError, BudgetExceededError):
+        raise  # a cancel or a budget stop inside the agent loop is not a suite bug
+    except Exception as exc:  # a suite bug must not kill the run silently either
+        raise LLMError(f"agent run failed on task {task.id}: {type(exc).__name__}: {exc}") from exc
+
+
 class Runtime:
     """The collaborators of one run and the operations all phases use."""
 
     def __init__(self, config: RunConfig, suite: Suite, store: Any, gateway: Gateway,
-                 bus: ev.EventBus, gate: ReviewGate, control: Control, tasks: dict[str, Task]):
+                 bus: ev.EventBus, gate: ReviewGate, control: Control, tasks: dict[str, Task],
+                 executor: Executor | None = None):
         self.cfg = config
         self.suite = suite
         self.store = store
@@ -71,6 +83,7 @@ class Runtime:
         # task workers shared fairly by scope (subset, node, loop), like the gateway's model slots
         self.pool = FairPool(max(2, config.task_workers), name="fgo-task",
                              fair=config.roles["agent"].scheduling == "fair")
+        self.executor: Executor = executor or ThreadExecutor()  # where rollouts and subset loops run
         self.overflowed = False
 
     def optimizer_budget(self) -> int | None:
@@ -131,19 +144,15 @@ class Runtime:
         return call
 
     def _run_one(self, task: Task, module: Module, scope: Scope) -> Trajectory:
-        try:
-            return self.suite.run_agent(task, module, self._agent_llm(scope, task.id))
-        except (LLMError, MalformedOutputError, CancelledError, BudgetExceededError):
-            raise  # a cancel or a budget stop inside the agent loop is not a suite bug
-        except Exception as exc:  # a suite bug must not kill the run silently either
-            raise LLMError(f"agent run failed on task {task.id}: {type(exc).__name__}: {exc}") from exc
+        return run_rollout(self.suite, task, module, self._agent_llm(scope, task.id))
 
     def explore(self, module: Module, module_id: str, tasks: list[Task], *, scope: Scope, epoch: int,
                 subset_id: int | None = None) -> list[Trajectory]:
-        """Run the agent on every task (in the task pool); results in task order."""
+        """Run the agent on every task (the task pool's fair share, each rollout on the executor);
+        results in task order."""
         self.control.checkpoint()
         scope = replace(scope, epoch=epoch)
-        futures = [self.pool.submit(scope.key, self._run_one, t, module, scope) for t in tasks]
+        futures = [self.pool.submit(scope.key, self.executor.rollout, self, t, module, scope) for t in tasks]
         trajs = [f.result() for f in futures]
         rows = []
         for t, tr in zip(tasks, trajs):

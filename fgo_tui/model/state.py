@@ -46,6 +46,7 @@ class SubsetView:
     name: str = ""
     n_tasks: int = 0
     categories: tuple[str, ...] = ()
+    node: str = ""  # the Ray node its rollouts run on ("" in this process)
     status: str = "pending"  # pending | running | done | failed
     error: str | None = None
     epochs: dict[int, EpochView] = field(default_factory=dict)
@@ -225,7 +226,7 @@ class RunView:
                 self.message = e.message
         elif isinstance(e, ev.SubsetStarted):
             s = self.subset(e.subset_id)
-            s.name, s.n_tasks, s.categories = e.name, e.n_tasks, tuple(e.categories)
+            s.name, s.n_tasks, s.categories, s.node = e.name, e.n_tasks, tuple(e.categories), e.node
             if s.status != "done":
                 s.status = "running"
             s.version += 1

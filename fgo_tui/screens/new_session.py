@@ -103,6 +103,12 @@ class NewSessionScreen(Screen):
                 yield from self._field("Seed", Input("0", id="f-seed", compact=True))
                 yield from self._field("Session name",
                                        Input(placeholder="<suite>-<date>-<time>", id="f-name", compact=True))
+                from fgo_engine.config import EXECUTORS
+
+                yield from self._field("Executor", Select([(x, x) for x in EXECUTORS], value="threads",
+                                                           allow_blank=False, id="f-executor", compact=True))
+                yield from self._field("Ray address", Input(placeholder="local instance (or ray://host:10001, auto)",
+                                                            id="f-ray-address", compact=True))
             with Vertical(id="new-side"):
                 yield Static(Text("Projected LLM calls", style="bold"), classes="side-title")
                 yield Static(Text("…", style="dim"), id="projection")
@@ -151,8 +157,10 @@ class NewSessionScreen(Screen):
             if v is not None:
                 data[key] = v
         for key, wid in (("cluster", "f-cluster"), ("partition", "f-partition"), ("review", "f-review"),
-                         ("method", "f-method")):
+                         ("method", "f-method"), ("executor", "f-executor")):
             data[key] = self.value(wid)
+        if address := self.value("f-ray-address").strip():
+            data["executor"], data["ray_address"] = "ray", address
         data["roles"] = {r: {"model": self.value(f"f-model-{r}").strip() or DEFAULT_MODEL} for r in ROLES}
         return data
 

@@ -80,7 +80,7 @@ class SubsetPanel(Vertical, can_focus=True):
     def _render_state(self, s: SubsetView, view: RunView) -> None:
         label = ", ".join(s.categories) if s.categories else s.name
         self.border_title = Text(f"s{s.id} · {short(label, 40)}")
-        self.border_subtitle = Text(f"{s.n_tasks} tasks")
+        self.border_subtitle = Text(f"{s.n_tasks} tasks" + (f" · on {s.node}" if s.node else ""))
         self.set_class(s.status == "done", "-done")
         self.set_class(s.status == "failed", "-failed")
 
