@@ -178,7 +178,6 @@ def _run_headless(session, verbose: bool) -> int:
 
 
 def cmd_run(a: argparse.Namespace) -> int:
-    from fgo_engine.method.methods import project_calls
     from fgo_engine.session import Session
 
     if not a.suite and not a.tasks and not a.config:
@@ -192,10 +191,21 @@ def cmd_run(a: argparse.Namespace) -> int:
 
         return run_app(new_config=cfg, session_path=path)
     session = Session.create(path, cfg, gate=_headless_gate(cfg.review))
-    n_train, n_test = len(session.tasks("train")), len(session.tasks("test"))
-    proj = project_calls(cfg, session.suite, n_train, n_test)
-    print(f"session {path}: projected LLM calls at most " + ", ".join(f"{k} {v:,}" for k, v in proj.items()))
+    print_projection(session)
     return _run_headless(session, a.verbose)
+
+
+def print_projection(session) -> None:
+    """The projection before the run: calls (bound, expected), tokens and cost per role, budget warnings."""
+    proj = session.projection()
+    print(f"session {session.store.path}: projected LLM use (calls ≤ is a hard bound; ~ are expected values)")
+    for line in proj.lines():
+        print("  " + line)
+    for note in proj.notes:
+        print(f"  note: {note}")
+    for warning in proj.budget_warnings(session.config):
+        print(f"warning: {warning}")
+    sys.stdout.flush()
 
 
 def cmd_resume(a: argparse.Namespace) -> int:

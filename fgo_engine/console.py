@@ -25,7 +25,9 @@ class ConsolePrinter:
 
     def __call__(self, e: ev.Event) -> None:
         if isinstance(e, ev.RunStarted):
-            calls = ", ".join(f"{k} ≤{v:,}" for k, v in e.projected_calls.items())
+            roles = (e.projection or {}).get("roles", {})
+            calls = ", ".join(f"{k} ≤{v:,}" + (f" (~{roles[k]['calls']:,})" if k in roles else "")
+                              for k, v in e.projected_calls.items())
             self._say(f"run: {e.method}, {e.n_subsets} subsets, {e.n_train} train / {e.n_test} test tasks; "
                       f"projected LLM calls: {calls}")
         elif isinstance(e, ev.SubsetStarted):

@@ -26,7 +26,8 @@ class RunStarted(Event):
     n_subsets: int
     n_train: int
     n_test: int
-    projected_calls: dict[str, int] = field(default_factory=dict)
+    projected_calls: dict[str, int] = field(default_factory=dict)  # upper bound per role
+    projection: dict[str, Any] = field(default_factory=dict)  # Projection.to_dict(): expected calls, tokens, cost
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from fgo_engine.config import RunConfig
 from fgo_engine.control import Control
 from fgo_engine.errors import BudgetExceededError, CancelledError, ConfigError, FGOError, SessionError
 from fgo_engine.llm.gateway import Budget, Gateway, LedgerEntry
-from fgo_engine.method.methods import method_for
+from fgo_engine.method.methods import method_for, project
+from fgo_engine.method.projection import Projection
 from fgo_engine.method.runtime import Runtime
 from fgo_engine.review import ReviewGate, gate_for_policy
 from fgo_engine.suites.base import Suite, load_suite
@@ -148,6 +149,12 @@ class Session:
         return [Task(r["id"], r["input"], r["expected"], r["category"] or "default", r["meta_json"] or {})
                 for r in rows]
 
+    def projection(self, train: list[Task] | None = None, test: list[Task] | None = None) -> Projection:
+        """What this run will cost: calls (bound and expected), tokens and cost per role."""
+        train = self.tasks("train") if train is None else train
+        test = self.tasks("test") if test is None else test
+        return project(self.config, self.suite, train, test, windows=self.gateway.window)
+
     def _on_call(self, e: LedgerEntry) -> None:
         self.bus.emit(ev.TokensUsed(e.role, e.scope.kind, e.scope.id, e.scope.phase, e.prompt_tokens,
                                     e.completion_tokens, e.cache_hit, self.gateway.total.tokens, e.error))
@@ -164,8 +171,9 @@ class Session:
                      {t.id: t for t in train + test})
         result = RunResult(method=cfg.method, status="running")
         self.store.set_status("running")
-        self.bus.emit(ev.RunStarted(cfg.method, cfg.subsets, len(train), len(test),
-                                    method.project(cfg, self.suite, len(train), len(test))))
+        projection = self.projection(train, test)
+        self.bus.emit(ev.RunStarted(cfg.method, cfg.subsets, len(train), len(test), projection.calls_by_role(),
+                                    projection.to_dict()))
         self.bus.emit(ev.RunStatus("running"))
         try:
             initial = self.suite.initial_module()

@@ -44,6 +44,28 @@ def parse_options(raw: str) -> dict[str, Any]:
     return parse_key_values([p for p in re.split(r"[,\s]+", raw.strip()) if p], "suite options")
 
 
+def projection_text(proj: Any, n_train: int, n_test: int, warnings: list[str]) -> Text:
+    """The projection as the form shows it: calls (bound, expected), tokens and cost per role."""
+    from fgo_engine.method.projection import fmt_cost, fmt_count
+
+    t = Text()
+    t.append(f"{n_train} training / {n_test} test tasks\n", style="dim")
+    t.append(f"{'':<9}{'calls ≤':>8}{'~':>7}{'tokens~':>9}{'cost~':>8}\n", style="dim")
+    for role, p in proj.roles.items():
+        t.append(f"{role:<9}", style="dim")
+        t.append(f"{p.calls_max:>8,}{round(p.calls):>7,}{fmt_count(p.tokens):>9}{fmt_cost(p.cost):>8}\n")
+    t.append(f"{'total':<9}{proj.calls_max:>8,}{round(proj.calls):>7,}{fmt_count(proj.tokens):>9}"
+             f"{fmt_cost(proj.cost):>8}\n", style="bold")
+    t.append(f"at most about {fmt_count(proj.tokens_max)} tokens · {fmt_cost(proj.cost_max)}\n", style="dim")
+    for w in warnings:
+        t.append(f"⚠ {w}\n", style="yellow")
+    for n in proj.notes:
+        t.append(f"{n}\n", style="dim italic")
+    t.append("calls ≤ is a hard bound (every task fails, every episode runs to its limit); ~ are expected "
+             "values. A resumed run never pays twice for a call.", style="dim")
+    return t
+
+
 class NewSessionScreen(Screen):
     BINDINGS = [
         Binding("ctrl+s", "start", "Start run", priority=True),
@@ -55,7 +77,7 @@ class NewSessionScreen(Screen):
         self.sessions_dir = Path(sessions_dir)
         self.suites = [s for s in suites if s != JSONL]
         self.error = ""  # the message shown next to the form ('' when the form is valid)
-        self.projection: dict[str, int] | None = None
+        self.projection: Any = None  # the latest Projection
         self._suite_cache: dict[str, tuple[int, int, Any]] = {}
         self._debounce = None
 
@@ -104,7 +126,7 @@ class NewSessionScreen(Screen):
                 yield from self._field("Session name",
                                        Input(placeholder="<suite>-<date>-<time>", id="f-name", compact=True))
             with Vertical(id="new-side"):
-                yield Static(Text("Projected LLM calls", style="bold"), classes="side-title")
+                yield Static(Text("Projected LLM use", style="bold"), classes="side-title")
                 yield Static(Text("…", style="dim"), id="projection")
                 yield Static("", id="form-error")
                 with Horizontal(id="new-buttons"):
@@ -203,39 +225,31 @@ class NewSessionScreen(Screen):
         self._project(cfg)
 
     @work(thread=True, exclusive=True, group="projection", exit_on_error=False)
-    def _project(self, cfg: Any) -> tuple[dict[str, int], int, int]:
-        from fgo_engine.method.methods import project_calls
+    def _project(self, cfg: Any) -> tuple[Any, int, int, list[str]]:
+        from fgo_engine.method.methods import project
         from fgo_engine.session import build_suite
 
         key = json.dumps([cfg.suite, cfg.suite_options, cfg.seed], sort_keys=True, default=str)
         if key not in self._suite_cache:
             suite = build_suite(cfg)
-            self._suite_cache[key] = (len(suite.train_tasks()), len(suite.test_tasks()), suite)
-        n_train, n_test, suite = self._suite_cache[key]
-        if n_train == 0:
+            self._suite_cache[key] = (suite.train_tasks(), suite.test_tasks(), suite)
+        train, test, suite = self._suite_cache[key]
+        if not train:
             from fgo_engine.errors import ConfigError
 
             raise ConfigError(f"suite {cfg.suite!r} has no training tasks")
-        return project_calls(cfg, suite, n_train, n_test), n_train, n_test
+        proj = project(cfg, suite, train, test)
+        return proj, len(train), len(test), proj.budget_warnings(cfg)
 
     @on(Worker.StateChanged)
     def _projected(self, event: Worker.StateChanged) -> None:
         if event.worker.group != "projection":
             return
         if event.state == WorkerState.SUCCESS:
-            calls, n_train, n_test = event.worker.result
-            self.projection = calls
+            proj, n_train, n_test, warnings = event.worker.result
+            self.projection = proj
             self.show_error("")
-            t = Text()
-            t.append(f"{n_train} training / {n_test} test tasks\n\n", style="dim")
-            for role, n in calls.items():
-                t.append(f"{role:<10}", style="dim")
-                t.append(f"≤ {n:>7,}\n")
-            t.append(f"{'total':<10}", style="bold")
-            t.append(f"≤ {sum(calls.values()):>7,}\n", style="bold")
-            t.append("\nAn upper bound before cache hits; a resumed run never pays twice for a call.",
-                     style="dim")
-            self.query_one("#projection", Static).update(t)
+            self.query_one("#projection", Static).update(projection_text(proj, n_train, n_test, warnings))
         elif event.state == WorkerState.ERROR:
             err = event.worker.error
             from fgo_engine.errors import FGOError

@@ -59,7 +59,7 @@ async def test_new_session_run_review_edit_rollback_and_reopen(make_app, session
                                            ("agent", "evaluator", "optimizer", "merger")}})
         # the projection appears before anything starts
         await wait_for(pilot, lambda: form.projection is not None and not form.error, what="projection")
-        assert form.projection["agent"] > 0 and "merger" in form.projection
+        assert form.projection.roles["agent"].calls_max > 0 and "merger" in form.projection.roles
         assert not (sessions_dir / "flow.db").exists()
         await pilot.press("ctrl+s")
 
