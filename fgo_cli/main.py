@@ -160,7 +160,8 @@ def _headless_gate(review: str):
 def _run_headless(session, verbose: bool) -> int:
     from fgo_engine.console import ConsolePrinter
 
-    session.bus.add(ConsolePrinter(verbose=verbose))
+    printer = ConsolePrinter(verbose=verbose)
+    session.bus.add(printer)
     previous = signal.getsignal(signal.SIGINT)
 
     def on_sigint(signum, frame):
@@ -171,6 +172,7 @@ def _run_headless(session, verbose: bool) -> int:
     try:
         result = session.run()
     finally:
+        printer.stop()
         signal.signal(signal.SIGINT, previous)
         session.close()
     print(f"session: {session.store.path}")

@@ -123,6 +123,19 @@ class MergeNodeUpdated(Event):
 
 
 @dataclass(frozen=True)
+class SlotWait(Event):
+    """A call of this scope waits for (or got) one of the model's concurrency slots. The app
+    shows a waiting subset as "queued (8/8 slots busy)" rather than running."""
+
+    scope_kind: str
+    scope_id: str
+    model: str
+    in_flight: int
+    limit: int
+    waiting: bool  # True: queued; False: the slot was granted
+
+
+@dataclass(frozen=True)
 class ReviewRequested(Event):
     node_id: str
 

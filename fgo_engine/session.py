@@ -55,6 +55,17 @@ class RunResult:
         return sum(v["prompt_tokens"] for k, v in self.by_phase.items() if k != "test")
 
 
+ELAPSED_KEY = "elapsed_seconds"
+
+
+def elapsed_seconds(store: Any) -> float:
+    """Wall seconds the session's finished runs took, from the store's meta table."""
+    try:
+        return float(store.meta_get(ELAPSED_KEY) or 0.0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
 def build_suite(config: RunConfig) -> Suite:
     return load_suite(config.suite, seed=config.seed, **config.suite_options)
 
@@ -149,6 +160,10 @@ class Session:
         return [Task(r["id"], r["input"], r["expected"], r["category"] or "default", r["meta_json"] or {})
                 for r in rows]
 
+    def elapsed_before(self) -> float:
+        """Wall seconds of this session's earlier runs (elapsed time survives a resume)."""
+        return elapsed_seconds(self.store)
+
     def projection(self, train: list[Task] | None = None, test: list[Task] | None = None) -> Projection:
         """What this run will cost: calls (bound and expected), tokens and cost per role."""
         train = self.tasks("train") if train is None else train
@@ -199,6 +214,7 @@ class Session:
             rt.close()
             result.overflowed = rt.overflowed
             result.wall_seconds = time.perf_counter() - start
+            self.store.meta_set(ELAPSED_KEY, f"{self.elapsed_before() + result.wall_seconds:.3f}")
             t = self.gateway.total
             result.prompt_tokens, result.completion_tokens, result.cost = t.prompt_tokens, t.completion_tokens, t.cost
             result.calls, result.cache_hits = t.calls, t.cache_hits

@@ -356,6 +356,8 @@ class FGOApp(App[int]):
         batch = ctl.buffer.drain()
         from fgo_engine import events as ev
 
+        ctl.observe_progress()
+
         if batch or batch.total_tokens is not None:
             self.drains += 1
             ctl.view.apply(batch)

@@ -6,7 +6,6 @@ their own. No Textual import: the app drives this from its workers and timers.
 """
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -65,7 +64,9 @@ class RunController:
         self.spent = False  # session.run() has returned once: a new run needs a fresh Session
         self.result: Any = None
         self.next_overrides: dict[str, Any] | None = None  # config changes for the next run (a new budget)
-        self._lock = threading.Lock()
+        from fgo_engine.progress import RateMeter
+
+        self.meter = RateMeter()
 
     # -- building (worker threads) ------------------------------------------------------
     def create(self, config: Any) -> None:
@@ -97,10 +98,15 @@ class RunController:
         self._load_view()
 
     def _load_view(self) -> None:
+        from fgo_engine.session import elapsed_seconds
         from fgo_tui.model.data import load_run_view
 
         view = load_run_view(self.store)
         view.path = str(self.path)
+        view.elapsed_before = elapsed_seconds(self.store)
+        cfg = (self.store.session_info().get("config_json") or {})
+        view.workers = int(cfg.get("workers") or 0)
+        view.settle(view.status)  # subsets a stopped run left "running" are not running
         self.view = view
 
     def fresh_session(self) -> None:
@@ -130,6 +136,9 @@ class RunController:
         finally:
             self.finished_at = self.clock()
             self.spent = True
+            # the store now holds this run's wall time too: count it once
+            self.view.elapsed_before += max(0.0, self.finished_at - self.started_at)
+            self.started_at = self.finished_at = None
 
     # -- control (UI thread) ------------------------------------------------------------
     @property
@@ -142,10 +151,27 @@ class RunController:
 
     @property
     def elapsed(self) -> float | None:
+        """Wall time of the whole session: earlier runs (kept in the file) plus this one."""
+        before = self.view.elapsed_before
         if self.started_at is None:
-            return None
+            return before or None
         end = self.finished_at if self.finished_at is not None else self.clock()
-        return max(0.0, end - self.started_at)
+        return before + max(0.0, end - self.started_at)
+
+    def observe_progress(self) -> None:
+        """Feed the call-rate meter (UI thread, once per drain)."""
+        if self.running:
+            self.meter.observe(self.clock(), self.view.calls_this_run)
+
+    def progress(self) -> tuple[float, float | None]:
+        """(share of the expected calls made, seconds left at the observed rate)."""
+        from fgo_engine.progress import fraction
+
+        v = self.view
+        done = v.status == "done"
+        share = fraction(v.calls_this_run, v.expected_calls, finished=done)
+        eta = None if done or not self.running else self.meter.eta(v.calls_this_run, v.expected_calls)
+        return share, eta
 
     def pause(self) -> None:
         if self.session is not None and self.running:

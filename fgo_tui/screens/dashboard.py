@@ -179,6 +179,8 @@ class DashboardScreen(Screen):
         t.append(f"◆ {v.name}", style="bold")
         t.append(f"  {v.suite} · {v.method} · N={v.n_subsets} E={v.epochs} t={v.threshold}", style="")
         status = "paused" if ctl.paused else v.status
+        if status == "running" and ctl.running and not v.calls_this_run:
+            status = "starting…"  # importing litellm, building the suite, waiting for the first answer
         t.append("  ● ", style=STATUS_STYLE.get(status, ""))
         t.append(status, style=STATUS_STYLE.get(status, ""))
         t.append(f"   subsets {v.subsets_done}/{v.n_subsets or len(v.subsets)}")
@@ -191,6 +193,17 @@ class DashboardScreen(Screen):
             review = "auto, switched to ask"
         t.append(f"   review: {review}", style="dim")
         t.append("\n")
+        if v.expected_calls and (ctl.running or v.status == "done"):
+            share, eta = ctl.progress()
+            cells = 20
+            full = round(cells * share)
+            t.append("█" * full, style="green")
+            t.append("░" * (cells - full), style="grey30")
+            t.append(f" {share:.0%}", style="bold")
+            t.append(f" of ~{round(v.expected_calls):,} calls", style="dim")
+            if eta is not None:
+                t.append(f" · ETA {fmt_elapsed(eta)}")
+            t.append("\n")
         t.append(f"tokens {fmt_tokens(v.tokens)}", style="bold")
         t.append(f" ({fmt_tokens(v.prompt_tokens)} prompt · {fmt_tokens(v.completion_tokens)} completion)"
                  f" · {v.calls:,} calls, {v.cache_hits:,} cached", style="dim")

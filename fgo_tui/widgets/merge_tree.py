@@ -18,8 +18,11 @@ def node_label(n: NodeView) -> Text:
     t.append(f"{n.id} ", style="bold")
     status = n.display_status
     t.append(f"{status:<14}", style=STATUS_STYLE.get(status, ""))
-    t.append(f" {fmt_score(n.score_before)} → {fmt_score(n.score_after)}")
-    t.append(f"  {n.n_tasks} tasks", style="dim")
+    t.append(f" {fmt_score(n.score_before)}→{fmt_score(n.score_after)}")
+    if n.status == "backtesting" and n.n_tasks:
+        t.append(f"  {min(n.backtest_done, n.n_tasks)}/{n.n_tasks} tasks", style="cyan")
+    else:
+        t.append(f"  {n.n_tasks} tasks", style="dim")
     t.append(f"  {fmt_tokens(n.tokens)} tok", style="dim")
     if n.decided_by and n.decided_by != "operator" and n.status == "done":
         t.append(f"  ({n.decided_by})", style="dim italic")

@@ -16,6 +16,17 @@ from fgo_tui.widgets.token_bar import TokenBar
 STATUS_ICON = {"pending": "○", "running": "●", "done": "✔", "failed": "✖"}
 
 
+def pass_progress(s: SubsetView, epochs: int) -> str:
+    """'epoch 1/2 · 12/20 tasks' while a pass runs, 'epoch 2/2' once judged, '' before anything."""
+    if s.status == "running" and s.pass_epoch is not None and s.n_tasks:
+        # pass 0 explores the starting module; later passes the best and the candidate
+        expected = s.n_tasks if s.pass_epoch == 0 else 2 * s.n_tasks
+        label = "baseline" if s.pass_epoch == 0 else f"epoch {s.pass_epoch}/{epochs or s.pass_epoch}"
+        return f"{label} · {min(s.pass_done, expected)}/{expected} tasks"
+    last = max(s.epochs, default=None)
+    return f"epoch {last}/{epochs or last}" if last is not None else ""
+
+
 class SubsetPanel(Vertical, can_focus=True):
     DEFAULT_CSS = """
     SubsetPanel {
@@ -86,9 +97,13 @@ class SubsetPanel(Vertical, can_focus=True):
 
         status = Text()
         status.append(f"{STATUS_ICON.get(s.status, '·')} {s.status}", style=STATUS_STYLE.get(s.status, ""))
-        last = max(s.epochs, default=None)
-        if last is not None:
-            status.append(f"  epoch {last}/{view.epochs or last}", style="")
+        if s.status == "queued" and s.queued:
+            status.append(f" ({s.queued})", style="yellow")
+        elif s.queued and s.status == "running":
+            status.append(f" · queued ({s.queued})", style="yellow")
+        progress = pass_progress(s, view.epochs)
+        if progress:
+            status.append(f"  {progress}")
         status.append("  best ", style="dim")
         status.append(fmt_score(s.best_score), style="bold")
         if s.error:
