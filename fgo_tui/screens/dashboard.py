@@ -40,6 +40,16 @@ def fmt_elapsed(seconds: float | None) -> str:
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
+def detail_key(item_id: str, v) -> tuple:
+    """What the node detail shows moves with this, not with every token batch (a re-read then)."""
+    if item_id.startswith("n"):
+        n = v.nodes.get(item_id)
+        return (item_id, None) if n is None else (item_id, n.status, n.decision, n.decided_by, n.module_id,
+                                                  n.score_after)
+    s = v.subsets.get(int(item_id[1:])) if item_id[1:].isdigit() else None
+    return (item_id, None) if s is None else (item_id, s.status, s.module_id, s.best_score, s.critiques_seen)
+
+
 class SubsetGrid(VerticalScroll):
     """The panels' grid. Scrolling brings off-screen panels (whose streams were skipped) up to date."""
 
@@ -156,9 +166,8 @@ class DashboardScreen(Screen):
             self.query_one(MergeTree).sync(v)
         detail = self.query_one(NodeDetail)
         shown = detail.shown
-        if shown:
-            item = v.nodes.get(shown) if shown.startswith("n") else v.subsets.get(int(shown[1:]))
-            key = (shown, getattr(item, "version", None))
+        if shown and tab == "tab-tree":
+            key = detail_key(shown, v)
             if key != self._detail_version:
                 self._detail_version = key
                 detail.show(self.ctl.store, shown, v.nodes.get(shown))
@@ -309,9 +318,7 @@ class DashboardScreen(Screen):
         nid = event.node.data
         if nid:
             v = self.view
-            item = v.nodes.get(nid) if nid.startswith("n") else v.subsets.get(int(nid[1:])) if nid[1:].isdigit() \
-                else None
-            self._detail_version = (nid, getattr(item, "version", None))
+            self._detail_version = detail_key(nid, v)
             self.query_one(NodeDetail).show(self.ctl.store, nid, v.nodes.get(nid))
 
     def select_tree_node(self, nid: str) -> bool:

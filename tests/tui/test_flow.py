@@ -129,8 +129,8 @@ async def test_new_session_run_review_edit_rollback_and_reopen(make_app, session
         labels = "\n".join(tree_labels(app))
         assert f"{first_node} edited" in labels and f"{second_node} rolled back" in labels
         assert dash.select_tree_node(first_node)
-        await pilot.pause()
         detail = dash.query_one(NodeDetail)
+        await wait_for(pilot, lambda: detail.loaded == first_node, what="node detail")
         assert "[/x] operator rule: [bold]glorps[/] are teal." in detail.plain
         before = tree_state(app)
         before_labels = tree_labels(app)
@@ -152,7 +152,7 @@ async def test_new_session_run_review_edit_rollback_and_reopen(make_app, session
         assert tree_state(app2) == before
         assert tree_labels(app2) == before_labels
         assert dash.select_tree_node(first_node)
-        await pilot.pause()
+        await wait_for(pilot, lambda: dash.query_one(NodeDetail).loaded == first_node, what="node detail")
         assert MY_EDIT.splitlines()[-1] in dash.query_one(NodeDetail).plain
         # the subset panels are rebuilt from the rows too
         assert all(p.log_widget.line_count > 0 for p in dash.panels.values())

@@ -93,23 +93,24 @@ async def test_finished_session_opens_as_it_was(make_app, finished_session):
         await pilot.press("2")
         await pilot.pause()
         assert dash.select_tree_node("n1")
-        await pilot.pause()
+        await wait_for(pilot, lambda: dash.query_one(NodeDetail).loaded == "n1", what="n1 detail")
         assert "[/x] literal [b]brackets[/b] stay text." in dash.query_one(NodeDetail).plain
         assert dash.select_tree_node("s0")
-        await pilot.pause()
+        await wait_for(pilot, lambda: dash.query_one(NodeDetail).loaded == "s0", what="s0 detail")
         assert "subset s0" in dash.query_one(NodeDetail).plain
         # audit the edited module: why it changed and the diff to the merger's proposal
         dash.select_tree_node("n1")
         await pilot.press("a")
         audit = await wait_for(pilot, lambda: app.screen if isinstance(app.screen, AuditScreen) else None)
         assert audit.module_id.startswith("n1.edited")
+        await wait_for(pilot, lambda: audit.loaded == audit.module_id, what="audit loaded")
         assert "An operator edited the merged module of node n1" in audit.plain
         assert "+- [/x] literal [b]brackets[/b] stay text." in audit.plain
         # an optimizer step: the critiques and trajectories it saw
         ids = [m["id"] for m in audit.modules]
         step = next(i for i in ids if i.startswith("s0.e1."))
         audit.query_one(OptionList).highlighted = ids.index(step)
-        await pilot.pause()
+        await wait_for(pilot, lambda: audit.loaded == step, what="step audit loaded")
         assert audit.module_id == step
         assert "Critiques the optimizer saw" in audit.plain and "✗" in audit.plain
         assert "Trajectories the optimizer saw" in audit.plain
