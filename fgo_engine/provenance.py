@@ -286,7 +286,7 @@ def _trace(rows: _Rows, m: dict, u: Unit, kind: str, dropped: list, seen: set, d
     parent = rows.module(m.get("parent_id"))
     if origin == "initial" or parent is None:
         return [Step("initial", "starting module", m["id"])]
-    prev = _find(units(kind, parent["text"]), u, kind)
+    prev = find_unit(units(kind, parent["text"]), u, kind)
     base = {"module_id": m["id"], "subset_id": m.get("subset_id"), "epoch": m.get("epoch"),
             "node_id": m.get("node_id")}
     if prev is not None and prev.body == u.body:
@@ -313,7 +313,7 @@ def _trace_merge(rows: _Rows, m: dict, u: Unit, kind: str, dropped: list, seen: 
         cm = rows.module(rows.child_module_id(child))
         if cm is None:
             continue
-        hit = _find(units(kind, cm["text"]), u, kind)
+        hit = find_unit(units(kind, cm["text"]), u, kind)
         if hit is not None:
             score = 1.0 if hit.body == u.body else _similar(hit, u)
             if best is None or score > best[0]:
@@ -326,7 +326,7 @@ def _trace_merge(rows: _Rows, m: dict, u: Unit, kind: str, dropped: list, seen: 
     return [step] + _trace(rows, cm, hit, kind, dropped, seen, depth + 1)
 
 
-def _find(candidates: list[Unit], u: Unit, kind: str) -> Unit | None:
+def find_unit(candidates: list[Unit], u: Unit, kind: str) -> Unit | None:
     """The same rule in another version: same key, else (instructions) the most similar line."""
     for c in candidates:
         if c.key == u.key:

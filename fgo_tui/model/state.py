@@ -54,6 +54,7 @@ class SubsetView:
     epochs: dict[int, EpochView] = field(default_factory=dict)
     best_score: float | None = None
     module_id: str | None = None  # the best module so far
+    prev_module_id: str | None = None  # the best module before it (for "latest change")
     proposed_id: str | None = None  # the latest candidate
     proposed_epoch: int | None = None
     critique: CritiqueView | None = None
@@ -284,6 +285,8 @@ class RunView:
         elif isinstance(e, ev.EpochDone):
             s = self.subset(e.subset_id)
             s.epochs[e.epoch] = EpochView(e.epoch, e.score, e.best_score, e.adopted)
+            if e.module_id != s.module_id:
+                s.prev_module_id = s.module_id or "initial"
             s.best_score, s.module_id = e.best_score, e.module_id
             if s.proposed_epoch is not None and s.proposed_epoch <= e.epoch:
                 s.proposed_id = s.proposed_epoch = None  # judged: adopted or rejected

@@ -5,6 +5,7 @@ from typing import Any
 
 from rich.text import Text
 
+from fgo_engine.provenance import Unit
 from fgo_tui.model.state import fmt_score, short
 
 ACTION_STYLE = {"initial": "dim", "added": "green", "rewritten": "yellow", "kept": "", "kept-whole": "red",
@@ -83,3 +84,74 @@ def category_table(columns: list[tuple[str, dict[str, float]]]) -> Text:
             style = "dim" if v is None else "green" if top is not None and v >= top else "red" if v < 0.5 else ""
             t.append(f" {fmt_score(v):>9}", style=style)
     return t
+
+
+def rollback_cost(kind: str, request: Any, keep: Any, categories: dict[str, dict[str, float]]) -> str:
+    """What a roll back to ``keep`` throws away: the merge's rules the kept child lacks, and the
+    categories where another child does better than the kept one."""
+    from fgo_engine.provenance import rule_diff
+
+    d = rule_diff(kind, keep.module.text, request.proposed.text)
+    what = "tools" if kind == "toolbox" else "rules"
+    lines = [f"Rolling back keeps {keep.node_id}'s module as it is and throws away the merge."]
+    gone = [u.text for u in d.added] + [n.text for _, n in d.rewritten]
+    if gone:
+        lines.append(f"\n{len(gone)} {what} of the merge that {keep.node_id} does not have:")
+        lines += [f"  − {short(t, 100)}" for t in gone[:10]]
+        if len(gone) > 10:
+            lines.append(f"  … and {len(gone) - 10} more")
+    else:
+        lines.append(f"\nThe merge has no {what} that {keep.node_id} lacks.")
+    mine = categories.get(keep.node_id) or keep.scores_by_category or {}
+    better = []
+    for c in request.children:
+        if c is keep:
+            continue
+        for cat, v in sorted((categories.get(c.node_id) or c.scores_by_category or {}).items()):
+            if v is not None and v > (mine.get(cat) if mine.get(cat) is not None else -1):
+                better.append(f"  {cat}: {c.node_id} scores {fmt_score(v)}, {keep.node_id} "
+                              f"{fmt_score(mine.get(cat))}")
+    if better:
+        lines.append("\nCategories where another child does better (their rules go with the merge):")
+        lines += better[:10]
+    return "\n".join(lines)
+
+
+def rule_matrix(kind: str, children: list[tuple[str, str]], merged: str, *, width: int = 60) -> list[Text]:
+    """One row per rule of the merge (and per rule it lost): which child has it (✓ same, ~ rewritten)."""
+    from fgo_engine.provenance import find_unit, units
+
+    merged_u = units(kind, merged)
+    kids = [(cid, units(kind, text)) for cid, text in children]
+    head = Text(f"{'':<3}", style="dim")
+    for cid, _ in kids:
+        head.append(f"{short(cid, 4):>5}", style="bold")
+    head.append("  rule of the merge", style="dim")
+    out = [head]
+    for u in merged_u:
+        row = Text("   ")
+        for _, ku in kids:
+            hit = find_unit(ku, u, kind)
+            mark, style = ("✓", "green") if hit is not None and hit.body == u.body else \
+                ("~", "yellow") if hit is not None else ("·", "dim")
+            row.append(f"{mark:>5}", style=style)
+        new = all(find_unit(ku, u, kind) is None for _, ku in kids)
+        row.append("  ")
+        row.append(short(u.text, width), style="green" if new else "")
+        if new:
+            row.append("  (new)", style="green")
+        out.append(row)
+    lost: list[tuple[str, Unit]] = []
+    for cid, ku in kids:
+        for k in ku:
+            if find_unit(merged_u, k, kind) is None and all(k.key != x.key for _, x in lost):
+                lost.append((cid, k))
+    for _cid, k in lost:
+        row = Text("✗  ", style="bold red")
+        for _kcid, ku in kids:
+            row.append(f"{'✓' if any(x.key == k.key for x in ku) else '·':>5}", style="red")
+        row.append("  ")
+        row.append(short(k.text, width), style="red")
+        row.append("  (lost)", style="bold red")
+        out.append(row)
+    return out

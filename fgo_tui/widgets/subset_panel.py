@@ -131,9 +131,14 @@ class SubsetPanel(Vertical, can_focus=True):
             text = self._module_text(s.module_id)
             if text is None:
                 self._version = -1  # not readable yet: try again next tick
-            rules = [ln for ln in (text or "").splitlines() if ln.strip()][-2:]
-            for ln in rules:
-                mod.append("\n" + short(ln, 200))
+            if s.proposed_id:
+                old, new, label = text, self._module_text(s.proposed_id), "candidate: "
+            else:
+                old, new, label = self._module_text(s.prev_module_id or "initial"), text, ""
+            for ln in self._change(old, new):
+                mod.append("\n" + label, style="yellow")
+                mod.append(short(ln, 200), style="green" if ln.startswith("+") else "red" if ln.startswith("−")
+                           else "yellow")
         else:
             mod.append("starting module (no epoch judged yet)", style="dim")
             for ln in [ln for ln in (self._module_text("initial") or "").splitlines() if ln.strip()][-2:]:
@@ -151,6 +156,16 @@ class SubsetPanel(Vertical, can_focus=True):
         else:
             crit.append("critique: none yet", style="dim")
         self._critique.set(crit)
+
+    def _change(self, old: str | None, new: str | None) -> list[str]:
+        """The latest change as rules ('+ added rule …', '− dropped …'), at most two lines."""
+        from fgo_engine.provenance import latest_change
+        from fgo_tui.widgets.render import toolbox_tools
+
+        if not new or old is None or old == new:
+            return []
+        kind = "toolbox" if toolbox_tools(new) is not None else "instruction"
+        return latest_change(kind, old, new, limit=2)
 
     def _render_steps(self, s: SubsetView) -> None:
         new = s.steps_seen - self._lines_seen

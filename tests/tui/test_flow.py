@@ -8,6 +8,7 @@ from pathlib import Path
 from textual.widgets import TextArea
 
 from fgo_tui.screens.dashboard import DashboardScreen
+from fgo_tui.screens.dialogs import ConfirmModal
 from fgo_tui.screens.new_session import NewSessionScreen
 from fgo_tui.screens.review import ReviewScreen
 from fgo_tui.screens.sessions import SessionsScreen
@@ -100,6 +101,11 @@ async def test_new_session_run_review_edit_rollback_and_reopen(make_app, session
         second_node = review2.node_id
         best = max(review2.request.children, key=lambda c: c.score)
         await pilot.press("r")
+        confirm = await wait_for(pilot, lambda: app.screen if isinstance(app.screen, ConfirmModal) else None,
+                                 what="roll back confirmation")
+        assert f"keeps {best.node_id}'s module" in review2.rollback_plain
+        await pilot.press("y")
+        assert confirm is not None
 
         await wait_for(pilot, lambda: not ctl.running and ctl.view.status == "done", timeout=60, what="run done")
         await pilot.pause(0.2)
