@@ -31,6 +31,7 @@ from fgo_tui.screens.review import ReviewScreen
 from fgo_tui.screens.sessions import SessionsScreen
 
 DEMO_NAME = "demo.db"
+QUIT_DURING_RUN = 130  # the documented exit code of a cancelled run
 DEMO_MODEL = "fgo-sim/medium:latency=0.02"
 
 
@@ -51,6 +52,14 @@ def demo_config() -> Any:
         "suite": suite, "suite_options": {"n_train": 24, "n_test": 24}, "roles": roles,
         "subsets": 6, "epochs": 2, "threshold": 2, "review": "ask", "workers": 6, "task_workers": 24, "seed": 0,
     })
+
+
+def display_path(path: Path) -> str:
+    """A path as the operator would type it: relative to the working folder when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -85,6 +94,7 @@ class FGOApp(App[int]):
         self.sessions_screen: SessionsScreen | None = None
         self._drain_timer = None
         self._quitting = False
+        self.exit_note: str | None = None  # printed once the app is gone ("saved: fgo resume …")
         self._live_review: ReviewScreen | None = None
         self.ticks = 0  # drain timer ticks
         self.drains = 0  # ticks that carried events (diagnostics, tests)
@@ -495,20 +505,45 @@ class FGOApp(App[int]):
             self.push_screen(HelpScreen())
 
     async def action_quit(self) -> None:
+        """Quit; during a run, ask first, then cancel it (resumable) and say how to resume."""
         if self._quitting:
             return
         ctl = self.ctl
         if ctl is not None and ctl.running:
-            self._quitting = True
-            self.notify("cancelling the run so it stays resumable…", timeout=10)
-            ctl.cancel()
-            runs = [w for w in self.workers if w.group == "run"]
-            await self.workers.wait_for_complete(runs)
+            if isinstance(self.screen, ConfirmModal):
+                return
+            self.push_screen(ConfirmModal(
+                "Quit while the run is on?",
+                f"The run stops at its next step; everything done so far is saved in {ctl.path} and "
+                f"`fgo resume {ctl.path}` continues it.", yes="Quit", no="Keep running"), self._quit_answered)
+            return
+        self._quit_now(0)
+
+    def _quit_answered(self, yes: bool | None) -> None:
+        if yes:
+            self._quit_during_run()
+
+    @work(exclusive=True, group="quit", exit_on_error=False)
+    async def _quit_during_run(self) -> None:
+        ctl = self.ctl
         self._quitting = True
+        if ctl is None:
+            self._quit_now(0)
+            return
+        self.notify("stopping the run so it stays resumable…", timeout=10)
+        ctl.cancel()
+        runs = [w for w in self.workers if w.group == "run"]
+        await self.workers.wait_for_complete(runs)
+        self._quit_now(QUIT_DURING_RUN, f"saved: fgo resume {display_path(ctl.path)}")
+
+    def _quit_now(self, code: int, message: str | None = None) -> None:
+        self._quitting = True
+        ctl = self.ctl
         if ctl is not None:
             ctl.close()
             self.ctl = None
-        self.exit(0)
+        self.exit_note = message
+        self.exit(code, return_code=code)
 
     def on_unmount(self) -> None:
         """However the app ends, never leave the engine blocked on a review or running on."""
@@ -552,4 +587,6 @@ def run_app(demo: bool = False, new_config: Any = None, session_path: Path | str
     app = FGOApp(demo=demo, new_config=new_config, session_path=session_path, resume_path=resume_path,
                  overrides=overrides)
     code = app.run()
-    return int(code or app.return_code or 0)
+    if app.exit_note:
+        print(app.exit_note, flush=True)
+    return int(app.return_code or code or 0)

@@ -61,14 +61,15 @@ class SubsetGrid(VerticalScroll):
 
 class DashboardScreen(Screen):
     BINDINGS = [
-        Binding("1", "tab('tab-subsets')", "Subsets"),
-        Binding("2", "tab('tab-tree')", "Merge tree"),
-        Binding("3", "tab('tab-events')", "Events"),
+        # the tabs show 1/2/3 themselves; short descriptions keep the footer whole at 100 columns
+        Binding("1", "tab('tab-subsets')", "Subsets", show=False),
+        Binding("2", "tab('tab-tree')", "Tree", show=False),
+        Binding("3", "tab('tab-events')", "Events", show=False),
         Binding("p", "pause", "Pause"),
         Binding("r", "resume", "Resume"),
-        Binding("c", "cancel", "Cancel run"),
-        Binding("v", "review", "Review merge"),
-        Binding("u", "toggle_auto", "Auto-approve"),
+        Binding("c", "cancel", "Cancel"),
+        Binding("v", "review", "Review"),
+        Binding("u", "toggle_auto", "Auto"),
         Binding("a", "audit", "Audit"),
         Binding("x", "export", "Export"),
         Binding("escape", "back", "Sessions"),
@@ -90,13 +91,13 @@ class DashboardScreen(Screen):
         yield TextBox(id="run-bar")
         yield TokenBar(id="budget-bar")
         with TabbedContent(initial="tab-subsets", id="dash-tabs"):
-            with TabPane("Subsets", id="tab-subsets"):
+            with TabPane("1 Subsets", id="tab-subsets"):
                 yield SubsetGrid(id="subset-grid")
-            with TabPane("Merge tree", id="tab-tree"):
+            with TabPane("2 Merge tree", id="tab-tree"):
                 with Horizontal(id="tree-body"):
                     yield MergeTree(id="merge-tree")
                     yield NodeDetail(id="node-detail")
-            with TabPane("Events", id="tab-events"):
+            with TabPane("3 Events", id="tab-events"):
                 yield Log(id="events-log", max_lines=2000)
         yield Footer()
 
@@ -281,7 +282,8 @@ class DashboardScreen(Screen):
         n = len(self._panels)
         if not n:
             return
-        cols = 1 if n == 1 else 2 if n in (2, 4) else 3 if self.size.width < 200 else 4
+        width = self.size.width
+        cols = 1 if n == 1 else 2 if n in (2, 4) or width < 130 else 3 if width < 200 else 4
         rows = -(-n // cols)
         height = grid.size.height or max(17, self.size.height - 9)
         grid.styles.grid_size_columns = cols

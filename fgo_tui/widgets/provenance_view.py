@@ -138,8 +138,9 @@ def rule_matrix(kind: str, children: list[tuple[str, str]], merged: str, *, widt
         new = all(find_unit(ku, u, kind) is None for _, ku in kids)
         row.append("  ")
         row.append(short(u.text, width), style="green" if new else "")
-        if new:
+        if new and len(kids) > 1:
             row.append("  (new)", style="green")
+        row.no_wrap, row.overflow = True, "ellipsis"  # one line per rule, whatever the width
         out.append(row)
     lost: list[tuple[str, Unit]] = []
     for cid, ku in kids:
@@ -153,5 +154,6 @@ def rule_matrix(kind: str, children: list[tuple[str, str]], merged: str, *, widt
         row.append("  ")
         row.append(short(k.text, width), style="red")
         row.append("  (lost)", style="bold red")
+        row.no_wrap, row.overflow = True, "ellipsis"
         out.append(row)
     return out

@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 
 from fgo_tui.model.state import RunView, SubsetView, fmt_score, short
-from fgo_tui.widgets.render import STATUS_STYLE, step_line
+from fgo_tui.widgets.render import STATUS_STYLE, step_line, task_label
 from fgo_tui.widgets.text_box import StreamTail, TextBox
 from fgo_tui.widgets.token_bar import TokenBar
 
@@ -127,7 +127,7 @@ class SubsetPanel(Vertical, can_focus=True):
             mod.append("module ", style="dim")
             mod.append(s.module_id, style="bold")
             if s.proposed_id:
-                mod.append(f"  testing e{s.proposed_epoch} candidate", style="yellow")
+                mod.append(f" · testing e{s.proposed_epoch}", style="yellow")
             text = self._module_text(s.module_id)
             if text is None:
                 self._version = -1  # not readable yet: try again next tick
@@ -148,7 +148,7 @@ class SubsetPanel(Vertical, can_focus=True):
         crit = Text()
         if s.critique:
             c = s.critique
-            crit.append(f"critique e{c.epoch} {c.task_id} ✗ ", style="red")
+            crit.append(f"critique e{c.epoch} {task_label(c.task_id)} ✗ ", style="red")
             crit.append(short(c.failure, 200))
             if c.suggestion:
                 crit.append("\n→ ", style="dim")

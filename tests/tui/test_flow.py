@@ -212,7 +212,17 @@ async def test_quit_mid_review_then_resume_asks_again(make_app, sessions_dir):
         await pilot.pause()
         assert isinstance(app.screen, DashboardScreen) and ctl.pending_request is not None
         before = {k: v for k, v in tree_state(app).items() if k != pending}
-        await pilot.press("ctrl+q")  # quitting cancels the run cleanly
+        await pilot.press("ctrl+q")  # quitting during a run asks first
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), what="quit confirmation")
+        await pilot.press("n")  # keep running
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="back on the dashboard")
+        assert ctl.running
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), what="quit confirmation again")
+        await pilot.press("y")  # quitting cancels the run cleanly
+        await wait_for(pilot, lambda: not ctl.running, what="run stopped")
+    assert app.return_code == 130
+    assert app.exit_note == "saved: fgo resume sessions/paused.db"
     con = sqlite3.connect(sessions_dir / "paused.db")
     assert con.execute("select status from session").fetchone()[0] == "cancelled"
     assert con.execute("select status from merge_nodes where id = ?", (pending,)).fetchone()[0] == "pending_review"
