@@ -17,9 +17,9 @@ from typing import Any
 from fgo_engine import events as ev
 from fgo_engine.config import RunConfig
 from fgo_engine.control import Control
-from fgo_engine.errors import BudgetExceededError, CancelledError, ConfigError, FGOError, SessionError
+from fgo_engine.errors import BudgetExceededError, CancelledError, FGOError, SessionError
 from fgo_engine.llm.gateway import Budget, Gateway, LedgerEntry
-from fgo_engine.method.methods import method_for, project
+from fgo_engine.method.methods import check_run, method_for, project
 from fgo_engine.method.projection import Projection
 from fgo_engine.method.runtime import Runtime
 from fgo_engine.review import ReviewGate, gate_for_policy
@@ -101,8 +101,7 @@ class Session:
         config.validate()
         suite = build_suite(config)  # validates suite options and task files before any file is written
         train, test = suite.train_tasks(), suite.test_tasks()
-        if not train:
-            raise ConfigError(f"suite {config.suite!r} has no training tasks")
+        check_run(config, suite, train)
         store = Store.create(path, name=name or Path(path).stem, config=config.to_dict())
         store.update("session", 1, {"suite": config.suite})
         rows = [_task_row(t, "train") for t in train]

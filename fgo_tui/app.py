@@ -80,10 +80,12 @@ class FGOApp(App[int]):
     def __init__(self, *, sessions_dir: Path | str | None = None, session_factory: SessionFactory | None = None,
                  demo: bool = False, new_config: Any = None, session_path: Path | str | None = None,
                  resume_path: Path | str | None = None, overrides: dict[str, Any] | None = None,
-                 cursor_blink: bool = True, tick: float = 0.15, clock: Callable[[], float] = time.monotonic):
+                 cursor_blink: bool = True, tick: float = 0.15, clock: Callable[[], float] = time.monotonic,
+                 fresh: bool = False):
         super().__init__()
         self.sessions_dir = Path(sessions_dir) if sessions_dir is not None else default_sessions_dir()
         self.factory: SessionFactory = session_factory or EngineSessions()
+        self.fresh = fresh  # `fgo demo --fresh`: a new demo session, not the saved one
         self.startup = {"demo": demo, "new_config": new_config, "session_path": session_path,
                         "resume_path": resume_path, "overrides": overrides}
         self.cursor_blink = cursor_blink
@@ -125,6 +127,10 @@ class FGOApp(App[int]):
     # -- opening and creating sessions --------------------------------------------------
     def open_demo(self) -> None:
         path = self.sessions_dir / DEMO_NAME
+        if self.fresh:
+            self.fresh = False
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(path) + suffix).unlink(missing_ok=True)
         if path.exists():
             self.sessions_screen._select_path = path  # type: ignore[union-attr]
             self.open_session(path, resume=False)
@@ -583,9 +589,10 @@ class FGOApp(App[int]):
 
 
 def run_app(demo: bool = False, new_config: Any = None, session_path: Path | str | None = None,
-            resume_path: Path | str | None = None, overrides: dict[str, Any] | None = None) -> int:
+            resume_path: Path | str | None = None, overrides: dict[str, Any] | None = None,
+            fresh: bool = False) -> int:
     app = FGOApp(demo=demo, new_config=new_config, session_path=session_path, resume_path=resume_path,
-                 overrides=overrides)
+                 overrides=overrides, fresh=fresh)
     code = app.run()
     if app.exit_note:
         print(app.exit_note, flush=True)

@@ -160,8 +160,30 @@ def method_for(name: str) -> Method:
         raise ConfigError(f"unknown method {name!r}; choose from {', '.join(METHODS)}") from None
 
 
+def check_run(config: RunConfig, suite: Suite, train: list[Task]) -> None:
+    """Refuse a run that cannot do what it says (more subsets than training tasks)."""
+    if not train:
+        raise ConfigError(f"suite {config.suite!r} has no training tasks")
+    if config.method != "vanilla" and config.subsets > len(train):
+        raise ConfigError(f"subsets: N = {config.subsets} but there are only {len(train)} training tasks; "
+                          f"choose N ≤ {len(train)}")
+
+
+def run_notes(config: RunConfig, suite: Suite) -> list[str]:
+    """What the operator should know before starting: the suite's notes, the simulator's limits."""
+    notes = list(getattr(suite, "notes", None) or [])
+    sim_roles = [r for r, rc in config.roles.items() if rc.model.startswith("fgo-sim/")]
+    if config.suite == "jsonl" and "agent" in sim_roles:
+        notes.append("the simulated LLM cannot answer your own tasks (it replies 'unknown'): use a real model "
+                     "for the agent to learn anything")
+    return notes
+
+
 def project(config: RunConfig, suite: Suite, train: list[Task], test: list[Task], *,
             windows: Callable[[str], int | None] | None = None) -> Projection:
     """Calls (a hard upper bound and an expected value), tokens and cost per role for this run."""
+    check_run(config, suite, train)
     plan = method_for(config.method).plan(config, train, test)
-    return estimate(plan, config, suite, suite.initial_module(), windows=windows)
+    proj = estimate(plan, config, suite, suite.initial_module(), windows=windows)
+    proj.notes = run_notes(config, suite) + proj.notes
+    return proj

@@ -55,7 +55,10 @@ async def test_bad_form_input_is_explained_inline(make_app, sessions_dir):
         tasks.write_text("".join(f'{{"id": "q{i}", "input": "2+{i}?", "expected": "{2 + i}"}}\n' for i in range(6)))
         form.query_one("#f-tasks").value = str(tasks)
         await wait_for(pilot, lambda: not form.error and form.projection, what="jsonl projection")
-        assert "6 training" in form.query_one("#projection").render().plain
+        shown = form.query_one("#projection").render().plain
+        # no split in the file: a seeded quarter is held out, and the form says so (and what the simulator can't do)
+        assert "4 training / 2 test" in shown
+        assert "held out 2 of 6 tasks" in shown and "simulated LLM cannot answer" in shown
         tasks.write_text('{"id": "q1", "input": "x"}\n')
         form.query_one("#f-scorer").value = "exact"  # any change re-validates
         await wait_for(pilot, lambda: "line 1" in form.error and "expected" in form.error, what="bad jsonl line")
