@@ -98,6 +98,7 @@ class FGOApp(App[int]):
         self._quitting = False
         self.exit_note: str | None = None  # printed once the app is gone ("saved: fgo resume …")
         self._live_review: ReviewScreen | None = None
+        self._review_deferred: Any = None  # a review that arrived while the command palette was open
         self.ticks = 0  # drain timer ticks
         self.drains = 0  # ticks that carried events (diagnostics, tests)
 
@@ -311,7 +312,7 @@ class FGOApp(App[int]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="run")
     def _run_worker(self, ctl: RunController) -> Any:
-        return ctl.run()
+        return ctl.run(on_ui=self.call_from_thread)
 
     @on(Worker.StateChanged)
     def _worker_changed(self, event: Worker.StateChanged) -> None:
@@ -384,6 +385,12 @@ class FGOApp(App[int]):
                     self._who_decided(ctl, e.node_id)
         if batch.reviews:
             self._show_review(batch.reviews[-1])
+        elif self._review_deferred is not None:
+            from textual.command import CommandPalette
+
+            if not isinstance(self.screen, CommandPalette):
+                request, self._review_deferred = self._review_deferred, None
+                self._show_review(request)
         self._close_stale_review()
         if batch or ctl.running or (self.dashboard is not None and self.screen is self.dashboard
                                     and self.dashboard.behind):
@@ -432,6 +439,11 @@ class FGOApp(App[int]):
         if ctl is None or ctl.pending_request is not request:
             return
         if isinstance(self.screen, ReviewScreen) and self.screen.node_id == request.node_id:
+            return
+        from textual.command import CommandPalette
+
+        if isinstance(self.screen, CommandPalette):
+            self._review_deferred = request  # shown once the palette closes, never under the operator's typing
             return
         from fgo_tui.model.data import fill_child_categories
 
@@ -508,7 +520,7 @@ class FGOApp(App[int]):
         from fgo_tui.screens.help import HelpScreen  # Markdown costs ~40 ms of startup: load on demand
 
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            self.push_screen(HelpScreen(type(self.screen).__name__))
 
     async def action_quit(self) -> None:
         """Quit; during a run, ask first, then cancel it (resumable) and say how to resume."""

@@ -109,36 +109,62 @@ class RunController:
         view.settle(view.status)  # subsets a stopped run left "running" are not running
         self.view = view
 
-    def fresh_session(self) -> None:
-        """A cancelled or finished Session keeps its stop flag: resume with a new one."""
+    def prepare(self) -> tuple[Any, Any] | None:
+        """A cancelled or finished Session keeps its stop flag: open a new one (worker thread).
+        Returns (session, gate) without touching the controller; :meth:`adopt` swaps them in."""
         if self.session is not None and not self.spent and not self.next_overrides:
-            return
+            return None
         old = self.session
-        overrides, self.next_overrides = self.next_overrides, None
         policy = old.config.review if old is not None else self.view.review_policy
         auto = self.auto
-        self.gate = make_gate(policy, self.buffer)
-        if auto is not None and hasattr(self.gate, "set_auto"):
-            self.gate.set_auto(auto)
-        self.session = self.factory.open(self.path, overrides=overrides, gate=self.gate, sinks=[self.buffer])
+        gate = make_gate(policy, self.buffer)
+        if auto is not None and hasattr(gate, "set_auto"):
+            gate.set_auto(auto)
+        session = self.factory.open(self.path, overrides=self.next_overrides, gate=gate, sinks=[self.buffer])
+        return session, gate
+
+    def adopt(self, prepared: tuple[Any, Any] | None) -> None:
+        """Swap in a prepared session (UI thread: screens read session, store and gate there)."""
+        if prepared is None:
+            return
+        old = self.session
+        self.session, self.gate = prepared
         self.store = self.session.store
-        self.spent = False
+        self.spent, self.next_overrides = False, None
         if old is not None:
             old.close()
 
-    def run(self) -> Any:
-        """Blocking: the app calls this in a thread worker."""
-        self.fresh_session()
-        self.started_at, self.finished_at = self.clock(), None
+    def fresh_session(self) -> None:
+        self.adopt(self.prepare())
+
+    def run(self, on_ui: Callable[..., Any] | None = None) -> Any:
+        """Blocking: the app calls this in a thread worker. ``on_ui(fn, *args)`` runs ``fn`` on the
+        UI thread (the app's ``call_from_thread``): every change of the controller's state goes
+        through it, so the UI never sees a half-swapped session."""
+        ui = on_ui or (lambda fn, *args: fn(*args))
+        ui(self.adopt, self.prepare())
+        ui(self._started)
+        result = None
         try:
-            self.result = self.session.run()
-            return self.result
+            result = self.session.run()
+            return result
         finally:
-            self.finished_at = self.clock()
-            self.spent = True
-            # the store now holds this run's wall time too: count it once
+            try:
+                ui(self._finished, result)
+            except RuntimeError:  # the app is gone (quit): nothing left to show
+                self._finished(result)
+
+    def _started(self) -> None:
+        self.started_at, self.finished_at = self.clock(), None
+
+    def _finished(self, result: Any) -> None:
+        self.result = result
+        self.finished_at = self.clock()
+        self.spent = True
+        # the store now holds this run's wall time too: count it once
+        if self.started_at is not None:
             self.view.elapsed_before += max(0.0, self.finished_at - self.started_at)
-            self.started_at = self.finished_at = None
+        self.started_at = self.finished_at = None
 
     # -- control (UI thread) ------------------------------------------------------------
     @property

@@ -74,7 +74,12 @@ class ReviewScreen(ModalScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        editor = self.query_one("#review-editor", TextArea)
+        from textual.css.query import NoMatches
+
+        try:
+            editor = self.query_one("#review-editor", TextArea)
+        except NoMatches:  # closed before it was laid out (the merge stopped being pending): nothing to set up
+            return
         editor.display = False
         editor.cursor_blink = getattr(self.app, "cursor_blink", True)
         self._show_mode()
