@@ -552,6 +552,7 @@ class FGOApp(App[int]):
         ctl.cancel()
         runs = [w for w in self.workers if w.group == "run"]
         await self.workers.wait_for_complete(runs)
+        ctl.running = False
         self._quit_now(QUIT_DURING_RUN, f"saved: fgo resume {display_path(ctl.path)}")
 
     def _quit_now(self, code: int, message: str | None = None) -> None:

@@ -136,6 +136,7 @@ class AuditScreen(Screen):
         parts += [Text(w) for w in a.why]
         for r in a.reviews:
             parts.append(kv(("review", r["decision"]), ("by", r["by"]), ("at", r["created_at"])))
+        parts += [heading("Where each rule came from (b exports it)")] + blame_lines(blame, width=160, critiques=2)
         parts.append(heading(f"Diff to parent {a.parent['id']}" if a.parent else "Diff to parent"))
         parts.append(diff_text(a.diff) if a.parent else Text("(no parent: this is where it started)", style="dim"))
         if a.merged_from:
@@ -172,7 +173,6 @@ class AuditScreen(Screen):
                         line = Text(f"   {st[0]:<12}", style="dim")
                         line.append(short(st[1], 300))
                         parts.append(line)
-        parts += [heading("Where each rule came from (b exports it)")] + blame_lines(blame, width=160, critiques=2)
         parts += [heading("Module text"), module_block(m["text"])]
         self.plain = "\n".join(p.plain for p in parts)
         self.query_one("#audit-text", Static).update(Group(*parts))
