@@ -107,6 +107,9 @@ class RunController:
         cfg = (self.store.session_info().get("config_json") or {})
         view.workers = int(cfg.get("workers") or 0)
         view.settle(view.status)  # subsets a stopped run left "running" are not running
+        for r in self.store.query("select phase, sum(prompt_tokens + completion_tokens) n from ledger "
+                                  "where cache_hit = 0 group by phase"):
+            view.phase_tokens[r["phase"] or "other"] = int(r["n"] or 0)
         self.view = view
 
     def prepare(self) -> tuple[Any, Any] | None:

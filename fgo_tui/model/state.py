@@ -136,6 +136,7 @@ class RunView:
     calls: int = 0
     cache_hits: int = 0
     role_tokens: dict[str, int] = field(default_factory=dict)
+    phase_tokens: dict[str, int] = field(default_factory=dict)
     train_score: float | None = None
     test_score: float | None = None
     final_module_id: str | None = None
@@ -226,6 +227,8 @@ class RunView:
                     target.version += 1
         for role, d in batch.roles.items():
             self.role_tokens[role] = self.role_tokens.get(role, 0) + d.prompt + d.completion
+        for phase, d in batch.phases.items():
+            self.phase_tokens[phase] = self.phase_tokens.get(phase, 0) + d.prompt + d.completion
 
     def _apply_event(self, e: ev.Event) -> None:
         if isinstance(e, ev.RunStarted):

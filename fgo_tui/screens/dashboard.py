@@ -16,7 +16,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Log, TabbedContent, TabPane, Tree
+from textual.widgets import Footer, Log, Static, TabbedContent, TabPane, Tree
 
 from fgo_tui.messages import RunUpdated
 from fgo_tui.model.state import fmt_score, fmt_tokens
@@ -26,6 +26,7 @@ from fgo_tui.widgets.render import STATUS_STYLE
 from fgo_tui.widgets.subset_panel import SubsetPanel
 from fgo_tui.widgets.text_box import TextBox
 from fgo_tui.widgets.token_bar import TokenBar
+from fgo_tui.widgets.usage_chart import usage_chart
 
 if TYPE_CHECKING:
     from fgo_tui.model.run import RunController
@@ -85,6 +86,7 @@ class DashboardScreen(Screen):
         self._module_misses: dict[str, int] = {}
         self._bar_lines = 0
         self._chose_tab = False  # the operator picked a tab: no automatic switching any more
+        self._usage: tuple = ()
 
     # -- layout -------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -98,6 +100,7 @@ class DashboardScreen(Screen):
                     yield MergeTree(id="merge-tree")
                     yield NodeDetail(id="node-detail")
             with TabPane("3 Events", id="tab-events"):
+                yield Static("", id="usage-chart")
                 yield Log(id="events-log", max_lines=2000)
         yield Footer()
 
@@ -172,6 +175,11 @@ class DashboardScreen(Screen):
             if key != self._detail_version:
                 self._detail_version = key
                 detail.show(self.ctl.store, shown, v.nodes.get(shown))
+        if tab == "tab-events":
+            usage = (tuple(v.role_tokens.items()), tuple(v.phase_tokens.items()))
+            if usage != self._usage:
+                self._usage = usage
+                self.query_one("#usage-chart", Static).update(usage_chart(v))
         if v.logs_seen > self._logs_seen:
             log = self.query_one("#events-log", Log)
             new = list(v.logs)[-min(len(v.logs), v.logs_seen - self._logs_seen):]

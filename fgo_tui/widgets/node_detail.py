@@ -16,6 +16,7 @@ from fgo_tui.model import data
 from fgo_tui.model.state import NodeView, fmt_score, fmt_tokens
 from fgo_tui.widgets.provenance_view import blame_lines, category_table
 from fgo_tui.widgets.render import categories_text, critique_line, diff_text, heading, kv, module_block, status_text
+from fgo_tui.widgets.usage_chart import score_bars
 
 
 class NodeDetail(VerticalScroll):
@@ -43,8 +44,8 @@ class NodeDetail(VerticalScroll):
         yield Static(Text("Select a node to see its module, its children and the critique trail.", style="dim"),
                       id="detail-body")
 
-    def _set(self, parts: list[Text]) -> None:
-        self.plain = "\n".join(p.plain for p in parts)
+    def _set(self, parts: list) -> None:
+        self.plain = "\n".join(p.plain for p in parts if isinstance(p, Text))
         self.query_one("#detail-body", Static).update(Group(*parts))
 
     def show(self, store: Any, item_id: str | None, view_node: NodeView | None = None) -> None:
@@ -93,6 +94,9 @@ class NodeDetail(VerticalScroll):
                           ("tokens", fmt_tokens(view_node.tokens if view_node else 0)))]
         for r in d.reviews:
             parts.append(kv(("review", r["decision"]), ("by", r["by"]), ("at", r["created_at"])))
+        parts += [heading("Scores up the tree (0–1)"),
+                  score_bars([(f"{c.id} train", c.score) for c in d.children]
+                             + [(f"{nid} children", row["score_before"]), (f"{nid} backtest", row["score_after"])])]
         if row.get("scores_json") or any(c.categories for c in d.children):
             columns = [(c.id, c.categories) for c in d.children]
             if row.get("scores_json"):

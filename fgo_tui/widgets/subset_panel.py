@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Sparkline
 
 from fgo_tui.model.state import RunView, SubsetView, fmt_score, short
 from fgo_tui.widgets.render import STATUS_STYLE, step_line, task_label
@@ -38,6 +39,9 @@ class SubsetPanel(Vertical, can_focus=True):
     SubsetPanel.-done { border: round $success 50%; }
     SubsetPanel.-failed { border: round $error; }
     SubsetPanel .sp-status, SubsetPanel .sp-scores { height: 1; }
+    SubsetPanel .sp-score-row { height: 1; }
+    SubsetPanel .sp-score-row Sparkline { width: 8; height: 1; margin-right: 1; }
+    SubsetPanel .sp-score-row TextBox { width: 1fr; }
     SubsetPanel .sp-module { height: 3; color: $text-muted; }
     SubsetPanel .sp-critique { height: 2; }
     SubsetPanel StreamTail { height: 1fr; min-height: 2; background: $surface; }
@@ -53,7 +57,9 @@ class SubsetPanel(Vertical, can_focus=True):
 
     def compose(self) -> ComposeResult:
         yield TextBox(classes="sp-status")
-        yield TextBox(classes="sp-scores")
+        with Horizontal(classes="sp-score-row"):
+            yield Sparkline([], summary_function=max, classes="sp-spark")  # score per epoch
+            yield TextBox(classes="sp-scores")
         yield TokenBar(classes="sp-tokens")
         yield TextBox(classes="sp-module")
         yield TextBox(classes="sp-critique")
@@ -64,6 +70,7 @@ class SubsetPanel(Vertical, can_focus=True):
         self._status, self._scores, self._module, self._critique = (
             self.query_one(f".sp-{k}", TextBox) for k in ("status", "scores", "module", "critique"))
         self._bar = self.query_one(TokenBar)
+        self._spark = self.query_one(Sparkline)
         self._log = self.query_one(StreamTail)
 
     @property
@@ -121,6 +128,10 @@ class SubsetPanel(Vertical, can_focus=True):
         if not s.epochs:
             scores.append("—", style="dim")
         self._scores.set(scores)
+        data = [e.score for e in sorted(s.epochs.values(), key=lambda e: e.epoch)]
+        if data != list(self._spark.data or []):
+            self._spark.data = data
+            self._spark.styles.width = max(2, min(8, 2 * len(data)))
 
         mod = Text()
         if s.module_id:

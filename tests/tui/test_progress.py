@@ -41,7 +41,7 @@ def test_pass_and_backtest_counters():
 async def test_queued_starting_progress_and_elapsed(make_app, sessions_dir):
     from fgo_tui.screens.dashboard import DashboardScreen
 
-    cfg = toy_config(model=LIVE_MODEL, subsets=3, workers=1, review="auto")
+    cfg = toy_config(model=LIVE_MODEL, subsets=3, epochs=1, workers=1, review="auto")
     factory = StartPaused(hold=ev.TokensUsed)  # the first call's ledger event waits: no call seen yet
     app = make_app(new_config=cfg, session_path=sessions_dir / "prog.db", session_factory=factory)
     async with app.run_test(size=SIZE) as pilot:
@@ -56,8 +56,22 @@ async def test_queued_starting_progress_and_elapsed(make_app, sessions_dir):
         await wait_for(pilot, lambda: factory.reached.is_set() and "starting…" in dash.query_one("#run-bar").plain,
                        what="starting… before the first call")
         factory.release.set()
-        await wait_for(pilot, lambda: not ctl.running and ctl.view.status == "done", timeout=60, what="run done")
+        await wait_for(pilot, lambda: not ctl.running and ctl.view.status == "done", timeout=120, what="run done")
         await wait_for(pilot, lambda: "100%" in dash.query_one("#run-bar").plain, what="full progress bar")
+        # charts: score per epoch in each panel, tokens per role and phase on one scale
+        assert list(dash.panels[0]._spark.data) == [e.score for _, e in sorted(ctl.view.subsets[0].epochs.items())]
+        await pilot.press("3")
+        await wait_for(pilot, lambda: dash._usage, what="usage chart")
+        roles, phases = (dict(x) for x in dash._usage)
+        assert {"agent", "evaluator", "optimizer", "merger"} <= set(roles) and "explore" in phases
+        from rich.console import Console
+
+        console = Console(width=100, record=True, file=io.StringIO())
+        from fgo_tui.widgets.usage_chart import usage_chart
+
+        console.print(usage_chart(ctl.view))
+        shown = console.export_text()
+        assert "Tokens spent per role" in shown and "one scale" in shown and "explore" in shown
         elapsed = ctl.elapsed
         assert elapsed and elapsed > 0
         stored = float(ctl.store.meta_get("elapsed_seconds"))
