@@ -61,6 +61,18 @@ class TrajectoryDone(Event):
 
 
 @dataclass(frozen=True)
+class TaskFinished(Event):
+    """One task's episode ended (as it happens, for progress counters; TrajectoryDone follows
+    with the scores once the whole pass is in)."""
+
+    scope_kind: str
+    scope_id: str
+    phase: str
+    epoch: int
+    task_id: str
+
+
+@dataclass(frozen=True)
 class CritiqueMade(Event):
     subset_id: int
     epoch: int

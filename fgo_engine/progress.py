@@ -17,6 +17,9 @@ class RateMeter:
         self._samples: deque[tuple[float, int]] = deque()
 
     def observe(self, t: float, calls: int) -> None:
+        # the window starts when calls start moving: a slow start (imports, first answer) is no rate
+        if self._samples and self._samples[-1][1] == calls and len(self._samples) == 1:
+            self._samples.clear()
         self._samples.append((t, calls))
         while len(self._samples) > 2 and t - self._samples[1][0] >= self.window:
             self._samples.popleft()

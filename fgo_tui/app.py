@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -607,6 +608,13 @@ def run_app(demo: bool = False, new_config: Any = None, session_path: Path | str
     app = FGOApp(demo=demo, new_config=new_config, session_path=session_path, resume_path=resume_path,
                  overrides=overrides, fresh=fresh)
     code = app.run()
+    result = int(app.return_code or code or 0)
     if app.exit_note:
         print(app.exit_note, flush=True)
-    return int(app.return_code or code or 0)
+    if result == QUIT_DURING_RUN:
+        # the run has stopped and the session file is closed: skip the interpreter's slow teardown
+        # of litellm's modules (seconds on a busy machine) so the prompt comes back at once
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(result)
+    return result

@@ -120,6 +120,9 @@ class Runtime:
         """Run the agent on every task (in the task pool); results in task order."""
         self.control.checkpoint()
         futures = [self.pool.submit(self._run_one, t, module, scope) for t in tasks]
+        for t, f in zip(tasks, futures):  # progress as each episode ends, not when the pass is in
+            f.add_done_callback(lambda f, tid=t.id: f.exception() is None and self.bus.emit(
+                ev.TaskFinished(scope.kind, scope.id, scope.phase, epoch, tid)))
         trajs = [f.result() for f in futures]
         rows = []
         for t, tr in zip(tasks, trajs):

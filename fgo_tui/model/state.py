@@ -259,7 +259,7 @@ class RunView:
                 s.status = "running"
             s.queued = None
             s.version += 1
-        elif isinstance(e, ev.TrajectoryDone):
+        elif isinstance(e, ev.TaskFinished):
             if e.scope_kind == "subset" and e.phase == "explore" and e.scope_id.isdigit():
                 s = self.subset(int(e.scope_id))
                 if s.pass_epoch != e.epoch:

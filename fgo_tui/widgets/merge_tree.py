@@ -23,7 +23,7 @@ def node_label(n: NodeView, compact: bool = False) -> Text:
     t.append(f" {fmt_score(n.score_before)}→{fmt_score(n.score_after)}")
     if n.status == "backtesting" and n.n_tasks:
         t.append(f"  {min(n.backtest_done, n.n_tasks)}/{n.n_tasks} tasks", style="cyan")
-    else:
+    elif not compact:
         t.append(f"  {n.n_tasks} tasks", style="dim")
     if not compact:
         t.append(f"  {fmt_tokens(n.tokens)} tok", style="dim")
@@ -36,12 +36,12 @@ def subset_label(s: SubsetView, compact: bool = False) -> Text:
     t = Text()
     t.append(f"s{s.id} ", style="bold")
     t.append(short(", ".join(s.categories) if s.categories else s.name, 16 if compact else 36))
-    t.append(f"  best {fmt_score(s.best_score)}")
-    t.append(f"  {s.n_tasks} tasks", style="dim")
+    t.append(f" {fmt_score(s.best_score)}" if compact else f"  best {fmt_score(s.best_score)}")
     if not compact:
+        t.append(f"  {s.n_tasks} tasks", style="dim")
         t.append(f"  {fmt_tokens(s.tokens)} tok", style="dim")
     if s.status != "done":
-        t.append(f"  {s.status}", style=STATUS_STYLE.get(s.status, "dim"))
+        t.append(f" {s.status}" if compact else f"  {s.status}", style=STATUS_STYLE.get(s.status, "dim"))
     return t
 
 

@@ -96,7 +96,8 @@ def rollback_cost(kind: str, request: Any, keep: Any, categories: dict[str, dict
     lines = [f"Rolling back keeps {keep.node_id}'s module as it is and throws away the merge."]
     gone = [u.text for u in d.added] + [n.text for _, n in d.rewritten]
     if gone:
-        lines.append(f"\n{len(gone)} {what} of the merge that {keep.node_id} does not have:")
+        noun = what if len(gone) != 1 else what[:-1]
+        lines.append(f"\n{len(gone)} {noun} of the merge that {keep.node_id} does not have:")
         lines += [f"  − {short(t, 100)}" for t in gone[:10]]
         if len(gone) > 10:
             lines.append(f"  … and {len(gone) - 10} more")

@@ -132,6 +132,7 @@ class SubsetPanel(Vertical, can_focus=True):
         if data != list(self._spark.data or []):
             self._spark.data = data
             self._spark.styles.width = max(2, min(8, 2 * len(data)))
+        self._spark.display = bool(data)
 
         mod = Text()
         if s.module_id:

@@ -18,9 +18,9 @@ def test_pass_and_backtest_counters():
     buf(ev.RunStarted("fgo", 2, 8, 8, {"agent": 10}, {"total": {"calls": 100}}))
     buf(ev.SubsetStarted(0, "subset 0 (a)", 4, ("a",)))
     for i in range(4):
-        buf(ev.TrajectoryDone("subset", "0", "explore", 0, f"t{i}", False, 0.0))
+        buf(ev.TaskFinished("subset", "0", "explore", 0, f"t{i}"))
     for i in range(3):
-        buf(ev.TrajectoryDone("subset", "0", "explore", 1, f"t{i}", True, 1.0))
+        buf(ev.TaskFinished("subset", "0", "explore", 1, f"t{i}"))
     view.apply(buf.drain())
     s0, s1 = view.subsets[0], view.subsets[1]
     assert pass_progress(s0, 2) == "epoch 1/2 · 3/8 tasks"
@@ -28,7 +28,7 @@ def test_pass_and_backtest_counters():
     assert view.expected_calls == 100
     buf(ev.MergeNodeUpdated("n1", None, ("s0", "s1"), "backtesting", 8, 0.5))
     for i in range(5):
-        buf(ev.TrajectoryDone("node", "n1", "backtest", 0, f"t{i}", True, 1.0))
+        buf(ev.TaskFinished("node", "n1", "backtest", 0, f"t{i}"))
     buf(ev.SlotWait("subset", "0", "m", 8, 8, True))
     view.apply(buf.drain())
     assert view.nodes["n1"].backtest_done == 5
@@ -49,8 +49,8 @@ async def test_queued_starting_progress_and_elapsed(make_app, sessions_dir):
                              and app.ctl.view.run_started else None, what="run held at its start")
         dash = await wait_for(pilot, lambda: app.screen if isinstance(app.screen, DashboardScreen)
                               and len(app.screen.panels) == 3 else None, what="three panels")
-        await wait_for(pilot, lambda: "queued (1/1 workers busy)" in dash.panels[2]._status.plain,
-                       what="queued subset")
+        await wait_for(pilot, lambda: dash.panels[2].is_mounted and hasattr(dash.panels[2], "_status")
+                       and "queued (1/1 workers busy)" in dash.panels[2]._status.plain, what="queued subset")
         assert "running" not in dash.panels[2]._status.plain
         ctl.resume()
         await wait_for(pilot, lambda: factory.reached.is_set() and "starting…" in dash.query_one("#run-bar").plain,
