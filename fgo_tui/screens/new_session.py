@@ -62,12 +62,17 @@ def projection_text(proj: Any, n_train: int, n_test: int, warnings: list[str]) -
 
     t = Text()
     t.append(f"{n_train} training / {n_test} test tasks\n", style="dim")
-    t.append(f"{'':<9}{'calls ≤':>8}{'~':>7}{'tokens~':>9}{'cost~':>8}\n", style="dim")
+    def cost(c: float | None) -> str:
+        return "?" if c is None else fmt_cost(c)
+
+    # 36 columns: fits the side panel at 100 columns
+    t.append(f"{'':<9}{'calls≤':>7}{'~':>6}{'tok~':>7}{'cost~':>7}\n", style="dim")
     for role, p in proj.roles.items():
-        t.append(f"{role:<9}", style="dim")
-        t.append(f"{p.calls_max:>8,}{round(p.calls):>7,}{fmt_count(p.tokens):>9}{fmt_cost(p.cost):>8}\n")
-    t.append(f"{'total':<9}{proj.calls_max:>8,}{round(proj.calls):>7,}{fmt_count(proj.tokens):>9}"
-             f"{fmt_cost(proj.cost):>8}\n", style="bold")
+        t.append(f"{role[:9]:<9}", style="dim")
+        t.append(f"{fmt_count(p.calls_max):>7}{fmt_count(p.calls):>6}{fmt_count(p.tokens):>7}"
+                 f"{cost(p.cost):>7}\n")
+    t.append(f"{'total':<9}{fmt_count(proj.calls_max):>7}{fmt_count(proj.calls):>6}{fmt_count(proj.tokens):>7}"
+             f"{cost(proj.cost):>7}\n", style="bold")
     t.append(f"at most about {fmt_count(proj.tokens_max)} tokens · {fmt_cost(proj.cost_max)}\n", style="dim")
     for w in warnings:
         t.append(f"⚠ {w}\n", style="yellow")
