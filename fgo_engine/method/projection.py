@@ -166,8 +166,10 @@ class Projection:
 
 
 def fmt_count(n: float | None) -> str:
+    """12 → '12', 12_345 → '12.3k', 2_500_000 → '2.50M': the one count format (app and CLI)."""
     if n is None:
         return "—"
+    n = float(n)
     if n < 1000:
         return f"{n:.0f}"
     if n < 1_000_000:

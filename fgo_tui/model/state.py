@@ -369,15 +369,10 @@ class RunView:
 
 
 def fmt_tokens(n: int | float | None) -> str:
-    """12 → '12', 12_345 → '12.3k', 2_500_000 → '2.50M'."""
-    if n is None:
-        return "—"
-    n = float(n)
-    if n < 1000:
-        return f"{n:.0f}"
-    if n < 1_000_000:
-        return f"{n / 1000:.1f}k"
-    return f"{n / 1_000_000:.2f}M"
+    """12 → '12', 12_345 → '12.3k', 2_500_000 → '2.50M' (the projection's count format)."""
+    from fgo_engine.method.projection import fmt_count
+
+    return fmt_count(n)
 
 
 def fmt_score(x: float | None) -> str:
