@@ -85,8 +85,8 @@ async def test_new_session_run_review_edit_rollback_and_reopen(make_app, session
         assert bar.completion > 0 and "prompt" in bar.label
 
         # first merge: edit the module, backtest the edit
-        review = await wait_for(pilot, lambda: app.screen if isinstance(app.screen, ReviewScreen) else None,
-                                timeout=60, what="first review")
+        review = await wait_for(pilot, lambda: app.screen if isinstance(app.screen, ReviewScreen)
+                                and app.screen.diff_plain else None, timeout=60, what="first review")
         first_node = review.node_id
         assert "best child" in review.diff_plain and review.request.proposed.text.splitlines()[-1] in review.diff_plain
         await pilot.press("e")

@@ -41,6 +41,8 @@ async def test_numbers_budgets_and_one_model(make_app, monkeypatch):
         form.query_one("#f-budget").value = "1.2M"
         form.query_one("#f-budget-cost").value = "$2.50"
         form.query_one("#f-model-all").value = "fgo-sim/small"
+        roles = [form.query_one(f"#f-model-{r}") for r in ("agent", "evaluator", "optimizer", "merger")]
+        await wait_for(pilot, lambda: all(w.value == "fgo-sim/small" for w in roles), what="every role set")
         await wait_for(pilot, lambda: not form.error and form.projection is not None, what="valid form")
         cfg = form.build_config()
         assert cfg.budget_tokens == 1_200_000 and cfg.budget_cost == 2.5
