@@ -38,11 +38,23 @@ def test_pass_and_backtest_counters():
     assert {s.status for s in view.subsets.values()} == {"stopped"}  # nothing left "running"
 
 
+class HoldAllCalls(StartPaused):
+    """Starts paused; once resumed, every TokensUsed waits (in its engine thread) until ``release``."""
+
+    def __init__(self):
+        super().__init__(hold=ev.TokensUsed)
+
+    def _holder(self, event) -> None:
+        if isinstance(event, ev.TokensUsed) and not self.release.is_set():
+            self.reached.set()
+            self.release.wait(timeout=60)
+
+
 async def test_queued_starting_progress_and_elapsed(make_app, sessions_dir):
     from fgo_tui.screens.dashboard import DashboardScreen
 
     cfg = toy_config(model=LIVE_MODEL, subsets=3, epochs=1, workers=1, review="auto")
-    factory = StartPaused(hold=ev.TokensUsed)  # the first call's ledger event waits: no call seen yet
+    factory = HoldAllCalls()  # every call's ledger event waits: the app has seen no call yet
     app = make_app(new_config=cfg, session_path=sessions_dir / "prog.db", session_factory=factory)
     async with app.run_test(size=SIZE) as pilot:
         ctl = await wait_for(pilot, lambda: app.ctl if app.ctl is not None and app.ctl.running and app.ctl.paused
