@@ -22,7 +22,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fgo", description="FGO Studio: divide, optimize, merge LLM agent modules.")
     sub = p.add_subparsers(dest="command")
 
-    sub.add_parser("demo", help="open the app on a demo session (simulated LLM)")
+    d = sub.add_parser("demo", help="open the app on a demo session (simulated LLM)")
+    d.add_argument("--fresh", action="store_true", help="start a new demo (replaces sessions/demo.db)")
 
     r = sub.add_parser("run", help="start a new optimization session")
     src = r.add_mutually_exclusive_group()
@@ -151,20 +152,10 @@ def config_from_args(a: argparse.Namespace) -> RunConfig:
 
 
 def _check_models(cfg: RunConfig) -> None:
-    """Catch a mistyped model name before any file is written."""
-    from fgo_engine.sim.profiles import parse_model
+    """Catch a mistyped model name or a missing API key before any file is written."""
+    from fgo_engine.preflight import check_models
 
-    for role, rc in cfg.roles.items():
-        if rc.model.startswith("fgo-sim/"):
-            parse_model(rc.model)
-        elif "/" not in rc.model and not rc.api_base:
-            from fgo_engine.llm.gateway import get_litellm
-
-            try:
-                get_litellm().get_llm_provider(rc.model)
-            except Exception:
-                raise ConfigError(f"unknown model {rc.model!r} for role {role}: use a litellm name like "
-                                  "'openai/gpt-4o-mini' or 'fgo-sim/medium'") from None
+    check_models(cfg)
 
 
 def _default_session_path(cfg: RunConfig) -> Path:
@@ -182,7 +173,8 @@ def _headless_gate(review: str):
 def _run_headless(session, verbose: bool) -> int:
     from fgo_engine.console import ConsolePrinter
 
-    session.bus.add(ConsolePrinter(verbose=verbose))
+    printer = ConsolePrinter(verbose=verbose)
+    session.bus.add(printer)
     if verbose:  # the engine's log (e.g. a provider's full error text) on stderr
         import logging
 
@@ -205,6 +197,7 @@ def _run_headless(session, verbose: bool) -> int:
         print(f"fgo: error: the run stopped: {scrub(str(exc))}", file=sys.stderr)
         return EXIT["failed"]
     finally:
+        printer.stop()
         signal.signal(signal.SIGINT, previous)
         session.close()
     print(f"session: {session.store.path}")
@@ -212,7 +205,6 @@ def _run_headless(session, verbose: bool) -> int:
 
 
 def cmd_run(a: argparse.Namespace) -> int:
-    from fgo_engine.method.methods import project_calls
     from fgo_engine.session import Session
 
     if not a.suite and not a.tasks and not a.config:
@@ -229,10 +221,21 @@ def cmd_run(a: argparse.Namespace) -> int:
     for role, rc in cfg.roles.items():
         print(f"{role}: {rc.summary()}")
     print(f"review: {cfg.review}")
-    n_train, n_test = len(session.tasks("train")), len(session.tasks("test"))
-    proj = project_calls(cfg, session.suite, n_train, n_test)
-    print(f"session {path}: projected LLM calls at most " + ", ".join(f"{k} {v:,}" for k, v in proj.items()))
+    print_projection(session)
     return _run_headless(session, a.verbose)
+
+
+def print_projection(session) -> None:
+    """The projection before the run: calls (bound, expected), tokens and cost per role, budget warnings."""
+    proj = session.projection()
+    print(f"session {session.store.path}: projected LLM use (calls ≤ is a hard bound; ~ are expected values)")
+    for line in proj.lines():
+        print("  " + line)
+    for note in proj.notes:
+        print(f"  note: {note}")
+    for warning in proj.budget_warnings(session.config):
+        print(f"warning: {warning}")
+    sys.stdout.flush()
 
 
 def cmd_resume(a: argparse.Namespace) -> int:
@@ -245,13 +248,12 @@ def cmd_resume(a: argparse.Namespace) -> int:
         overrides["ray_address"] = None
     elif a.ray_address:
         overrides["executor"] = "ray"
-    if not Path(a.session).exists():
-        raise SessionError(f"no session file at {a.session}")
+    path = resolve_session(a.session)
     if not a.headless:
         from fgo_tui.app import run_app
 
-        return run_app(resume_path=Path(a.session), overrides=overrides)
-    session = Session.open(a.session, config_overrides=overrides)
+        return run_app(resume_path=path, overrides=overrides)
+    session = Session.open(path, config_overrides=overrides)
     gate = _headless_gate(session.config.review)
     if gate is not None:
         session.gate = gate
@@ -292,6 +294,28 @@ def list_sessions(folder: Path) -> list[dict[str, Any]]:
     return out
 
 
+def resolve_session(name: str, folder: Path | None = None) -> Path:
+    """A session file from what the operator typed: a path, or a name as `fgo sessions list` shows it
+    ('demo' for sessions/demo.db, or the name stored in the file)."""
+    p = Path(name)
+    if p.exists():
+        return p
+    folder = folder or SESSIONS_DIR
+    for candidate in (folder / name, folder / f"{name}.db"):
+        if candidate.exists():
+            return candidate
+    if folder.exists() and "/" not in name:
+        for r in list_sessions(folder):
+            if r.get("name") == name:
+                return Path(r["path"])
+    raise SessionError(f"no session file at {name} (nor {folder / (name + '.db')}); `fgo sessions list` shows them")
+
+
+def when(ts: str | None) -> str:
+    """The one way the command line shows a stored timestamp: 'YYYY-MM-DD HH:MM' UTC."""
+    return ts.replace("T", " ")[:16] if ts else "—"
+
+
 def cmd_sessions(a: argparse.Namespace) -> int:
     folder = Path(a.dir)
     if a.action == "list":
@@ -299,17 +323,28 @@ def cmd_sessions(a: argparse.Namespace) -> int:
         if not rows:
             print(f"no sessions in {folder}/")
             return 0
+        table = [("SESSION", "SUITE", "METHOD", "STATUS", "BEST", "TOKENS", "UPDATED (UTC)", "MODELS")]
+        unreadable = []
         for r in rows:
+            name = Path(r["path"]).name  # `fgo export NAME` accepts it with or without .db
             if "error" in r:
-                print(f"{r['path']}: {r['label']} ({r['error']})")
+                unreadable.append(f"{name}: {r.get('label', 'unreadable')} ({r['error']})")
                 continue
             score = "—" if r["best_score"] is None else f"{r['best_score']:.3f}"
-            print(f"{r['path']}  {r['suite']:<9} {r['method']:<13} {r['status']:<9} best {score}  "
-                  f"{r['tokens']:>10,} tok  {', '.join(r['models'])}  {r['updated_at']}")
+            table.append((name, r["suite"] or "?", r["method"], r["status"] or "new", score, f"{r['tokens']:,}",
+                          when(r["updated_at"]), ", ".join(r["models"])))
+        widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+        right = {4, 5}
+        for row in table:
+            print("  ".join(cell.rjust(w) if i in right else cell.ljust(w)
+                            for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
+        for line in unreadable:
+            print(line)
+        print(f"\n{len(rows)} session{'s' if len(rows) != 1 else ''} in {folder}/")
         return 0
     if not a.session:
         raise ConfigError(f"`fgo sessions {a.action}` needs a session file")
-    path = Path(a.session)
+    path = resolve_session(a.session, folder)
     if a.action == "show":
         from fgo_engine.export import session_report, to_markdown
         from fgo_engine.store import Store
@@ -349,7 +384,7 @@ def cmd_export(a: argparse.Namespace) -> int:
     from fgo_engine.export import session_report, to_json, to_markdown
     from fgo_engine.store import Store
 
-    st = Store.open(a.session, readonly=True)
+    st = Store.open(resolve_session(a.session), readonly=True)
     try:
         rep = session_report(st)
     finally:
@@ -433,7 +468,7 @@ def _has_module(name: str) -> bool:
 def cmd_app(a: argparse.Namespace, demo: bool) -> int:
     from fgo_tui.app import run_app
 
-    return run_app(demo=demo)
+    return run_app(demo=demo, fresh=bool(getattr(a, "fresh", False)))
 
 
 def main(argv: list[str] | None = None) -> int:

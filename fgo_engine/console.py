@@ -8,32 +8,87 @@ from typing import TextIO
 
 from fgo_engine import events as ev
 from fgo_engine import redaction
+from fgo_engine.progress import RateMeter, expected_calls, fmt_duration, fraction
+
+HEARTBEAT = 10.0  # a progress line at least this often while nothing else is printed
 
 
 class ConsolePrinter:
-    def __init__(self, out: TextIO | None = None, *, verbose: bool = False):
+    """Prints events as lines; while a run is on, a heartbeat line (calls, share of the
+    expected calls, ETA) whenever nothing was printed for ``heartbeat`` seconds."""
+
+    def __init__(self, out: TextIO | None = None, *, verbose: bool = False, heartbeat: float = HEARTBEAT):
         self.out = out or sys.stdout
         self.verbose = verbose
+        self.heartbeat = heartbeat
         self._lock = threading.Lock()
         self._start = time.perf_counter()
+        self._last_line = self._start
         self._done = 0
         self._tokens = 0
+        self._calls = 0
+        self._expected = 0.0
+        self._meter = RateMeter()
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
 
     def _say(self, text: str) -> None:
         with self._lock:
-            t = time.perf_counter() - self._start
-            print(f"[{t:7.1f}s] {redaction.scrub(text)}", file=self.out, flush=True)
+            now = time.perf_counter()
+            self._last_line = now
+            print(f"[{now - self._start:7.1f}s] {redaction.scrub(text)}", file=self.out, flush=True)
+
+    # -- heartbeat --------------------------------------------------------------------
+    def _start_heartbeat(self) -> None:
+        if self._beat is not None or self.heartbeat <= 0:
+            return
+        self._stop.clear()
+        self._beat = threading.Thread(target=self._beat_loop, name="fgo-heartbeat", daemon=True)
+        self._beat.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        beat, self._beat = self._beat, None
+        if beat is not None and beat is not threading.current_thread():
+            beat.join(timeout=2)
+
+    def _beat_loop(self) -> None:
+        tick = min(1.0, self.heartbeat / 2)
+        while not self._stop.wait(tick):
+            if time.perf_counter() - self._last_line >= self.heartbeat:
+                self._say(self.progress_line())
+
+    def progress_line(self) -> str:
+        calls = self._calls
+        self._meter.observe(time.perf_counter(), calls)
+        if not calls:
+            return "starting… (waiting for the first LLM answer)"
+        parts = [f"running: {calls:,} calls"]
+        if self._expected:
+            parts.append(f"{fraction(calls, self._expected):.0%} of ~{round(self._expected):,} expected")
+            eta = self._meter.eta(calls, self._expected)
+            if eta is not None:
+                parts.append(f"ETA {fmt_duration(eta)}")
+        parts.append(f"{self._tokens:,} tokens")
+        return " · ".join(parts)
 
     def __call__(self, e: ev.Event) -> None:
         if isinstance(e, ev.RunStarted):
-            calls = ", ".join(f"{k} ≤{v:,}" for k, v in e.projected_calls.items())
+            roles = (e.projection or {}).get("roles", {})
+            self._expected = expected_calls(e.projection)
+            calls = ", ".join(f"{k} ≤{v:,}" + (f" (~{roles[k]['calls']:,})" if k in roles else "")
+                              for k, v in e.projected_calls.items())
             self._say(f"run: {e.method}, {e.n_subsets} subsets, {e.n_train} train / {e.n_test} test tasks; "
                       f"projected LLM calls: {calls}")
+            self._say("starting…")
+            self._meter.observe(time.perf_counter(), self._calls)
+            self._start_heartbeat()
         elif isinstance(e, ev.SubsetStarted):
             self._say(f"{e.name}: {e.n_tasks} tasks" + (f" (rollouts on {e.node})" if e.node else ""))
         elif isinstance(e, ev.EpochDone):
-            verdict = "adopted" if e.adopted else "kept best"
-            self._say(f"subset {e.subset_id} step {e.epoch}: score {e.score:.3f} ({verdict}; best {e.best_score:.3f})")
+            verdict = "starting point" if e.adopted is None else "adopted" if e.adopted else "kept best"
+            self._say(f"subset {e.subset_id} epoch {e.epoch}: score {e.score:.3f} ({verdict}; "
+                      f"best {e.best_score:.3f})")
         elif isinstance(e, ev.SubsetDone):
             if e.error:
                 self._say(f"subset {e.subset_id} FAILED: {e.error}")
@@ -50,11 +105,13 @@ class ConsolePrinter:
                 self._say(f"{e.level}: {e.text}")
         elif isinstance(e, ev.TokensUsed):
             self._tokens = e.total_tokens
+            self._calls += 1
             if e.error and self.verbose:
                 self._say(f"llm {e.role}: {e.error}")
         elif isinstance(e, ev.RunStatus) and e.status in ("paused",):
             self._say(f"status: {e.status} {e.message}")
         elif isinstance(e, ev.RunFinished):
+            self.stop()
             parts = [f"finished: {e.status}"]
             if e.train_score is not None:
                 parts.append(f"train {e.train_score:.3f}")

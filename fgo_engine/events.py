@@ -26,7 +26,8 @@ class RunStarted(Event):
     n_subsets: int
     n_train: int
     n_test: int
-    projected_calls: dict[str, int] = field(default_factory=dict)
+    projected_calls: dict[str, int] = field(default_factory=dict)  # upper bound per role
+    projection: dict[str, Any] = field(default_factory=dict)  # Projection.to_dict(): expected calls, tokens, cost
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,18 @@ class TrajectoryDone(Event):
     task_id: str
     success: bool
     score: float
+
+
+@dataclass(frozen=True)
+class TaskFinished(Event):
+    """One task's episode ended (as it happens, for progress counters; TrajectoryDone follows
+    with the scores once the whole pass is in)."""
+
+    scope_kind: str
+    scope_id: str
+    phase: str
+    epoch: int
+    task_id: str
 
 
 @dataclass(frozen=True)
@@ -133,6 +146,19 @@ class MergeNodeUpdated(Event):
     module_id: str | None = None
     backtest_tasks: int | None = None  # tasks the backtest ran on (adaptive: the sample)
     interval: tuple[float, float] | None = None  # merged − best child on them, 95% bound (adaptive)
+
+
+@dataclass(frozen=True)
+class SlotWait(Event):
+    """A call of this scope waits for (or got) one of the model's concurrency slots. The app
+    shows a waiting subset as "queued (8/8 slots busy)" rather than running."""
+
+    scope_kind: str
+    scope_id: str
+    model: str
+    in_flight: int
+    limit: int
+    waiting: bool  # True: queued; False: the slot was granted
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,15 @@ def session_report(store: Any) -> dict[str, Any]:
         "reviews": [{"node": r["node_id"], "decision": r["decision"], "by": r["by"], "at": r["created_at"],
                      "text": r["text"]} for r in reviews],
         "ledger": ledger,
+        "provenance": _provenance(store, final["id"]) if final else None,
     }
+
+
+def _provenance(store: Any, module_id: str) -> dict[str, Any] | None:
+    from fgo_engine.provenance import blame
+
+    b = blame(store, module_id)
+    return b.to_dict() if b is not None else None
 
 
 def to_json(report: dict[str, Any]) -> str:
@@ -69,6 +77,13 @@ def to_markdown(report: dict[str, Any]) -> str:
     out += ["", "## Final module", ""]
     fm = report["final_module"]
     out += (["```", fm["text"], "```"] if fm else ["(none yet)"])
+    prov = report.get("provenance")
+    if prov and prov.get("rules"):
+        out += ["", "## Where each rule of the final module came from", ""]
+        out += [f"- `{r['text']}` — {r['summary']}" for r in prov["rules"]]
+        if prov.get("dropped"):
+            out += ["", f"Dropped on the way ({len(prov['dropped'])}):", ""]
+            out += [f"- `{d['text']}` — by {d['where']}" for d in prov["dropped"]]
     if report["test_scores"]:
         out += ["", "## Test scores", "", "| category | score |", "|---|---|"]
         out += [f"| {c} | {_f(v)} |" for c, v in report["test_scores"].items()]

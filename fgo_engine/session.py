@@ -20,7 +20,8 @@ from fgo_engine.control import Control
 from fgo_engine.errors import BudgetExceededError, CancelledError, ConfigError, FGOError, SessionError
 from fgo_engine.executors import Executor, make_executor
 from fgo_engine.llm.gateway import Budget, Gateway, LedgerEntry
-from fgo_engine.method.methods import method_for
+from fgo_engine.method.methods import check_run, method_for, project
+from fgo_engine.method.projection import Projection
 from fgo_engine.method.runtime import Runtime
 from fgo_engine.review import ReviewGate, gate_for_policy
 from fgo_engine.suites.base import Suite, load_suite
@@ -55,6 +56,17 @@ class RunResult:
     def optimization_prompt_tokens(self) -> int:
         """Prompt tokens spent before the final test evaluation (explore → merge → backtest)."""
         return sum(v["prompt_tokens"] for k, v in self.by_phase.items() if k != "test")
+
+
+ELAPSED_KEY = "elapsed_seconds"
+
+
+def elapsed_seconds(store: Any) -> float:
+    """Wall seconds the session's finished runs took, from the store's meta table."""
+    try:
+        return float(store.meta_get(ELAPSED_KEY) or 0.0)
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def build_suite(config: RunConfig) -> Suite:
@@ -94,8 +106,7 @@ class Session:
         config.validate()
         suite = build_suite(config)  # validates suite options and task files before any file is written
         train, test = suite.train_tasks(), suite.test_tasks()
-        if not train:
-            raise ConfigError(f"suite {config.suite!r} has no training tasks")
+        check_run(config, suite, train)
         executor = kw.pop("executor", None) or make_executor(config)
         executor.start()  # Ray missing or unreachable: one line, and still no file
         try:
@@ -169,6 +180,16 @@ class Session:
         return [Task(r["id"], r["input"], r["expected"], r["category"] or "default", r["meta_json"] or {})
                 for r in rows]
 
+    def elapsed_before(self) -> float:
+        """Wall seconds of this session's earlier runs (elapsed time survives a resume)."""
+        return elapsed_seconds(self.store)
+
+    def projection(self, train: list[Task] | None = None, test: list[Task] | None = None) -> Projection:
+        """What this run will cost: calls (bound and expected), tokens and cost per role."""
+        train = self.tasks("train") if train is None else train
+        test = self.tasks("test") if test is None else test
+        return project(self.config, self.suite, train, test, windows=self.gateway.window)
+
     def _on_call(self, e: LedgerEntry) -> None:
         self.bus.emit(ev.TokensUsed(e.role, e.scope.kind, e.scope.id, e.scope.phase, e.prompt_tokens,
                                     e.completion_tokens, e.cache_hit, self.gateway.total.tokens, e.error))
@@ -189,8 +210,9 @@ class Session:
                      {t.id: t for t in train + test}, executor=self.executor)
         result = RunResult(method=cfg.method, status="running")
         self.store.set_status("running")
-        self.bus.emit(ev.RunStarted(cfg.method, cfg.subsets, len(train), len(test),
-                                    method.project(cfg, self.suite, len(train), len(test))))
+        projection = self.projection(train, test)
+        self.bus.emit(ev.RunStarted(cfg.method, cfg.subsets, len(train), len(test), projection.calls_by_role(),
+                                    projection.to_dict()))
         self.bus.emit(ev.RunStatus("running"))
         try:
             initial = self.suite.initial_module()
@@ -216,6 +238,7 @@ class Session:
             rt.close()
             result.overflowed = rt.overflowed
             result.wall_seconds = time.perf_counter() - start
+            self.store.meta_set(ELAPSED_KEY, f"{self.elapsed_before() + result.wall_seconds:.3f}")
             t = self.gateway.total
             result.prompt_tokens, result.completion_tokens, result.cost = t.prompt_tokens, t.completion_tokens, t.cost
             result.calls, result.cache_hits = t.calls, t.cache_hits

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -31,6 +32,7 @@ from fgo_tui.screens.review import ReviewScreen
 from fgo_tui.screens.sessions import SessionsScreen
 
 DEMO_NAME = "demo.db"
+QUIT_DURING_RUN = 130  # the documented exit code of a cancelled run
 DEMO_MODEL = "fgo-sim/medium:latency=0.02"
 
 
@@ -53,6 +55,14 @@ def demo_config() -> Any:
     })
 
 
+def display_path(path: Path) -> str:
+    """A path as the operator would type it: relative to the working folder when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def _one_line(exc: BaseException) -> str:
     from fgo_engine.errors import FGOError
 
@@ -71,10 +81,12 @@ class FGOApp(App[int]):
     def __init__(self, *, sessions_dir: Path | str | None = None, session_factory: SessionFactory | None = None,
                  demo: bool = False, new_config: Any = None, session_path: Path | str | None = None,
                  resume_path: Path | str | None = None, overrides: dict[str, Any] | None = None,
-                 cursor_blink: bool = True, tick: float = 0.15, clock: Callable[[], float] = time.monotonic):
+                 cursor_blink: bool = True, tick: float = 0.15, clock: Callable[[], float] = time.monotonic,
+                 fresh: bool = False):
         super().__init__()
         self.sessions_dir = Path(sessions_dir) if sessions_dir is not None else default_sessions_dir()
         self.factory: SessionFactory = session_factory or EngineSessions()
+        self.fresh = fresh  # `fgo demo --fresh`: a new demo session, not the saved one
         self.startup = {"demo": demo, "new_config": new_config, "session_path": session_path,
                         "resume_path": resume_path, "overrides": overrides}
         self.cursor_blink = cursor_blink
@@ -85,7 +97,9 @@ class FGOApp(App[int]):
         self.sessions_screen: SessionsScreen | None = None
         self._drain_timer = None
         self._quitting = False
+        self.exit_note: str | None = None  # printed once the app is gone ("saved: fgo resume …")
         self._live_review: ReviewScreen | None = None
+        self._review_deferred: Any = None  # a review that arrived while the command palette was open
         self.ticks = 0  # drain timer ticks
         self.drains = 0  # ticks that carried events (diagnostics, tests)
 
@@ -115,6 +129,10 @@ class FGOApp(App[int]):
     # -- opening and creating sessions --------------------------------------------------
     def open_demo(self) -> None:
         path = self.sessions_dir / DEMO_NAME
+        if self.fresh:
+            self.fresh = False
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(path) + suffix).unlink(missing_ok=True)
         if path.exists():
             self.sessions_screen._select_path = path  # type: ignore[union-attr]
             self.open_session(path, resume=False)
@@ -295,7 +313,7 @@ class FGOApp(App[int]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="run")
     def _run_worker(self, ctl: RunController) -> Any:
-        return ctl.run()
+        return ctl.run(on_ui=self.call_from_thread)
 
     @on(Worker.StateChanged)
     def _worker_changed(self, event: Worker.StateChanged) -> None:
@@ -356,6 +374,8 @@ class FGOApp(App[int]):
         batch = ctl.buffer.drain()
         from fgo_engine import events as ev
 
+        ctl.observe_progress()
+
         if batch or batch.total_tokens is not None:
             self.drains += 1
             ctl.view.apply(batch)
@@ -366,6 +386,12 @@ class FGOApp(App[int]):
                     self._who_decided(ctl, e.node_id)
         if batch.reviews:
             self._show_review(batch.reviews[-1])
+        elif self._review_deferred is not None:
+            from textual.command import CommandPalette
+
+            if not isinstance(self.screen, CommandPalette):
+                request, self._review_deferred = self._review_deferred, None
+                self._show_review(request)
         self._close_stale_review()
         if batch or ctl.running or (self.dashboard is not None and self.screen is self.dashboard
                                     and self.dashboard.behind):
@@ -414,6 +440,11 @@ class FGOApp(App[int]):
         if ctl is None or ctl.pending_request is not request:
             return
         if isinstance(self.screen, ReviewScreen) and self.screen.node_id == request.node_id:
+            return
+        from textual.command import CommandPalette
+
+        if isinstance(self.screen, CommandPalette):
+            self._review_deferred = request  # shown once the palette closes, never under the operator's typing
             return
         from fgo_tui.model.data import fill_child_categories
 
@@ -490,23 +521,49 @@ class FGOApp(App[int]):
         from fgo_tui.screens.help import HelpScreen  # Markdown costs ~40 ms of startup: load on demand
 
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            self.push_screen(HelpScreen(type(self.screen).__name__))
 
     async def action_quit(self) -> None:
+        """Quit; during a run, ask first, then cancel it (resumable) and say how to resume."""
         if self._quitting:
             return
         ctl = self.ctl
         if ctl is not None and ctl.running:
-            self._quitting = True
-            self.notify("cancelling the run so it stays resumable…", timeout=10)
-            ctl.cancel()
-            runs = [w for w in self.workers if w.group == "run"]
-            await self.workers.wait_for_complete(runs)
+            if isinstance(self.screen, ConfirmModal):
+                return
+            self.push_screen(ConfirmModal(
+                "Quit while the run is on?",
+                f"The run stops at its next step; everything done so far is saved in {ctl.path} and "
+                f"`fgo resume {ctl.path}` continues it.", yes="Quit", no="Keep running"), self._quit_answered)
+            return
+        self._quit_now(0)
+
+    def _quit_answered(self, yes: bool | None) -> None:
+        if yes:
+            self._quit_during_run()
+
+    @work(exclusive=True, group="quit", exit_on_error=False)
+    async def _quit_during_run(self) -> None:
+        ctl = self.ctl
         self._quitting = True
+        if ctl is None:
+            self._quit_now(0)
+            return
+        self.notify("stopping the run so it stays resumable…", timeout=10)
+        ctl.cancel()
+        runs = [w for w in self.workers if w.group == "run"]
+        await self.workers.wait_for_complete(runs)
+        ctl.running = False
+        self._quit_now(QUIT_DURING_RUN, f"saved: fgo resume {display_path(ctl.path)}")
+
+    def _quit_now(self, code: int, message: str | None = None) -> None:
+        self._quitting = True
+        ctl = self.ctl
         if ctl is not None:
             ctl.close()
             self.ctl = None
-        self.exit(0)
+        self.exit_note = message
+        self.exit(code, return_code=code)
 
     def on_unmount(self) -> None:
         """However the app ends, never leave the engine blocked on a review or running on."""
@@ -546,8 +603,18 @@ class FGOApp(App[int]):
 
 
 def run_app(demo: bool = False, new_config: Any = None, session_path: Path | str | None = None,
-            resume_path: Path | str | None = None, overrides: dict[str, Any] | None = None) -> int:
+            resume_path: Path | str | None = None, overrides: dict[str, Any] | None = None,
+            fresh: bool = False) -> int:
     app = FGOApp(demo=demo, new_config=new_config, session_path=session_path, resume_path=resume_path,
-                 overrides=overrides)
+                 overrides=overrides, fresh=fresh)
     code = app.run()
-    return int(code or app.return_code or 0)
+    result = int(app.return_code or code or 0)
+    if app.exit_note:
+        print(app.exit_note, flush=True)
+    if result == QUIT_DURING_RUN:
+        # the run has stopped and the session file is closed: skip the interpreter's slow teardown
+        # of litellm's modules (seconds on a busy machine) so the prompt comes back at once
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(result)
+    return result

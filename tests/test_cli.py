@@ -19,7 +19,7 @@ def test_headless_invoices_run_on_the_simulated_model(tmp_path, capsys):
                  "--epochs", "1", "--option", "n_train=8", "--option", "n_test=8", "--session", str(path)])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "projected LLM calls" in out and "subset 0 step 1" in out and "finished: done" in out
+    assert "projected LLM calls" in out and "subset 0 epoch 1" in out and "finished: done" in out
     con = sqlite3.connect(path)  # readable with plain sqlite3
     roles = {r[0] for r in con.execute("select distinct role from ledger")}
     assert {"agent", "evaluator", "optimizer", "merger"} <= roles

@@ -94,7 +94,7 @@ def assert_same_as_reference(snap, ref):
     assert snap["hits"] > 0  # the resumed run was served from the cache
 
 
-@pytest.mark.parametrize("point", [r"subset \d step 1:", r"merge n1 "])
+@pytest.mark.parametrize("point", [r"subset \d epoch 1:", r"merge n1 "])
 def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path, reference, point):
     path = tmp_path / "s.db"
     kill_at(point, "run", *ARGS, "--session", str(path))

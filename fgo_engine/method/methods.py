@@ -1,12 +1,14 @@
 """FGO, its no-merge ablation and the baselines as small strategy objects.
 
 Every method gets the same optimizer-step budget (subsets × epochs), as in the paper.
-Each method also projects the calls it will make, beside the loop that makes them.
+Each method also describes the shape of the work it will do (``plan``, from the same
+batching code ``run`` uses); :func:`project` turns that into calls, tokens and cost.
 """
 from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -15,6 +17,7 @@ from fgo_engine.errors import ConfigError
 from fgo_engine.method.divide import partition
 from fgo_engine.method.merge import MergeTree
 from fgo_engine.method.optimize import optimize_loop, optimize_subsets
+from fgo_engine.method.projection import Loop, MergeStep, Plan, Projection, estimate, tree_plan
 from fgo_engine.method.runtime import Runtime
 from fgo_engine.suites.base import Suite
 from fgo_engine.types import Module, Task
@@ -33,25 +36,15 @@ class Method(Protocol):
 
     def run(self, rt: Runtime, train: list[Task], start: Module, start_id: str) -> Outcome: ...
 
-    def project(self, config: RunConfig, suite: Suite, n_train: int, n_test: int) -> dict[str, int]: ...
+    def plan(self, config: RunConfig, train: list[Task], test: list[Task]) -> Plan:
+        """The shape of the work ``run`` will do, from the same batching code (for the projection)."""
+        ...
 
 
-def _per_task(suite: Suite) -> int:
-    return int(getattr(suite, "calls_per_task", 1))
-
-
-def _loop_calls(config: RunConfig, suite: Suite, n_train: int, n_test: int, *, merges: int = 0,
-                backtests: int = 0) -> dict[str, int]:
-    """Upper-bound estimate of LLM calls per role for N×E optimizer steps, before any cache hit."""
-    n, e = config.subsets, config.epochs
-    steps = n * e
-    explores = 2 * (e + 1) * n_train  # best + candidate per step
-    return {
-        "agent": (explores + backtests + (n_test if config.evaluate_test else 0)) * _per_task(suite),
-        "evaluator": steps * max(1, n_train // max(1, n)),
-        "optimizer": steps * 3,
-        "merger": merges * 3,
-    }
+def _with_test(config: RunConfig, plan: Plan, test: list[Task]) -> Plan:
+    plan.test = list(test) if config.evaluate_test else []
+    plan.post_check = config.review == "if-not-worse"
+    return plan
 
 
 class Vanilla:
@@ -60,8 +53,8 @@ class Vanilla:
     def run(self, rt: Runtime, train: list[Task], start: Module, start_id: str) -> Outcome:
         return Outcome(start, start_id, 0.0, 0)
 
-    def project(self, config: RunConfig, suite: Suite, n_train: int, n_test: int) -> dict[str, int]:
-        return {"agent": n_test * _per_task(suite), "evaluator": 0, "optimizer": 0, "merger": 0}
+    def plan(self, config: RunConfig, train: list[Task], test: list[Task]) -> Plan:
+        return _with_test(config, Plan(), test)
 
 
 class FGO:
@@ -79,13 +72,15 @@ class FGO:
     def merge(self, tree: MergeTree, items):
         return tree.progressive_merge(items)
 
-    def project(self, config: RunConfig, suite: Suite, n_train: int, n_test: int) -> dict[str, int]:
-        n = config.subsets
-        backtests = 0
-        if n > 1:
-            depth = max(1, math.ceil(math.log2(max(2, math.log2(n) + 1))))
-            backtests = (depth + 1) * n_train
-        return _loop_calls(config, suite, n_train, n_test, merges=max(0, n - 1), backtests=backtests)
+    def plan(self, config: RunConfig, train: list[Task], test: list[Task]) -> Plan:
+        groups = partition(train, config.subsets, config.partition, config.seed)
+        loops = [Loop([g] * config.epochs) for g in groups]
+        deepest = config.cluster != "none"  # "none" chunks deterministically: the balanced tree is the tree
+        return _with_test(config, Plan(loops, self.merges(config, groups, deepest=deepest),
+                                       self.merges(config, groups, deepest=False)), test)
+
+    def merges(self, config: RunConfig, groups: list[list[Task]], *, deepest: bool) -> list[MergeStep]:
+        return tree_plan(groups, config.threshold, deepest=deepest)
 
 
 class NoMerge(FGO):
@@ -96,8 +91,10 @@ class NoMerge(FGO):
     def merge(self, tree: MergeTree, items):
         return items[0] if len(items) == 1 else tree.merge_all_at_once(items)
 
-    def project(self, config: RunConfig, suite: Suite, n_train: int, n_test: int) -> dict[str, int]:
-        return _loop_calls(config, suite, n_train, n_test, merges=1, backtests=n_train)
+    def merges(self, config: RunConfig, groups: list[list[Task]], *, deepest: bool) -> list[MergeStep]:
+        if len(groups) < 2:
+            return []
+        return [MergeStep(len(groups), [t for g in groups for t in g])]
 
 
 class _Batched:
@@ -115,8 +112,8 @@ class _Batched:
                             label=self.name)
         return Outcome(res.best, res.best_id, res.best_score, res.steps)
 
-    def project(self, config: RunConfig, suite: Suite, n_train: int, n_test: int) -> dict[str, int]:
-        return _loop_calls(config, suite, n_train, n_test)
+    def plan(self, config: RunConfig, train: list[Task], test: list[Task]) -> Plan:
+        return _with_test(config, Plan([Loop(self.batches(config, train, random.Random(config.seed)))]), test)
 
 
 class AllAtOnce(_Batched):
@@ -163,6 +160,30 @@ def method_for(name: str) -> Method:
         raise ConfigError(f"unknown method {name!r}; choose from {', '.join(METHODS)}") from None
 
 
-def project_calls(config: RunConfig, suite: Suite, n_train: int, n_test: int) -> dict[str, int]:
-    """Upper-bound estimate of LLM calls per role, before any cache hit."""
-    return method_for(config.method).project(config, suite, n_train, n_test)
+def check_run(config: RunConfig, suite: Suite, train: list[Task]) -> None:
+    """Refuse a run that cannot do what it says (more subsets than training tasks)."""
+    if not train:
+        raise ConfigError(f"suite {config.suite!r} has no training tasks")
+    if config.method != "vanilla" and config.subsets > len(train):
+        raise ConfigError(f"subsets: N = {config.subsets} but there are only {len(train)} training tasks; "
+                          f"choose N ≤ {len(train)}")
+
+
+def run_notes(config: RunConfig, suite: Suite) -> list[str]:
+    """What the operator should know before starting: the suite's notes, the simulator's limits."""
+    notes = list(getattr(suite, "notes", None) or [])
+    sim_roles = [r for r, rc in config.roles.items() if rc.model.startswith("fgo-sim/")]
+    if config.suite == "jsonl" and "agent" in sim_roles:
+        notes.append("the simulated LLM cannot answer your own tasks (it replies 'unknown'): use a real model "
+                     "for the agent to learn anything")
+    return notes
+
+
+def project(config: RunConfig, suite: Suite, train: list[Task], test: list[Task], *,
+            windows: Callable[[str], int | None] | None = None) -> Projection:
+    """Calls (a hard upper bound and an expected value), tokens and cost per role for this run."""
+    check_run(config, suite, train)
+    plan = method_for(config.method).plan(config, train, test)
+    proj = estimate(plan, config, suite, suite.initial_module(), windows=windows)
+    proj.notes = run_notes(config, suite) + proj.notes
+    return proj

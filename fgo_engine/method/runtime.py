@@ -153,6 +153,9 @@ class Runtime:
         self.control.checkpoint()
         scope = replace(scope, epoch=epoch)
         futures = [self.pool.submit(scope.key, self.executor.rollout, self, t, module, scope) for t in tasks]
+        for t, f in zip(tasks, futures):  # progress as each episode ends, not when the pass is in
+            f.add_done_callback(lambda f, tid=t.id: f.exception() is None and self.bus.emit(
+                ev.TaskFinished(scope.kind, scope.id, scope.phase, epoch, tid)))
         trajs = [f.result() for f in futures]
         rows = []
         for t, tr in zip(tasks, trajs):

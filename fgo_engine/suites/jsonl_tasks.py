@@ -6,7 +6,8 @@ checked before any task is returned, so a bad line never leaves a half-loaded su
 the first problem is reported with the file name and its 1-based line number.
 
 Splits: when any line has a ``split``, the file decides (lines without one train); when
-none has, a seeded ``test_fraction`` of the tasks is held out (0.0: test = train).
+none has, a seeded ``test_fraction`` of the tasks is held out (default: a quarter of a
+file with at least four tasks, and the suite says so in ``notes``; 0.0: test = train).
 """
 from __future__ import annotations
 
@@ -134,6 +135,10 @@ def read_task_file(path: str | Path,
     return rows
 
 
+AUTO_TEST_FRACTION = 0.25  # held out when the file gives no split
+AUTO_SPLIT_MIN = 4  # ... and has at least this many tasks
+
+
 class JsonlSuite:
     """Tasks from a user's JSONL file, answered in one LLM call and scored by a scorer."""
 
@@ -145,7 +150,7 @@ class JsonlSuite:
         path: str | Path | None = None,
         seed: int = 0,
         scorer: str | dict[str, Any] = "normalized",
-        test_fraction: float = 0.0,
+        test_fraction: float | None = None,
         instruction: str | None = None,
         judge: Callable[[str, str], float] | None = None,
         **options: Any,
@@ -156,8 +161,9 @@ class JsonlSuite:
                 "(options: path, seed, scorer, test_fraction, instruction, judge)")
         if path is None:
             raise ConfigError("jsonl suite needs a task file: path=…/tasks.jsonl")
-        if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) \
-                or not 0.0 <= test_fraction < 1.0:
+        if test_fraction is not None and (isinstance(test_fraction, bool)
+                                          or not isinstance(test_fraction, (int, float))
+                                          or not 0.0 <= test_fraction < 1.0):
             raise ConfigError(
                 f"jsonl suite: test_fraction must be a number in [0, 1), got {test_fraction!r}")
         if instruction is not None and (not isinstance(instruction, str)
@@ -165,7 +171,8 @@ class JsonlSuite:
             raise ConfigError("jsonl suite: instruction must be a non-empty string")
         self.path = Path(path)
         self.seed = seed
-        self.test_fraction = float(test_fraction)
+        self.test_fraction = None if test_fraction is None else float(test_fraction)
+        self.notes: list[str] = []  # what the operator should know about the split
         self.instruction = instruction
         self.scorer_name, _ = parse_spec(scorer)
         self._scorer_spec = scorer
@@ -181,7 +188,7 @@ class JsonlSuite:
 
     def _split(self) -> tuple[list[Task], list[Task]]:
         if any(row.split is not None for row in self.rows):
-            if self.test_fraction > 0:
+            if self.test_fraction:
                 raise ConfigError(
                     f"{self.path} sets 'split' on its tasks; drop test_fraction or the splits")
             train = [r.task for r in self.rows if r.split != "test"]
@@ -191,9 +198,18 @@ class JsonlSuite:
                                     "at least one must be 'train'")
             return train, (test or list(train))
         tasks = [r.task for r in self.rows]
-        if self.test_fraction == 0.0 or len(tasks) < 2:
+        fraction = self.test_fraction
+        if fraction is None:  # no split given: hold out a seeded quarter rather than test on the training tasks
+            fraction = AUTO_TEST_FRACTION if len(tasks) >= AUTO_SPLIT_MIN else 0.0
+        if fraction == 0.0 or len(tasks) < 2:
+            if self.test_fraction is None:
+                self.notes.append(f"{self.path.name} has no 'split' and only {len(tasks)} tasks: the test "
+                                  "set is the training set")
             return tasks, list(tasks)
-        n_test = min(max(1, round(self.test_fraction * len(tasks))), len(tasks) - 1)
+        n_test = min(max(1, round(fraction * len(tasks))), len(tasks) - 1)
+        if self.test_fraction is None:
+            self.notes.append(f"{self.path.name} has no 'split': held out {n_test} of {len(tasks)} tasks as the "
+                              f"test set (seeded; set test_fraction=0 to test on the training tasks)")
         held = set(random.Random(f"jsonl/{self.seed}").sample(range(len(tasks)), n_test))
         train = [t for i, t in enumerate(tasks) if i not in held]
         test = [t for i, t in enumerate(tasks) if i in held]

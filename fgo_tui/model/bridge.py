@@ -38,6 +38,7 @@ class Batch:
     step_counts: dict[tuple[str, str], int] = field(default_factory=dict)  # incl. dropped ones
     tokens: dict[tuple[str, str], TokenDelta] = field(default_factory=dict)
     roles: dict[str, TokenDelta] = field(default_factory=dict)
+    phases: dict[str, TokenDelta] = field(default_factory=dict)  # explore | evaluate | optimize | merge | …
     total_tokens: int | None = None
     reviews: list[Any] = field(default_factory=list)  # ReviewRequest objects, in order
     received: int = 0
@@ -70,7 +71,8 @@ class EventBuffer:
                 b.step_counts[key] = b.step_counts.get(key, 0) + 1
             elif isinstance(event, ev.TokensUsed):
                 key = (event.scope_kind, event.scope_id)
-                for bucket in (b.tokens.setdefault(key, TokenDelta()), b.roles.setdefault(event.role, TokenDelta())):
+                for bucket in (b.tokens.setdefault(key, TokenDelta()), b.roles.setdefault(event.role, TokenDelta()),
+                               b.phases.setdefault(event.phase or "other", TokenDelta())):
                     bucket.calls += 1
                     if event.error:
                         bucket.errors += 1

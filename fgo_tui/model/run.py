@@ -6,7 +6,6 @@ their own. No Textual import: the app drives this from its workers and timers.
 """
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -65,7 +64,9 @@ class RunController:
         self.spent = False  # session.run() has returned once: a new run needs a fresh Session
         self.result: Any = None
         self.next_overrides: dict[str, Any] | None = None  # config changes for the next run (a new budget)
-        self._lock = threading.Lock()
+        from fgo_engine.progress import RateMeter
+
+        self.meter = RateMeter()
 
     # -- building (worker threads) ------------------------------------------------------
     def create(self, config: Any) -> None:
@@ -97,39 +98,76 @@ class RunController:
         self._load_view()
 
     def _load_view(self) -> None:
+        from fgo_engine.session import elapsed_seconds
         from fgo_tui.model.data import load_run_view
 
         view = load_run_view(self.store)
         view.path = str(self.path)
+        view.elapsed_before = elapsed_seconds(self.store)
+        cfg = (self.store.session_info().get("config_json") or {})
+        view.workers = int(cfg.get("workers") or 0)
+        view.settle(view.status)  # subsets a stopped run left "running" are not running
+        for r in self.store.query("select phase, sum(prompt_tokens + completion_tokens) n from ledger "
+                                  "where cache_hit = 0 group by phase"):
+            view.phase_tokens[r["phase"] or "other"] = int(r["n"] or 0)
         self.view = view
 
-    def fresh_session(self) -> None:
-        """A cancelled or finished Session keeps its stop flag: resume with a new one."""
+    def prepare(self) -> tuple[Any, Any] | None:
+        """A cancelled or finished Session keeps its stop flag: open a new one (worker thread).
+        Returns (session, gate) without touching the controller; :meth:`adopt` swaps them in."""
         if self.session is not None and not self.spent and not self.next_overrides:
-            return
+            return None
         old = self.session
-        overrides, self.next_overrides = self.next_overrides, None
         policy = old.config.review if old is not None else self.view.review_policy
         auto = self.auto
-        self.gate = make_gate(policy, self.buffer)
-        if auto is not None and hasattr(self.gate, "set_auto"):
-            self.gate.set_auto(auto)
-        self.session = self.factory.open(self.path, overrides=overrides, gate=self.gate, sinks=[self.buffer])
+        gate = make_gate(policy, self.buffer)
+        if auto is not None and hasattr(gate, "set_auto"):
+            gate.set_auto(auto)
+        session = self.factory.open(self.path, overrides=self.next_overrides, gate=gate, sinks=[self.buffer])
+        return session, gate
+
+    def adopt(self, prepared: tuple[Any, Any] | None) -> None:
+        """Swap in a prepared session (UI thread: screens read session, store and gate there)."""
+        if prepared is None:
+            return
+        old = self.session
+        self.session, self.gate = prepared
         self.store = self.session.store
-        self.spent = False
+        self.spent, self.next_overrides = False, None
         if old is not None:
             old.close()
 
-    def run(self) -> Any:
-        """Blocking: the app calls this in a thread worker."""
-        self.fresh_session()
-        self.started_at, self.finished_at = self.clock(), None
+    def fresh_session(self) -> None:
+        self.adopt(self.prepare())
+
+    def run(self, on_ui: Callable[..., Any] | None = None) -> Any:
+        """Blocking: the app calls this in a thread worker. ``on_ui(fn, *args)`` runs ``fn`` on the
+        UI thread (the app's ``call_from_thread``): every change of the controller's state goes
+        through it, so the UI never sees a half-swapped session."""
+        ui = on_ui or (lambda fn, *args: fn(*args))
+        ui(self.adopt, self.prepare())
+        ui(self._started)
+        result = None
         try:
-            self.result = self.session.run()
-            return self.result
+            result = self.session.run()
+            return result
         finally:
-            self.finished_at = self.clock()
-            self.spent = True
+            try:
+                ui(self._finished, result)
+            except RuntimeError:  # the app is gone (quit): nothing left to show
+                self._finished(result)
+
+    def _started(self) -> None:
+        self.started_at, self.finished_at = self.clock(), None
+
+    def _finished(self, result: Any) -> None:
+        self.result = result
+        self.finished_at = self.clock()
+        self.spent = True
+        # the store now holds this run's wall time too: count it once
+        if self.started_at is not None:
+            self.view.elapsed_before += max(0.0, self.finished_at - self.started_at)
+        self.started_at = self.finished_at = None
 
     # -- control (UI thread) ------------------------------------------------------------
     @property
@@ -142,10 +180,27 @@ class RunController:
 
     @property
     def elapsed(self) -> float | None:
+        """Wall time of the whole session: earlier runs (kept in the file) plus this one."""
+        before = self.view.elapsed_before
         if self.started_at is None:
-            return None
+            return before or None
         end = self.finished_at if self.finished_at is not None else self.clock()
-        return max(0.0, end - self.started_at)
+        return before + max(0.0, end - self.started_at)
+
+    def observe_progress(self) -> None:
+        """Feed the call-rate meter (UI thread, once per drain)."""
+        if self.running:
+            self.meter.observe(self.clock(), self.view.calls_this_run)
+
+    def progress(self) -> tuple[float, float | None]:
+        """(share of the expected calls made, seconds left at the observed rate)."""
+        from fgo_engine.progress import fraction
+
+        v = self.view
+        done = v.status == "done"
+        share = fraction(v.calls_this_run, v.expected_calls, finished=done)
+        eta = None if done or not self.running else self.meter.eta(v.calls_this_run, v.expected_calls)
+        return share, eta
 
     def pause(self) -> None:
         if self.session is not None and self.running:

@@ -47,11 +47,15 @@ class SubsetView:
     n_tasks: int = 0
     categories: tuple[str, ...] = ()
     node: str = ""  # the Ray node its rollouts run on ("" in this process)
-    status: str = "pending"  # pending | running | done | failed
+    status: str = "pending"  # pending | queued | running | done | failed
     error: str | None = None
+    queued: str | None = None  # why it waits: "4/4 workers busy", "8/8 slots busy"
+    pass_epoch: int | None = None  # the epoch whose tasks are being explored now
+    pass_done: int = 0  # tasks explored in that epoch (best and candidate)
     epochs: dict[int, EpochView] = field(default_factory=dict)
     best_score: float | None = None
     module_id: str | None = None  # the best module so far
+    prev_module_id: str | None = None  # the best module before it (for "latest change")
     proposed_id: str | None = None  # the latest candidate
     proposed_epoch: int | None = None
     critique: CritiqueView | None = None
@@ -88,6 +92,8 @@ class NodeView:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     calls: int = 0
+    backtest_done: int = 0  # backtest tasks finished (the merge, then the best child under if-not-worse)
+    planned: bool = False  # a skeleton node: the merges still to come
     version: int = 0
 
     @property
@@ -119,6 +125,11 @@ class RunView:
     n_train: int = 0
     n_test: int = 0
     projected_calls: dict[str, int] = field(default_factory=dict)
+    projection: dict[str, Any] = field(default_factory=dict)  # Projection.to_dict() of the current run
+    workers: int = 0
+    calls_this_run: int = 0  # calls since the current run started ("starting…" until the first)
+    run_started: bool = False
+    elapsed_before: float = 0.0  # wall seconds of the session's earlier runs
     subsets: dict[int, SubsetView] = field(default_factory=dict)
     nodes: dict[str, NodeView] = field(default_factory=dict)
     prompt_tokens: int = 0
@@ -126,6 +137,7 @@ class RunView:
     calls: int = 0
     cache_hits: int = 0
     role_tokens: dict[str, int] = field(default_factory=dict)
+    phase_tokens: dict[str, int] = field(default_factory=dict)
     train_score: float | None = None
     test_score: float | None = None
     final_module_id: str | None = None
@@ -141,6 +153,10 @@ class RunView:
     @property
     def tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def expected_calls(self) -> float:
+        return float((self.projection.get("total") or {}).get("calls") or 0)
 
     @property
     def subsets_done(self) -> int:
@@ -193,6 +209,7 @@ class RunView:
                 lines.append(StepLine(st.task_id, "action", st.action))
             s.add_lines(lines)
         for (kind, sid), d in batch.tokens.items():
+            self.calls_this_run += d.calls
             self.prompt_tokens += d.prompt
             self.completion_tokens += d.completion
             self.calls += d.calls
@@ -211,13 +228,25 @@ class RunView:
                     target.version += 1
         for role, d in batch.roles.items():
             self.role_tokens[role] = self.role_tokens.get(role, 0) + d.prompt + d.completion
+        for phase, d in batch.phases.items():
+            self.phase_tokens[phase] = self.phase_tokens.get(phase, 0) + d.prompt + d.completion
 
     def _apply_event(self, e: ev.Event) -> None:
         if isinstance(e, ev.RunStarted):
             self.method, self.n_subsets = e.method, e.n_subsets
             self.n_train, self.n_test = e.n_train, e.n_test
             self.projected_calls = dict(e.projected_calls)
+            self.projection = dict(e.projection or {})
             self.message = ""
+            self.run_started, self.calls_this_run = True, 0
+            if self.method in ("fgo", "no-merge"):
+                for sid in range(e.n_subsets):  # not started yet: waiting for a worker
+                    s = self.subset(sid)
+                    if s.status in ("pending", "running", "queued"):
+                        s.status = "queued"
+                        busy = self.workers and self.workers < e.n_subsets
+                        s.queued = f"{self.workers}/{self.workers} workers busy" if busy else None
+                        s.version += 1
         elif isinstance(e, ev.RunStatus):
             if e.status != self.status:
                 self.log("info", f"status: {e.status}" + (f" ({e.message})" if e.message else ""))
@@ -229,7 +258,24 @@ class RunView:
             s.name, s.n_tasks, s.categories, s.node = e.name, e.n_tasks, tuple(e.categories), e.node
             if s.status != "done":
                 s.status = "running"
+            s.queued = None
             s.version += 1
+        elif isinstance(e, ev.TaskFinished):
+            if e.scope_kind == "subset" and e.phase == "explore" and e.scope_id.isdigit():
+                s = self.subset(int(e.scope_id))
+                if s.pass_epoch != e.epoch:
+                    s.pass_epoch, s.pass_done = e.epoch, 0
+                s.pass_done += 1
+                s.version += 1
+            elif e.scope_kind == "node":
+                n = self.node(e.scope_id)
+                n.backtest_done += 1
+                n.version += 1
+        elif isinstance(e, ev.SlotWait):
+            if e.scope_kind == "subset" and e.scope_id.isdigit():
+                s = self.subset(int(e.scope_id))
+                s.queued = f"{e.in_flight}/{e.limit} slots busy" if e.waiting else None
+                s.version += 1
         elif isinstance(e, ev.CritiqueMade):
             s = self.subset(e.subset_id)
             s.critique = CritiqueView(e.epoch, e.task_id, e.failure, e.suggestion)
@@ -243,6 +289,8 @@ class RunView:
         elif isinstance(e, ev.EpochDone):
             s = self.subset(e.subset_id)
             s.epochs[e.epoch] = EpochView(e.epoch, e.score, e.best_score, e.adopted)
+            if e.module_id != s.module_id:
+                s.prev_module_id = s.module_id or "initial"
             s.best_score, s.module_id = e.best_score, e.module_id
             if s.proposed_epoch is not None and s.proposed_epoch <= e.epoch:
                 s.proposed_id = s.proposed_epoch = None  # judged: adopted or rejected
@@ -267,7 +315,9 @@ class RunView:
                     if c in self.nodes:
                         self.nodes[c].parent_id = n.id
             was = n.status
-            n.status, n.n_tasks = e.status, e.n_tasks
+            n.status, n.n_tasks, n.planned = e.status, e.n_tasks, False
+            if e.status == "merging" and was != "merging":
+                n.backtest_done = 0
             if e.score_before is not None:
                 n.score_before = e.score_before
             if e.status in ("merging", "pending_review"):
@@ -291,6 +341,7 @@ class RunView:
         elif isinstance(e, ev.ReviewRequested):
             self.pending_review = e.node_id
         elif isinstance(e, ev.RunFinished):
+            self.settle(e.status)
             self.status = e.status
             self.message = e.message
             self.train_score, self.test_score = e.train_score, e.test_score
@@ -301,6 +352,15 @@ class RunView:
         elif isinstance(e, ev.Log):
             self.log(e.level, e.text)
 
+    def settle(self, status: str) -> None:
+        """A run that is not on any more leaves nothing "running" or "queued" behind."""
+        if status == "running":
+            return
+        for s in self.subsets.values():
+            if s.status in ("running", "queued"):
+                s.status, s.queued = "stopped", None
+                s.version += 1
+
     def roots(self) -> list[str]:
         """Top of the merge tree: nodes no other node lists as a child, then loose subsets."""
         children = {c for n in self.nodes.values() for c in n.child_ids}
@@ -310,15 +370,10 @@ class RunView:
 
 
 def fmt_tokens(n: int | float | None) -> str:
-    """12 → '12', 12_345 → '12.3k', 2_500_000 → '2.50M'."""
-    if n is None:
-        return "—"
-    n = float(n)
-    if n < 1000:
-        return f"{n:.0f}"
-    if n < 1_000_000:
-        return f"{n / 1000:.1f}k"
-    return f"{n / 1_000_000:.2f}M"
+    """12 → '12', 12_345 → '12.3k', 2_500_000 → '2.50M' (the projection's count format)."""
+    from fgo_engine.method.projection import fmt_count
+
+    return fmt_count(n)
 
 
 def fmt_score(x: float | None) -> str:

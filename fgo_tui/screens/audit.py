@@ -2,20 +2,24 @@
 the optimizer saw (or the merge and its review) — and the diff to its parent."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rich.console import Group
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
 from fgo_tui.model import data
 from fgo_tui.model.state import fmt_score, short
+from fgo_tui.widgets.provenance_view import blame_lines
 from fgo_tui.widgets.render import categories_text, critique_line, diff_text, heading, kv, module_block
 
 
@@ -34,16 +38,34 @@ class AuditScreen(Screen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("x", "export", "Export report"),
+        Binding("b", "export_blame", "Export provenance"),
         Binding("p", "parent", "Go to parent"),
     ]
 
-    def __init__(self, store: Any, module_id: str | None = None):
+    @dataclass
+    class Loaded(Message):
+        """A module's audit and provenance, read in a worker."""
+
+        module_id: str
+        audit: Any
+        blame: Any
+        error: str | None = None
+
+    @dataclass
+    class Exported(Message):
+        paths: list[Path]
+        error: str | None = None
+
+    def __init__(self, store: Any, module_id: str | None = None, *, out_dir: Path | None = None):
         super().__init__()
         self.store = store
         self.module_id = module_id
+        self.out_dir = out_dir
         self.modules: list[dict] = []
         self.shown: data.Audit | None = None
+        self.blame: Any = None
         self.plain = ""
+        self.loaded: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(Text("Audit: why each module version changed", style="bold"), classes="screen-title")
@@ -74,14 +96,33 @@ class AuditScreen(Screen):
             self.show(event.option.id)
 
     def show(self, module_id: str) -> None:
+        """Read the module's audit and provenance in a worker; render when they arrive."""
+        self.module_id = module_id
+        self._load(module_id)
+
+    @work(thread=True, exclusive=True, group="audit", exit_on_error=False)
+    def _load(self, module_id: str) -> None:
+        from fgo_engine.provenance import blame
+
         try:
-            a = data.audit(self.store, module_id)
-        except Exception as exc:  # noqa: BLE001
-            self.query_one("#audit-text", Static).update(Text(f"cannot read {module_id}: {exc}", style="red"))
+            self.post_message(self.Loaded(module_id, data.audit(self.store, module_id), blame(self.store, module_id)))
+        except Exception as exc:  # noqa: BLE001 - shown in the pane, never a traceback
+            self.post_message(self.Loaded(module_id, None, None, f"cannot read {module_id}: {exc}"))
+
+    @on(Loaded)
+    def _loaded(self, message: Loaded) -> None:
+        if message.module_id != self.module_id:
+            return  # the operator moved on
+        if message.error:
+            self.query_one("#audit-text", Static).update(Text(message.error, style="red"))
             return
-        if a is None:
+        if message.audit is None:
             return
-        self.module_id, self.shown = module_id, a
+        self.shown, self.blame = message.audit, message.blame
+        self._show_audit(message.audit, message.blame)
+        self.loaded = message.module_id
+
+    def _show_audit(self, a: data.Audit, blame: Any) -> None:
         m = a.module
         parts: list[Text] = [
             Text(f"{m['id']}", style="bold"),
@@ -95,6 +136,7 @@ class AuditScreen(Screen):
         parts += [Text(w) for w in a.why]
         for r in a.reviews:
             parts.append(kv(("review", r["decision"]), ("by", r["by"]), ("at", r["created_at"])))
+        parts += [heading("Where each rule came from (b exports it)")] + blame_lines(blame, width=160, critiques=2)
         parts.append(heading(f"Diff to parent {a.parent['id']}" if a.parent else "Diff to parent"))
         parts.append(diff_text(a.diff) if a.parent else Text("(no parent: this is where it started)", style="dim"))
         if a.merged_from:
@@ -145,6 +187,35 @@ class AuditScreen(Screen):
 
     def action_export(self) -> None:
         self.app.export_report()
+
+    def action_export_blame(self) -> None:
+        if self.blame is None:
+            self.notify("nothing to export yet")
+            return
+        out_dir = self.out_dir or getattr(self.app, "sessions_dir", Path("sessions"))
+        self._write_blame(self.blame, Path(out_dir), Path(getattr(self.store, "path", "session")).stem)
+
+    @work(thread=True, exclusive=True, group="audit-export", exit_on_error=False)
+    def _write_blame(self, blame: Any, out_dir: Path, stem: str) -> None:
+        from fgo_engine.provenance import to_json, to_markdown
+
+        base = out_dir / f"{stem}-{blame.module_id}-provenance"
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            md, js = base.with_suffix(".md"), base.with_suffix(".json")
+            md.write_text(to_markdown(blame), encoding="utf-8")
+            js.write_text(to_json(blame), encoding="utf-8")
+            self.post_message(self.Exported([md, js]))
+        except OSError as exc:
+            self.post_message(self.Exported([], f"export failed: {exc}"))
+
+    @on(Exported)
+    def _exported(self, message: Exported) -> None:
+        if message.error:
+            self.notify(message.error, severity="error", markup=False)
+        else:
+            self.notify("wrote " + " and ".join(str(p) for p in message.paths), title="Provenance", timeout=8,
+                        markup=False)
 
     def action_back(self) -> None:
         self.app.pop_screen()

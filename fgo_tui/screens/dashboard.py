@@ -16,7 +16,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Log, TabbedContent, TabPane, Tree
+from textual.widgets import Footer, Log, Static, TabbedContent, TabPane, Tree
 
 from fgo_tui.messages import RunUpdated
 from fgo_tui.model.state import fmt_score, fmt_tokens
@@ -26,6 +26,7 @@ from fgo_tui.widgets.render import STATUS_STYLE
 from fgo_tui.widgets.subset_panel import SubsetPanel
 from fgo_tui.widgets.text_box import TextBox
 from fgo_tui.widgets.token_bar import TokenBar
+from fgo_tui.widgets.usage_chart import usage_chart
 
 if TYPE_CHECKING:
     from fgo_tui.model.run import RunController
@@ -40,6 +41,16 @@ def fmt_elapsed(seconds: float | None) -> str:
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
+def detail_key(item_id: str, v) -> tuple:
+    """What the node detail shows moves with this, not with every token batch (a re-read then)."""
+    if item_id.startswith("n"):
+        n = v.nodes.get(item_id)
+        return (item_id, None) if n is None else (item_id, n.status, n.decision, n.decided_by, n.module_id,
+                                                  n.score_after)
+    s = v.subsets.get(int(item_id[1:])) if item_id[1:].isdigit() else None
+    return (item_id, None) if s is None else (item_id, s.status, s.module_id, s.best_score, s.critiques_seen)
+
+
 class SubsetGrid(VerticalScroll):
     """The panels' grid. Scrolling brings off-screen panels (whose streams were skipped) up to date."""
 
@@ -51,14 +62,15 @@ class SubsetGrid(VerticalScroll):
 
 class DashboardScreen(Screen):
     BINDINGS = [
-        Binding("1", "tab('tab-subsets')", "Subsets"),
-        Binding("2", "tab('tab-tree')", "Merge tree"),
-        Binding("3", "tab('tab-events')", "Events"),
+        # the tabs show 1/2/3 themselves; short descriptions keep the footer whole at 100 columns
+        Binding("1", "tab('tab-subsets')", "Subsets", show=False),
+        Binding("2", "tab('tab-tree')", "Tree", show=False),
+        Binding("3", "tab('tab-events')", "Events", show=False),
         Binding("p", "pause", "Pause"),
         Binding("r", "resume", "Resume"),
-        Binding("c", "cancel", "Cancel run"),
-        Binding("v", "review", "Review merge"),
-        Binding("u", "toggle_auto", "Auto-approve"),
+        Binding("c", "cancel", "Cancel"),
+        Binding("v", "review", "Review"),
+        Binding("u", "toggle_auto", "Auto"),
         Binding("a", "audit", "Audit"),
         Binding("x", "export", "Export"),
         Binding("escape", "back", "Sessions"),
@@ -74,19 +86,21 @@ class DashboardScreen(Screen):
         self._module_misses: dict[str, int] = {}
         self._bar_lines = 0
         self._chose_tab = False  # the operator picked a tab: no automatic switching any more
+        self._usage: tuple = ()
 
     # -- layout -------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield TextBox(id="run-bar")
         yield TokenBar(id="budget-bar")
         with TabbedContent(initial="tab-subsets", id="dash-tabs"):
-            with TabPane("Subsets", id="tab-subsets"):
+            with TabPane("1 Subsets", id="tab-subsets"):
                 yield SubsetGrid(id="subset-grid")
-            with TabPane("Merge tree", id="tab-tree"):
+            with TabPane("2 Merge tree", id="tab-tree"):
                 with Horizontal(id="tree-body"):
                     yield MergeTree(id="merge-tree")
                     yield NodeDetail(id="node-detail")
-            with TabPane("Events", id="tab-events"):
+            with TabPane("3 Events", id="tab-events"):
+                yield Static("", id="usage-chart")
                 yield Log(id="events-log", max_lines=2000)
         yield Footer()
 
@@ -156,12 +170,16 @@ class DashboardScreen(Screen):
             self.query_one(MergeTree).sync(v)
         detail = self.query_one(NodeDetail)
         shown = detail.shown
-        if shown:
-            item = v.nodes.get(shown) if shown.startswith("n") else v.subsets.get(int(shown[1:]))
-            key = (shown, getattr(item, "version", None))
+        if shown and tab == "tab-tree":
+            key = detail_key(shown, v)
             if key != self._detail_version:
                 self._detail_version = key
                 detail.show(self.ctl.store, shown, v.nodes.get(shown))
+        if tab == "tab-events":
+            usage = (tuple(v.role_tokens.items()), tuple(v.phase_tokens.items()))
+            if usage != self._usage:
+                self._usage = usage
+                self.query_one("#usage-chart", Static).update(usage_chart(v))
         if v.logs_seen > self._logs_seen:
             log = self.query_one("#events-log", Log)
             new = list(v.logs)[-min(len(v.logs), v.logs_seen - self._logs_seen):]
@@ -179,6 +197,8 @@ class DashboardScreen(Screen):
         t.append(f"◆ {v.name}", style="bold")
         t.append(f"  {v.suite} · {v.method} · N={v.n_subsets} E={v.epochs} t={v.threshold}", style="")
         status = "paused" if ctl.paused else v.status
+        if status == "running" and ctl.running and not v.calls_this_run:
+            status = "starting…"  # importing litellm, building the suite, waiting for the first answer
         t.append("  ● ", style=STATUS_STYLE.get(status, ""))
         t.append(status, style=STATUS_STYLE.get(status, ""))
         t.append(f"   subsets {v.subsets_done}/{v.n_subsets or len(v.subsets)}")
@@ -191,6 +211,17 @@ class DashboardScreen(Screen):
             review = "auto, switched to ask"
         t.append(f"   review: {review}", style="dim")
         t.append("\n")
+        if v.expected_calls and (ctl.running or v.status == "done"):
+            share, eta = ctl.progress()
+            cells = 20
+            full = round(cells * share)
+            t.append("█" * full, style="green")
+            t.append("░" * (cells - full), style="grey30")
+            t.append(f" {share:.0%}", style="bold")
+            t.append(f" of ~{round(v.expected_calls):,} calls", style="dim")
+            if eta is not None:
+                t.append(f" · ETA {fmt_elapsed(eta)}")
+            t.append("\n")
         t.append(f"tokens {fmt_tokens(v.tokens)}", style="bold")
         t.append(f" ({fmt_tokens(v.prompt_tokens)} prompt · {fmt_tokens(v.completion_tokens)} completion)"
                  f" · {v.calls:,} calls, {v.cache_hits:,} cached", style="dim")
@@ -259,7 +290,8 @@ class DashboardScreen(Screen):
         n = len(self._panels)
         if not n:
             return
-        cols = 1 if n == 1 else 2 if n in (2, 4) else 3 if self.size.width < 200 else 4
+        width = self.size.width
+        cols = 1 if n == 1 else 2 if n in (2, 4) or width < 130 else 3 if width < 200 else 4
         rows = -(-n // cols)
         height = grid.size.height or max(17, self.size.height - 9)
         grid.styles.grid_size_columns = cols
@@ -296,9 +328,7 @@ class DashboardScreen(Screen):
         nid = event.node.data
         if nid:
             v = self.view
-            item = v.nodes.get(nid) if nid.startswith("n") else v.subsets.get(int(nid[1:])) if nid[1:].isdigit() \
-                else None
-            self._detail_version = (nid, getattr(item, "version", None))
+            self._detail_version = detail_key(nid, v)
             self.query_one(NodeDetail).show(self.ctl.store, nid, v.nodes.get(nid))
 
     def select_tree_node(self, nid: str) -> bool:

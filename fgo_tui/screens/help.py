@@ -24,7 +24,7 @@ session, so any run can be resumed; finished work is served from the response ca
 |---|---|
 | `?` | this help |
 | `ctrl+p` | command palette (screens and actions) |
-| `ctrl+q` | quit (a running session is cancelled cleanly and stays resumable) |
+| `ctrl+q` | quit; during a run it asks, then stops the run (resumable) and prints `fgo resume …` |
 | `tab` / `shift+tab` | move between panes; the mouse works too |
 
 ## Sessions
@@ -37,8 +37,10 @@ session, so any run can be resumed; finished work is served from the response ca
 | `f5` | refresh the list |
 
 ## New session
-Fill the form; the projected number of LLM calls updates as you type and problems are
-explained under the form. `ctrl+s` starts the run, `escape` goes back.
+Fill the form; the projection (calls: a hard bound and the expected number; tokens; cost
+from litellm's price map) updates as you type, and each field's problem is shown under it.
+Numbers take `5k` / `1.2M`; "same for every role" sets all four models. `ctrl+s` starts
+the run, `escape` goes back.
 
 ## Run dashboard
 | key | |
@@ -57,30 +59,51 @@ explained under the form. `ctrl+s` starts the run, `escape` goes back.
 |---|---|
 | `a` | approve: backtest the merged module as proposed |
 | `e` | edit the merged module; `ctrl+s` backtests your text, `escape` leaves the editor |
-| `r` | roll back: keep the best child's module |
+| `r` | roll back: keep the best child's module (first says what the roll back throws away) |
 | `u` | auto-approve on (this and later merges) / off |
 | `escape` | decide later (the run waits; `v` on the dashboard brings it back) |
 
 ## Audit
 Pick any module version on the left: why it changed (the critiques and trajectories the
-optimizer saw, or the merge and its review) and the diff to its parent. `x` exports.
+optimizer saw, or the merge and its review), the diff to its parent, and where each rule
+came from. `p` goes to the parent, `b` exports the provenance (Markdown and JSON), `x`
+exports the session report.
 """
+
+SCREEN_SECTIONS = {"SessionsScreen": "Sessions", "NewSessionScreen": "New session", "DashboardScreen": "Run dashboard",
+                   "ReviewScreen": "Merge review", "AuditScreen": "Audit"}
+
+
+def help_for(screen_name: str | None) -> str:
+    """The help with the current screen's keys first."""
+    head, *sections = HELP.split("\n## ")
+    title = SCREEN_SECTIONS.get(screen_name or "")
+    first = [sec for sec in sections if sec.split("\n", 1)[0].strip() == title]
+    if not first:
+        return HELP
+    rest = [sec for sec in sections if sec not in first]
+    return "\n## ".join([f"# Keys here: {first[0]}\n\n{head}", *rest])
 
 
 class HelpScreen(ModalScreen[None]):
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
     HelpScreen > Vertical {
-        width: 100; height: 90%; border: thick $primary 60%; background: $surface; padding: 0 1;
+        width: 100; max-width: 100%; height: 90%; border: thick $primary 60%; background: $surface;
+        padding: 0 1;
     }
     HelpScreen #help-scroll { height: 1fr; }
     """
     BINDINGS = [Binding("escape,q,question_mark", "close", "Close")]
 
+    def __init__(self, screen_name: str | None = None):
+        super().__init__()
+        self.text = help_for(screen_name)
+
     def compose(self) -> ComposeResult:
         with Vertical():
             with VerticalScroll(id="help-scroll"):
-                yield Markdown(HELP, id="help-text")
+                yield Markdown(self.text, id="help-text")
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -26,14 +26,26 @@ SCORERS = ("normalized", "exact", "contains", "regex", "numeric", "llm_judge")
 JSONL = "jsonl"
 
 
-def _num(raw: str) -> Any:
-    """'' → None (use the default); digits → int; anything else is passed on as text so the
-    engine's validation explains what is wrong with it."""
-    t = raw.strip().replace("_", "").replace(",", "")
+SUFFIX = {"k": 1_000, "m": 1_000_000, "g": 1_000_000_000}
+NUMBER_FIELDS = {"f-subsets": "subsets", "f-epochs": "epochs", "f-threshold": "threshold",
+                 "f-budget": "budget_tokens", "f-budget-cost": "budget_cost", "f-seed": "seed",
+                 "f-workers": "workers"}
+
+
+def _num(raw: str, *, real: bool = False) -> Any:
+    """'' → None (use the default); digits → int, also as the app prints them ('5k', '1.2M',
+    '12,000'); ``real`` also takes decimals ('0.50', '$2'). Anything else is passed on as text so
+    the engine's validation explains what is wrong with it."""
+    t = raw.strip().replace("_", "").replace(",", "").lstrip("$")
     if not t:
         return None
-    if re.fullmatch(r"-?\d+", t):
-        return int(t)
+    m = re.fullmatch(r"(-?\d+(?:\.\d+)?)\s*([kKmMgG]?)", t)
+    if m:
+        value = float(m.group(1)) * SUFFIX.get(m.group(2).lower(), 1)
+        if real:
+            return value
+        if value == int(value):
+            return int(value)
     return raw.strip()
 
 
@@ -42,6 +54,33 @@ def parse_options(raw: str) -> dict[str, Any]:
     from fgo_engine.config import parse_key_values
 
     return parse_key_values([p for p in re.split(r"[,\s]+", raw.strip()) if p], "suite options")
+
+
+def projection_text(proj: Any, n_train: int, n_test: int, warnings: list[str]) -> Text:
+    """The projection as the form shows it: calls (bound, expected), tokens and cost per role."""
+    from fgo_engine.method.projection import fmt_cost, fmt_count
+
+    t = Text()
+    t.append(f"{n_train} training / {n_test} test tasks\n", style="dim")
+    def cost(c: float | None) -> str:
+        return "?" if c is None else fmt_cost(c)
+
+    # 36 columns: fits the side panel at 100 columns
+    t.append(f"{'':<9}{'calls≤':>7}{'~':>6}{'tok~':>7}{'cost~':>7}\n", style="dim")
+    for role, p in proj.roles.items():
+        t.append(f"{role[:9]:<9}", style="dim")
+        t.append(f"{fmt_count(p.calls_max):>7}{fmt_count(p.calls):>6}{fmt_count(p.tokens):>7}"
+                 f"{cost(p.cost):>7}\n")
+    t.append(f"{'total':<9}{fmt_count(proj.calls_max):>7}{fmt_count(proj.calls):>6}{fmt_count(proj.tokens):>7}"
+             f"{cost(proj.cost):>7}\n", style="bold")
+    t.append(f"at most about {fmt_count(proj.tokens_max)} tokens · {fmt_cost(proj.cost_max)}\n", style="dim")
+    for w in warnings:
+        t.append(f"⚠ {w}\n", style="yellow")
+    for n in proj.notes:
+        t.append(f"{n}\n", style="dim italic")
+    t.append("calls ≤ is a hard bound (every task fails, every episode runs to its limit); ~ are expected "
+             "values. A resumed run never pays twice for a call.", style="dim")
+    return t
 
 
 class NewSessionScreen(Screen):
@@ -55,7 +94,7 @@ class NewSessionScreen(Screen):
         self.sessions_dir = Path(sessions_dir)
         self.suites = [s for s in suites if s != JSONL]
         self.error = ""  # the message shown next to the form ('' when the form is valid)
-        self.projection: dict[str, int] | None = None
+        self.projection: Any = None  # the latest Projection
         self._suite_cache: dict[str, tuple[int, int, Any]] = {}
         self._debounce = None
 
@@ -78,6 +117,8 @@ class NewSessionScreen(Screen):
                 yield from self._field("Suite options",
                                        Input(placeholder="e.g. n_train=24 n_test=24", id="f-options", compact=True))
                 yield Static(Text("Models per role", style="bold"), classes="form-section")
+                yield from self._field("same for every role", Input(placeholder="type a model to set all four",
+                                                                     id="f-model-all", compact=True))
                 for role in ROLES:
                     yield from self._field(f"{role}", Input(DEFAULT_MODEL, id=f"f-model-{role}", compact=True))
                 yield Static(Text("fgo-sim/small|medium|large[:latency=0.02] is the simulated LLM (a test bed). "
@@ -96,7 +137,10 @@ class NewSessionScreen(Screen):
                 yield from self._field("Review merges", Select([(r, r) for r in REVIEWS], value="ask",
                                                                 allow_blank=False, id="f-review", compact=True))
                 yield Static(Text("Run", style="bold"), classes="form-section")
-                yield from self._field("Token budget", Input(placeholder="none", id="f-budget", compact=True))
+                yield from self._field("Token budget", Input(placeholder="none (e.g. 500k, 1.2M)", id="f-budget",
+                                                             compact=True))
+                yield from self._field("Cost budget (USD)", Input(placeholder="none (e.g. 2.50)", id="f-budget-cost",
+                                                                  compact=True))
                 yield from self._field("Method", Select([(m, m) for m in METHODS], value="fgo", allow_blank=False,
                                                          id="f-method", compact=True))
                 yield from self._field("Parallel subsets", Input("4", id="f-workers", compact=True))
@@ -110,7 +154,7 @@ class NewSessionScreen(Screen):
                 yield from self._field("Ray address", Input(placeholder="local instance (or ray://host:10001, auto)",
                                                             id="f-ray-address", compact=True))
             with Vertical(id="new-side"):
-                yield Static(Text("Projected LLM calls", style="bold"), classes="side-title")
+                yield Static(Text("Projected LLM use", style="bold"), classes="side-title")
                 yield Static(Text("…", style="dim"), id="projection")
                 yield Static("", id="form-error")
                 with Horizontal(id="new-buttons"):
@@ -122,6 +166,7 @@ class NewSessionScreen(Screen):
         with Horizontal(classes=f"field {classes}".strip()):
             yield Label(label, classes="field-label")
             yield widget
+        yield Static("", id=f"err-{widget.id}", classes=f"field-error {classes}".strip())
 
     def on_mount(self) -> None:
         blink = getattr(self.app, "cursor_blink", True)
@@ -151,9 +196,8 @@ class NewSessionScreen(Screen):
         data["suite"] = suite
         if options:
             data["suite_options"] = options
-        for key, wid in (("subsets", "f-subsets"), ("epochs", "f-epochs"), ("threshold", "f-threshold"),
-                         ("budget_tokens", "f-budget"), ("seed", "f-seed"), ("workers", "f-workers")):
-            v = _num(self.value(wid))
+        for wid, key in NUMBER_FIELDS.items():
+            v = _num(self.value(wid), real=key == "budget_cost")
             if v is not None:
                 data[key] = v
         for key, wid in (("cluster", "f-cluster"), ("partition", "f-partition"), ("review", "f-review"),
@@ -164,27 +208,64 @@ class NewSessionScreen(Screen):
         data["roles"] = {r: {"model": self.value(f"f-model-{r}").strip() or DEFAULT_MODEL} for r in ROLES}
         return data
 
-    def build_config(self) -> Any:
-        """The validated RunConfig, or ConfigError with a message for the operator."""
+    def field_errors(self) -> dict[str, str]:
+        """Every field's problem at once, in the engine's words (no litellm import: that is the worker's)."""
         from fgo_engine.config import RunConfig
         from fgo_engine.errors import ConfigError
-        from fgo_engine.sim.profiles import parse_model
 
-        cfg = RunConfig.from_dict(self.form_data())
-        for role, rc in cfg.roles.items():
-            if rc.model.startswith("fgo-sim/"):
-                parse_model(rc.model)
-            elif "/" not in rc.model and not rc.api_base:
-                raise ConfigError(f"model for {role}: write a litellm name with its provider, like "
-                                  f"'openai/{rc.model}', or 'fgo-sim/medium' (got {rc.model!r})")
-        return cfg
+        errors: dict[str, str] = {}
+        for wid, key in NUMBER_FIELDS.items():
+            v = _num(self.value(wid), real=key == "budget_cost")
+            if v is None:
+                continue
+            try:
+                RunConfig.from_dict({key: v})
+            except ConfigError as exc:
+                errors[wid] = str(exc)
+        try:
+            parse_options(self.value("f-options"))
+        except ConfigError as exc:
+            errors["f-options"] = str(exc)
+        if self.value("f-suite") == JSONL and not self.value("f-tasks").strip():
+            errors["f-tasks"] = "give the path of a JSONL task file (one JSON object per line)"
+        for role in ROLES:
+            model = self.value(f"f-model-{role}").strip() or DEFAULT_MODEL
+            if model.startswith("fgo-sim/") or "/" not in model:
+                from fgo_engine.preflight import model_problem
+
+                problem = model_problem(model)
+                if problem:
+                    errors[f"f-model-{role}"] = f"unknown model {model!r} for role {role}: {problem}"
+        return errors
+
+    def show_field_errors(self, errors: dict[str, str]) -> None:
+        for box in self.query(".field-error"):
+            wid = (box.id or "")[4:]
+            msg = errors.get(wid, "")
+            box.update(Text("✖ " + msg, style="red") if msg else "")
+            box.set_class(bool(msg), "-shown")
+
+    def build_config(self) -> Any:
+        """The validated RunConfig, or ConfigError naming every field's problem."""
+        from fgo_engine.config import RunConfig
+        from fgo_engine.errors import ConfigError
+
+        errors = self.field_errors()
+        self.show_field_errors(errors)
+        if errors:
+            raise ConfigError("; ".join(errors.values()))
+        return RunConfig.from_dict(self.form_data())
 
     # -- live validation and projection -------------------------------------------------
     @on(Input.Changed)
     @on(Select.Changed)
     def _changed(self, event: Any) -> None:
-        if getattr(event, "control", None) is not None and event.control.id == "f-suite":
+        control = getattr(event, "control", None)
+        if control is not None and control.id == "f-suite":
             self._toggle_jsonl()
+        if control is not None and control.id == "f-model-all" and control.value.strip():
+            for role in ROLES:  # "same model for every role"
+                self.query_one(f"#f-model-{role}", Input).value = control.value.strip()
         self._schedule()
 
     def _toggle_jsonl(self) -> None:
@@ -211,39 +292,34 @@ class NewSessionScreen(Screen):
         self._project(cfg)
 
     @work(thread=True, exclusive=True, group="projection", exit_on_error=False)
-    def _project(self, cfg: Any) -> tuple[dict[str, int], int, int]:
-        from fgo_engine.method.methods import project_calls
+    def _project(self, cfg: Any) -> tuple[Any, int, int, list[str]]:
+        from fgo_engine.method.methods import project
         from fgo_engine.session import build_suite
 
         key = json.dumps([cfg.suite, cfg.suite_options, cfg.seed], sort_keys=True, default=str)
         if key not in self._suite_cache:
             suite = build_suite(cfg)
-            self._suite_cache[key] = (len(suite.train_tasks()), len(suite.test_tasks()), suite)
-        n_train, n_test, suite = self._suite_cache[key]
-        if n_train == 0:
+            self._suite_cache[key] = (suite.train_tasks(), suite.test_tasks(), suite)
+        train, test, suite = self._suite_cache[key]
+        if not train:
             from fgo_engine.errors import ConfigError
 
             raise ConfigError(f"suite {cfg.suite!r} has no training tasks")
-        return project_calls(cfg, suite, n_train, n_test), n_train, n_test
+        from fgo_engine.preflight import check_models
+
+        check_models(cfg)  # litellm knows the models, and their API keys are set
+        proj = project(cfg, suite, train, test)
+        return proj, len(train), len(test), proj.budget_warnings(cfg)
 
     @on(Worker.StateChanged)
     def _projected(self, event: Worker.StateChanged) -> None:
         if event.worker.group != "projection":
             return
         if event.state == WorkerState.SUCCESS:
-            calls, n_train, n_test = event.worker.result
-            self.projection = calls
+            proj, n_train, n_test, warnings = event.worker.result
+            self.projection = proj
             self.show_error("")
-            t = Text()
-            t.append(f"{n_train} training / {n_test} test tasks\n\n", style="dim")
-            for role, n in calls.items():
-                t.append(f"{role:<10}", style="dim")
-                t.append(f"≤ {n:>7,}\n")
-            t.append(f"{'total':<10}", style="bold")
-            t.append(f"≤ {sum(calls.values()):>7,}\n", style="bold")
-            t.append("\nAn upper bound before cache hits; a resumed run never pays twice for a call.",
-                     style="dim")
-            self.query_one("#projection", Static).update(t)
+            self.query_one("#projection", Static).update(projection_text(proj, n_train, n_test, warnings))
         elif event.state == WorkerState.ERROR:
             err = event.worker.error
             from fgo_engine.errors import FGOError

@@ -17,7 +17,8 @@ from textual.widgets import Button, Footer, Static, TextArea
 
 from fgo_tui.model.data import unified_diff
 from fgo_tui.model.state import fmt_score
-from fgo_tui.widgets.render import categories_text, diff_text, module_block
+from fgo_tui.widgets.provenance_view import rollback_cost, rule_diff_lines, rule_matrix
+from fgo_tui.widgets.render import categories_text, diff_text, heading, module_block
 
 
 def best_child(request: Any) -> Any:
@@ -45,6 +46,7 @@ class ReviewScreen(ModalScreen):
         self.editing = False
         self.best = best_child(request)
         self.diff_plain = ""
+        self.rules_plain = ""
 
     @property
     def node_id(self) -> str:
@@ -72,7 +74,12 @@ class ReviewScreen(ModalScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        editor = self.query_one("#review-editor", TextArea)
+        from textual.css.query import NoMatches
+
+        try:
+            editor = self.query_one("#review-editor", TextArea)
+        except NoMatches:  # closed before it was laid out (the merge stopped being pending): nothing to set up
+            return
         editor.display = False
         editor.cursor_blink = getattr(self.app, "cursor_blink", True)
         self._show_mode()
@@ -93,15 +100,28 @@ class ReviewScreen(ModalScreen):
 
     def _proposed(self) -> Group:
         r, best = self.request, self.best
+        kind = r.proposed.kind
+        rules = [Text("Rules: the merge against each child", style="bold")]
+        rules += rule_matrix(kind, [(c.node_id, c.module.text) for c in r.children], r.proposed.text)
+        for c in r.children:
+            rules += rule_diff_lines(kind, c.node_id, c.module.text, r.proposed.text)
+        self.rules_plain = "\n".join(t.plain for t in rules)
         lines = unified_diff(best.module.text, r.proposed.text, f"{best.node_id} (best child)", "merged")
-        legend = Text(f"Merged module vs the best child {best.node_id}", style="bold")
+        legend = Text(f"Text: the merged module vs the best child {best.node_id}", style="bold")
         legend.append("   + new in the merge   − only in the child", style="dim")
         body = diff_text(lines)
         self.diff_plain = legend.plain + "\n" + body.plain
-        return Group(legend, Text(""), body)
+        return Group(*rules, Text(""), legend, Text(""), body)
 
     def _children(self) -> Group:
-        parts: list[Text] = [Text("Children", style="bold")]
+        from fgo_tui.widgets.provenance_view import category_table
+
+        parts: list[Text] = [Text("Scores per category", style="bold"),
+                             category_table([(c.node_id, self.categories.get(c.node_id) or c.scores_by_category)
+                                             for c in self.request.children]),
+                             Text("(the merge's own scores come with its backtest, in the merge tree)",
+                                  style="dim"),
+                             heading("Children")]
         for c in self.request.children:
             mark = "  ← best (kept on roll back)" if c is self.best else ""
             head = Text(f"{c.node_id} · score {fmt_score(c.score)} · {c.n_tasks} tasks", style="bold")
@@ -126,8 +146,20 @@ class ReviewScreen(ModalScreen):
             self._decide("approve")
 
     def action_rollback(self) -> None:
-        if not self.editing:
-            self._decide("rollback")
+        """Say what a roll back throws away, then ask."""
+        if self.editing:
+            return
+        from fgo_tui.screens.dialogs import ConfirmModal
+
+        body = rollback_cost(self.request.proposed.kind, self.request, self.best, self.categories)
+        self.rollback_plain = body
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._decide("rollback")
+
+        self.app.push_screen(ConfirmModal(f"Roll back merge {self.node_id} to {self.best.node_id}?", body,
+                                          yes="Roll back", no="Keep reviewing"), answered)
 
     def action_edit(self) -> None:
         if self.editing:

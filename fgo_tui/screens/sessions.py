@@ -17,9 +17,10 @@ from fgo_tui.messages import DeleteSession, OpenSession, SessionsChanged
 from fgo_tui.model.state import fmt_score, fmt_tokens, short
 from fgo_tui.widgets.render import STATUS_STYLE
 
-COLUMNS = ("Session", "Suite", "Method", "Models", "Status", "Best", "Tokens", "Last change (UTC)")
-# fixed widths: the layout does not depend on when rows arrive, and long names are cut the same way
-WIDTHS = (28, 10, 13, 40, 10, 6, 9, 17)
+COLUMNS = ("Session", "Status", "Best", "Tokens", "Suite", "Method", "Last change (UTC)", "Models")
+# fixed widths: the layout does not depend on when rows arrive, and long names are cut the same way;
+# what matters most comes first, so 100 columns show everything but the models
+WIDTHS = (24, 10, 6, 8, 10, 13, 17, 40)
 
 
 def models_label(models: list[str]) -> str:
@@ -124,20 +125,20 @@ class SessionsScreen(Screen):
         for r in rows:
             name = Path(r["path"]).stem
             if "error" in r:
-                label = Text(r.get("label", "unreadable"), style="red")
-                table.add_row(Text(name), Text("?"), Text(""), Text(""), label, Text(""),
+                table.add_row(Text(name), Text(r.get("label", "unreadable"), style="red"), Text(""), Text(""),
+                              Text("?"), Text(""),
                               Text(""), Text(""), key=r["path"])
                 continue
             status = r["status"] or "new"
             if active is not None and Path(r["path"]).resolve() == active and status == "running":
                 status = "running"
             table.add_row(
-                Text(short(name, 28), style="bold"), Text(r["suite"] or "?"), Text(r.get("method") or "fgo"),
-                Text(short(models_label(r.get("models") or []), 40)),
-                Text(status, style=STATUS_STYLE.get(status, "")),
+                Text(short(name, 24), style="bold"), Text(status, style=STATUS_STYLE.get(status, "")),
                 Text(fmt_score(r["best_score"]), justify="right"),
                 Text(fmt_tokens(r["tokens"]), justify="right"),
+                Text(r["suite"] or "?"), Text(r.get("method") or "fgo"),
                 Text(when(r.get("updated_at")), style="dim"),
+                Text(short(models_label(r.get("models") or []), 40)),
                 key=r["path"],
             )
         self.loaded = True

@@ -2,16 +2,21 @@
 modules and scores, the reviews and the critique trail below it."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Group
 from rich.text import Text
+from textual import on, work
 from textual.containers import VerticalScroll
+from textual.message import Message
 from textual.widgets import Static
 
 from fgo_tui.model import data
 from fgo_tui.model.state import NodeView, fmt_score, fmt_tokens
+from fgo_tui.widgets.provenance_view import blame_lines, category_table
 from fgo_tui.widgets.render import categories_text, critique_line, diff_text, heading, kv, module_block, status_text
+from fgo_tui.widgets.usage_chart import score_bars
 
 
 class NodeDetail(VerticalScroll):
@@ -20,30 +25,61 @@ class NodeDetail(VerticalScroll):
     NodeDetail > Static { width: 1fr; }
     """
 
+    @dataclass
+    class Loaded(Message):
+        """The detail of ``item_id``, read and laid out in a worker."""
+
+        seq: int
+        item_id: str
+        parts: list[Text]
+
     def __init__(self, **kw):
         super().__init__(**kw)
         self.shown: str | None = None
         self.plain = ""  # the shown text, for tests and screen readers
+        self.loaded: str | None = None  # the item whose detail is on screen
+        self._seq = 0
 
     def compose(self):
         yield Static(Text("Select a node to see its module, its children and the critique trail.", style="dim"),
                       id="detail-body")
 
-    def _set(self, parts: list[Text]) -> None:
-        self.plain = "\n".join(p.plain for p in parts)
+    def _set(self, parts: list) -> None:
+        self.plain = "\n".join(p.plain for p in parts if isinstance(p, Text))
         self.query_one("#detail-body", Static).update(Group(*parts))
 
     def show(self, store: Any, item_id: str | None, view_node: NodeView | None = None) -> None:
+        """Read the item's rows in a worker; the detail changes when they arrive (never on the UI thread)."""
         self.shown = item_id
         if not item_id or store is None:
             return
+        self._seq += 1
+        self._load(self._seq, store, item_id, view_node)
+
+    @work(thread=True, exclusive=True, group="node-detail", exit_on_error=False)
+    def _load(self, seq: int, store: Any, item_id: str, view_node: NodeView | None) -> None:
         try:
             if item_id.startswith("s") and item_id[1:].isdigit():
-                self._set(self._subset(store, int(item_id[1:])))
+                parts = self._subset(store, int(item_id[1:]))
             else:
-                self._set(self._node(store, item_id, view_node))
+                parts = self._node(store, item_id, view_node)
         except Exception as exc:  # a read racing a closing store: say so, never crash
-            self._set([Text(f"cannot read {item_id} right now: {exc}", style="red")])
+            parts = [Text(f"cannot read {item_id} right now: {exc}", style="red")]
+        self.post_message(self.Loaded(seq, item_id, parts))
+
+    @on(Loaded)
+    def _loaded(self, message: Loaded) -> None:
+        message.stop()
+        if message.seq == self._seq:
+            self._set(message.parts)
+            self.loaded = message.item_id
+
+    def _provenance(self, store: Any, module_id: str | None) -> list[Text]:
+        from fgo_engine.provenance import blame
+
+        if not module_id:
+            return []
+        return [heading("Where its rules came from")] + blame_lines(blame(store, module_id), width=120)
 
     def _node(self, store: Any, nid: str, view_node: NodeView | None) -> list[Text]:
         d = data.node_detail(store, nid)
@@ -58,10 +94,18 @@ class NodeDetail(VerticalScroll):
                           ("tokens", fmt_tokens(view_node.tokens if view_node else 0)))]
         for r in d.reviews:
             parts.append(kv(("review", r["decision"]), ("by", r["by"]), ("at", r["created_at"])))
-        if row.get("scores_json"):
-            parts.append(categories_text(row["scores_json"]))
+        parts += [heading("Scores up the tree (0–1)"),
+                  score_bars([(f"{c.id} train", c.score) for c in d.children]
+                             + [(f"{nid} children", row["score_before"]), (f"{nid} backtest", row["score_after"])])]
+        if row.get("scores_json") or any(c.categories for c in d.children):
+            columns = [(c.id, c.categories) for c in d.children]
+            if row.get("scores_json"):
+                columns.append((f"{nid} after", row["scores_json"]))
+            parts += [heading("Scores per category (children, then the merge after its backtest)"),
+                      category_table(columns)]
         if d.module_id:
             parts += [heading(f"Module {d.module_id} (what was backtested)"), module_block(d.module_text)]
+            parts += self._provenance(store, d.module_id)
             if d.proposed_id and d.proposed_id != d.module_id:
                 title = "Merger's proposal (replaced by the operator's edit)" if "edited" in d.module_id \
                     else "Merger's proposal (rolled back)"
@@ -94,6 +138,7 @@ class NodeDetail(VerticalScroll):
                     line.append("✓" if e["adopted"] else "✗", style="green" if e["adopted"] else "red")
             parts.append(line)
         parts += [heading(f"Best module {d.module_id or ''}"), module_block(d.module_text)]
+        parts += self._provenance(store, d.module_id)
         parts.append(heading("Critique trail"))
         parts += [critique_line(r["subset_id"], r["epoch"], r["task_id"], r["failure"] or "", r["suggestion"] or "")
                   for r in d.trail] or [Text("(no failed critiques)", style="dim")]

@@ -6,14 +6,26 @@ from collections.abc import Callable
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Sparkline
 
 from fgo_tui.model.state import RunView, SubsetView, fmt_score, short
-from fgo_tui.widgets.render import STATUS_STYLE, step_line
+from fgo_tui.widgets.render import STATUS_STYLE, step_line, task_label
 from fgo_tui.widgets.text_box import StreamTail, TextBox
 from fgo_tui.widgets.token_bar import TokenBar
 
 STATUS_ICON = {"pending": "○", "running": "●", "done": "✔", "failed": "✖"}
+
+
+def pass_progress(s: SubsetView, epochs: int) -> str:
+    """'epoch 1/2 · 12/20 tasks' while a pass runs, 'epoch 2/2' once judged, '' before anything."""
+    if s.status == "running" and s.pass_epoch is not None and s.n_tasks:
+        # pass 0 explores the starting module; later passes the best and the candidate
+        expected = s.n_tasks if s.pass_epoch == 0 else 2 * s.n_tasks
+        label = "baseline" if s.pass_epoch == 0 else f"epoch {s.pass_epoch}/{epochs or s.pass_epoch}"
+        return f"{label} · {min(s.pass_done, expected)}/{expected} tasks"
+    last = max(s.epochs, default=None)
+    return f"epoch {last}/{epochs or last}" if last is not None else ""
 
 
 class SubsetPanel(Vertical, can_focus=True):
@@ -27,6 +39,9 @@ class SubsetPanel(Vertical, can_focus=True):
     SubsetPanel.-done { border: round $success 50%; }
     SubsetPanel.-failed { border: round $error; }
     SubsetPanel .sp-status, SubsetPanel .sp-scores { height: 1; }
+    SubsetPanel .sp-score-row { height: 1; }
+    SubsetPanel .sp-score-row Sparkline { width: 8; height: 1; margin-right: 1; }
+    SubsetPanel .sp-score-row TextBox { width: 1fr; }
     SubsetPanel .sp-module { height: 3; color: $text-muted; }
     SubsetPanel .sp-critique { height: 2; }
     SubsetPanel StreamTail { height: 1fr; min-height: 2; background: $surface; }
@@ -42,7 +57,9 @@ class SubsetPanel(Vertical, can_focus=True):
 
     def compose(self) -> ComposeResult:
         yield TextBox(classes="sp-status")
-        yield TextBox(classes="sp-scores")
+        with Horizontal(classes="sp-score-row"):
+            yield Sparkline([], summary_function=max, classes="sp-spark")  # score per epoch
+            yield TextBox(classes="sp-scores")
         yield TokenBar(classes="sp-tokens")
         yield TextBox(classes="sp-module")
         yield TextBox(classes="sp-critique")
@@ -53,6 +70,7 @@ class SubsetPanel(Vertical, can_focus=True):
         self._status, self._scores, self._module, self._critique = (
             self.query_one(f".sp-{k}", TextBox) for k in ("status", "scores", "module", "critique"))
         self._bar = self.query_one(TokenBar)
+        self._spark = self.query_one(Sparkline)
         self._log = self.query_one(StreamTail)
 
     @property
@@ -86,9 +104,13 @@ class SubsetPanel(Vertical, can_focus=True):
 
         status = Text()
         status.append(f"{STATUS_ICON.get(s.status, '·')} {s.status}", style=STATUS_STYLE.get(s.status, ""))
-        last = max(s.epochs, default=None)
-        if last is not None:
-            status.append(f"  epoch {last}/{view.epochs or last}", style="")
+        if s.status == "queued" and s.queued:
+            status.append(f" ({s.queued})", style="yellow")
+        elif s.queued and s.status == "running":
+            status.append(f" · queued ({s.queued})", style="yellow")
+        progress = pass_progress(s, view.epochs)
+        if progress:
+            status.append(f"  {progress}")
         status.append("  best ", style="dim")
         status.append(fmt_score(s.best_score), style="bold")
         if s.error:
@@ -106,19 +128,29 @@ class SubsetPanel(Vertical, can_focus=True):
         if not s.epochs:
             scores.append("—", style="dim")
         self._scores.set(scores)
+        data = [e.score for e in sorted(s.epochs.values(), key=lambda e: e.epoch)]
+        if data != list(self._spark.data or []):
+            self._spark.data = data
+            self._spark.styles.width = max(2, min(8, 2 * len(data)))
+        self._spark.display = bool(data)
 
         mod = Text()
         if s.module_id:
             mod.append("module ", style="dim")
             mod.append(s.module_id, style="bold")
             if s.proposed_id:
-                mod.append(f"  testing e{s.proposed_epoch} candidate", style="yellow")
+                mod.append(f" · testing e{s.proposed_epoch}", style="yellow")
             text = self._module_text(s.module_id)
             if text is None:
                 self._version = -1  # not readable yet: try again next tick
-            rules = [ln for ln in (text or "").splitlines() if ln.strip()][-2:]
-            for ln in rules:
-                mod.append("\n" + short(ln, 200))
+            if s.proposed_id:
+                old, new, label = text, self._module_text(s.proposed_id), "candidate: "
+            else:
+                old, new, label = self._module_text(s.prev_module_id or "initial"), text, ""
+            for ln in self._change(old, new):
+                mod.append("\n" + label, style="yellow")
+                mod.append(short(ln, 200), style="green" if ln.startswith("+") else "red" if ln.startswith("−")
+                           else "yellow")
         else:
             mod.append("starting module (no epoch judged yet)", style="dim")
             for ln in [ln for ln in (self._module_text("initial") or "").splitlines() if ln.strip()][-2:]:
@@ -128,7 +160,7 @@ class SubsetPanel(Vertical, can_focus=True):
         crit = Text()
         if s.critique:
             c = s.critique
-            crit.append(f"critique e{c.epoch} {c.task_id} ✗ ", style="red")
+            crit.append(f"critique e{c.epoch} {task_label(c.task_id)} ✗ ", style="red")
             crit.append(short(c.failure, 200))
             if c.suggestion:
                 crit.append("\n→ ", style="dim")
@@ -136,6 +168,16 @@ class SubsetPanel(Vertical, can_focus=True):
         else:
             crit.append("critique: none yet", style="dim")
         self._critique.set(crit)
+
+    def _change(self, old: str | None, new: str | None) -> list[str]:
+        """The latest change as rules ('+ added rule …', '− dropped …'), at most two lines."""
+        from fgo_engine.provenance import latest_change
+        from fgo_tui.widgets.render import toolbox_tools
+
+        if not new or old is None or old == new:
+            return []
+        kind = "toolbox" if toolbox_tools(new) is not None else "instruction"
+        return latest_change(kind, old, new, limit=2)
 
     def _render_steps(self, s: SubsetView) -> None:
         new = s.steps_seen - self._lines_seen

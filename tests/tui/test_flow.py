@@ -8,6 +8,7 @@ from pathlib import Path
 from textual.widgets import TextArea
 
 from fgo_tui.screens.dashboard import DashboardScreen
+from fgo_tui.screens.dialogs import ConfirmModal
 from fgo_tui.screens.new_session import NewSessionScreen
 from fgo_tui.screens.review import ReviewScreen
 from fgo_tui.screens.sessions import SessionsScreen
@@ -59,7 +60,7 @@ async def test_new_session_run_review_edit_rollback_and_reopen(make_app, session
                                            ("agent", "evaluator", "optimizer", "merger")}})
         # the projection appears before anything starts
         await wait_for(pilot, lambda: form.projection is not None and not form.error, what="projection")
-        assert form.projection["agent"] > 0 and "merger" in form.projection
+        assert form.projection.roles["agent"].calls_max > 0 and "merger" in form.projection.roles
         assert not (sessions_dir / "flow.db").exists()
         await pilot.press("ctrl+s")
 
@@ -84,8 +85,8 @@ async def test_new_session_run_review_edit_rollback_and_reopen(make_app, session
         assert bar.completion > 0 and "prompt" in bar.label
 
         # first merge: edit the module, backtest the edit
-        review = await wait_for(pilot, lambda: app.screen if isinstance(app.screen, ReviewScreen) else None,
-                                timeout=60, what="first review")
+        review = await wait_for(pilot, lambda: app.screen if isinstance(app.screen, ReviewScreen)
+                                and app.screen.diff_plain else None, timeout=60, what="first review")
         first_node = review.node_id
         assert "best child" in review.diff_plain and review.request.proposed.text.splitlines()[-1] in review.diff_plain
         await pilot.press("e")
@@ -100,6 +101,11 @@ async def test_new_session_run_review_edit_rollback_and_reopen(make_app, session
         second_node = review2.node_id
         best = max(review2.request.children, key=lambda c: c.score)
         await pilot.press("r")
+        confirm = await wait_for(pilot, lambda: app.screen if isinstance(app.screen, ConfirmModal) else None,
+                                 what="roll back confirmation")
+        assert f"keeps {best.node_id}'s module" in review2.rollback_plain
+        await pilot.press("y")
+        assert confirm is not None
 
         await wait_for(pilot, lambda: not ctl.running and ctl.view.status == "done", timeout=60, what="run done")
         await pilot.pause(0.2)
@@ -129,8 +135,8 @@ async def test_new_session_run_review_edit_rollback_and_reopen(make_app, session
         labels = "\n".join(tree_labels(app))
         assert f"{first_node} edited" in labels and f"{second_node} rolled back" in labels
         assert dash.select_tree_node(first_node)
-        await pilot.pause()
         detail = dash.query_one(NodeDetail)
+        await wait_for(pilot, lambda: detail.loaded == first_node, what="node detail")
         assert "[/x] operator rule: [bold]glorps[/] are teal." in detail.plain
         before = tree_state(app)
         before_labels = tree_labels(app)
@@ -152,7 +158,7 @@ async def test_new_session_run_review_edit_rollback_and_reopen(make_app, session
         assert tree_state(app2) == before
         assert tree_labels(app2) == before_labels
         assert dash.select_tree_node(first_node)
-        await pilot.pause()
+        await wait_for(pilot, lambda: dash.query_one(NodeDetail).loaded == first_node, what="node detail")
         assert MY_EDIT.splitlines()[-1] in dash.query_one(NodeDetail).plain
         # the subset panels are rebuilt from the rows too
         assert all(p.log_widget.line_count > 0 for p in dash.panels.values())
@@ -206,7 +212,17 @@ async def test_quit_mid_review_then_resume_asks_again(make_app, sessions_dir):
         await pilot.pause()
         assert isinstance(app.screen, DashboardScreen) and ctl.pending_request is not None
         before = {k: v for k, v in tree_state(app).items() if k != pending}
-        await pilot.press("ctrl+q")  # quitting cancels the run cleanly
+        await pilot.press("ctrl+q")  # quitting during a run asks first
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), what="quit confirmation")
+        await pilot.press("n")  # keep running
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="back on the dashboard")
+        assert ctl.running
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), what="quit confirmation again")
+        await pilot.press("y")  # quitting cancels the run cleanly
+        await wait_for(pilot, lambda: not ctl.running, what="run stopped")
+    assert app.return_code == 130
+    assert app.exit_note == "saved: fgo resume sessions/paused.db"
     con = sqlite3.connect(sessions_dir / "paused.db")
     assert con.execute("select status from session").fetchone()[0] == "cancelled"
     assert con.execute("select status from merge_nodes where id = ?", (pending,)).fetchone()[0] == "pending_review"

@@ -55,7 +55,10 @@ async def test_bad_form_input_is_explained_inline(make_app, sessions_dir):
         tasks.write_text("".join(f'{{"id": "q{i}", "input": "2+{i}?", "expected": "{2 + i}"}}\n' for i in range(6)))
         form.query_one("#f-tasks").value = str(tasks)
         await wait_for(pilot, lambda: not form.error and form.projection, what="jsonl projection")
-        assert "6 training" in form.query_one("#projection").render().plain
+        shown = form.query_one("#projection").render().plain
+        # no split in the file: a seeded quarter is held out, and the form says so (and what the simulator can't do)
+        assert "4 training / 2 test" in shown
+        assert "held out 2 of 6 tasks" in shown and "simulated LLM cannot answer" in shown
         tasks.write_text('{"id": "q1", "input": "x"}\n')
         form.query_one("#f-scorer").value = "exact"  # any change re-validates
         await wait_for(pilot, lambda: "line 1" in form.error and "expected" in form.error, what="bad jsonl line")
@@ -93,23 +96,24 @@ async def test_finished_session_opens_as_it_was(make_app, finished_session):
         await pilot.press("2")
         await pilot.pause()
         assert dash.select_tree_node("n1")
-        await pilot.pause()
+        await wait_for(pilot, lambda: dash.query_one(NodeDetail).loaded == "n1", what="n1 detail")
         assert "[/x] literal [b]brackets[/b] stay text." in dash.query_one(NodeDetail).plain
         assert dash.select_tree_node("s0")
-        await pilot.pause()
+        await wait_for(pilot, lambda: dash.query_one(NodeDetail).loaded == "s0", what="s0 detail")
         assert "subset s0" in dash.query_one(NodeDetail).plain
         # audit the edited module: why it changed and the diff to the merger's proposal
         dash.select_tree_node("n1")
         await pilot.press("a")
         audit = await wait_for(pilot, lambda: app.screen if isinstance(app.screen, AuditScreen) else None)
         assert audit.module_id.startswith("n1.edited")
+        await wait_for(pilot, lambda: audit.loaded == audit.module_id, what="audit loaded")
         assert "An operator edited the merged module of node n1" in audit.plain
         assert "+- [/x] literal [b]brackets[/b] stay text." in audit.plain
         # an optimizer step: the critiques and trajectories it saw
         ids = [m["id"] for m in audit.modules]
         step = next(i for i in ids if i.startswith("s0.e1."))
         audit.query_one(OptionList).highlighted = ids.index(step)
-        await pilot.pause()
+        await wait_for(pilot, lambda: audit.loaded == step, what="step audit loaded")
         assert audit.module_id == step
         assert "Critiques the optimizer saw" in audit.plain and "✗" in audit.plain
         assert "Trajectories the optimizer saw" in audit.plain

@@ -1,35 +1,48 @@
-"""Screenshots of the four main views on a finished toy session (fixed size, frozen
-timestamps, no clock in view). Update with `pytest tests/tui --snapshot-update`."""
+"""Screenshots of the five main views on a finished toy session at 100x30 and 160x50
+(fixed size, cursor blink off, frozen timestamps and elapsed time, no clock in view).
+Update with `pytest tests/tui/test_snapshots.py --snapshot-update`."""
 from __future__ import annotations
 
-from .conftest import SIZE, open_first, sessions_ready, wait_for
+import pytest
+
+from .conftest import open_first, sessions_ready, wait_for
+
+SIZES = pytest.mark.parametrize("size", [(100, 30), (160, 50)], ids=["100x30", "160x50"])
 
 
-def test_sessions_screen(snap_compare, make_app, finished_session):
+@SIZES
+def test_sessions_screen(snap_compare, make_app, finished_session, size):
     async def run_before(pilot):
         await sessions_ready(pilot, pilot.app)
 
-    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 
 
-def test_dashboard(snap_compare, make_app, finished_session):
+@SIZES
+def test_dashboard(snap_compare, make_app, finished_session, size):
     async def run_before(pilot):
         await open_first(pilot, pilot.app)
+        await pilot.pause()
 
-    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 
 
-def test_merge_tree(snap_compare, make_app, finished_session):
+@SIZES
+def test_merge_tree(snap_compare, make_app, finished_session, size):
+    from fgo_tui.widgets.node_detail import NodeDetail
+
     async def run_before(pilot):
         dash = await open_first(pilot, pilot.app)
         await pilot.press("2")
         await wait_for(pilot, lambda: dash.select_tree_node("n1"), what="tree node n1")
+        await wait_for(pilot, lambda: dash.query_one(NodeDetail).loaded == "n1", what="n1 detail")
         await pilot.pause()
 
-    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 
 
-def test_review_modal(snap_compare, make_app, finished_session):
+@SIZES
+def test_review_modal(snap_compare, make_app, finished_session, size):
     from fgo_tui.model.data import fill_child_categories, review_request_from_store
     from fgo_tui.screens.review import ReviewScreen
 
@@ -41,5 +54,24 @@ def test_review_modal(snap_compare, make_app, finished_session):
         app.push_screen(ReviewScreen(request, categories=fill_child_categories(store, request), auto=False,
                                      score_before=app.ctl.view.nodes["n2"].score_before))
         await wait_for(pilot, lambda: isinstance(app.screen, ReviewScreen), what="review")
+        await pilot.pause()
 
-    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
+
+
+@SIZES
+def test_audit(snap_compare, make_app, finished_session, size):
+    from fgo_tui.screens.audit import AuditScreen
+
+    async def run_before(pilot):
+        app = pilot.app
+        dash = await open_first(pilot, app)
+        await pilot.press("2")
+        await wait_for(pilot, lambda: dash.select_tree_node("n1"), what="tree node n1")
+        await pilot.press("a")
+        audit = await wait_for(pilot, lambda: app.screen if isinstance(app.screen, AuditScreen) else None,
+                               what="audit")
+        await wait_for(pilot, lambda: audit.loaded == audit.module_id, what="audit loaded")
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)

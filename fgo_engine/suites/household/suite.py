@@ -114,6 +114,15 @@ class HouseholdSuite:
         self.history_turns = max(1, history_turns)
         self._cache: dict[str, list[Task]] = {}
 
+    # projection hooks (fgo_engine.method.projection)
+    turn_tokens = 60  # tokens one ReAct turn adds to the history: the action and the observation
+
+    def agent_calls(self, task: Task) -> tuple[int, float]:
+        """(at most, expected) agent calls of one episode: the turn limit of ``run_agent``, and the
+        mean of a solved episode (the oracle plan) and one that runs out of steps."""
+        plan = len(oracle_plan(task))
+        return 2 * self.step_limit + 3, (min(plan, self.step_limit) + self.step_limit) / 2
+
     # tasks
     def _tasks(self, split: str, n: int, weights: dict[str, float]) -> list[Task]:
         if split not in self._cache:

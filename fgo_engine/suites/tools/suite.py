@@ -185,6 +185,12 @@ class ToolsSuite:
     name = "tools"
     module_kind = "toolbox"
     calls_per_task = 3  # typical agent turns per task, for cost projection
+    turn_tokens = 120  # a tool call and its (clipped) result
+    module_growth = 3.0  # the optimizer adds whole tools
+
+    def agent_calls(self, task: Task) -> tuple[int, float]:
+        """(at most, expected) agent calls of one episode: ``max_steps`` turns, typically three."""
+        return self.max_steps, float(min(self.calls_per_task, self.max_steps))
 
     def __init__(self, seed: int = 0, *, n_train: int = 36, n_test: int = 60, files_root: str | None = None,
                  max_steps: int = 8, tool_timeout: float = 5.0, tool_memory_mb: int = 256,

@@ -1,0 +1,386 @@
+"""Rule provenance ("blame"): for every guidance line (or tool) of a module, where it came from.
+
+A module's history is in its rows: an optimizer step (subset, epoch, the critiques it
+saw) wrote it from its parent, a merge node from its children, an operator edit from the
+merger's proposal, a roll back kept a child whole. Walking those rows back from a module
+gives each rule's story, newest first: kept / rewritten by merge n2, added at s1 epoch 1
+because of these critiques, edited by the operator at n1 … and the rules that were
+dropped on the way.
+
+Instructions are split into lines; toolboxes into tools (by name). Reads go through the
+store's ``get`` / ``rows`` / ``query`` only (a read-side query module can absorb them).
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+REWRITE_RATIO = 0.6  # two lines this similar are one rule rewritten, not one dropped and one added
+CRITIQUE_OVERLAP = 0.5  # share of a rule's words a critique's suggestion must share to "ask for it"
+STOPWORDS = frozenset("the and for with from that this are was were you your its his her their than then "
+                      "when what which into onto only always never each every all any use using".split())
+MAX_DEPTH = 200
+
+
+# -- units: the rules of a module ----------------------------------------------------------
+@dataclass(frozen=True)
+class Unit:
+    key: str  # what identifies the rule across versions (normalized line, or a tool's name)
+    text: str  # what to show (the line, or the tool's signature)
+    body: str  # what must be equal for "kept" (the line, or the tool's source)
+
+
+def _norm(line: str) -> str:
+    s = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s*", "", line)
+    return " ".join(s.lower().split())
+
+
+def units(kind: str, text: str) -> list[Unit]:
+    """The rules of a module: non-empty lines of an instruction, tools of a toolbox."""
+    if kind == "toolbox":
+        try:
+            from fgo_engine.toolbox import canonical_source, parse_toolbox
+
+            return [Unit(t.name, f"{t.name}{t.signature}" if t.signature.startswith("(") else t.signature,
+                         canonical_source(t.source)) for t in parse_toolbox(text)]
+        except Exception:  # an unparsable toolbox: fall back to its lines
+            pass
+    out, seen = [], set()
+    for line in (text or "").splitlines():
+        key = _norm(line)
+        if key and key not in seen:
+            seen.add(key)
+            out.append(Unit(key, line.strip(), key))
+    return out
+
+
+def _similar(a: Unit, b: Unit) -> float:
+    if a.key == b.key:
+        return 1.0
+    return difflib.SequenceMatcher(None, a.key, b.key, autojunk=False).ratio()
+
+
+@dataclass
+class RuleDiff:
+    """Rules of ``new`` against ``old``: kept as they were, rewritten (old → new), added, dropped."""
+
+    kept: list[Unit] = field(default_factory=list)
+    rewritten: list[tuple[Unit, Unit]] = field(default_factory=list)
+    added: list[Unit] = field(default_factory=list)
+    dropped: list[Unit] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.rewritten or self.added or self.dropped)
+
+
+def rule_diff(kind: str, old: str, new: str) -> RuleDiff:
+    old_u, new_u = units(kind, old), units(kind, new)
+    by_key = {u.key: u for u in old_u}
+    d = RuleDiff()
+    rest_new: list[Unit] = []
+    used: set[str] = set()
+    for u in new_u:
+        o = by_key.get(u.key)
+        if o is not None and o.body == u.body:
+            d.kept.append(u)
+            used.add(o.key)
+        elif o is not None:  # same tool name, new source
+            d.rewritten.append((o, u))
+            used.add(o.key)
+        else:
+            rest_new.append(u)
+    free = [o for o in old_u if o.key not in used]
+    for u in rest_new:
+        best = max(free, key=lambda o: _similar(o, u), default=None) if kind != "toolbox" else None
+        if best is not None and _similar(best, u) >= REWRITE_RATIO:
+            d.rewritten.append((best, u))
+            free.remove(best)
+        else:
+            d.added.append(u)
+    d.dropped = free
+    return d
+
+
+def latest_change(kind: str, old: str | None, new: str | None, limit: int = 3) -> list[str]:
+    """'+ added rule …', '~ rewrote …', '− dropped …' lines (for a subset panel)."""
+    if not new:
+        return []
+    d = rule_diff(kind, old or "", new)
+    what = "tool" if kind == "toolbox" else "rule"
+    lines = [f"+ added {what} {u.text}" for u in d.added]
+    lines += [f"~ rewrote {what} {n.text}" for _, n in d.rewritten]
+    lines += [f"− dropped {what} {u.text}" for u in d.dropped]
+    return lines[:limit]
+
+
+# -- provenance ----------------------------------------------------------------------------
+@dataclass
+class Step:
+    """One event in a rule's history."""
+
+    action: str  # initial | added | rewritten | kept | edited-in | edited | rolled-back-to
+    where: str  # "s1 epoch 1", "merge n2", "operator edit at n1", "starting module"
+    module_id: str
+    subset_id: int | None = None
+    epoch: int | None = None
+    node_id: str | None = None
+    before: str | None = None  # the rule's text before a rewrite
+    critiques: list[dict[str, Any]] = field(default_factory=list)  # task_id, suggestion, failure
+
+
+ACTION_TEXT = {
+    "initial": "in the starting module", "added": "added at {where}", "rewritten": "rewritten at {where}",
+    "kept": "kept by {where}", "kept-whole": "kept whole by the {where}",
+    "edited-in": "added by the operator at {node}", "edited": "rewritten by the operator at {node}",
+}
+
+
+def step_text(s: Step) -> str:
+    text = ACTION_TEXT.get(s.action, "{action} at {where}").format(where=s.where, node=s.node_id, action=s.action)
+    if s.action in ("added", "rewritten") and s.where.startswith(("s", "epoch")):
+        text += f" (asked for by {len(s.critiques)} critique{'s' if len(s.critiques) != 1 else ''})" \
+            if s.critiques else " (no critique of that step names it)"
+    return text
+
+
+@dataclass
+class RuleBlame:
+    text: str
+    history: list[Step] = field(default_factory=list)  # newest first
+
+    @property
+    def origin(self) -> Step | None:
+        """Where the rule first appeared (the oldest step)."""
+        return self.history[-1] if self.history else None
+
+    def summary(self) -> str:
+        """Oldest first: where it came from, then what each merge, edit or roll back did with it."""
+        return " · ".join(step_text(s) for s in reversed(self.history)) or "unknown"
+
+
+@dataclass
+class Dropped:
+    text: str
+    where: str  # "merge n2", "s1 epoch 2", "operator edit at n1"
+    module_id: str  # the module that lost it
+    from_module: str  # the module it was in
+
+
+@dataclass
+class Blame:
+    module_id: str
+    kind: str
+    rules: list[RuleBlame]
+    dropped: list[Dropped] = field(default_factory=list)
+
+    def for_text(self, text: str) -> RuleBlame | None:
+        key = _norm(text)
+        return next((r for r in self.rules if _norm(r.text) == key or r.text == text), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"module_id": self.module_id, "kind": self.kind,
+                "rules": [{"text": r.text, "summary": r.summary(), "history": [asdict(s) for s in r.history]}
+                          for r in self.rules],
+                "dropped": [asdict(d) for d in self.dropped]}
+
+
+class _Rows:
+    """The rows provenance needs, read once per blame."""
+
+    def __init__(self, store: Any):
+        self.store = store
+        self.modules: dict[str, dict] = {}
+        self.nodes = {r["id"]: r for r in store.rows("merge_nodes")}
+        self.subsets = {r["id"]: r for r in store.rows("subsets")}
+        self.reviews: dict[str, list[dict]] = {}
+        for r in store.rows("reviews", order_by="id"):
+            self.reviews.setdefault(r["node_id"], []).append(r)
+        self._crit: dict[tuple, list[dict]] = {}
+
+    def module(self, mid: str | None) -> dict | None:
+        if not mid:
+            return None
+        if mid not in self.modules:
+            self.modules[mid] = self.store.get("modules", mid)
+        return self.modules[mid]
+
+    def child_module_id(self, child: str) -> str | None:
+        if child.startswith("s") and child[1:].isdigit():
+            row = self.subsets.get(int(child[1:]))
+            return row["best_module_id"] if row else None
+        row = self.nodes.get(child)
+        return row.get("module_id") if row else None
+
+    def critiques(self, parent_id: str | None, subset_id: int | None, epoch: int | None) -> list[dict]:
+        key = (parent_id, subset_id, epoch)
+        if key not in self._crit:
+            where, params = "module_id = ? and epoch = ? and correct = 0", (parent_id, epoch)
+            if subset_id is not None:
+                where, params = where + " and subset_id = ?", (*params, subset_id)
+            self._crit[key] = self.store.rows("critiques", where, params, order_by="rowid")
+        return self._crit[key]
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9]+", (text or "").lower()) if len(w) > 2 and w not in STOPWORDS}
+
+
+def _asked_for(rule: str, critiques: list[dict]) -> list[dict[str, Any]]:
+    """The critiques whose suggestion shares enough of the rule's words."""
+    rw = _words(rule)
+    if not rw:
+        return []
+    out = []
+    for c in critiques:
+        cw = _words(c.get("suggestion") or "") | _words(c.get("failure") or "")
+        if cw and len(rw & cw) / len(rw) >= CRITIQUE_OVERLAP:
+            out.append({"task_id": c["task_id"], "suggestion": c.get("suggestion") or "",
+                        "failure": c.get("failure") or ""})
+    return out
+
+
+def _where(m: dict) -> str:
+    if m["origin"] == "optimize":
+        sub = m.get("subset_id")
+        return (f"s{sub} " if sub is not None else "") + f"epoch {m.get('epoch')}"
+    if m["origin"] == "merge":
+        return f"merge {m.get('node_id')}"
+    if m["origin"] == "edit":
+        return f"operator edit at {m.get('node_id')}"
+    return "starting module"
+
+
+def blame(store: Any, module_id: str) -> Blame | None:
+    """Every rule of ``module_id`` with its history, and what was dropped on the way to it."""
+    rows = _Rows(store)
+    m = rows.module(module_id)
+    if m is None:
+        return None
+    kind = m["kind"]
+    dropped: list[Dropped] = []
+    seen_drops: set[tuple[str, str]] = set()
+    rules = []
+    for u in units(kind, m["text"]):
+        rules.append(RuleBlame(u.text, _trace(rows, m, u, kind, dropped, seen_drops, 0)))
+    _collect_drops(rows, m, kind, dropped, seen_drops, 0)
+    # a roll back keeps a child's module whole: say so on every rule
+    for nid, node in rows.nodes.items():
+        kids = {rows.child_module_id(c) for c in node.get("child_ids_json") or []}
+        if node.get("module_id") == module_id and module_id in kids:
+            for r in rules:
+                r.history.insert(0, Step("kept-whole", f"roll back at {nid}", module_id, node_id=nid))
+    return Blame(module_id, kind, rules, dropped)
+
+
+def _trace(rows: _Rows, m: dict, u: Unit, kind: str, dropped: list, seen: set, depth: int) -> list[Step]:
+    """The history of unit ``u`` as it is in module ``m``, newest first."""
+    if depth > MAX_DEPTH:
+        return []
+    origin = m["origin"]
+    if origin == "merge":
+        return _trace_merge(rows, m, u, kind, dropped, seen, depth)
+    parent = rows.module(m.get("parent_id"))
+    if origin == "initial" or parent is None:
+        return [Step("initial", "starting module", m["id"])]
+    prev = find_unit(units(kind, parent["text"]), u, kind)
+    base = {"module_id": m["id"], "subset_id": m.get("subset_id"), "epoch": m.get("epoch"),
+            "node_id": m.get("node_id")}
+    if prev is not None and prev.body == u.body:
+        return _trace(rows, parent, prev, kind, dropped, seen, depth + 1)
+    if origin == "edit":
+        if prev is not None:
+            return [Step("edited", _where(m), before=prev.text, **base)] + \
+                _trace(rows, parent, prev, kind, dropped, seen, depth + 1)
+        return [Step("edited-in", _where(m), **base)]
+    crits = _asked_for(u.text if kind != "toolbox" else u.key.replace("_", " "),
+                       rows.critiques(parent["id"], m.get("subset_id"), (m.get("epoch") or 1) - 1))
+    if prev is not None:
+        return [Step("rewritten", _where(m), before=prev.text, critiques=crits, **base)] + \
+            _trace(rows, parent, prev, kind, dropped, seen, depth + 1)
+    return [Step("added", _where(m), critiques=crits, **base)]
+
+
+def _trace_merge(rows: _Rows, m: dict, u: Unit, kind: str, dropped: list, seen: set, depth: int) -> list[Step]:
+    nid = m.get("node_id")
+    node = rows.nodes.get(nid or "") or {}
+    base = {"module_id": m["id"], "node_id": nid}
+    best: tuple[float, dict, Unit] | None = None
+    for child in node.get("child_ids_json") or []:
+        cm = rows.module(rows.child_module_id(child))
+        if cm is None:
+            continue
+        hit = find_unit(units(kind, cm["text"]), u, kind)
+        if hit is not None:
+            score = 1.0 if hit.body == u.body else _similar(hit, u)
+            if best is None or score > best[0]:
+                best = (score, cm, hit)
+    if best is None:
+        return [Step("added", _where(m), **base)]
+    score, cm, hit = best
+    action = "kept" if hit.body == u.body else "rewritten"
+    step = Step(action, _where(m), before=None if action == "kept" else hit.text, **base)
+    return [step] + _trace(rows, cm, hit, kind, dropped, seen, depth + 1)
+
+
+def find_unit(candidates: list[Unit], u: Unit, kind: str) -> Unit | None:
+    """The same rule in another version: same key, else (instructions) the most similar line."""
+    for c in candidates:
+        if c.key == u.key:
+            return c
+    if kind == "toolbox":
+        return None
+    best = max(candidates, key=lambda c: _similar(c, u), default=None)
+    return best if best is not None and _similar(best, u) >= REWRITE_RATIO else None
+
+
+def _collect_drops(rows: _Rows, m: dict, kind: str, dropped: list, seen: set, depth: int) -> None:
+    """Rules that an ancestor had and a later version lost (merges, optimizer steps, edits)."""
+    if depth > MAX_DEPTH or m is None:
+        return
+    if m["origin"] == "merge":
+        node = rows.nodes.get(m.get("node_id") or "") or {}
+        for child in node.get("child_ids_json") or []:
+            cm = rows.module(rows.child_module_id(child))
+            if cm is None:
+                continue
+            for u in rule_diff(kind, cm["text"], m["text"]).dropped:
+                if (u.key, m["id"]) not in seen:
+                    seen.add((u.key, m["id"]))
+                    dropped.append(Dropped(u.text, f"{_where(m)} (from {child})", m["id"], cm["id"]))
+            _collect_drops(rows, cm, kind, dropped, seen, depth + 1)
+        return
+    parent = rows.module(m.get("parent_id"))
+    if parent is None or m["origin"] == "initial":
+        return
+    for u in rule_diff(kind, parent["text"], m["text"]).dropped:
+        if (u.key, m["id"]) not in seen:
+            seen.add((u.key, m["id"]))
+            dropped.append(Dropped(u.text, _where(m), m["id"], parent["id"]))
+    _collect_drops(rows, parent, kind, dropped, seen, depth + 1)
+
+
+# -- export --------------------------------------------------------------------------------
+def to_json(b: Blame) -> str:
+    return json.dumps(b.to_dict(), indent=2, ensure_ascii=False)
+
+
+def to_markdown(b: Blame) -> str:
+    what = "tool" if b.kind == "toolbox" else "rule"
+    out = [f"# Provenance of {b.module_id}", "", f"Each {what} with where it came from (newest step first).", ""]
+    for r in b.rules:
+        out.append(f"- `{r.text}` — {r.summary()}")
+        for s in r.history:
+            line = f"  - {step_text(s)} ({s.module_id})"
+            if s.before:
+                line += f"; before: `{s.before}`"
+            out.append(line)
+            for c in s.critiques[:3]:
+                out.append(f"    - asked for by the critique of {c['task_id']}: {c['suggestion']}")
+    if b.dropped:
+        out += ["", f"## Dropped on the way ({len(b.dropped)})", ""]
+        out += [f"- `{d.text}` — dropped by {d.where} ({d.from_module} → {d.module_id})" for d in b.dropped]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,92 @@
+"""Rule provenance: a rule's story through two merges and an operator edit, dropped rules,
+rule-level diffs and the Markdown/JSON export."""
+from __future__ import annotations
+
+import json
+
+from fgo_engine import provenance
+from fgo_engine.review import ReviewDecision
+from fgo_engine.session import Session
+
+OPERATOR_RULE = "- Operator rule: never guess a glorp fact."
+
+
+class EditTheRoot:
+    """Approve every merge except the root: there the operator rewrites one rule, adds one."""
+
+    policy = "ask"
+    post_check = False
+
+    def __init__(self, root: str):
+        self.root = root
+        self.seen: dict[str, str] = {}
+
+    def review(self, request):
+        self.seen[request.node_id] = request.proposed.text
+        if request.node_id != self.root:
+            return ReviewDecision("approve", by="operator")
+        lines = request.proposed.text.splitlines()
+        lines = [ln.replace("Answer briefly.", "Answer briefly, in one word.") for ln in lines] + [OPERATOR_RULE]
+        return ReviewDecision("edit", "\n".join(lines), by="operator")
+
+
+def test_rule_through_two_merges_and_an_edit(tmp_path, toy_config):
+    gate = EditTheRoot("n3")
+    s = Session.create(tmp_path / "p.db", toy_config(subsets=4, cluster="none"), gate=gate)
+    try:
+        res = s.run()
+        assert res.status == "done"
+        s.store.flush()
+        nodes = {n["id"]: n for n in s.store.rows("merge_nodes")}
+        assert set(nodes) == {"n1", "n2", "n3"} and nodes["n3"]["child_ids_json"] == ["n1", "n2"]
+        final = nodes["n3"]["module_id"]
+        b = provenance.blame(s.store, final)
+    finally:
+        s.close()
+    assert b is not None and b.module_id == final
+    # a rule an optimizer step added in a subset, kept by n1 (or n2) and by n3
+    learned = [r for r in b.rules if r.origin and r.origin.action == "added" and r.origin.subset_id is not None]
+    assert learned, [r.summary() for r in b.rules]
+    r = learned[0]
+    actions = [(st.action, st.where) for st in r.history]
+    merges = [w for a, w in actions if a == "kept" and w.startswith("merge")]
+    assert merges[0] == "merge n3" and merges[-1] in ("merge n1", "merge n2") and len(merges) == 2
+    assert r.origin.critiques, "the critiques that asked for it"
+    rule_words = provenance._words(r.text)
+    assert all(len(rule_words & provenance._words(c["suggestion"] + " " + c["failure"])) * 2 >= len(rule_words)
+               for c in r.origin.critiques)
+    assert "added at s" in r.summary() and "kept by merge n3" in r.summary()
+    # the operator's own rule, and the one the operator rewrote
+    mine = b.for_text(OPERATOR_RULE)
+    assert mine is not None and mine.history[0].action == "edited-in" and mine.history[0].node_id == "n3"
+    rewritten = b.for_text("- Answer briefly, in one word.")
+    assert rewritten is not None and rewritten.history[0].action == "edited"
+    assert rewritten.history[0].before == "- Answer briefly."
+    assert rewritten.origin.action == "initial"
+    # export
+    md = provenance.to_markdown(b)
+    assert "added by the operator at n3" in md and "kept by merge n3" in md
+    data = json.loads(provenance.to_json(b))
+    assert {x["text"] for x in data["rules"]} == {r.text for r in b.rules}
+
+
+def test_rule_diff_kept_rewritten_added_dropped():
+    old = "Intro line.\n- Heat things with the microwave.\n- Cool things in the fridge.\n- Look under the sink."
+    new = "Intro line.\n- Heat things with the microwave 1.\n- Cool things in the fridge.\n- Open every drawer."
+    d = provenance.rule_diff("instruction", old, new)
+    assert [u.text for u in d.kept] == ["Intro line.", "- Cool things in the fridge."]
+    assert [(o.text, n.text) for o, n in d.rewritten] == [("- Heat things with the microwave.",
+                                                           "- Heat things with the microwave 1.")]
+    assert [u.text for u in d.added] == ["- Open every drawer."]
+    assert [u.text for u in d.dropped] == ["- Look under the sink."]
+    assert provenance.latest_change("instruction", old, new) == [
+        "+ added rule - Open every drawer.", "~ rewrote rule - Heat things with the microwave 1.",
+        "− dropped rule - Look under the sink."]
+
+
+def test_toolbox_units_are_tools():
+    old = "def a(x: int) -> int:\n    return x\n\n\ndef b() -> str:\n    return 'b'\n"
+    new = "def a(x: int) -> int:\n    return x + 1\n\n\ndef c() -> str:\n    return 'c'\n"
+    d = provenance.rule_diff("toolbox", old, new)
+    assert [(o.key, n.key) for o, n in d.rewritten] == [("a", "a")]
+    assert [u.key for u in d.added] == ["c"] and [u.key for u in d.dropped] == ["b"]

@@ -1,0 +1,51 @@
+"""The new-session form: every field's error at once and next to the field, numbers as the
+app prints them, a cost budget, one model for every role, a missing API key before Start."""
+from __future__ import annotations
+
+from .conftest import SIZE, sessions_ready, wait_for
+
+
+async def open_form(pilot, app):
+    from fgo_tui.screens.new_session import NewSessionScreen
+
+    await sessions_ready(pilot, app)
+    await pilot.press("n")
+    return await wait_for(pilot, lambda: app.screen if isinstance(app.screen, NewSessionScreen) else None,
+                          what="form")
+
+
+async def test_errors_at_once_next_to_their_fields(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        form = await open_form(pilot, app)
+        form.query_one("#f-suite").value = "toy"
+        form.query_one("#f-subsets").value = "0"
+        form.query_one("#f-epochs").value = "two"
+        form.query_one("#f-model-optimizer").value = "fgo-sim/huge"
+        await wait_for(pilot, lambda: "epochs" in form.error and "subsets" in form.error, what="both errors")
+        shown = {b.id: str(b.render()) for b in form.query(".field-error") if b.has_class("-shown")}
+        assert set(shown) == {"err-f-subsets", "err-f-epochs", "err-f-model-optimizer"}
+        assert "subsets must be a whole number ≥ 1" in shown["err-f-subsets"]
+        assert "unknown simulated profile" in shown["err-f-model-optimizer"]
+        await pilot.press("ctrl+s")  # refused while any field is wrong
+        await pilot.pause()
+        assert app.screen is form
+
+
+async def test_numbers_budgets_and_one_model(make_app, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        form = await open_form(pilot, app)
+        form.query_one("#f-suite").value = "toy"
+        form.query_one("#f-budget").value = "1.2M"
+        form.query_one("#f-budget-cost").value = "$2.50"
+        form.query_one("#f-model-all").value = "fgo-sim/small"
+        roles = [form.query_one(f"#f-model-{r}") for r in ("agent", "evaluator", "optimizer", "merger")]
+        await wait_for(pilot, lambda: all(w.value == "fgo-sim/small" for w in roles), what="every role set")
+        await wait_for(pilot, lambda: not form.error and form.projection is not None, what="valid form")
+        cfg = form.build_config()
+        assert cfg.budget_tokens == 1_200_000 and cfg.budget_cost == 2.5
+        assert {rc.model for rc in cfg.roles.values()} == {"fgo-sim/small"}
+        form.query_one("#f-model-all").value = "openai/gpt-4o-mini"
+        await wait_for(pilot, lambda: "OPENAI_API_KEY is not set" in form.error, timeout=60, what="missing key")

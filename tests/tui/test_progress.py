@@ -1,0 +1,111 @@
+"""Progress people can trust: "starting…" before the first call, queued subsets that are not
+called running, per-pass task counters, backtest counters, an overall bar, a heartbeat
+line headless, and elapsed time that survives a resume."""
+from __future__ import annotations
+
+import io
+
+from fgo_engine import events as ev
+from fgo_tui.model.bridge import EventBuffer
+from fgo_tui.model.state import RunView
+from fgo_tui.widgets.subset_panel import pass_progress
+
+from .conftest import LIVE_MODEL, SIZE, StartPaused, toy_config, wait_for
+
+
+def test_pass_and_backtest_counters():
+    buf, view = EventBuffer(), RunView(epochs=2, workers=1)
+    buf(ev.RunStarted("fgo", 2, 8, 8, {"agent": 10}, {"total": {"calls": 100}}))
+    buf(ev.SubsetStarted(0, "subset 0 (a)", 4, ("a",)))
+    for i in range(4):
+        buf(ev.TaskFinished("subset", "0", "explore", 0, f"t{i}"))
+    for i in range(3):
+        buf(ev.TaskFinished("subset", "0", "explore", 1, f"t{i}"))
+    view.apply(buf.drain())
+    s0, s1 = view.subsets[0], view.subsets[1]
+    assert pass_progress(s0, 2) == "epoch 1/2 · 3/8 tasks"
+    assert s1.status == "queued" and s1.queued == "1/1 workers busy"
+    assert view.expected_calls == 100
+    buf(ev.MergeNodeUpdated("n1", None, ("s0", "s1"), "backtesting", 8, 0.5))
+    for i in range(5):
+        buf(ev.TaskFinished("node", "n1", "backtest", 0, f"t{i}"))
+    buf(ev.SlotWait("subset", "0", "m", 8, 8, True))
+    view.apply(buf.drain())
+    assert view.nodes["n1"].backtest_done == 5
+    assert s0.queued == "8/8 slots busy"
+    buf(ev.RunFinished("cancelled", None, None, None))
+    view.apply(buf.drain())
+    assert {s.status for s in view.subsets.values()} == {"stopped"}  # nothing left "running"
+
+
+class HoldAllCalls(StartPaused):
+    """Starts paused; once resumed, every TokensUsed waits (in its engine thread) until ``release``."""
+
+    def __init__(self):
+        super().__init__(hold=ev.TokensUsed)
+
+    def _holder(self, event) -> None:
+        if isinstance(event, ev.TokensUsed) and not self.release.is_set():
+            self.reached.set()
+            self.release.wait(timeout=60)
+
+
+async def test_queued_starting_progress_and_elapsed(make_app, sessions_dir):
+    from fgo_tui.screens.dashboard import DashboardScreen
+
+    cfg = toy_config(model=LIVE_MODEL, subsets=3, epochs=1, workers=1, review="auto")
+    factory = HoldAllCalls()  # every call's ledger event waits: the app has seen no call yet
+    app = make_app(new_config=cfg, session_path=sessions_dir / "prog.db", session_factory=factory)
+    async with app.run_test(size=SIZE) as pilot:
+        ctl = await wait_for(pilot, lambda: app.ctl if app.ctl is not None and app.ctl.running and app.ctl.paused
+                             and app.ctl.view.run_started else None, what="run held at its start")
+        dash = await wait_for(pilot, lambda: app.screen if isinstance(app.screen, DashboardScreen)
+                              and len(app.screen.panels) == 3 else None, what="three panels")
+        await wait_for(pilot, lambda: dash.panels[2].is_mounted and hasattr(dash.panels[2], "_status")
+                       and "queued (1/1 workers busy)" in dash.panels[2]._status.plain, what="queued subset")
+        assert "running" not in dash.panels[2]._status.plain
+        ctl.resume()
+        await wait_for(pilot, lambda: factory.reached.is_set() and "starting…" in dash.query_one("#run-bar").plain,
+                       what="starting… before the first call")
+        factory.release.set()
+        await wait_for(pilot, lambda: not ctl.running and ctl.view.status == "done", timeout=120, what="run done")
+        await wait_for(pilot, lambda: "100%" in dash.query_one("#run-bar").plain, what="full progress bar")
+        # charts: score per epoch in each panel, tokens per role and phase on one scale
+        assert list(dash.panels[0]._spark.data) == [e.score for _, e in sorted(ctl.view.subsets[0].epochs.items())]
+        await pilot.press("3")
+        await wait_for(pilot, lambda: dash._usage, what="usage chart")
+        roles, phases = (dict(x) for x in dash._usage)
+        assert {"agent", "evaluator", "optimizer", "merger"} <= set(roles) and "explore" in phases
+        from rich.console import Console
+
+        console = Console(width=100, record=True, file=io.StringIO())
+        from fgo_tui.widgets.usage_chart import usage_chart
+
+        console.print(usage_chart(ctl.view))
+        shown = console.export_text()
+        assert "Tokens spent per role" in shown and "one scale" in shown and "explore" in shown
+        elapsed = ctl.elapsed
+        assert elapsed and elapsed > 0
+        stored = float(ctl.store.meta_get("elapsed_seconds"))
+        assert abs(stored - elapsed) < 0.5
+
+
+def test_headless_heartbeat_and_starting(tmp_path):
+    """A heartbeat line comes while nothing else is printed (interval shortened for the test)."""
+    from fgo_engine.console import ConsolePrinter
+    from fgo_engine.session import Session
+
+    out = io.StringIO()
+    printer = ConsolePrinter(out, heartbeat=0.2)
+    cfg = toy_config(model="fgo-sim/medium:latency=0.05", subsets=2, epochs=1, review="auto")
+    s = Session.create(tmp_path / "hb.db", cfg, sinks=[printer])
+    try:
+        res = s.run()
+    finally:
+        printer.stop()
+        s.close()
+    text = out.getvalue()
+    assert res.status == "done"
+    assert "starting…" in text
+    assert "running: " in text and "expected" in text  # the heartbeat, with its share of the expected calls
+    assert text.index("starting…") < text.index("running: ")

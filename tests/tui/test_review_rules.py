@@ -1,0 +1,57 @@
+"""The review shows the merge rule by rule against each child (kept, rewritten, added, lost),
+the children's category scores, and says what a roll back throws away before it happens."""
+from __future__ import annotations
+
+from fgo_engine.review import ChildInfo, ReviewRequest
+from fgo_engine.types import Module
+
+from .conftest import SIZE, wait_for
+
+S0 = "You answer.\n- Heat things with the microwave.\n- Cool things in the fridge."
+S1 = "You answer.\n- Look under the sink.\n- Cool things in the fridge."
+MERGED = "You answer.\n- Heat things with the microwave 1.\n- Cool things in the fridge.\n- Open every drawer."
+
+
+def request() -> ReviewRequest:
+    return ReviewRequest("n1", Module("instruction", MERGED), (
+        ChildInfo("s0", Module("instruction", S0), 0.75, 4, {"heat": 1.0, "look": 0.0}),
+        ChildInfo("s1", Module("instruction", S1), 0.5, 4, {"heat": 0.0, "look": 1.0}),
+    ), 8)
+
+
+async def test_rule_level_view_and_rollback_cost(make_app):
+    from fgo_tui.screens.dialogs import ConfirmModal
+    from fgo_tui.screens.review import ReviewScreen
+
+    app = make_app()
+    decisions = []
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        review = ReviewScreen(request())
+        app.push_screen(review, decisions.append)
+        await wait_for(pilot, lambda: app.screen is review and review.rules_plain, what="review")
+        plain = review.rules_plain
+        assert "vs s0: 2 kept · 1 rewritten · 1 added · 0 lost" in plain
+        assert "vs s1: 2 kept · 0 rewritten · 2 added · 1 lost" in plain
+        assert "− lost - Look under the sink." in plain
+        assert "~ - Heat things with the microwave. → - Heat things with the microwave 1." in plain
+        assert "- Open every drawer.  (new)" in plain
+        assert "(lost)" in plain  # the matrix row of the rule no child passes on
+        # focus is in the modal: the approve button
+        assert app.focused is not None and app.focused.id == "approve"
+        # a roll back says what it throws away, then asks
+        await pilot.press("r")
+        confirm = await wait_for(pilot, lambda: app.screen if isinstance(app.screen, ConfirmModal) else None,
+                                 what="confirmation")
+        assert "keeps s0's module" in review.rollback_plain
+        assert "− - Heat things with the microwave 1." in review.rollback_plain
+        assert "− - Open every drawer." in review.rollback_plain
+        assert "look: s1 scores 1.000, s0 0.000" in review.rollback_plain
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.screen is review, what="back to the review")
+        assert decisions == [] and confirm is not None
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), what="confirmation again")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: decisions, what="decision")
+        assert decisions[0].decision == "rollback"
