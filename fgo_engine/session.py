@@ -17,7 +17,7 @@ from typing import Any
 from fgo_engine import events as ev
 from fgo_engine.config import RunConfig
 from fgo_engine.control import Control
-from fgo_engine.errors import BudgetExceededError, CancelledError, ConfigError, FGOError, SessionError
+from fgo_engine.errors import BudgetExceededError, CancelledError, FGOError, SessionError
 from fgo_engine.executors import Executor, make_executor
 from fgo_engine.llm.gateway import Budget, Gateway, LedgerEntry
 from fgo_engine.method.methods import check_run, method_for, project
