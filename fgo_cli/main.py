@@ -358,7 +358,7 @@ def cmd_sessions(a: argparse.Namespace) -> int:
     if not path.exists():
         raise SessionError(f"no session file at {path}")
     from fgo_engine.errors import IncompleteSessionError, SessionLockedError
-    from fgo_engine.store import Store, lock_file, session_holder
+    from fgo_engine.store import Store, lock_file, reserve_file, session_holder
 
     holder = session_holder(path)
     if holder:
@@ -376,6 +376,7 @@ def cmd_sessions(a: argparse.Namespace) -> int:
     for suffix in ("", "-wal", "-shm"):
         Path(str(path) + suffix).unlink(missing_ok=True)
     lock_file(path).unlink(missing_ok=True)
+    reserve_file(path).unlink(missing_ok=True)
     print(f"deleted {path}")
     return 0
 

@@ -24,6 +24,7 @@ from fgo_engine.method.methods import check_run, method_for, project
 from fgo_engine.method.projection import Projection
 from fgo_engine.method.runtime import Runtime
 from fgo_engine.review import ReviewGate, gate_for_policy
+from fgo_engine.store import is_disk_full
 from fgo_engine.suites.base import Suite, load_suite
 from fgo_engine.timeutil import now
 from fgo_engine.types import Module, Task
@@ -249,16 +250,33 @@ class Session:
                     "calls", "cache_hits")
             result.by_phase = {k: {f: v[f] for f in keys} for k, v in snap["by_phase"].items()}
             result.by_role = {k: {f: v[f] for f in keys} for k, v in snap["by_role"].items()}
-            self.store.set_status(result.status)
-            if result.status != "done":
-                self.store.update("session", 1, {"error": result.message, "updated_at": now()})
-            self.store.insert("events", {"ts": now(), "kind": "RunFinished", "payload_json": {
-                "status": result.status, "message": result.message, "train_score": result.train_score,
-                "test_score": result.test_score}})
             try:
-                self.store.flush()
+                self._record_finish(result)
             finally:
                 self._running.release()
             self.bus.emit(ev.RunFinished(result.status, result.train_score, result.test_score,
                                          result.final_module_id, result.message))
         return result
+
+    def _record_finish(self, result: RunResult) -> None:
+        """The run's end on disk. On a full disk, the space held beside the session is given
+        back so that at least the stop and its reason are recorded."""
+        def queue() -> None:
+            self.store.set_status(result.status)
+            if result.status != "done":
+                self.store.update("session", 1, {"error": result.message, "updated_at": now()})
+
+        queue()
+        self.store.insert("events", {"ts": now(), "kind": "RunFinished", "payload_json": {
+            "status": result.status, "message": result.message, "train_score": result.train_score,
+            "test_score": result.test_score}})
+        try:
+            self.store.flush()
+        except SessionError as exc:
+            if not is_disk_full(exc):
+                raise
+            self.store.release_reserve()
+            if result.status == "done":
+                result.status, result.message = "failed", str(exc)
+            queue()
+            self.store.flush()

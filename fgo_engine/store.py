@@ -439,6 +439,32 @@ def lock_file(path: str | Path) -> Path:
     return _SessionLock.path_for(Path(path))
 
 
+RESERVE_BYTES = 256 * 1024
+
+
+def reserve_file(path: str | Path) -> Path:
+    """Space held beside a session so that, on a full disk, the stop can still be recorded."""
+    p = Path(path)
+    return p.with_name(p.name + ".reserve")
+
+
+def _hold_reserve(path: Path) -> None:
+    """Best effort: a disk already too full for it just runs without one."""
+    r = reserve_file(path)
+    if r.exists() and r.stat().st_size >= RESERVE_BYTES:
+        return
+    try:
+        with open(r, "wb") as f:
+            f.write(b"\0" * RESERVE_BYTES)
+    except OSError:
+        r.unlink(missing_ok=True)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "disk is full" in text or "no space left" in text
+
+
 # --------------------------------------------------------------------------- writer ops
 
 
@@ -538,6 +564,7 @@ class Store:
         store = cls(path)
         try:
             store._lock_key = _SessionLock.acquire(path)
+            _hold_reserve(Path(path))
             store._start_writer(init)
         except BaseException:
             store._unlock()
@@ -567,6 +594,7 @@ class Store:
             _apply_migrations(db, version)
 
         store._lock_key = _SessionLock.acquire(path)
+        _hold_reserve(Path(path))
         try:
             store._start_writer(init)
         except BaseException:
@@ -820,6 +848,10 @@ class Store:
             lambda db: db["cache"].insert(row, replace=True),
             f"cache_put {key!r}",
         )
+
+    def release_reserve(self) -> None:
+        """Give the space held beside the session back to the disk (it is full)."""
+        reserve_file(self.path).unlink(missing_ok=True)
 
     def set_status(self, status: str) -> None:
         """Record the run's state; updated_at moves with it."""

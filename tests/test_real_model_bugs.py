@@ -15,7 +15,7 @@ from fgo_engine.config import DEFAULT_MAX_TOKENS, RoleConfig, RunConfig
 from fgo_engine.control import Control
 from fgo_engine.llm.gateway import Gateway, Scope
 from fgo_engine.method import resample
-from fgo_engine.method.methods import project_calls
+from fgo_engine.method.methods import project
 from fgo_engine.session import Session
 from fgo_engine.sim import provider
 from fgo_engine.store import Store
@@ -242,7 +242,7 @@ def test_react_suites_project_one_agent_call_per_step():
         cfg = RunConfig.from_dict({"suite": "household", "subsets": 2, "epochs": 1,
                                    "suite_options": {"n_train": 12, "n_test": 6, "step_limit": step_limit}})
         suite = load_suite("household", **cfg.suite_options)
-        return project_calls(cfg, suite, 12, 6)["agent"]
+        return project(cfg, suite, suite.train_tasks(), suite.test_tasks()).roles["agent"].calls_max
 
-    assert agent_calls(30) == 3 * agent_calls(10)
+    assert agent_calls(30) >= 2.5 * agent_calls(10)  # episodes count their steps (plus a few fixed calls)
     assert agent_calls(10) >= 10 * 6  # at least the test episodes at 10 steps each
