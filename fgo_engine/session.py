@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fgo_engine import events as ev
+from fgo_engine import rows
 from fgo_engine.config import RunConfig
 from fgo_engine.control import Control
 from fgo_engine.errors import BudgetExceededError, CancelledError, ConfigError, FGOError, SessionError
@@ -58,11 +59,6 @@ def build_suite(config: RunConfig) -> Suite:
     return load_suite(config.suite, seed=config.seed, **config.suite_options)
 
 
-def _task_row(t: Task, split: str) -> dict[str, Any]:
-    return {"id": t.id, "split": split, "category": t.category, "input": t.input, "expected": t.expected,
-            "meta_json": t.meta}
-
-
 class Session:
     def __init__(self, store: Any, config: RunConfig, *, suite: Suite | None = None,
                  sinks: list[Callable[[ev.Event], None]] | None = None, gate: ReviewGate | None = None,
@@ -93,10 +89,10 @@ class Session:
             raise ConfigError(f"suite {config.suite!r} has no training tasks")
         store = Store.create(path, name=name or Path(path).stem, config=config.to_dict())
         store.update("session", 1, {"suite": config.suite})
-        rows = [_task_row(t, "train") for t in train]
+        task_rows = [rows.task(t, "train") for t in train]
         train_ids = {t.id for t in train}
-        rows += [_task_row(t, "test") for t in test if t.id not in train_ids]
-        store.insert_many("tasks", rows, replace=True)
+        task_rows += [rows.task(t, "test") for t in test if t.id not in train_ids]
+        store.insert_many("tasks", task_rows, replace=True)
         store.flush()
         return cls(store, config, suite=suite, **kw)
 
@@ -202,9 +198,9 @@ class Session:
             self.store.set_status(result.status)
             if result.status != "done":
                 self.store.update("session", 1, {"error": result.message, "updated_at": now()})
-            self.store.insert("events", {"ts": now(), "kind": "RunFinished", "payload_json": {
+            self.store.insert("events", rows.event("RunFinished", {
                 "status": result.status, "message": result.message, "train_score": result.train_score,
-                "test_score": result.test_score}})
+                "test_score": result.test_score}))
             try:
                 self.store.flush()
             finally:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fgo_engine import events as ev
-from fgo_engine import prompts
+from fgo_engine import prompts, rows
 from fgo_engine.errors import ContextOverflowError
 from fgo_engine.llm.gateway import Scope
 from fgo_engine.method.cluster import groups_for, litellm_embedder, tfidf
@@ -87,11 +87,8 @@ class MergeTree:
         done = self._load_done(node)
         if done is not None:
             return done
-        rt.store.insert("merge_nodes", {
-            "id": node.node_id, "parent_id": None, "depth": 0, "child_ids_json": list(node.child_ids),
-            "subset_ids_json": node.subset_ids, "task_ids_json": task_ids, "score_before": node.score_before,
-            "status": "merging", "created_at": now(), "updated_at": now(),
-        }, replace=True)
+        rt.store.insert("merge_nodes", rows.merge_node(node.node_id, list(node.child_ids), node.subset_ids, task_ids,
+                                                       node.score_before), replace=True)
         self._emit(node, "merging", None)
         proposed, proposed_id = self._propose(node)
         decision = self._review(node, proposed)
@@ -167,8 +164,7 @@ class MergeTree:
         rt.store.flush()  # the pending review is on disk before anyone is asked
         rt.bus.emit(ev.ReviewRequested(node.node_id))
         decision = rt.gate.review(request)
-        rt.store.insert("reviews", {"node_id": node.node_id, "decision": decision.decision,
-                                    "text": decision.text, "by": decision.by, "created_at": now()})
+        rt.store.insert("reviews", rows.review(node.node_id, decision))
         return decision
 
     def _apply(self, node: _Node, decision: ReviewDecision, proposed: Module,
@@ -193,9 +189,8 @@ class MergeTree:
             return None
         rt.bus.emit(ev.Log("info", f"merge {node.node_id} scored {score:.3f} on its tasks, below its best "
                                    f"child's {child_score:.3f}; rolled back"))
-        if not rt.store.count("reviews", "node_id = ? and by = 'policy:if-not-worse'", (node.node_id,)):
-            rt.store.insert("reviews", {"node_id": node.node_id, "decision": "rollback", "text": None,
-                                        "by": "policy:if-not-worse", "created_at": now()})
+        if not rt.store.count("reviews", "node_id = ? and by = ?", (node.node_id, rows.IF_NOT_WORSE)):
+            rt.store.insert("reviews", rows.review(node.node_id, ReviewDecision("rollback", by=rows.IF_NOT_WORSE)))
         return child.module, child.module_id, child_trajs, child_score
 
     def _stored_decision(self, node_id: str) -> ReviewDecision | None:

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fgo_engine import events as ev
+from fgo_engine import rows
 from fgo_engine.config import RunConfig
 from fgo_engine.control import Control
 from fgo_engine.errors import BudgetExceededError, CancelledError, LLMError, MalformedOutputError
 from fgo_engine.llm.gateway import Gateway, Scope
 from fgo_engine.review import ReviewGate
 from fgo_engine.suites.base import Completion, Suite
-from fgo_engine.timeutil import now
 from fgo_engine.types import Module, Task, Trajectory
 
 
@@ -75,11 +75,9 @@ class Runtime:
     def save_module(self, module_id: str, module: Module, *, origin: str, parent_id: str | None = None,
                     subset_id: int | None = None, node_id: str | None = None, epoch: int | None = None,
                     score: float | None = None, adopted: bool | None = None, note: str = "") -> str:
-        self.store.insert("modules", {
-            "id": module_id, "kind": module.kind, "text": module.text, "parent_id": parent_id,
-            "origin": origin, "subset_id": subset_id, "node_id": node_id, "epoch": epoch, "score": score,
-            "adopted": None if adopted is None else int(adopted), "note": note, "created_at": now(),
-        }, replace=True)
+        self.store.insert("modules", rows.module(module_id, module, origin=origin, parent_id=parent_id,
+                                                 subset_id=subset_id, node_id=node_id, epoch=epoch, score=score,
+                                                 adopted=adopted, note=note), replace=True)
         return module_id
 
     def usable(self, old: Module, text: str) -> bool:
@@ -121,17 +119,11 @@ class Runtime:
         self.control.checkpoint()
         futures = [self.pool.submit(self._run_one, t, module, scope) for t in tasks]
         trajs = [f.result() for f in futures]
-        rows = []
+        out = []
         for t, tr in zip(tasks, trajs):
-            rows.append({
-                "id": f"{scope.phase}:{scope.kind}{scope.id}:{epoch}:{module_id}:{t.id}", "task_id": t.id,
-                "module_id": module_id, "phase": scope.phase, "subset_id": subset_id,
-                "node_id": scope.id if scope.kind == "node" else None, "epoch": epoch,
-                "steps_json": [[s.kind, s.text] for s in tr.steps], "answer": tr.answer,
-                "success": int(tr.success), "score": tr.score, "error": tr.error, "created_at": now(),
-            })
+            out.append(rows.trajectory(scope, epoch, module_id, t, tr, subset_id))
             self.bus.emit(ev.TrajectoryDone(scope.kind, scope.id, scope.phase, epoch, t.id, tr.success, tr.score))
-        self.store.insert_many("trajectories", rows, replace=True)
+        self.store.insert_many("trajectories", out, replace=True)
         return trajs
 
     # -- test -------------------------------------------------------------------------
