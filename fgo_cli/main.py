@@ -216,34 +216,12 @@ def cmd_resume(a: argparse.Namespace) -> int:
     return _run_headless(session, a.verbose)
 
 
-def list_sessions(folder: Path) -> list[dict[str, Any]]:
-    from fgo_engine.store import Store
-
-    out = []
-    for p in sorted(folder.glob("*.db"), key=lambda p: p.stat().st_mtime, reverse=True):
-        try:
-            st = Store.open(p, readonly=True)
-        except FGOError as exc:
-            out.append({"path": str(p), "error": str(exc)})
-            continue
-        try:
-            info = st.session_info()
-            tokens = st.query("select coalesce(sum(prompt_tokens + completion_tokens), 0) n from ledger "
-                              "where cache_hit = 0")[0]["n"]
-            cfg = info.get("config_json") or {}
-            models = sorted({r.get("model", "?") for r in (cfg.get("roles") or {}).values()})
-            out.append({"path": str(p), "name": info["name"], "suite": info["suite"], "status": info["status"],
-                        "best_score": info["best_score"], "tokens": tokens, "models": models,
-                        "method": cfg.get("method", "fgo"), "updated_at": info["updated_at"]})
-        finally:
-            st.close()
-    return out
-
-
 def cmd_sessions(a: argparse.Namespace) -> int:
+    from fgo_engine import queries as q
+
     folder = Path(a.dir)
     if a.action == "list":
-        rows = list_sessions(folder) if folder.exists() else []
+        rows = q.list_sessions(folder) if folder.exists() else []
         if not rows:
             print(f"no sessions in {folder}/")
             return 0
@@ -260,9 +238,8 @@ def cmd_sessions(a: argparse.Namespace) -> int:
     path = Path(a.session)
     if a.action == "show":
         from fgo_engine.export import session_report, to_markdown
-        from fgo_engine.store import Store
 
-        st = Store.open(path, readonly=True)
+        st = q.open_readonly(path)
         try:
             print(to_markdown(session_report(st)), end="")
         finally:
@@ -270,9 +247,7 @@ def cmd_sessions(a: argparse.Namespace) -> int:
         return 0
     if not path.exists():
         raise SessionError(f"no session file at {path}")
-    from fgo_engine.store import Store
-
-    Store.open(path, readonly=True).close()  # refuse to delete what is not a session
+    q.open_readonly(path).close()  # refuse to delete what is not a session
     if not a.yes:
         if not sys.stdin.isatty():
             raise ConfigError("refusing to delete without confirmation; pass --yes")
@@ -286,10 +261,10 @@ def cmd_sessions(a: argparse.Namespace) -> int:
 
 
 def cmd_export(a: argparse.Namespace) -> int:
+    from fgo_engine import queries as q
     from fgo_engine.export import session_report, to_json, to_markdown
-    from fgo_engine.store import Store
 
-    st = Store.open(a.session, readonly=True)
+    st = q.open_readonly(a.session)
     try:
         rep = session_report(st)
     finally:

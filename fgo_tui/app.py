@@ -373,11 +373,11 @@ class FGOApp(App[int]):
 
     def _who_decided(self, ctl: RunController, node_id: str) -> None:
         """Events say what was decided; the review rows also say by whom (operator or policy)."""
-        from fgo_tui.model.data import node_decision
+        from fgo_engine.queries import node_decision, reviews
 
         node = ctl.view.nodes.get(node_id)
         try:
-            rows = ctl.store.rows("reviews", "node_id = ?", (node_id,), order_by="id") if ctl.store else []
+            rows = reviews(ctl.store, node_id) if ctl.store else []
         except Exception:  # noqa: BLE001 - a label detail; never worth an error
             return
         if node is not None and rows:
@@ -415,10 +415,10 @@ class FGOApp(App[int]):
             return
         if isinstance(self.screen, ReviewScreen) and self.screen.node_id == request.node_id:
             return
-        from fgo_tui.model.data import fill_child_categories
+        from fgo_engine.queries import child_categories
 
         try:
-            cats = fill_child_categories(ctl.store, request)
+            cats = child_categories(ctl.store, request)
         except Exception:  # noqa: BLE001
             cats = {}
         node = ctl.view.nodes.get(request.node_id)

@@ -75,14 +75,14 @@ class RunController:
         self._load_view()
 
     def open(self, overrides: dict[str, Any] | None = None) -> None:
+        from fgo_engine import queries as q
         from fgo_engine.errors import FGOError
-        from fgo_engine.store import Store
 
         policy = "auto"
         try:
-            probe = Store.open(self.path, readonly=True)
+            probe = q.open_readonly(self.path)
             try:
-                policy = ((probe.session_info().get("config_json") or {}).get("review")) or "auto"
+                policy = q.review_policy(probe)
             finally:
                 probe.close()
             policy = (overrides or {}).get("review", policy)
@@ -93,7 +93,7 @@ class RunController:
             # e.g. a suite that is not installed here: still show everything, read-only
             self.cannot_run = str(exc)
             self.session = None
-            self.store = Store.open(self.path, readonly=True)
+            self.store = q.open_readonly(self.path)
         self._load_view()
 
     def _load_view(self) -> None:

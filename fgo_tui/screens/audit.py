@@ -14,7 +14,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
-from fgo_tui.model import data
+from fgo_engine import queries as q
 from fgo_tui.model.state import fmt_score, short
 from fgo_tui.widgets.render import categories_text, critique_line, diff_text, heading, kv, module_block
 
@@ -42,7 +42,7 @@ class AuditScreen(Screen):
         self.store = store
         self.module_id = module_id
         self.modules: list[dict] = []
-        self.shown: data.Audit | None = None
+        self.shown: q.Audit | None = None
         self.plain = ""
 
     def compose(self) -> ComposeResult:
@@ -55,7 +55,7 @@ class AuditScreen(Screen):
 
     def on_mount(self) -> None:
         try:
-            self.modules = data.list_modules(self.store)
+            self.modules = q.list_modules(self.store)
         except Exception as exc:  # noqa: BLE001
             self.notify(f"cannot read modules: {exc}", severity="error", markup=False)
             self.modules = []
@@ -75,7 +75,7 @@ class AuditScreen(Screen):
 
     def show(self, module_id: str) -> None:
         try:
-            a = data.audit(self.store, module_id)
+            a = q.audit(self.store, module_id)
         except Exception as exc:  # noqa: BLE001
             self.query_one("#audit-text", Static).update(Text(f"cannot read {module_id}: {exc}", style="red"))
             return

@@ -30,15 +30,15 @@ def test_merge_tree(snap_compare, make_app, finished_session):
 
 
 def test_review_modal(snap_compare, make_app, finished_session):
-    from fgo_tui.model.data import fill_child_categories, review_request_from_store
+    from fgo_engine.queries import child_categories, review_request
     from fgo_tui.screens.review import ReviewScreen
 
     async def run_before(pilot):
         app = pilot.app
         await open_first(pilot, app)
         store = app.ctl.store
-        request = review_request_from_store(store, "n2")
-        app.push_screen(ReviewScreen(request, categories=fill_child_categories(store, request), auto=False,
+        request = review_request(store, "n2")
+        app.push_screen(ReviewScreen(request, categories=child_categories(store, request), auto=False,
                                      score_before=app.ctl.view.nodes["n2"].score_before))
         await wait_for(pilot, lambda: isinstance(app.screen, ReviewScreen), what="review")
 
