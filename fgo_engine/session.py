@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fgo_engine import events as ev
 from fgo_engine import rows
@@ -22,10 +22,13 @@ from fgo_engine.errors import BudgetExceededError, CancelledError, ConfigError, 
 from fgo_engine.llm.gateway import Budget, Gateway, LedgerEntry
 from fgo_engine.method.methods import method_for
 from fgo_engine.method.runtime import Runtime
-from fgo_engine.review import ReviewGate, gate_for_policy
-from fgo_engine.suites.base import Suite, load_suite
+from fgo_engine.review import ReviewGate, gate_for_policy, with_gate_defaults
+from fgo_engine.suites.base import Suite, load_suite, with_suite_defaults
 from fgo_engine.timeutil import now
 from fgo_engine.types import Module, Task
+
+if TYPE_CHECKING:
+    from fgo_engine.store import Store
 
 
 @dataclass
@@ -60,12 +63,12 @@ def build_suite(config: RunConfig) -> Suite:
 
 
 class Session:
-    def __init__(self, store: Any, config: RunConfig, *, suite: Suite | None = None,
+    def __init__(self, store: Store, config: RunConfig, *, suite: Suite | None = None,
                  sinks: list[Callable[[ev.Event], None]] | None = None, gate: ReviewGate | None = None,
                  sleep: Callable[[float], None] = time.sleep):
         self.store = store
         self.config = config
-        self.suite = suite or build_suite(config)
+        self.suite = with_suite_defaults(suite or build_suite(config))
         self.bus = ev.EventBus(sinks)
         self.gate = gate or gate_for_policy(config.review)
         self.control = Control()
@@ -76,6 +79,14 @@ class Session:
             listener=self._on_call, rng=random.Random(config.seed),
         )
         self._running = threading.Lock()
+
+    @property
+    def gate(self) -> ReviewGate:
+        return self._gate
+
+    @gate.setter
+    def gate(self, gate: ReviewGate) -> None:
+        self._gate = with_gate_defaults(gate)
 
     # -- construction -----------------------------------------------------------------
     @classmethod
@@ -132,9 +143,7 @@ class Session:
 
     def cancel(self) -> None:
         self.control.cancel()
-        cancel = getattr(self.gate, "cancel", None)
-        if cancel:
-            cancel()
+        self.gate.cancel()
 
     # -- data -------------------------------------------------------------------------
     def tasks(self, split: str) -> list[Task]:

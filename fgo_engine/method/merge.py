@@ -57,7 +57,7 @@ class MergeTree:
         if len(items) <= cfg.threshold:
             return self.merge_node(items)
         vectorize = litellm_embedder(cfg.embedding_model) if cfg.embedding_model else tfidf
-        texts = [self._similarity_text(it.module) for it in items]
+        texts = [self.rt.suite.similarity_text(it.module) for it in items]
         groups = groups_for(texts, cfg.cluster, cfg.seed, vectorize)
         results = [self.progressive_merge([items[i] for i in g]) for g in groups]
         return self.progressive_merge(results)
@@ -65,10 +65,6 @@ class MergeTree:
     def merge_all_at_once(self, items: list[Item]) -> Item:
         """The no-progressive-merge ablation: one merge call over every module."""
         return self.merge_node(items)
-
-    def _similarity_text(self, module: Module) -> str:
-        fn = getattr(self.rt.suite, "similarity_text", None)
-        return fn(module) if fn else module.text
 
     def _next_node_id(self) -> str:
         self._node_counter += 1
@@ -98,7 +94,7 @@ class MergeTree:
         trajs = rt.explore(module, module_id, node.tasks, scope=Scope("node", node.node_id, "backtest"), epoch=0)
         score = mean([t.score for t in trajs])
         final_decision = decision.decision
-        if getattr(rt.gate, "post_check", False) and decision.decision != "rollback":
+        if rt.gate.post_check and decision.decision != "rollback":
             kept = self._if_not_worse(node, score)
             if kept is not None:
                 module, module_id, trajs, score = kept

@@ -37,7 +37,7 @@ class Method(Protocol):
 
 
 def _per_task(suite: Suite) -> int:
-    return int(getattr(suite, "calls_per_task", 1))
+    return int(suite.calls_per_task)
 
 
 def _loop_calls(config: RunConfig, suite: Suite, n_train: int, n_test: int, *, merges: int = 0,

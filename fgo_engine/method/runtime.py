@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fgo_engine import events as ev
 from fgo_engine import rows
@@ -22,6 +22,9 @@ from fgo_engine.llm.gateway import Gateway, Scope
 from fgo_engine.review import ReviewGate
 from fgo_engine.suites.base import Completion, Suite
 from fgo_engine.types import Module, Task, Trajectory
+
+if TYPE_CHECKING:
+    from fgo_engine.store import Store
 
 
 def mean(xs: list[float]) -> float:
@@ -55,7 +58,7 @@ class Item:
 class Runtime:
     """The collaborators of one run and the operations all phases use."""
 
-    def __init__(self, config: RunConfig, suite: Suite, store: Any, gateway: Gateway,
+    def __init__(self, config: RunConfig, suite: Suite, store: Store, gateway: Gateway,
                  bus: ev.EventBus, gate: ReviewGate, control: Control, tasks: dict[str, Task]):
         self.cfg = config
         self.suite = suite
@@ -82,12 +85,11 @@ class Runtime:
 
     def usable(self, old: Module, text: str) -> bool:
         """An LLM-written module is usable if it is not empty and the suite accepts it."""
-        if module_kind_check := getattr(self.suite, "validate_module", None):
-            try:
-                module_kind_check(text)
-            except MalformedOutputError as exc:
-                self.bus.emit(ev.Log("warning", f"rejected a malformed {old.kind}: {exc}"))
-                return False
+        try:
+            self.suite.validate_module(text)
+        except MalformedOutputError as exc:
+            self.bus.emit(ev.Log("warning", f"rejected a malformed {old.kind}: {exc}"))
+            return False
         return bool(text.strip())
 
     # -- rollouts ---------------------------------------------------------------------

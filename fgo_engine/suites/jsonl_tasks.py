@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fgo_engine.errors import ConfigError, TaskFileError
-from fgo_engine.suites.base import AgentLLM, register_suite
+from fgo_engine.suites.base import AgentLLM, SuiteBase, register_suite
 from fgo_engine.suites.scoring import Scorer, extract_answer, get_scorer, parse_spec
 from fgo_engine.types import Module, Step, Task, Trajectory
 
@@ -121,7 +121,7 @@ def read_task_file(path: str | Path,
     return rows
 
 
-class JsonlSuite:
+class JsonlSuite(SuiteBase):
     """Tasks from a user's JSONL file, answered in one LLM call and scored by a scorer."""
 
     name = "jsonl"

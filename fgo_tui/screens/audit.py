@@ -2,7 +2,7 @@
 the optimizer saw (or the merge and its review) — and the diff to its parent."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import Group
 from rich.text import Text
@@ -17,6 +17,9 @@ from textual.widgets.option_list import Option
 from fgo_engine import queries as q
 from fgo_tui.model.state import fmt_score, short
 from fgo_tui.widgets.render import categories_text, critique_line, diff_text, heading, kv, module_block
+
+if TYPE_CHECKING:
+    from fgo_engine.store import Store
 
 
 def module_option_label(m: dict) -> Text:
@@ -37,7 +40,7 @@ class AuditScreen(Screen):
         Binding("p", "parent", "Go to parent"),
     ]
 
-    def __init__(self, store: Any, module_id: str | None = None):
+    def __init__(self, store: Store, module_id: str | None = None):
         super().__init__()
         self.store = store
         self.module_id = module_id

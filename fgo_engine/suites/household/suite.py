@@ -6,7 +6,7 @@ import random
 from typing import Any
 
 from fgo_engine.errors import ConfigError
-from fgo_engine.suites.base import AgentLLM
+from fgo_engine.suites.base import AgentLLM, SuiteBase
 from fgo_engine.suites.household.generate import allocate, generate_episode
 from fgo_engine.suites.household.world import (
     TASK_TYPES,
@@ -81,7 +81,7 @@ def make_task(task_id: str, env_seed: int, task_type: str) -> Task:
     )
 
 
-class HouseholdSuite:
+class HouseholdSuite(SuiteBase):
     """ALFWorld-like household tasks; the module is the agent's instruction."""
 
     name = "household"

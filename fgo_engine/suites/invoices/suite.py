@@ -3,7 +3,7 @@
 from typing import Any
 
 from fgo_engine.errors import ConfigError
-from fgo_engine.suites.base import AgentLLM, register_suite
+from fgo_engine.suites.base import AgentLLM, SuiteBase, register_suite
 from fgo_engine.suites.invoices.generate import _generate
 from fgo_engine.suites.invoices.knowledge import KNOWLEDGE
 from fgo_engine.suites.scoring import exact, extract_answer
@@ -35,7 +35,7 @@ def build_prompt(task: Task) -> str:
     return _PROMPT_HEAD + xml + _PROMPT_TAIL
 
 
-class InvoicesSuite:
+class InvoicesSuite(SuiteBase):
     """LogisticsQA-like: extract the transport reference from UBL 2.1 invoices."""
 
     name = "invoices"

@@ -23,7 +23,7 @@ from typing import Any
 from fgo_engine.errors import ConfigError, MalformedOutputError
 from fgo_engine.sandbox import ToolResult, run_tool
 from fgo_engine.suites import scoring
-from fgo_engine.suites.base import AgentLLM
+from fgo_engine.suites.base import AgentLLM, SuiteBase
 from fgo_engine.suites.tools.data import (
     CATEGORIES,
     GENERATOR_VERSION,
@@ -175,7 +175,7 @@ def _parse_arguments(raw: Any) -> tuple[dict[str, Any] | None, str | None]:
     return value, None
 
 
-class ToolsSuite:
+class ToolsSuite(SuiteBase):
     """GAIA-like file questions answered with a toolbox (see the module docstring)."""
 
     name = "tools"
