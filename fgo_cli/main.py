@@ -3,10 +3,13 @@ imported only when a command opens it."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +164,30 @@ def _run_headless(session, verbose: bool) -> int:
     from fgo_engine.console import ConsolePrinter
 
     session.bus.add(ConsolePrinter(verbose=verbose))
+    with _console_log(verbose):
+        return _run_with_sigint(session)
+
+
+@contextlib.contextmanager
+def _console_log(verbose: bool) -> Iterator[None]:
+    """``-v``: the engine's log records on stderr too (the session log file gets them anyway)."""
+    if not verbose:
+        yield
+        return
+    from fgo_engine.logs import LOGGER, console_handler
+
+    logger = logging.getLogger(LOGGER)
+    handler, level = console_handler(sys.stderr), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def _run_with_sigint(session) -> int:
     previous = signal.getsignal(signal.SIGINT)
 
     def on_sigint(signum, frame):
@@ -174,6 +201,8 @@ def _run_headless(session, verbose: bool) -> int:
         signal.signal(signal.SIGINT, previous)
         session.close()
     print(f"session: {session.store.path}")
+    if session.session_log.path.exists():
+        print(f"log: {session.session_log.path}")
     return EXIT.get(result.status, 1)
 
 
@@ -254,8 +283,11 @@ def cmd_sessions(a: argparse.Namespace) -> int:
         if input(f"delete {path}? [y/N] ").strip().lower() not in ("y", "yes"):
             print("kept")
             return 0
+    from fgo_engine.logs import log_path
+
     for suffix in ("", "-wal", "-shm"):
         Path(str(path) + suffix).unlink(missing_ok=True)
+    log_path(path).unlink(missing_ok=True)
     print(f"deleted {path}")
     return 0
 

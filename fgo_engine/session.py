@@ -6,6 +6,7 @@ done, cancelled, out of budget or failed — and is safe to call again to resume
 """
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -20,6 +21,7 @@ from fgo_engine.config import RunConfig
 from fgo_engine.control import Control
 from fgo_engine.errors import BudgetExceededError, CancelledError, ConfigError, FGOError, SessionError
 from fgo_engine.llm.gateway import Budget, Gateway, LedgerEntry
+from fgo_engine.logs import SessionLog
 from fgo_engine.method.methods import method_for
 from fgo_engine.method.runtime import Runtime
 from fgo_engine.review import ReviewGate, gate_for_policy, with_gate_defaults
@@ -29,6 +31,9 @@ from fgo_engine.types import Module, Task
 
 if TYPE_CHECKING:
     from fgo_engine.store import Store
+
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
 @dataclass
@@ -69,7 +74,9 @@ class Session:
         self.store = store
         self.config = config
         self.suite = with_suite_defaults(suite or build_suite(config))
-        self.bus = ev.EventBus(sinks)
+        self.session_log = SessionLog(store.path)
+        self.log = self.session_log.log
+        self.bus = ev.EventBus(sinks, log=self.log)
         self.gate = gate or gate_for_policy(config.review)
         self.control = Control()
         self._sleep = sleep
@@ -153,6 +160,19 @@ class Session:
         return [Task(r["id"], r["input"], r["expected"], r["category"] or "default", r["meta_json"] or {})
                 for r in rows]
 
+    def _log_event(self, e: ev.Event) -> None:
+        """What the run reports is also in the session log (marked, so the console does not repeat it)."""
+        mark = {"event": True}
+        if isinstance(e, ev.Log):
+            self.log.log(_LEVELS.get(e.level, logging.INFO), "%s", e.text, extra=mark)
+        elif isinstance(e, ev.SubsetDone) and e.error:
+            self.log.error("subset %s failed: %s", e.subset_id, e.error, extra=mark)
+        elif isinstance(e, ev.RunStarted):
+            self.log.info("run started: %s, %s subsets, %s train / %s test tasks; projected calls %s", e.method,
+                          e.n_subsets, e.n_train, e.n_test, e.projected_calls, extra=mark)
+        elif isinstance(e, ev.RunFinished):
+            self.log.info("run finished: %s%s", e.status, f" ({e.message})" if e.message else "", extra=mark)
+
     def _on_call(self, e: LedgerEntry) -> None:
         self.bus.emit(ev.TokensUsed(e.role, e.scope.kind, e.scope.id, e.scope.phase, e.prompt_tokens,
                                     e.completion_tokens, e.cache_hit, self.gateway.total.tokens, e.error))
@@ -162,6 +182,8 @@ class Session:
         if not self._running.acquire(blocking=False):
             raise SessionError("this session is already running")
         start = time.perf_counter()
+        self.session_log.open()
+        self.bus.add(self._log_event)
         train, test = self.tasks("train"), self.tasks("test")
         cfg = self.config
         method = method_for(cfg.method)
@@ -190,8 +212,10 @@ class Session:
             result.status, result.message = "cancelled", str(exc)
         except FGOError as exc:
             result.status, result.message = "failed", str(exc)
-        except Exception as exc:  # keep the session consistent and say what happened
-            result.status, result.message = "failed", f"internal error: {type(exc).__name__}: {exc}"
+        except Exception as exc:  # keep the session consistent, say what happened and where the traceback is
+            self.log.exception("internal error")
+            result.status, result.message = "failed", (f"internal error: {type(exc).__name__}: {exc} "
+                                                       f"(traceback in {self.session_log.path})")
         finally:
             rt.close()
             result.overflowed = rt.overflowed
@@ -211,9 +235,13 @@ class Session:
                 "status": result.status, "message": result.message, "train_score": result.train_score,
                 "test_score": result.test_score}))
             try:
-                self.store.flush()
+                try:
+                    self.store.flush()
+                finally:
+                    self._running.release()
+                self.bus.emit(ev.RunFinished(result.status, result.train_score, result.test_score,
+                                             result.final_module_id, result.message))
             finally:
-                self._running.release()
-            self.bus.emit(ev.RunFinished(result.status, result.train_score, result.test_score,
-                                         result.final_module_id, result.message))
+                self.bus.remove(self._log_event)
+                self.session_log.close()
         return result
