@@ -110,7 +110,7 @@ def run_bench(suite: str, *, methods: list[str], seeds: int = 1, model: str = "f
         if tmp is not None:
             tmp.cleanup()
     cats = sorted({c for s in summaries.values() for r in s.runs for c in r["test_by_category"]})
-    report = {
+    report: dict[str, Any] = {
         "suite": suite, "model": model, "seeds": seeds, "subsets": subsets, "epochs": epochs,
         "threshold": threshold, "latency": latency, "categories": cats,
         "simulated": model.startswith("fgo-sim/"),

@@ -114,6 +114,7 @@ class MergeTree:
         if not (existing and existing["status"] == "done" and existing.get("module_id")):
             return None
         row = rt.store.get("modules", existing["module_id"])
+        assert row is not None  # written before the node was marked done
         self._emit(node, "done", existing["score_after"], None, existing["module_id"])
         return Item(node.node_id, Module(row["kind"], row["text"]), existing["module_id"], existing["score_after"],
                     node.task_ids, existing.get("scores_json") or {}, node.subset_ids)

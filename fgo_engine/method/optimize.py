@@ -169,6 +169,7 @@ def optimize_subsets(rt: Runtime, groups: list[list[Task]], start: Module, start
         rt.bus.emit(ev.SubsetStarted(i, subset_name(group, i), len(group), cats))
         if row and row["status"] == "done" and row["best_module_id"]:
             m = rt.store.get("modules", row["best_module_id"])
+            assert m is not None  # written before the subset was marked done
             item = Item(f"s{i}", Module(m["kind"], m["text"]), row["best_module_id"], row["best_score"],
                         [t.id for t in group], subset_ids=[i])
             rt.bus.emit(ev.SubsetDone(i, item.score, item.module_id))

@@ -18,7 +18,7 @@ from fgo_engine.suites.household.world import (
 from fgo_engine.suites.household.world import (
     oracle_plan as _plan_from_layout,
 )
-from fgo_engine.types import Module, Step, Task, Trajectory
+from fgo_engine.types import Module, ModuleKind, Step, Task, Trajectory
 
 # ALFWorld's unseen split (134 games) by type; the test split keeps these proportions.
 ALFWORLD_UNSEEN = {"pick": 24, "clean": 31, "heat": 23, "cool": 21, "look": 18, "pick_two": 17}
@@ -85,7 +85,7 @@ class HouseholdSuite(SuiteBase):
     """ALFWorld-like household tasks; the module is the agent's instruction."""
 
     name = "household"
-    module_kind = "instruction"
+    module_kind: ModuleKind = "instruction"
 
     def __init__(
         self,

@@ -34,7 +34,7 @@ from fgo_engine.suites.tools.data import (
 )
 from fgo_engine.suites.tools.library import INITIAL_TOOLBOX, KNOWLEDGE
 from fgo_engine.toolbox import parse_toolbox, parse_toolbox_source, tool_schemas, toolbox_text_for_similarity
-from fgo_engine.types import Knowledge, Module, Step, Task, Trajectory
+from fgo_engine.types import Knowledge, Module, ModuleKind, Step, Task, Trajectory
 
 AGENT_SYSTEM = """You answer questions about the files of a task by calling the tools you are given.
 File paths are plain file names such as 'sales.csv'. Use tools to read, search and compute rather than
@@ -179,7 +179,7 @@ class ToolsSuite(SuiteBase):
     """GAIA-like file questions answered with a toolbox (see the module docstring)."""
 
     name = "tools"
-    module_kind = "toolbox"
+    module_kind: ModuleKind = "toolbox"
     calls_per_task = 3  # typical agent turns per task, for cost projection
 
     def __init__(self, seed: int = 0, *, n_train: int = 36, n_test: int = 60, files_root: str | None = None,
