@@ -46,6 +46,19 @@ async def wait_for(pilot, cond: Callable[[], Any], timeout: float = 30.0, what: 
                          f"events) {run}")
 
 
+async def settled(pilot, value: Callable[[], Any], polls: int = 10, timeout: float = 30.0, what: str = "value") -> Any:
+    """Wait until ``value()`` stays the same for ``polls`` polls in a row; return it."""
+    last, same = value(), 0
+    for _ in range(int(timeout / 0.05)):
+        await pilot.pause(0.05)
+        now = value()
+        same = same + 1 if now == last else 0
+        last = now
+        if same >= polls:
+            return now
+    raise AssertionError(f"{what} kept changing for {timeout} s")
+
+
 async def sessions_ready(pilot, app):
     from fgo_tui.screens.sessions import SessionsScreen
 
