@@ -17,7 +17,7 @@ from fgo_engine.errors import FGOError
 from fgo_engine.llm.gateway import Totals
 from fgo_engine.review import ChildInfo, ReviewRequest
 from fgo_engine.rows import IF_NOT_WORSE
-from fgo_engine.types import Module, NodeRef
+from fgo_engine.types import Module, subset_ref
 
 if TYPE_CHECKING:
     from fgo_engine.store import Store
@@ -215,23 +215,27 @@ def merge_node(store: Store, node_id: str) -> dict | None:
     return store.get("merge_nodes", node_id)
 
 
+def tree_row(store: Store, ref: str) -> tuple[dict | None, bool]:
+    """The row a merge-tree reference names, and whether it is a subset's (else a merge node's)."""
+    sid = subset_ref(ref)
+    if sid is not None:
+        return subset(store, sid), True
+    return merge_node(store, ref), False
+
+
 def child_module_id(store: Store, child: str) -> str | None:
     """The module a merge-tree child stands for: a subset's best, or a node's result."""
-    ref = NodeRef.find(child)
-    if ref is not None and ref.is_subset:
-        row = subset(store, ref.index)
-        return row["best_module_id"] if row else None
-    row = merge_node(store, child)
-    return (row["module_id"] or row["proposed_module_id"]) if row else None
+    row, is_subset = tree_row(store, child)
+    if row is None:
+        return None
+    return row["best_module_id"] if is_subset else (row["module_id"] or row["proposed_module_id"])
 
 
 def child_score(store: Store, child: str) -> float | None:
-    ref = NodeRef.find(child)
-    if ref is not None and ref.is_subset:
-        row = subset(store, ref.index)
-        return row["best_score"] if row else None
-    row = merge_node(store, child)
-    return row["score_after"] if row else None
+    row, is_subset = tree_row(store, child)
+    if row is None:
+        return None
+    return row["best_score"] if is_subset else row["score_after"]
 
 
 def category_scores(store: Store, module_id: str, task_ids: list[str] | None = None) -> dict[str, float]:
@@ -262,9 +266,9 @@ def descendant_subsets(store: Store, node_id: str) -> list[int]:
         if cur in seen:
             continue
         seen.add(cur)
-        ref = NodeRef.find(cur)
-        if ref is not None and ref.is_subset:
-            out.append(ref.index)
+        sid = subset_ref(cur)
+        if sid is not None:
+            out.append(sid)
             continue
         row = merge_node(store, cur)
         stack.extend(reversed((row or {}).get("child_ids_json") or []))
@@ -320,14 +324,12 @@ def node_detail(store: Store, node_id: str, trail_limit: int = 30) -> NodeDetail
 def child_detail(store: Store, child: str) -> ChildDetail:
     mid = child_module_id(store, child)
     m = module(store, mid) or {}
-    ref = NodeRef.find(child)
-    if ref is not None and ref.is_subset:
-        row = subset(store, ref.index) or {}
-        ids = row.get("task_ids_json") or []
+    found, is_subset = tree_row(store, child)
+    row = found or {}
+    ids = row.get("task_ids_json") or []
+    if is_subset:
         cats = category_scores(store, mid, ids) if mid else {}
     else:
-        row = merge_node(store, child) or {}
-        ids = row.get("task_ids_json") or []
         cats = row.get("scores_json") or {}
     return ChildDetail(child, mid, m.get("text", ""), child_score(store, child), len(ids), dict(cats))
 
