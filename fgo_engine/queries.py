@@ -17,7 +17,7 @@ from fgo_engine.errors import FGOError
 from fgo_engine.llm.gateway import Totals
 from fgo_engine.review import ChildInfo, ReviewRequest
 from fgo_engine.rows import IF_NOT_WORSE
-from fgo_engine.types import Module, subset_ref
+from fgo_engine.types import Module, Task, subset_ref
 
 if TYPE_CHECKING:
     from fgo_engine.store import Store
@@ -111,6 +111,16 @@ def list_sessions(folder: Path) -> list[dict[str, Any]]:
 def task_counts(store: Store) -> tuple[int, int]:
     """(train, test) task counts."""
     return store.count("tasks", "split = 'train'"), store.count("tasks", "split = 'test'")
+
+
+def tasks(store: Store, split: str) -> list[Task]:
+    """The stored tasks of a split, in the order they were written; a session without test
+    tasks is tested on its training tasks."""
+    rows = store.rows("tasks", "split = ?", (split,), order_by="rowid")
+    if split == "test" and not rows:
+        return tasks(store, "train")
+    return [Task(r["id"], r["input"], r["expected"], r["category"] or "default", r["meta_json"] or {})
+            for r in rows]
 
 
 def task_categories(store: Store) -> dict[str, str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fgo_engine import events as ev
-from fgo_engine import rows
+from fgo_engine import queries, rows
 from fgo_engine.config import RunConfig
 from fgo_engine.control import Control
 from fgo_engine.errors import BudgetExceededError, CancelledError, ConfigError, FGOError, SessionError
@@ -154,11 +154,7 @@ class Session:
 
     # -- data -------------------------------------------------------------------------
     def tasks(self, split: str) -> list[Task]:
-        rows = self.store.rows("tasks", "split = ?", (split,), order_by="rowid")
-        if split == "test" and not rows:
-            return self.tasks("train")
-        return [Task(r["id"], r["input"], r["expected"], r["category"] or "default", r["meta_json"] or {})
-                for r in rows]
+        return queries.tasks(self.store, split)
 
     def _log_event(self, e: ev.Event) -> None:
         """What the run reports is also in the session log (marked, so the console does not repeat it)."""

@@ -76,8 +76,8 @@ async def open_first(pilot, app):
 
     await sessions_ready(pilot, app)
     await pilot.press("enter")
-    return await wait_for(pilot, lambda: app.screen if isinstance(app.screen, DashboardScreen)
-                          and app.screen.panels else None, what="dashboard")
+    return await wait_for(pilot, lambda: app.screen if isinstance(app.screen, DashboardScreen) and app.screen.panels
+                          and all(p.is_mounted for p in app.screen.panels.values()) else None, what="dashboard")
 
 
 class StartPaused:
