@@ -283,11 +283,9 @@ def cmd_sessions(a: argparse.Namespace) -> int:
         if input(f"delete {path}? [y/N] ").strip().lower() not in ("y", "yes"):
             print("kept")
             return 0
-    from fgo_engine.logs import log_path
+    from fgo_engine.logs import delete_session_files
 
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(path) + suffix).unlink(missing_ok=True)
-    log_path(path).unlink(missing_ok=True)
+    delete_session_files(path)
     print(f"deleted {path}")
     return 0
 

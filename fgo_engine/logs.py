@@ -26,6 +26,13 @@ def log_path(db_path: str | Path) -> Path:
     return Path(db_path).with_suffix(".log")
 
 
+def delete_session_files(db_path: str | Path) -> None:
+    """A session file with its SQLite side files and its log (the app and the CLI delete alike)."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(db_path) + suffix).unlink(missing_ok=True)
+    log_path(db_path).unlink(missing_ok=True)
+
+
 class SessionLog:
     """The log of one session file; :meth:`open` attaches the file for a run, :meth:`close` detaches it."""
 

@@ -249,8 +249,9 @@ class FGOApp(App[int]):
             self._drop_dashboard()
             self.ctl.close()
             self.ctl = None
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(path) + suffix).unlink(missing_ok=True)
+        from fgo_engine.logs import delete_session_files
+
+        delete_session_files(path)
         report = path.with_name(f"{path.stem}-report.md")
         self.notify(f"deleted {path.name}" + (f" (its report {report.name} is kept)" if report.exists() else ""),
                     markup=False)
