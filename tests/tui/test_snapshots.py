@@ -40,6 +40,9 @@ def test_review_modal(snap_compare, make_app, finished_session):
         request = review_request(store, "n2")
         app.push_screen(ReviewScreen(request, categories=child_categories(store, request), auto=False,
                                      score_before=app.ctl.view.nodes["n2"].score_before))
-        await wait_for(pilot, lambda: isinstance(app.screen, ReviewScreen), what="review")
+        # mounted, the diff drawn and the first button focused: the state the screenshot shows
+        await wait_for(pilot, lambda: isinstance(app.screen, ReviewScreen) and app.screen.is_mounted
+                       and app.screen.diff_plain and app.focused is not None and app.focused.id == "approve",
+                       what="review")
 
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
