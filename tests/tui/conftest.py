@@ -80,6 +80,16 @@ async def open_first(pilot, app):
                           and all(p.is_mounted for p in app.screen.panels.values()) else None, what="dashboard")
 
 
+async def dashboard_drawn(pilot, dash):
+    """Every subset panel shows its module and its replayed stream (what a screenshot shows)."""
+    def drawn() -> bool:
+        return bool(dash.panels) and all(p.is_mounted and p.lines_seen > 0 and p.query_one(".sp-module").plain
+                                         for p in dash.panels.values())
+
+    await wait_for(pilot, drawn, what="dashboard drawn")
+    return dash
+
+
 class StartPaused:
     """A session factory whose new sessions start paused: the run begins, reaches its first
     LLM call and waits there until the operator resumes (a deterministic starting point).

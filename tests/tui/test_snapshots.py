@@ -2,7 +2,7 @@
 timestamps, no clock in view). Update with `pytest tests/tui --snapshot-update`."""
 from __future__ import annotations
 
-from .conftest import SIZE, open_first, sessions_ready, wait_for
+from .conftest import SIZE, dashboard_drawn, open_first, sessions_ready, wait_for
 
 
 def test_sessions_screen(snap_compare, make_app, finished_session):
@@ -14,14 +14,14 @@ def test_sessions_screen(snap_compare, make_app, finished_session):
 
 def test_dashboard(snap_compare, make_app, finished_session):
     async def run_before(pilot):
-        await open_first(pilot, pilot.app)
+        await dashboard_drawn(pilot, await open_first(pilot, pilot.app))
 
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
 
 
 def test_merge_tree(snap_compare, make_app, finished_session):
     async def run_before(pilot):
-        dash = await open_first(pilot, pilot.app)
+        dash = await dashboard_drawn(pilot, await open_first(pilot, pilot.app))
         await pilot.press("2")
         await wait_for(pilot, lambda: dash.select_tree_node("n1"), what="tree node n1")
         await pilot.pause()
@@ -35,7 +35,7 @@ def test_review_modal(snap_compare, make_app, finished_session):
 
     async def run_before(pilot):
         app = pilot.app
-        await open_first(pilot, app)
+        await dashboard_drawn(pilot, await open_first(pilot, app))
         store = app.ctl.store
         request = review_request(store, "n2")
         app.push_screen(ReviewScreen(request, categories=child_categories(store, request), auto=False,
