@@ -352,8 +352,8 @@ class FGOApp(App[int]):
     def _drain(self) -> None:
         self.ticks += 1
         ctl = self.ctl
-        if ctl is None:
-            return
+        if ctl is None or not self.screen_stack:
+            return  # nothing open, or the app is closing (its screens are gone before its timers)
         batch = ctl.buffer.drain()
         from fgo_engine import events as ev
 
