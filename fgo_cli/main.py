@@ -3,10 +3,13 @@ imported only when a command opens it."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -175,13 +178,30 @@ def _run_headless(session, verbose: bool) -> int:
 
     printer = ConsolePrinter(verbose=verbose)
     session.bus.add(printer)
-    if verbose:  # the engine's log (e.g. a provider's full error text) on stderr
-        import logging
+    with _console_log(verbose):
+        return _run_with_sigint(session, printer)
 
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(name)s %(levelname)s: %(message)s"))
-        logging.getLogger("fgo").addHandler(handler)
-        logging.getLogger("fgo").setLevel(logging.INFO)
+
+@contextlib.contextmanager
+def _console_log(verbose: bool) -> Iterator[None]:
+    """``-v``: the engine's log records on stderr too (the session log file gets them anyway)."""
+    if not verbose:
+        yield
+        return
+    from fgo_engine.logs import LOGGER, console_handler
+
+    logger = logging.getLogger(LOGGER)
+    handler, level = console_handler(sys.stderr), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def _run_with_sigint(session, printer) -> int:
     previous = signal.getsignal(signal.SIGINT)
 
     def on_sigint(signum, frame):
@@ -201,6 +221,8 @@ def _run_headless(session, verbose: bool) -> int:
         signal.signal(signal.SIGINT, previous)
         session.close()
     print(f"session: {session.store.path}")
+    if session.session_log.path.exists():
+        print(f"log: {session.session_log.path}")
     return EXIT.get(result.status, 1)
 
 
@@ -260,40 +282,6 @@ def cmd_resume(a: argparse.Namespace) -> int:
     return _run_headless(session, a.verbose)
 
 
-def list_sessions(folder: Path) -> list[dict[str, Any]]:
-    """Every ``*.db`` in ``folder``; files that are not sessions are listed as such (``label``)."""
-    from fgo_engine.errors import IncompleteSessionError, NotASessionError
-    from fgo_engine.store import Store
-
-    out = []
-    for p in sorted(folder.glob("*.db"), key=lambda p: p.stat().st_mtime, reverse=True):
-        try:
-            st = Store.open(p, readonly=True)
-        except NotASessionError as exc:
-            out.append({"path": str(p), "error": str(exc), "label": "not a session"})
-            continue
-        except IncompleteSessionError as exc:
-            out.append({"path": str(p), "error": str(exc), "label": "incomplete"})
-            continue
-        except FGOError as exc:
-            out.append({"path": str(p), "error": str(exc), "label": "unreadable"})
-            continue
-        try:
-            info = st.session_info()
-            tokens = st.query("select coalesce(sum(prompt_tokens + completion_tokens), 0) n from ledger "
-                              "where cache_hit = 0")[0]["n"]
-            cfg = info.get("config_json") or {}
-            models = sorted({r.get("model", "?") for r in (cfg.get("roles") or {}).values()})
-            out.append({"path": str(p), "name": info["name"], "suite": info["suite"], "status": info["status"],
-                        "best_score": info["best_score"], "tokens": tokens, "models": models,
-                        "method": cfg.get("method", "fgo"), "updated_at": info["updated_at"]})
-        except Exception as exc:  # noqa: BLE001 - one odd file must not hide the others
-            out.append({"path": str(p), "error": " ".join(str(exc).split()), "label": "unreadable"})
-        finally:
-            st.close()
-    return out
-
-
 def resolve_session(name: str, folder: Path | None = None) -> Path:
     """A session file from what the operator typed: a path, or a name as `fgo sessions list` shows it
     ('demo' for sessions/demo.db, or the name stored in the file)."""
@@ -305,7 +293,9 @@ def resolve_session(name: str, folder: Path | None = None) -> Path:
         if candidate.exists():
             return candidate
     if folder.exists() and "/" not in name:
-        for r in list_sessions(folder):
+        from fgo_engine import queries as q
+
+        for r in q.list_sessions(folder):
             if r.get("name") == name:
                 return Path(r["path"])
     raise SessionError(f"no session file at {name} (nor {folder / (name + '.db')}); `fgo sessions list` shows them")
@@ -317,9 +307,11 @@ def when(ts: str | None) -> str:
 
 
 def cmd_sessions(a: argparse.Namespace) -> int:
+    from fgo_engine import queries as q
+
     folder = Path(a.dir)
     if a.action == "list":
-        rows = list_sessions(folder) if folder.exists() else []
+        rows = q.list_sessions(folder) if folder.exists() else []
         if not rows:
             print(f"no sessions in {folder}/")
             return 0
@@ -347,9 +339,8 @@ def cmd_sessions(a: argparse.Namespace) -> int:
     path = resolve_session(a.session, folder)
     if a.action == "show":
         from fgo_engine.export import session_report, to_markdown
-        from fgo_engine.store import Store
 
-        st = Store.open(path, readonly=True)
+        st = q.open_readonly(path)
         try:
             print(to_markdown(session_report(st)), end="")
         finally:
@@ -358,13 +349,13 @@ def cmd_sessions(a: argparse.Namespace) -> int:
     if not path.exists():
         raise SessionError(f"no session file at {path}")
     from fgo_engine.errors import IncompleteSessionError, SessionLockedError
-    from fgo_engine.store import Store, lock_file, reserve_file, session_holder
+    from fgo_engine.store import session_holder
 
     holder = session_holder(path)
     if holder:
         raise SessionLockedError(f"{path} is in use by {holder}; not deleted")
     try:
-        Store.open(path, readonly=True).close()  # refuse to delete what is not a session
+        q.open_readonly(path).close()  # refuse to delete what is not a session
     except IncompleteSessionError:
         pass  # an interrupted creation: nothing in it, deleting is what it needs
     if not a.yes:
@@ -373,19 +364,18 @@ def cmd_sessions(a: argparse.Namespace) -> int:
         if input(f"delete {path}? [y/N] ").strip().lower() not in ("y", "yes"):
             print("kept")
             return 0
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(path) + suffix).unlink(missing_ok=True)
-    lock_file(path).unlink(missing_ok=True)
-    reserve_file(path).unlink(missing_ok=True)
+    from fgo_engine.logs import delete_session_files
+
+    delete_session_files(path)
     print(f"deleted {path}")
     return 0
 
 
 def cmd_export(a: argparse.Namespace) -> int:
+    from fgo_engine import queries as q
     from fgo_engine.export import session_report, to_json, to_markdown
-    from fgo_engine.store import Store
 
-    st = Store.open(resolve_session(a.session), readonly=True)
+    st = q.open_readonly(resolve_session(a.session))
     try:
         rep = session_report(st)
     finally:

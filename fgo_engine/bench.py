@@ -133,7 +133,7 @@ def run_bench(suite: str, *, methods: list[str], seeds: int = 1, model: str = "f
         if tmp is not None:
             tmp.cleanup()
     cats = sorted({c for s in summaries.values() for r in s.runs for c in r["test_by_category"]})
-    report = {
+    report: dict[str, Any] = {
         "suite": suite, "model": model, "seeds": seeds, "subsets": subsets, "epochs": epochs,
         "threshold": threshold, "latency": latency, "prefill_rate": prefill_rate, "decode_rate": decode_rate,
         "config": dict(extra or {}), "workers": workers, "categories": cats,

@@ -20,6 +20,8 @@ BACKTESTS = ("full", "adaptive")
 METHODS = ("fgo", "vanilla", "all-at-once", "batch-wise", "bootstrapping", "no-merge")
 EXECUTORS = ("threads", "ray")  # fgo_engine.executors
 DEFAULT_MODEL = "fgo-sim/medium"
+# settings that once existed: still accepted in session files and configs written then, and ignored
+RETIRED = frozenset({"batch_size"})  # read by nothing; batch-wise and bootstrapping use |train| / subsets
 # A reply cap per role, so a model that does not stop cannot run until its context is full
 # (seen: 69 s evaluator replies filling a 2,048-token window). Applied when a role's
 # max_tokens is not given; an explicit ``max_tokens = null`` (older sessions) means no cap.
@@ -128,7 +130,6 @@ class RunConfig:
     review: str = "if-not-worse"
     workers: int = 4
     task_workers: int = 8
-    batch_size: int = 8
     budget_tokens: int | None = None
     budget_cost: float | None = None
     role_budgets: dict[str, int] = field(default_factory=dict)
@@ -152,10 +153,10 @@ class RunConfig:
             raise ConfigError("api_key: a key is never read from a config file; put it in an environment variable "
                               "and name that variable with api_key_env (per role)")
         known = {f.name for f in fields(cls)} | {"model"}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(set(data) - known - RETIRED)
         if unknown:
             raise ConfigError(f"unknown config setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
-        data = dict(data)
+        data = {k: v for k, v in data.items() if k not in RETIRED}
         model = data.pop("model", None)
         roles_in = data.pop("roles", {}) or {}
         if not isinstance(roles_in, dict):
@@ -244,7 +245,6 @@ class RunConfig:
         need(self.review in REVIEWS, f"review must be one of {', '.join(REVIEWS)} (got {self.review!r})")
         need(is_int(self.seed), f"seed must be a whole number (got {self.seed!r})")
         need(is_int(self.workers) and 1 <= self.workers <= 256, f"workers must be 1..256 (got {self.workers!r})")
-        need(is_int(self.batch_size) and self.batch_size >= 1, f"batch_size must be ≥ 1 (got {self.batch_size!r})")
         need(self.budget_tokens is None or (is_int(self.budget_tokens) and self.budget_tokens > 0),
              f"budget_tokens must be a positive whole number (got {self.budget_tokens!r})")
         need(self.budget_cost is None or (isinstance(self.budget_cost, (int, float)) and self.budget_cost > 0),

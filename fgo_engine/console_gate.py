@@ -9,12 +9,11 @@ import tempfile
 from typing import TextIO
 
 from fgo_engine.errors import CancelledError
-from fgo_engine.review import ReviewDecision, ReviewRequest
+from fgo_engine.review import GateBase, ReviewDecision, ReviewRequest
 
 
-class ConsoleGate:
+class ConsoleGate(GateBase):
     policy = "ask"
-    post_check = False
 
     def __init__(self, inp: TextIO | None = None, out: TextIO | None = None):
         self.inp = inp or sys.stdin

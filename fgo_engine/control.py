@@ -12,6 +12,14 @@ class Control:
         self._running.set()
         self._cancelled = threading.Event()
         self._stop_reason: BaseException | None = None
+        self._lock = threading.Lock()
+        self._parked = 0
+
+    @property
+    def parked(self) -> int:
+        """Workers held at a checkpoint right now (while paused)."""
+        with self._lock:
+            return self._parked
 
     @property
     def paused(self) -> bool:
@@ -40,8 +48,15 @@ class Control:
 
     def checkpoint(self) -> None:
         """Block while paused; raise when cancelled or stopped."""
-        while not self._running.wait(timeout=0.25):
-            pass
+        if not self._running.is_set():
+            with self._lock:
+                self._parked += 1
+            try:
+                while not self._running.wait(timeout=0.25):
+                    pass
+            finally:
+                with self._lock:
+                    self._parked -= 1
         if self._cancelled.is_set():
             reason = self._stop_reason
             if isinstance(reason, BudgetExceededError):

@@ -5,6 +5,7 @@ TUI posts a message, the console printer prints, the store writer enqueues).
 """
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -190,12 +191,15 @@ class Log(Event):
 
 
 class EventBus:
-    """Fan-out to sinks; a failing sink is dropped from nothing and never stops the run."""
+    """Fan-out to sinks; a failing sink is logged (its first failure with the traceback)
+    and never stops the run."""
 
-    def __init__(self, sinks: list[Callable[[Event], None]] | None = None):
+    def __init__(self, sinks: list[Callable[[Event], None]] | None = None,
+                 log: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None):
         self._sinks: list[Callable[[Event], None]] = list(sinks or [])
         self._lock = threading.Lock()
-        self.errors: list[str] = []
+        self.log = log or logging.getLogger(__name__)
+        self._failing: set[int] = set()  # sinks whose traceback is already in the log
 
     def add(self, sink: Callable[[Event], None]) -> None:
         with self._lock:
@@ -213,7 +217,18 @@ class EventBus:
             try:
                 s(event)
             except Exception as exc:  # observational: a broken sink must not break the run
-                self.errors.append(f"{type(exc).__name__}: {exc}")
+                self._sink_failed(s, event, exc)
+
+    def _sink_failed(self, sink: Callable[[Event], None], event: Event, exc: Exception) -> None:
+        with self._lock:
+            first = id(sink) not in self._failing
+            self._failing.add(id(sink))
+        if first:
+            self.log.warning("event sink %r failed on %s (later failures of this sink are logged as debug)",
+                             sink, type(event).__name__, exc_info=exc)
+        else:
+            self.log.debug("event sink %r failed on %s: %s: %s", sink, type(event).__name__,
+                           type(exc).__name__, exc)
 
     def __call__(self, event: Event) -> None:
         self.emit(event)

@@ -5,27 +5,26 @@ Reads through a read-only store; API keys are never in the store, so never in ex
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from fgo_engine import queries as q
+
+if TYPE_CHECKING:
+    from fgo_engine.store import Store
 
 from fgo_engine import redaction
 
 
-def session_report(store: Any) -> dict[str, Any]:
-    info = store.session_info()
-    final = store.get("modules", info["final_module_id"]) if info.get("final_module_id") else None
-    nodes = store.rows("merge_nodes", order_by="rowid")
-    subsets = store.rows("subsets", order_by="id")
-    reviews = store.rows("reviews", order_by="id")
-    ledger = store.query(
-        "select role, count(*) calls, sum(cache_hit) cache_hits, "
-        "sum(case when cache_hit=0 then prompt_tokens else 0 end) prompt_tokens, "
-        "sum(case when cache_hit=0 then completion_tokens else 0 end) completion_tokens, "
-        "sum(case when cache_hit=0 then cost else 0 end) cost, sum(error is not null) errors "
-        "from ledger group by role order by role")
-    test = store.query(
-        "select t.category, avg(tr.score) score, count(*) n from trajectories tr join tasks t on t.id = tr.task_id "
-        "where tr.phase = 'test' and tr.module_id = ? group by t.category order by t.category",
-        (info.get("final_module_id"),)) if final else []
+def session_report(store: Store) -> dict[str, Any]:
+    info = q.session_info(store)
+    final = q.module(store, info.get("final_module_id"))
+    nodes = q.merge_nodes(store)
+    subsets = q.subsets(store)
+    reviews = q.reviews(store)
+    ledger = [{"role": role, "calls": t.calls, "cache_hits": t.cache_hits, "prompt_tokens": t.prompt_tokens,
+               "completion_tokens": t.completion_tokens, "cost": t.cost, "errors": t.errors}
+              for role, t in sorted(q.ledger_totals(store).by_role.items())]
+    test = q.category_test_scores(store, final["id"]) if final else []
     config = info.get("config_json") or {}
     return {
         "session": {k: info.get(k) for k in ("name", "suite", "status", "created_at", "updated_at",

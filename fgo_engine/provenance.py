@@ -218,7 +218,8 @@ class _Rows:
     def critiques(self, parent_id: str | None, subset_id: int | None, epoch: int | None) -> list[dict]:
         key = (parent_id, subset_id, epoch)
         if key not in self._crit:
-            where, params = "module_id = ? and epoch = ? and correct = 0", (parent_id, epoch)
+            where = "module_id = ? and epoch = ? and correct = 0"
+            params: tuple = (parent_id, epoch)
             if subset_id is not None:
                 where, params = where + " and subset_id = ?", (*params, subset_id)
             self._crit[key] = self.store.rows("critiques", where, params, order_by="rowid")

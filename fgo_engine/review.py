@@ -8,10 +8,12 @@ operator answers (or the run is cancelled).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from fgo_engine.errors import CancelledError
+from fgo_engine.hooks import with_defaults
 from fgo_engine.types import Module
 
 
@@ -48,12 +50,33 @@ class ReviewDecision:
 class ReviewGate(Protocol):
     def review(self, request: ReviewRequest) -> ReviewDecision: ...
 
+    # -- optional hooks (defaults in GateBase) ----------------------------------------
+    post_check: bool
+    """After the backtest, roll back a merge that scored below its best child (if-not-worse)."""
 
-class AutoApprove:
+    def cancel(self) -> None:
+        """The run is being cancelled: stop waiting for a decision."""
+        ...
+
+
+class GateBase:
+    """Defaults of the optional :class:`ReviewGate` hooks."""
+
+    post_check: bool = False
+
+    def cancel(self) -> None:
+        return None  # a policy never waits
+
+
+def with_gate_defaults(gate: Any) -> ReviewGate:
+    """A gate with every optional hook (a test's or a plugin's gate may not inherit GateBase)."""
+    return with_defaults(gate, GateBase)
+
+
+class AutoApprove(GateBase):
     """Approve every merge (the default headless policy)."""
 
     policy = "auto"
-    post_check = False
 
     def review(self, request: ReviewRequest) -> ReviewDecision:
         return ReviewDecision("approve", by="policy:auto")
@@ -69,7 +92,7 @@ class IfNotWorse(AutoApprove):
         return ReviewDecision("approve", by="policy:if-not-worse")
 
 
-class QueueGate:
+class QueueGate(GateBase):
     """Blocks the engine until :meth:`decide` is called for the pending request.
 
     ``auto`` can be switched on mid-run: pending and later requests are approved.
@@ -77,9 +100,8 @@ class QueueGate:
 
     policy = "ask"
 
-    def __init__(self, *, auto: bool = False, on_request=None):
+    def __init__(self, *, auto: bool = False, on_request: Callable[[ReviewRequest], None] | None = None):
         self.auto = auto
-        self.post_check = False
         self.on_request = on_request
         self._cond = threading.Condition()
         self._pending: ReviewRequest | None = None

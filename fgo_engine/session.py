@@ -6,28 +6,37 @@ done, cancelled, out of budget or failed — and is safe to call again to resume
 """
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fgo_engine import events as ev
+from fgo_engine import queries, rows
 from fgo_engine.config import RunConfig
 from fgo_engine.control import Control
 from fgo_engine.errors import BudgetExceededError, CancelledError, FGOError, SessionError
 from fgo_engine.executors import Executor, make_executor
 from fgo_engine.llm.gateway import Budget, Gateway, LedgerEntry
+from fgo_engine.logs import SessionLog
 from fgo_engine.method.methods import check_run, method_for, project
 from fgo_engine.method.projection import Projection
 from fgo_engine.method.runtime import Runtime
-from fgo_engine.review import ReviewGate, gate_for_policy
+from fgo_engine.review import ReviewGate, gate_for_policy, with_gate_defaults
 from fgo_engine.store import is_disk_full
-from fgo_engine.suites.base import Suite, load_suite
+from fgo_engine.suites.base import Suite, load_suite, with_suite_defaults
 from fgo_engine.timeutil import now
 from fgo_engine.types import Module, Task
+
+if TYPE_CHECKING:
+    from fgo_engine.store import Store
+
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
 @dataclass
@@ -74,19 +83,16 @@ def build_suite(config: RunConfig) -> Suite:
     return load_suite(config.suite, seed=config.seed, sandbox=config.sandbox, **config.suite_options)
 
 
-def _task_row(t: Task, split: str) -> dict[str, Any]:
-    return {"id": t.id, "split": split, "category": t.category, "input": t.input, "expected": t.expected,
-            "meta_json": t.meta}
-
-
 class Session:
-    def __init__(self, store: Any, config: RunConfig, *, suite: Suite | None = None,
+    def __init__(self, store: Store, config: RunConfig, *, suite: Suite | None = None,
                  sinks: list[Callable[[ev.Event], None]] | None = None, gate: ReviewGate | None = None,
                  sleep: Callable[[float], None] = time.sleep, executor: Executor | None = None):
         self.store = store
         self.config = config
-        self.suite = suite or build_suite(config)
-        self.bus = ev.EventBus(sinks)
+        self.suite = with_suite_defaults(suite or build_suite(config))
+        self.session_log = SessionLog(store.path)
+        self.log = self.session_log.log
+        self.bus = ev.EventBus(sinks, log=self.log)
         self.gate = gate or gate_for_policy(config.review)
         self.control = Control()
         self._sleep = sleep
@@ -98,6 +104,14 @@ class Session:
         )
         self._running = threading.Lock()
         self.executor = executor or make_executor(config)  # started before the first run
+
+    @property
+    def gate(self) -> ReviewGate:
+        return self._gate
+
+    @gate.setter
+    def gate(self, gate: ReviewGate) -> None:
+        self._gate = with_gate_defaults(gate)
 
     # -- construction -----------------------------------------------------------------
     @classmethod
@@ -116,10 +130,10 @@ class Session:
             executor.close()
             raise
         store.update("session", 1, {"suite": config.suite})
-        rows = [_task_row(t, "train") for t in train]
+        task_rows = [rows.task(t, "train") for t in train]
         train_ids = {t.id for t in train}
-        rows += [_task_row(t, "test") for t in test if t.id not in train_ids]
-        store.insert_many("tasks", rows, replace=True)
+        task_rows += [rows.task(t, "test") for t in test if t.id not in train_ids]
+        store.insert_many("tasks", task_rows, replace=True)
         store.flush()
         return cls(store, config, suite=suite, executor=executor, **kw)
 
@@ -169,17 +183,24 @@ class Session:
 
     def cancel(self) -> None:
         self.control.cancel()
-        cancel = getattr(self.gate, "cancel", None)
-        if cancel:
-            cancel()
+        self.gate.cancel()
 
     # -- data -------------------------------------------------------------------------
     def tasks(self, split: str) -> list[Task]:
-        rows = self.store.rows("tasks", "split = ?", (split,), order_by="rowid")
-        if split == "test" and not rows:
-            return self.tasks("train")
-        return [Task(r["id"], r["input"], r["expected"], r["category"] or "default", r["meta_json"] or {})
-                for r in rows]
+        return queries.tasks(self.store, split)
+
+    def _log_event(self, e: ev.Event) -> None:
+        """What the run reports is also in the session log (marked, so the console does not repeat it)."""
+        mark = {"event": True}
+        if isinstance(e, ev.Log):
+            self.log.log(_LEVELS.get(e.level, logging.INFO), "%s", e.text, extra=mark)
+        elif isinstance(e, ev.SubsetDone) and e.error:
+            self.log.error("subset %s failed: %s", e.subset_id, e.error, extra=mark)
+        elif isinstance(e, ev.RunStarted):
+            self.log.info("run started: %s, %s subsets, %s train / %s test tasks; projected calls %s", e.method,
+                          e.n_subsets, e.n_train, e.n_test, e.projected_calls, extra=mark)
+        elif isinstance(e, ev.RunFinished):
+            self.log.info("run finished: %s%s", e.status, f" ({e.message})" if e.message else "", extra=mark)
 
     def elapsed_before(self) -> float:
         """Wall seconds of this session's earlier runs (elapsed time survives a resume)."""
@@ -203,6 +224,8 @@ class Session:
         if not self._running.acquire(blocking=False):
             raise SessionError("this session is already running")
         start = time.perf_counter()
+        self.session_log.open()
+        self.bus.add(self._log_event)
         train, test = self.tasks("train"), self.tasks("test")
         cfg = self.config
         method = method_for(cfg.method)
@@ -233,8 +256,10 @@ class Session:
             result.status, result.message = "cancelled", str(exc)
         except FGOError as exc:
             result.status, result.message = "failed", str(exc)
-        except Exception as exc:  # keep the session consistent and say what happened
-            result.status, result.message = "failed", f"internal error: {type(exc).__name__}: {exc}"
+        except Exception as exc:  # keep the session consistent, say what happened and where the traceback is
+            self.log.exception("internal error")
+            result.status, result.message = "failed", (f"internal error: {type(exc).__name__}: {exc} "
+                                                       f"(traceback in {self.session_log.path})")
         finally:
             rt.close()
             result.overflowed = rt.overflowed
@@ -251,11 +276,15 @@ class Session:
             result.by_phase = {k: {f: v[f] for f in keys} for k, v in snap["by_phase"].items()}
             result.by_role = {k: {f: v[f] for f in keys} for k, v in snap["by_role"].items()}
             try:
-                self._record_finish(result)
+                try:
+                    self._record_finish(result)
+                finally:
+                    self._running.release()
+                self.bus.emit(ev.RunFinished(result.status, result.train_score, result.test_score,
+                                             result.final_module_id, result.message))
             finally:
-                self._running.release()
-            self.bus.emit(ev.RunFinished(result.status, result.train_score, result.test_score,
-                                         result.final_module_id, result.message))
+                self.bus.remove(self._log_event)
+                self.session_log.close()
         return result
 
     def _record_finish(self, result: RunResult) -> None:
@@ -267,9 +296,9 @@ class Session:
                 self.store.update("session", 1, {"error": result.message, "updated_at": now()})
 
         queue()
-        self.store.insert("events", {"ts": now(), "kind": "RunFinished", "payload_json": {
+        self.store.insert("events", rows.event("RunFinished", {
             "status": result.status, "message": result.message, "train_score": result.train_score,
-            "test_score": result.test_score}})
+            "test_score": result.test_score}))
         try:
             self.store.flush()
         except SessionError as exc:

@@ -178,7 +178,7 @@ def _migrate_to_v1(db: Database) -> None:
     }
     for table, column_sets in indexes.items():
         for columns in column_sets:
-            db[table].create_index(columns, if_not_exists=True)
+            db.table(table).create_index(columns, if_not_exists=True)
 
 
 def _migrate_to_v2(db: Database) -> None:
@@ -190,11 +190,11 @@ def _migrate_to_v2(db: Database) -> None:
     confidence interval of merged minus best child on the sample."""
     for col, typ in (("started_at", float), ("ended_at", float), ("queue_ms", float), ("task_id", str),
                      ("epoch", int), ("sample", int)):
-        db["ledger"].add_column(col, typ)
+        db.table("ledger").add_column(col, typ)
     for col, typ in (("backtest_mode", str), ("backtest_tasks", int), ("ci_low", float), ("ci_high", float),
                      ("child_score", float)):
-        db["merge_nodes"].add_column(col, typ)
-    db["ledger"].create_index(["started_at"], if_not_exists=True)
+        db.table("merge_nodes").add_column(col, typ)
+    db.table("ledger").create_index(["started_at"], if_not_exists=True)
 
 
 # MIGRATIONS[i] takes a schema at version i to version i + 1. To add v3, append a
@@ -208,14 +208,14 @@ def _apply_migrations(db: Database, from_version: int) -> None:
     for version in range(from_version, SCHEMA_VERSION):
         with db.atomic():
             MIGRATIONS[version](db)
-            db["meta"].insert({"key": "schema_version", "value": str(version + 1)},
-                              replace=True)
+            db.table("meta").insert({"key": "schema_version", "value": str(version + 1)},
+                                    replace=True)
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def _one_line(text: str) -> str:
+def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
@@ -472,7 +472,7 @@ def is_disk_full(exc: BaseException) -> bool:
 class _Op:
     """One queued write. `after` runs on the writer once the write is settled."""
 
-    fn: Callable[[Database], None]
+    fn: Callable[[Database], object]  # its return value is ignored
     what: str
     after: Callable[[], None] | None = None
 
@@ -550,12 +550,12 @@ class Store:
             db.enable_wal()
             with db.atomic():
                 _apply_migrations(db, 0)
-                db["meta"].insert_all(
+                db.table("meta").insert_all(
                     [{"key": "created_at", "value": now},
                      {"key": "app_version", "value": APP_VERSION}],
                     replace=True,
                 )
-                db["session"].insert(_encode_row({
+                db.table("session").insert(_encode_row({
                     "id": 1, "name": name, "suite": clean_config.get("suite"),
                     "config_json": clean_config, "status": "new",
                     "created_at": now, "updated_at": now,
@@ -783,7 +783,7 @@ class Store:
 
         def fn(db: Database) -> None:
             self._require_table(db, table)
-            db[table].insert(encoded, replace=replace)
+            db.table(table).insert(encoded, replace=replace)
 
         self._enqueue(_Op(fn, f"insert into {table}"))
 
@@ -795,7 +795,7 @@ class Store:
 
         def fn(db: Database) -> None:
             self._require_table(db, table)
-            db[table].insert_all(encoded, replace=replace)
+            db.table(table).insert_all(encoded, replace=replace)
 
         self._enqueue(_Op(fn, f"insert of {len(encoded)} rows into {table}"))
 
@@ -805,7 +805,7 @@ class Store:
 
         def fn(db: Database) -> None:
             self._require_table(db, table)
-            db[table].update(pk, encoded)
+            db.table(table).update(pk, encoded)
 
         self._enqueue(_Op(fn, f"update of {table} {pk!r}"))
 
@@ -813,7 +813,7 @@ class Store:
         """Queue arbitrary grouped writes; `fn` runs on the writer thread in db.atomic()."""
         self._enqueue(_Op(fn, f"write {getattr(fn, '__name__', 'fn')}"))
 
-    def _put_pending(self, table: str, key: str, value: str, fn: Callable[[Database], None],
+    def _put_pending(self, table: str, key: str, value: str, fn: Callable[[Database], object],
                      what: str) -> None:
         token = next(self._tokens)
 
@@ -835,7 +835,7 @@ class Store:
         value = str(value)
         self._put_pending(
             "meta", key, value,
-            lambda db: db["meta"].insert({"key": key, "value": value}, replace=True),
+            lambda db: db.table("meta").insert({"key": key, "value": value}, replace=True),
             f"meta_set {key!r}",
         )
 
@@ -845,7 +845,7 @@ class Store:
         row = {"key": key, "model": model, "response_json": text, "created_at": utc_now()}
         self._put_pending(
             "cache", key, text,
-            lambda db: db["cache"].insert(row, replace=True),
+            lambda db: db.table("cache").insert(row, replace=True),
             f"cache_put {key!r}",
         )
 
@@ -909,7 +909,7 @@ class Store:
         """One row by primary key, or None."""
         def fn(db: Database) -> dict | None:
             try:
-                return _decode_row(db[table].get(pk))
+                return _decode_row(db.table(table).get(pk))
             except NotFoundError:
                 if not db[table].exists():
                     raise SessionError(f"no table {table!r} in session {self.path}") from None

@@ -279,9 +279,9 @@ def _node_schema(node: ast.expr) -> dict[str, Any]:
             return _union_schema(args)
         if bname == "Literal":
             values = [a.value for a in args if isinstance(a, ast.Constant)]
-            kind = {str: "string", int: "integer", float: "number", bool: "boolean"}.get(
+            enum_kind = {str: "string", int: "integer", float: "number", bool: "boolean"}.get(
                 type(values[0]) if values else str, "string")
-            return {"type": kind, "enum": values}
+            return {"type": enum_kind, "enum": values}
         kind = _JSON_TYPES.get(bname)
         if kind == "array":
             items = args[0] if args and not (isinstance(args[0], ast.Constant)

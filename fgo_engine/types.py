@@ -87,3 +87,53 @@ class Critique:
 
 def normalize_space(s: str) -> str:
     return re.sub(r"\s+", " ", s).strip()
+
+
+@dataclass(frozen=True)
+class NodeRef:
+    """A place in the merge tree: subset ``s3`` (a leaf) or merge node ``n2``.
+
+    Subset rows are keyed by the number, merge-node rows by the whole string.
+    """
+
+    kind: Literal["s", "n"]
+    index: int
+
+    @classmethod
+    def subset(cls, index: int) -> NodeRef:
+        return cls("s", index)
+
+    @classmethod
+    def node(cls, index: int) -> NodeRef:
+        return cls("n", index)
+
+    @classmethod
+    def find(cls, text: object) -> NodeRef | None:
+        """The reference ``text`` names, or None when it names none."""
+        if isinstance(text, str) and len(text) >= 2 and text[0] in "sn" and text[1:].isdigit():
+            return cls("s" if text[0] == "s" else "n", int(text[1:]))
+        return None
+
+    @classmethod
+    def parse(cls, text: object) -> NodeRef:
+        ref = cls.find(text)
+        if ref is None:
+            raise ValueError(f"not a merge-tree reference: {text!r} (expected s<N> or n<N>)")
+        return ref
+
+    @property
+    def is_subset(self) -> bool:
+        return self.kind == "s"
+
+    @property
+    def is_node(self) -> bool:
+        return self.kind == "n"
+
+    def __str__(self) -> str:
+        return f"{self.kind}{self.index}"
+
+
+def subset_ref(text: object) -> int | None:
+    """The subset number of ``"s3"`` (3); None for a merge node or anything else."""
+    ref = NodeRef.find(text)
+    return ref.index if ref is not None and ref.is_subset else None

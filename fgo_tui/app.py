@@ -267,8 +267,9 @@ class FGOApp(App[int]):
             self._drop_dashboard()
             self.ctl.close()
             self.ctl = None
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(path) + suffix).unlink(missing_ok=True)
+        from fgo_engine.logs import delete_session_files
+
+        delete_session_files(path)
         report = path.with_name(f"{path.stem}-report.md")
         self.notify(f"deleted {path.name}" + (f" (its report {report.name} is kept)" if report.exists() else ""),
                     markup=False)
@@ -369,8 +370,8 @@ class FGOApp(App[int]):
     def _drain(self) -> None:
         self.ticks += 1
         ctl = self.ctl
-        if ctl is None:
-            return
+        if ctl is None or not self.screen_stack:
+            return  # nothing open, or the app is closing (its screens are gone before its timers)
         batch = ctl.buffer.drain()
         from fgo_engine import events as ev
 
@@ -399,11 +400,11 @@ class FGOApp(App[int]):
 
     def _who_decided(self, ctl: RunController, node_id: str) -> None:
         """Events say what was decided; the review rows also say by whom (operator or policy)."""
-        from fgo_tui.model.data import node_decision
+        from fgo_engine.queries import node_decision, reviews
 
         node = ctl.view.nodes.get(node_id)
         try:
-            rows = ctl.store.rows("reviews", "node_id = ?", (node_id,), order_by="id") if ctl.store else []
+            rows = reviews(ctl.store, node_id) if ctl.store else []
         except Exception:  # noqa: BLE001 - a label detail; never worth an error
             return
         if node is not None and rows:
@@ -446,10 +447,10 @@ class FGOApp(App[int]):
         if isinstance(self.screen, CommandPalette):
             self._review_deferred = request  # shown once the palette closes, never under the operator's typing
             return
-        from fgo_tui.model.data import fill_child_categories
+        from fgo_engine.queries import child_categories
 
         try:
-            cats = fill_child_categories(ctl.store, request)
+            cats = child_categories(ctl.store, request)
         except Exception:  # noqa: BLE001
             cats = {}
         node = ctl.view.nodes.get(request.node_id)

@@ -2,11 +2,16 @@
 determinism, baselines with equal step budgets, and the all-at-once overflow path."""
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from fgo_engine import events as ev
+from fgo_engine.method import merge as merge_phase
+from fgo_engine.method.cluster import groups_for
 from fgo_engine.review import IfNotWorse, ReviewDecision, ReviewRequest
 from fgo_engine.session import Session
+from fgo_engine.types import subset_ref
 
 
 def run(tmp_path, cfg, name="s", gate=None, sinks=None):
@@ -22,8 +27,9 @@ def run(tmp_path, cfg, name="s", gate=None, sinks=None):
 
 
 def leaf_tasks(node_id, nodes, subsets):
-    if node_id.startswith("s"):
-        return set(subsets[int(node_id[1:])]["task_ids_json"])
+    sid = subset_ref(node_id)
+    if sid is not None:
+        return set(subsets[sid]["task_ids_json"])
     out = set()
     for c in nodes[node_id]["child_ids_json"]:
         out |= leaf_tasks(c, nodes, subsets)
@@ -32,8 +38,13 @@ def leaf_tasks(node_id, nodes, subsets):
 
 def test_fgo_improves_and_builds_a_valid_merge_tree(tmp_path, toy_config):
     s, res, nodes, subsets = run(tmp_path, toy_config(subsets=9, threshold=2, epochs=2))
+    _, vanilla, _, _ = run(tmp_path, toy_config(subsets=9, threshold=2, epochs=2, method="vanilla"), name="vanilla")
     assert res.status == "done", res.message
-    assert res.test_score is not None and res.test_score > 0.6
+    assert vanilla.status == "done", vanilla.message
+    # the same test tasks (same suite and seed), scored before and after optimization
+    assert res.test_score is not None and vanilla.test_score is not None
+    assert res.test_score >= vanilla.test_score + 0.2, (vanilla.test_score, res.test_score)
+    assert res.test_score > 0.6
     assert len(subsets) == 9
     # every internal node merges at most t modules; the root covers every training task
     assert all(2 <= len(n["child_ids_json"]) <= 2 for n in nodes.values())
@@ -52,21 +63,49 @@ def test_every_merge_is_backtested_on_exactly_the_union_of_its_leaves(tmp_path, 
             assert {r["task_id"] for r in rows} == leaf_tasks(nid, nodes, subsets)
             assert len(rows) == len(leaf_tasks(nid, nodes, subsets))
             assert len(n["child_ids_json"]) <= 3
-            leaves = {int(c[1:]) for c in n["child_ids_json"] if c.startswith("s")}
+            leaves = {subset_ref(c) for c in n["child_ids_json"]} - {None}
             assert leaves <= set(n["subset_ids_json"])
             assert sum(len(subsets[i]["task_ids_json"]) for i in n["subset_ids_json"]) == len(leaf_tasks(nid, nodes, subsets))
     finally:
         st.close()
 
 
-def test_recursion_clusters_into_floor_sqrt_n_groups(tmp_path, toy_config):
+def test_recursion_clusters_into_floor_sqrt_n_groups(tmp_path, toy_config, monkeypatch):
     # 9 subsets, t=2: 3 clusters at the top level, each merged recursively, then merged together
+    calls: list[tuple[int, list[list[int]]]] = []
+
+    def recording_groups_for(texts, *args, **kw):
+        groups = groups_for(texts, *args, **kw)
+        calls.append((len(texts), groups))
+        return groups
+
+    monkeypatch.setattr(merge_phase, "groups_for", recording_groups_for)
     s, res, nodes, subsets = run(tmp_path, toy_config(subsets=9, threshold=2))
+    assert res.status == "done", res.message
+    # the first clustering sees the 9 subset modules and makes ⌊√9⌋ = 3 groups; every later one
+    # ⌊√n⌋ groups of its n modules (2 where ⌊√n⌋ = 1, so the recursion makes progress)
+    assert calls and calls[0][0] == 9
+    assert len(calls[0][1]) == 3
+    for n, groups in calls:
+        assert len(groups) == max(2, math.isqrt(n)), (n, groups)
+        assert sorted(i for g in groups for i in g) == list(range(n))
+    # each top-level group of two or more subsets became one merge node over exactly its subsets
+    node_leaves = [{subset_ref(c) for c in leaf_children(nid, nodes)} for nid in nodes]
+    for g in calls[0][1]:
+        if len(g) >= 2:
+            assert set(g) in node_leaves, (g, node_leaves)
     covered = [leaf_tasks(nid, nodes, subsets) for nid in nodes]
     # every subset appears in exactly one bottom-level merge (a node whose children include a subset)
-    seen = [c for n in nodes.values() for c in n["child_ids_json"] if c.startswith("s")]
+    seen = [c for n in nodes.values() for c in n["child_ids_json"] if subset_ref(c) is not None]
     assert sorted(seen) == sorted(f"s{i}" for i in range(9))
     assert max(len(c) for c in covered) == sum(len(r["task_ids_json"]) for r in subsets.values())
+
+
+def leaf_children(node_id, nodes):
+    """The subset references below a tree place."""
+    if subset_ref(node_id) is not None:
+        return [node_id]
+    return [leaf for c in nodes[node_id]["child_ids_json"] for leaf in leaf_children(c, nodes)]
 
 
 class ScriptedGate:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import random
 
 from fgo_engine.sim.skills import BaseSkill, register_skill
-from fgo_engine.suites.base import register_suite
+from fgo_engine.suites.base import SuiteBase, register_suite
 from fgo_engine.types import Knowledge, Module, Step, Task, Trajectory
 
 GENERAL = {
@@ -25,7 +25,7 @@ ANSWERS = {"colour": "teal", "size": "spans", "food": "moss", "home": "bridges",
 MARK = "TOY-QUESTION"
 
 
-class ToySuite:
+class ToySuite(SuiteBase):
     name = "toy"
     module_kind = "instruction"
     calls_per_task = 1

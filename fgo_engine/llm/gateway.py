@@ -309,25 +309,11 @@ class Gateway:
         return out
 
     def _load_totals(self) -> None:
-        rows = self.store.query(
-            "select role, scope_kind, scope_id, phase, sum(prompt_tokens) p, sum(completion_tokens) c, "
-            "sum(cost) cost, count(*) n, sum(cache_hit) h, sum(error is not null) e from ledger "
-            "group by role, scope_kind, scope_id, phase")
-        for r in rows:
-            spent = Totals(calls=r["n"], cache_hits=r["h"] or 0, errors=r["e"] or 0)
-            # only non-cached tokens were spent
-            nc = self.store.query(
-                "select coalesce(sum(prompt_tokens),0) p, coalesce(sum(completion_tokens),0) c, "
-                "coalesce(sum(cost),0) cost from ledger where role=? and scope_kind=? and scope_id=? "
-                "and phase=? and cache_hit=0", (r["role"], r["scope_kind"], r["scope_id"], r["phase"]))[0]
-            spent.prompt_tokens, spent.completion_tokens, spent.cost = nc["p"], nc["c"], nc["cost"]
-            spent.cached_prompt_tokens = (r["p"] or 0) - nc["p"]
-            spent.cached_completion_tokens = (r["c"] or 0) - nc["c"]
-            for agg in (self.total, self.by_role[r["role"]], self.by_scope[(r["scope_kind"], r["scope_id"])],
-                        self.by_phase[r["phase"]]):
-                for f in ("calls", "cache_hits", "errors", "prompt_tokens", "completion_tokens", "cost",
-                          "cached_prompt_tokens", "cached_completion_tokens"):
-                    setattr(agg, f, getattr(agg, f) + getattr(spent, f))
+        """A resumed session continues the totals (and budgets) where its ledger stands."""
+        from fgo_engine.queries import ledger_totals  # the query layer imports Totals from here
+
+        led = ledger_totals(self.store)
+        self.total, self.by_role, self.by_scope, self.by_phase = led.total, led.by_role, led.by_scope, led.by_phase
 
     def _cache_lookup(self, key: str) -> dict | None:
         with self._lock:

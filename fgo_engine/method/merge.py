@@ -15,7 +15,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from fgo_engine import events as ev
-from fgo_engine import prompts
+from fgo_engine import prompts, rows
 from fgo_engine.errors import ContextOverflowError, SessionError
 from fgo_engine.llm.gateway import Scope
 from fgo_engine.method import backtest, resample
@@ -98,7 +98,7 @@ class MergeTree:
     def _split_by_similarity(self, items: list[Item]) -> list[list[Item]]:
         cfg = self.rt.cfg
         vectorize = litellm_embedder(cfg.embedding_model) if cfg.embedding_model else tfidf
-        texts = [self._similarity_text(it.module) for it in items]
+        texts = [self.rt.suite.similarity_text(it.module) for it in items]
         return [[items[i] for i in g] for g in groups_for(texts, cfg.cluster, cfg.seed, vectorize)]
 
     @staticmethod
@@ -117,9 +117,6 @@ class MergeTree:
         """The no-progressive-merge ablation: one merge call over every module."""
         return self.merge_node(items, "n1")
 
-    def _similarity_text(self, module: Module) -> str:
-        fn = getattr(self.rt.suite, "similarity_text", None)
-        return fn(module) if fn else module.text
 
     # -- one node ---------------------------------------------------------------------
     def merge_node(self, items: list[Item], node_id: str) -> Item:
@@ -163,7 +160,7 @@ class MergeTree:
             bt = backtest.full(rt, node.node_id, node.tasks, module, module_id)
         trajs, score, child_score = bt.trajs, bt.score, bt.child_score
         final_decision = decision.decision
-        if getattr(rt.gate, "post_check", False) and decision.decision != "rollback":
+        if rt.gate.post_check and decision.decision != "rollback":
             if bt.child_trajs is None:
                 child_trajs = rt.explore(node.best_child.module, node.best_child.module_id, node.tasks,
                                          scope=Scope("node", node.node_id, "backtest"), epoch=1)
@@ -223,6 +220,7 @@ class MergeTree:
             return None
         self._settle_review(node)
         row = rt.store.get("modules", existing["module_id"])
+        assert row is not None  # written before the node was marked done
         self._emit(node, "done", existing["score_after"], None, existing["module_id"])
         return Item(node.node_id, Module(row["kind"], row["text"]), existing["module_id"], existing["score_after"],
                     node.task_ids, existing.get("scores_json") or {}, node.subset_ids, node.depth)
@@ -280,8 +278,7 @@ class MergeTree:
                 rt.store.flush()  # the pending review is on disk before anyone is asked
                 rt.bus.emit(ev.ReviewRequested(node.node_id))
                 decision = rt.gate.review(request)
-                rt.store.insert("reviews", {"node_id": node.node_id, "decision": decision.decision,
-                                            "text": decision.text, "by": decision.by, "created_at": now()})
+                rt.store.insert("reviews", rows.review(node.node_id, decision))
             finally:
                 self._reviewed.add(number)
                 self._review_lock.notify_all()
@@ -320,9 +317,8 @@ class MergeTree:
         rt = self.rt
         rt.bus.emit(ev.Log("info", f"merge {node.node_id} scored {score:.3f} on its tasks, below its best "
                                    f"child's {child_score:.3f}; rolled back"))
-        if not rt.store.count("reviews", "node_id = ? and by = 'policy:if-not-worse'", (node.node_id,)):
-            rt.store.insert("reviews", {"node_id": node.node_id, "decision": "rollback", "text": None,
-                                        "by": "policy:if-not-worse", "created_at": now()})
+        if not rt.store.count("reviews", "node_id = ? and by = ?", (node.node_id, rows.IF_NOT_WORSE)):
+            rt.store.insert("reviews", rows.review(node.node_id, ReviewDecision("rollback", by=rows.IF_NOT_WORSE)))
 
     def _stored_decision(self, node_id: str) -> ReviewDecision | None:
         rows = self.rt.store.rows("reviews", "node_id = ?", (node_id,), order_by="id")

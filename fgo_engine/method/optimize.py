@@ -9,13 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from fgo_engine import events as ev
-from fgo_engine import prompts
+from fgo_engine import prompts, rows
 from fgo_engine.errors import BudgetExceededError, CancelledError, ContextOverflowError, FGOError, SessionError
 from fgo_engine.llm.gateway import Scope
 from fgo_engine.method import resample
 from fgo_engine.method.divide import subset_name
 from fgo_engine.method.runtime import Item, Runtime, mean, short_hash
-from fgo_engine.timeutil import now
 from fgo_engine.types import Critique, Module, Task, Trajectory
 
 
@@ -54,17 +53,12 @@ def evaluate(rt: Runtime, module: Module, module_id: str, tasks: list[Task], tra
 
     futures = [rt.pool.submit(scope.key, one, t, tr) for t, tr in zip(tasks, trajs)]
     crits = [f.result() for f in futures]
-    rows = []
+    out = []
     for t, c in zip(tasks, crits):
-        rows.append({
-            "id": f"{scope.kind}{scope.id}:{epoch}:{module_id}:{t.id}", "trajectory_id": None,
-            "task_id": t.id, "module_id": module_id, "subset_id": subset_id, "epoch": epoch,
-            "correct": int(c.correct), "failure": c.failure, "pattern": c.pattern,
-            "suggestion": c.suggestion, "raw": c.raw, "parsed": int(c.parsed), "created_at": now(),
-        })
+        out.append(rows.critique(scope, epoch, module_id, t, c, subset_id))
         if not c.correct and subset_id is not None:
             rt.bus.emit(ev.CritiqueMade(subset_id, epoch, t.id, c.correct, c.failure, c.suggestion))
-    rt.store.insert_many("critiques", rows, replace=True)
+    rt.store.insert_many("critiques", out, replace=True)
     return crits
 
 
@@ -142,11 +136,9 @@ def optimize_loop(rt: Runtime, start: Module, start_id: str, batches: list[list[
                 rejected.append(candidate.text)
         else:
             history.append(f"step {step}: {best_score:.3f} (starting point)")
-        rt.store.insert("epochs", {
-            "id": f"{scope_kind}{scope_id}:{step}", "subset_id": subset_id, "epoch": step, "module_id": best_id,
-            "candidate_module_id": candidate_id, "score": best_score, "candidate_score": cand_score,
-            "adopted": None if adopted is None else int(adopted), "note": label, "created_at": now(),
-        }, replace=True)
+        rt.store.insert("epochs", rows.epoch(scope_kind, scope_id, step, subset_id=subset_id, module_id=best_id,
+                                             candidate_id=candidate_id, score=best_score, candidate_score=cand_score,
+                                             adopted=adopted, label=label), replace=True)
         if subset_id is not None:
             rt.bus.emit(ev.EpochDone(subset_id, step, cand_score if cand_score is not None else best_score,
                                      best_score, adopted, best_id))
@@ -175,13 +167,9 @@ def optimize_subsets(rt: Runtime, groups: list[list[Task]], start: Module, start
     loaded, not re-run."""
     cfg = rt.cfg
     existing = {r["id"]: r for r in rt.store.rows("subsets")}
-    rows = []
-    for i, g in enumerate(groups):
-        if i not in existing:
-            rows.append({"id": i, "name": subset_name(g, i), "task_ids_json": [t.id for t in g],
-                         "status": "pending", "best_module_id": None, "best_score": None})
-    if rows:
-        rt.store.insert_many("subsets", rows, replace=True)
+    new = [rows.subset(i, subset_name(g, i), [t.id for t in g]) for i, g in enumerate(groups) if i not in existing]
+    if new:
+        rt.store.insert_many("subsets", new, replace=True)
     results: dict[int, Item] = {}
     errors: list[tuple[str, Exception]] = []
 
@@ -191,6 +179,7 @@ def optimize_subsets(rt: Runtime, groups: list[list[Task]], start: Module, start
         rt.bus.emit(ev.SubsetStarted(i, subset_name(group, i), len(group), cats, node=rt.executor.place(i)))
         if row and row["status"] == "done" and row["best_module_id"]:
             m = rt.store.get("modules", row["best_module_id"])
+            assert m is not None  # written before the subset was marked done
             item = Item(f"s{i}", Module(m["kind"], m["text"]), row["best_module_id"], row["best_score"],
                         [t.id for t in group], subset_ids=[i])
             rt.bus.emit(ev.SubsetDone(i, item.score, item.module_id))

@@ -10,10 +10,10 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fgo_engine import events as ev
-from fgo_engine import prompts
+from fgo_engine import prompts, rows
 from fgo_engine.config import RunConfig
 from fgo_engine.control import Control
 from fgo_engine.errors import BudgetExceededError, CancelledError, LLMError, MalformedOutputError
@@ -23,8 +23,10 @@ from fgo_engine.llm.gateway import Gateway, Scope
 from fgo_engine.review import ReviewGate
 from fgo_engine.scheduling import FairPool
 from fgo_engine.suites.base import Completion, Suite
-from fgo_engine.timeutil import now
 from fgo_engine.types import Module, Task, Trajectory
+
+if TYPE_CHECKING:
+    from fgo_engine.store import Store
 
 
 def mean(xs: list[float]) -> float:
@@ -69,7 +71,7 @@ def run_rollout(suite: Suite, task: Task, module: Module, llm: Callable[..., Com
 class Runtime:
     """The collaborators of one run and the operations all phases use."""
 
-    def __init__(self, config: RunConfig, suite: Suite, store: Any, gateway: Gateway,
+    def __init__(self, config: RunConfig, suite: Suite, store: Store, gateway: Gateway,
                  bus: ev.EventBus, gate: ReviewGate, control: Control, tasks: dict[str, Task],
                  executor: Executor | None = None):
         self.cfg = config
@@ -108,11 +110,9 @@ class Runtime:
     def save_module(self, module_id: str, module: Module, *, origin: str, parent_id: str | None = None,
                     subset_id: int | None = None, node_id: str | None = None, epoch: int | None = None,
                     score: float | None = None, adopted: bool | None = None, note: str = "") -> str:
-        self.store.insert("modules", {
-            "id": module_id, "kind": module.kind, "text": module.text, "parent_id": parent_id,
-            "origin": origin, "subset_id": subset_id, "node_id": node_id, "epoch": epoch, "score": score,
-            "adopted": None if adopted is None else int(adopted), "note": note, "created_at": now(),
-        }, replace=True)
+        self.store.insert("modules", rows.module(module_id, module, origin=origin, parent_id=parent_id,
+                                                 subset_id=subset_id, node_id=node_id, epoch=epoch, score=score,
+                                                 adopted=adopted, note=note), replace=True)
         return module_id
 
     def usable(self, old: Module, text: str) -> bool:
@@ -121,11 +121,10 @@ class Runtime:
 
     def module_problem(self, kind: str, text: str) -> str | None:
         """Why the suite cannot use this module text (None: it can)."""
-        if module_kind_check := getattr(self.suite, "validate_module", None):
-            try:
-                module_kind_check(text)
-            except MalformedOutputError as exc:
-                return f"malformed {kind}: {exc}"
+        try:
+            self.suite.validate_module(text)
+        except MalformedOutputError as exc:
+            return f"malformed {kind}: {exc}"
         return None if text.strip() else f"empty {kind}"
 
     # -- rollouts ---------------------------------------------------------------------
@@ -153,21 +152,20 @@ class Runtime:
         self.control.checkpoint()
         scope = replace(scope, epoch=epoch)
         futures = [self.pool.submit(scope.key, self.executor.rollout, self, t, module, scope) for t in tasks]
+        def finished(tid: str) -> Callable[[Any], None]:
+            def done(f: Any) -> None:
+                if not f.cancelled() and f.exception() is None:
+                    self.bus.emit(ev.TaskFinished(scope.kind, scope.id, scope.phase, epoch, tid))
+            return done
+
         for t, f in zip(tasks, futures):  # progress as each episode ends, not when the pass is in
-            f.add_done_callback(lambda f, tid=t.id: f.exception() is None and self.bus.emit(
-                ev.TaskFinished(scope.kind, scope.id, scope.phase, epoch, tid)))
+            f.add_done_callback(finished(t.id))
         trajs = [f.result() for f in futures]
-        rows = []
+        out = []
         for t, tr in zip(tasks, trajs):
-            rows.append({
-                "id": f"{scope.phase}:{scope.kind}{scope.id}:{epoch}:{module_id}:{t.id}", "task_id": t.id,
-                "module_id": module_id, "phase": scope.phase, "subset_id": subset_id,
-                "node_id": scope.id if scope.kind == "node" else None, "epoch": epoch,
-                "steps_json": [[s.kind, s.text] for s in tr.steps], "answer": tr.answer,
-                "success": int(tr.success), "score": tr.score, "error": tr.error, "created_at": now(),
-            })
+            out.append(rows.trajectory(scope, epoch, module_id, t, tr, subset_id))
             self.bus.emit(ev.TrajectoryDone(scope.kind, scope.id, scope.phase, epoch, t.id, tr.success, tr.score))
-        self.store.insert_many("trajectories", rows, replace=True)
+        self.store.insert_many("trajectories", out, replace=True)
         return trajs
 
     # -- test -------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from fgo_engine.errors import ConfigError
+from fgo_engine.hooks import with_defaults
 from fgo_engine.types import Module, ModuleKind, Task, Trajectory
 
 
@@ -66,6 +67,37 @@ class Suite(Protocol):
         """Run the agent on one task with this module; never raises for agent mistakes
         (an LLMError from the gateway may propagate)."""
         ...
+
+    # -- optional hooks (defaults in SuiteBase) ---------------------------------------
+    @property
+    def calls_per_task(self) -> int:
+        """Typical agent LLM calls per task, for the cost projection."""
+        ...
+
+    def validate_module(self, text: str) -> None:
+        """Raise MalformedOutputError for an LLM-written module the agent cannot use."""
+        ...
+
+    def similarity_text(self, module: Module) -> str:
+        """The text the merge tree clusters modules by."""
+        ...
+
+
+class SuiteBase:
+    """Defaults of the optional :class:`Suite` hooks; a suite inherits it and overrides some."""
+
+    calls_per_task: int = 1
+
+    def validate_module(self, text: str) -> None:
+        return None  # any non-empty text is a usable module
+
+    def similarity_text(self, module: Module) -> str:
+        return module.text
+
+
+def with_suite_defaults(suite: Any) -> Suite:
+    """A suite with every optional hook (a plugin suite may not inherit SuiteBase)."""
+    return with_defaults(suite, SuiteBase)
 
 
 def check_data_options(suite: str, where: str, data: Any, unknown: dict[str, Any], allowed: str,
@@ -128,4 +160,4 @@ def load_suite(name: str, *, seed: int = 0, sandbox: str | None = None, **option
         raise ConfigError(f"unknown suite {name!r}; choose one of: {', '.join(sorted(_REGISTRY))}")
     if sandbox is not None and name in _RUNS_TOOLS:
         options = {"sandbox": sandbox, **options}
-    return _REGISTRY[name](seed=seed, **options)
+    return with_suite_defaults(_REGISTRY[name](seed=seed, **options))

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from fgo_engine.errors import ConfigError
-from fgo_engine.suites.base import AgentLLM, check_data_options, register_suite
+from fgo_engine.suites.base import AgentLLM, SuiteBase, check_data_options, register_suite
 from fgo_engine.suites.jsonl_tasks import answer_once
 from fgo_engine.suites.scoring import FinalAnswerScorer, tokens
-from fgo_engine.types import Module, Task, Trajectory
+from fgo_engine.types import Module, ModuleKind, Task, Trajectory
 
 TASKS: tuple[str, ...] = (
     "boolean_expressions", "causal_judgement", "date_understanding", "disambiguation_qa",
@@ -101,11 +101,11 @@ def _task_names(tasks: Any) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-class BBHSuite:
+class BBHSuite(SuiteBase):
     """BIG-Bench Hard tasks answered in one call; the module is the agent's instruction."""
 
     name = "bbh"
-    module_kind = "instruction"
+    module_kind: ModuleKind = "instruction"
 
     def __init__(self, seed: int = 0, *, data: str | Path | None = None, tasks: Any = None,
                  n_train: int = 10, n_test: int = 20, **unknown: Any):
@@ -113,6 +113,7 @@ class BBHSuite:
                            n_train=n_train, n_test=n_test)
         if n_train + n_test == 0:
             raise ConfigError("bbh: n_train and n_test are both 0; there is nothing to run")
+        assert data is not None  # check_data_options refuses a missing data=
         root = Path(data).expanduser()
         if not root.is_dir():
             raise ConfigError(f"bbh: data folder {root} not found; it should hold {WHERE}")

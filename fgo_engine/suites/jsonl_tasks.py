@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from fgo_engine.errors import ConfigError, TaskFileError
-from fgo_engine.suites.base import AgentLLM, register_suite
+from fgo_engine.suites.base import AgentLLM, SuiteBase, register_suite
 from fgo_engine.suites.scoring import Scorer, extract_answer, get_scorer, parse_spec
-from fgo_engine.types import Module, Step, Task, Trajectory
+from fgo_engine.types import Module, ModuleKind, Step, Task, Trajectory
 
 SPLITS = ("train", "test")
 _REQUIRED = ("id", "input", "expected")
@@ -139,11 +139,11 @@ AUTO_TEST_FRACTION = 0.25  # held out when the file gives no split
 AUTO_SPLIT_MIN = 4  # ... and has at least this many tasks
 
 
-class JsonlSuite:
+class JsonlSuite(SuiteBase):
     """Tasks from a user's JSONL file, answered in one LLM call and scored by a scorer."""
 
     name = "jsonl"
-    module_kind = "instruction"
+    module_kind: ModuleKind = "instruction"
 
     def __init__(
         self,

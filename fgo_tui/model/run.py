@@ -9,10 +9,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from fgo_engine.review import QueueGate, ReviewGate, ReviewRequest, gate_for_policy
 from fgo_tui.model.bridge import EventBuffer
 from fgo_tui.model.state import RunView
+
+if TYPE_CHECKING:
+    from fgo_engine.session import Session
+    from fgo_engine.store import Store
 
 
 class SessionFactory(Protocol):
@@ -35,11 +40,9 @@ class EngineSessions:
         return Session.open(path, config_overrides=overrides, gate=gate, sinks=sinks)
 
 
-def make_gate(policy: str, buffer: EventBuffer) -> Any:
+def make_gate(policy: str, buffer: EventBuffer) -> ReviewGate:
     """``ask`` and ``auto`` get a QueueGate (so auto-approve can be switched mid-run);
     ``if-not-worse`` keeps the engine's policy gate."""
-    from fgo_engine.review import QueueGate, gate_for_policy
-
     if policy in ("ask", "auto"):
         return QueueGate(auto=policy == "auto", on_request=buffer.on_review)
     return gate_for_policy(policy)
@@ -53,9 +56,9 @@ class RunController:
         self.factory = factory
         self.clock = clock
         self.buffer = EventBuffer()
-        self.session: Any = None
-        self.store: Any = None
-        self.gate: Any = None
+        self.session: Session | None = None
+        self.store: Store | None = None
+        self.gate: ReviewGate | None = None
         self.view = RunView(path=str(path))
         self.cannot_run: str | None = None  # why this session can only be viewed
         self.started_at: float | None = None
@@ -76,14 +79,14 @@ class RunController:
         self._load_view()
 
     def open(self, overrides: dict[str, Any] | None = None) -> None:
+        from fgo_engine import queries as q
         from fgo_engine.errors import FGOError
-        from fgo_engine.store import Store
 
         policy = "auto"
         try:
-            probe = Store.open(self.path, readonly=True)
+            probe = q.open_readonly(self.path)
             try:
-                policy = ((probe.session_info().get("config_json") or {}).get("review")) or "auto"
+                policy = q.review_policy(probe)
             finally:
                 probe.close()
             policy = (overrides or {}).get("review", policy)
@@ -94,7 +97,7 @@ class RunController:
             # e.g. a suite that is not installed here: still show everything, read-only
             self.cannot_run = str(exc)
             self.session = None
-            self.store = Store.open(self.path, readonly=True)
+            self.store = q.open_readonly(self.path)
         self._load_view()
 
     def _load_view(self) -> None:
@@ -217,20 +220,21 @@ class RunController:
     @property
     def auto(self) -> bool | None:
         """Whether merges are auto-approved; None when the gate cannot switch."""
-        return getattr(self.gate, "auto", None) if hasattr(self.gate, "set_auto") else None
+        return self.gate.auto if isinstance(self.gate, QueueGate) else None
 
     def set_auto(self, on: bool) -> bool:
-        if not hasattr(self.gate, "set_auto"):
+        if not isinstance(self.gate, QueueGate):
             return False
         self.gate.set_auto(on)
         return True
 
     def decide(self, decision: Any) -> None:
-        self.gate.decide(decision)
+        if isinstance(self.gate, QueueGate):
+            self.gate.decide(decision)
 
     @property
-    def pending_request(self) -> Any:
-        return getattr(self.gate, "pending", None)
+    def pending_request(self) -> ReviewRequest | None:
+        return self.gate.pending if isinstance(self.gate, QueueGate) else None
 
     def close(self) -> None:
         try:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fgo_engine import events as ev
+from fgo_engine.types import NodeRef, subset_ref
 from fgo_tui.model.bridge import Batch
 
 STEP_LINES = 60  # trajectory lines kept per subset
@@ -185,6 +186,11 @@ class RunView:
             n = self.nodes[nid] = NodeView(nid)
             self.tree_version += 1
         return n
+
+    def item(self, ref: str) -> SubsetView | NodeView | None:
+        """The subset or merge node a tree reference ("s3", "n2") names, if the view has it."""
+        sid = subset_ref(ref)
+        return self.subsets.get(sid) if sid is not None else self.nodes.get(ref)
 
     def log(self, level: str, text: str) -> None:
         self.logs.append((level, text))
@@ -365,7 +371,7 @@ class RunView:
         """Top of the merge tree: nodes no other node lists as a child, then loose subsets."""
         children = {c for n in self.nodes.values() for c in n.child_ids}
         tops = [nid for nid in self.nodes if nid not in children]
-        loose = [f"s{sid}" for sid in sorted(self.subsets) if f"s{sid}" not in children]
+        loose = [ref for ref in (str(NodeRef.subset(sid)) for sid in sorted(self.subsets)) if ref not in children]
         return tops + loose
 
 

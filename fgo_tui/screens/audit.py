@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
 from rich.text import Text
@@ -17,10 +17,13 @@ from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
-from fgo_tui.model import data
+from fgo_engine import queries as q
 from fgo_tui.model.state import fmt_score, short
 from fgo_tui.widgets.provenance_view import blame_lines
 from fgo_tui.widgets.render import categories_text, critique_line, diff_text, heading, kv, module_block
+
+if TYPE_CHECKING:
+    from fgo_engine.store import Store
 
 
 def module_option_label(m: dict) -> Text:
@@ -56,13 +59,13 @@ class AuditScreen(Screen):
         paths: list[Path]
         error: str | None = None
 
-    def __init__(self, store: Any, module_id: str | None = None, *, out_dir: Path | None = None):
+    def __init__(self, store: Store, module_id: str | None = None, *, out_dir: Path | None = None):
         super().__init__()
         self.store = store
         self.module_id = module_id
         self.out_dir = out_dir
         self.modules: list[dict] = []
-        self.shown: data.Audit | None = None
+        self.shown: q.Audit | None = None
         self.blame: Any = None
         self.plain = ""
         self.loaded: str | None = None
@@ -77,7 +80,7 @@ class AuditScreen(Screen):
 
     def on_mount(self) -> None:
         try:
-            self.modules = data.list_modules(self.store)
+            self.modules = q.list_modules(self.store)
         except Exception as exc:  # noqa: BLE001
             self.notify(f"cannot read modules: {exc}", severity="error", markup=False)
             self.modules = []
@@ -105,7 +108,7 @@ class AuditScreen(Screen):
         from fgo_engine.provenance import blame
 
         try:
-            self.post_message(self.Loaded(module_id, data.audit(self.store, module_id), blame(self.store, module_id)))
+            self.post_message(self.Loaded(module_id, q.audit(self.store, module_id), blame(self.store, module_id)))
         except Exception as exc:  # noqa: BLE001 - shown in the pane, never a traceback
             self.post_message(self.Loaded(module_id, None, None, f"cannot read {module_id}: {exc}"))
 
@@ -122,7 +125,7 @@ class AuditScreen(Screen):
         self._show_audit(message.audit, message.blame)
         self.loaded = message.module_id
 
-    def _show_audit(self, a: data.Audit, blame: Any) -> None:
+    def _show_audit(self, a: q.Audit, blame: Any) -> None:
         m = a.module
         parts: list[Text] = [
             Text(f"{m['id']}", style="bold"),

@@ -18,8 +18,9 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Log, Static, TabbedContent, TabPane, Tree
 
+from fgo_engine import queries as q
 from fgo_tui.messages import RunUpdated
-from fgo_tui.model.state import fmt_score, fmt_tokens
+from fgo_tui.model.state import NodeView, fmt_score, fmt_tokens
 from fgo_tui.widgets.merge_tree import MergeTree
 from fgo_tui.widgets.node_detail import NodeDetail
 from fgo_tui.widgets.render import STATUS_STYLE
@@ -130,14 +131,14 @@ class DashboardScreen(Screen):
         if store is None:
             return None
         try:
-            row = store.get("modules", module_id)
+            text = q.module_text(store, module_id)
         except Exception:  # noqa: BLE001 - a store swapped under us; try next tick
-            row = None
-        if row is None:
+            text = None
+        if text is None:
             self._module_misses[module_id] = self._module_misses.get(module_id, 0) + 1
             return None
-        texts[module_id] = row["text"]
-        return row["text"]
+        texts[module_id] = text
+        return text
 
     def refresh_view(self) -> None:
         if not self.is_mounted:
@@ -395,13 +396,11 @@ class DashboardScreen(Screen):
         if self.query_one(TabbedContent).active == "tab-tree":
             node = self.query_one(MergeTree).cursor_node
             nid = node.data if node is not None else None
-            if nid and nid.startswith("n") and nid in v.nodes:
-                n = v.nodes[nid]
-                if n.module_id:
-                    return n.module_id
-                return f"{nid}.merged"
-            if nid and nid.startswith("s") and nid[1:].isdigit() and int(nid[1:]) in v.subsets:
-                return v.subsets[int(nid[1:])].module_id
+            item = v.item(nid) if nid else None
+            if isinstance(item, NodeView):
+                return item.module_id or f"{nid}.merged"
+            if item is not None:
+                return item.module_id
         w = self.focused
         while w is not None and not isinstance(w, SubsetPanel):
             w = w.parent if isinstance(w.parent, Widget) else None

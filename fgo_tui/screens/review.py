@@ -15,7 +15,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Static, TextArea
 
-from fgo_tui.model.data import unified_diff
+from fgo_engine.queries import unified_diff
 from fgo_tui.model.state import fmt_score
 from fgo_tui.widgets.provenance_view import rollback_cost, rule_diff_lines, rule_matrix
 from fgo_tui.widgets.render import categories_text, diff_text, heading, module_block

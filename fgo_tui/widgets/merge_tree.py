@@ -9,6 +9,7 @@ from rich.text import Text
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
+from fgo_engine.types import NodeRef
 from fgo_tui.model.state import NodeView, RunView, SubsetView, fmt_score, fmt_tokens, short
 from fgo_tui.widgets.render import STATUS_STYLE
 
@@ -75,8 +76,7 @@ class MergeTree(Tree[str]):
             self._rebuild(view)
             return
         for nid, tn in self._by_id.items():
-            item = view.nodes.get(nid) if nid.startswith("n") else view.subsets.get(int(nid[1:])) \
-                if nid[1:].isdigit() else None
+            item = view.item(nid)
             key = (item.version, item.tokens) if item is not None else None
             if item is not None and self._versions.get(nid) != key:
                 self._versions[nid] = key
@@ -94,14 +94,15 @@ class MergeTree(Tree[str]):
             return
 
         def add(parent: TreeNode[str], nid: str, depth: int) -> None:
-            if nid.startswith("n") and nid in view.nodes and depth < 64:
+            ref = NodeRef.find(nid)
+            if ref is not None and ref.is_node and nid in view.nodes and depth < 64:
                 n = view.nodes[nid]
                 tn = parent.add(self.label_for(n), data=nid, expand=True)
                 self._versions[nid] = (n.version, n.tokens)
                 for c in n.child_ids:
                     add(tn, c, depth + 1)
-            elif nid.startswith("s") and nid[1:].isdigit():
-                s = view.subsets.get(int(nid[1:]))
+            elif ref is not None and ref.is_subset:
+                s = view.subsets.get(ref.index)
                 if s is None:
                     tn = parent.add_leaf(Text(f"{nid} (not started)", style="dim"), data=nid)
                 else:

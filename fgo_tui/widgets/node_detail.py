@@ -3,7 +3,7 @@ modules and scores, the reviews and the critique trail below it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
 from rich.text import Text
@@ -12,11 +12,15 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import Static
 
-from fgo_tui.model import data
+from fgo_engine import queries as q
+from fgo_engine.types import subset_ref
 from fgo_tui.model.state import NodeView, fmt_score, fmt_tokens
 from fgo_tui.widgets.provenance_view import blame_lines, category_table
 from fgo_tui.widgets.render import categories_text, critique_line, diff_text, heading, kv, module_block, status_text
 from fgo_tui.widgets.usage_chart import score_bars
+
+if TYPE_CHECKING:
+    from fgo_engine.store import Store
 
 
 class NodeDetail(VerticalScroll):
@@ -48,7 +52,7 @@ class NodeDetail(VerticalScroll):
         self.plain = "\n".join(p.plain for p in parts if isinstance(p, Text))
         self.query_one("#detail-body", Static).update(Group(*parts))
 
-    def show(self, store: Any, item_id: str | None, view_node: NodeView | None = None) -> None:
+    def show(self, store: Store | None, item_id: str | None, view_node: NodeView | None = None) -> None:
         """Read the item's rows in a worker; the detail changes when they arrive (never on the UI thread)."""
         self.shown = item_id
         if not item_id or store is None:
@@ -59,8 +63,9 @@ class NodeDetail(VerticalScroll):
     @work(thread=True, exclusive=True, group="node-detail", exit_on_error=False)
     def _load(self, seq: int, store: Any, item_id: str, view_node: NodeView | None) -> None:
         try:
-            if item_id.startswith("s") and item_id[1:].isdigit():
-                parts = self._subset(store, int(item_id[1:]))
+            sid = subset_ref(item_id)
+            if sid is not None:
+                parts = self._subset(store, sid)
             else:
                 parts = self._node(store, item_id, view_node)
         except Exception as exc:  # a read racing a closing store: say so, never crash
@@ -81,8 +86,8 @@ class NodeDetail(VerticalScroll):
             return []
         return [heading("Where its rules came from")] + blame_lines(blame(store, module_id), width=120)
 
-    def _node(self, store: Any, nid: str, view_node: NodeView | None) -> list[Text]:
-        d = data.node_detail(store, nid)
+    def _node(self, store: Store, nid: str, view_node: NodeView | None) -> list[Text]:
+        d = q.node_detail(store, nid)
         if d is None:
             return [Text(f"{nid}: planned, not in the session file yet", style="dim")]
         row = d.row
@@ -110,7 +115,7 @@ class NodeDetail(VerticalScroll):
                 title = "Merger's proposal (replaced by the operator's edit)" if "edited" in d.module_id \
                     else "Merger's proposal (rolled back)"
                 parts += [heading(f"{title}: {d.proposed_id}"),
-                          diff_text(data.unified_diff(d.proposed_text, d.module_text, d.proposed_id, d.module_id))]
+                          diff_text(q.unified_diff(d.proposed_text, d.module_text, d.proposed_id, d.module_id))]
         elif d.proposed_id:
             parts += [heading(f"Proposed module {d.proposed_id} (waiting for review)"), module_block(d.proposed_text)]
         for c in d.children:
@@ -121,8 +126,8 @@ class NodeDetail(VerticalScroll):
                   for r in d.trail] or [Text("(no failed critiques)", style="dim")]
         return parts
 
-    def _subset(self, store: Any, sid: int) -> list[Text]:
-        d = data.subset_detail(store, sid)
+    def _subset(self, store: Store, sid: int) -> list[Text]:
+        d = q.subset_detail(store, sid)
         if d is None:
             return [Text(f"s{sid}: not started yet", style="dim")]
         head = Text(f"subset s{sid}: {d.row['name']}  ", style="bold")

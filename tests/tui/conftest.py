@@ -46,6 +46,19 @@ async def wait_for(pilot, cond: Callable[[], Any], timeout: float = 30.0, what: 
                          f"events) {run}")
 
 
+async def settled(pilot, value: Callable[[], Any], polls: int = 10, timeout: float = 30.0, what: str = "value") -> Any:
+    """Wait until ``value()`` stays the same for ``polls`` polls in a row; return it."""
+    last, same = value(), 0
+    for _ in range(int(timeout / 0.05)):
+        await pilot.pause(0.05)
+        now = value()
+        same = same + 1 if now == last else 0
+        last = now
+        if same >= polls:
+            return now
+    raise AssertionError(f"{what} kept changing for {timeout} s")
+
+
 async def sessions_ready(pilot, app):
     from fgo_tui.screens.sessions import SessionsScreen
 
@@ -63,8 +76,18 @@ async def open_first(pilot, app):
 
     await sessions_ready(pilot, app)
     await pilot.press("enter")
-    return await wait_for(pilot, lambda: app.screen if isinstance(app.screen, DashboardScreen)
-                          and app.screen.panels else None, what="dashboard")
+    return await wait_for(pilot, lambda: app.screen if isinstance(app.screen, DashboardScreen) and app.screen.panels
+                          and all(p.is_mounted for p in app.screen.panels.values()) else None, what="dashboard")
+
+
+async def dashboard_drawn(pilot, dash):
+    """Every subset panel shows its module and its replayed stream (what a screenshot shows)."""
+    def drawn() -> bool:
+        return bool(dash.panels) and all(p.is_mounted and p.lines_seen > 0 and p.query_one(".sp-module").plain
+                                         for p in dash.panels.values())
+
+    await wait_for(pilot, drawn, what="dashboard drawn")
+    return dash
 
 
 class StartPaused:

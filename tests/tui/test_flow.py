@@ -7,6 +7,7 @@ from pathlib import Path
 
 from textual.widgets import TextArea
 
+from fgo_engine.types import subset_ref
 from fgo_tui.screens.dashboard import DashboardScreen
 from fgo_tui.screens.dialogs import ConfirmModal
 from fgo_tui.screens.new_session import NewSessionScreen
@@ -16,7 +17,7 @@ from fgo_tui.widgets.merge_tree import MergeTree
 from fgo_tui.widgets.node_detail import NodeDetail
 from fgo_tui.widgets.token_bar import TokenBar
 
-from .conftest import LIVE_MODEL, SIZE, StartPaused, wait_for
+from .conftest import LIVE_MODEL, SIZE, StartPaused, settled, wait_for
 
 MY_EDIT = "You answer questions about glorps.\n- Answer briefly.\n- [/x] operator rule: [bold]glorps[/] are teal."
 
@@ -70,7 +71,8 @@ async def test_new_session_run_review_edit_rollback_and_reopen(make_app, session
         dash, ctl = app.dashboard, app.ctl
         assert ctl.path == Path("sessions/flow.db")
         assert isinstance(app.screen, DashboardScreen)
-        await wait_for(pilot, lambda: len(dash.panels) == 3, what="three panels")
+        await wait_for(pilot, lambda: len(dash.panels) == 3 and all(p.is_mounted for p in dash.panels.values()),
+                       what="three panels")
         assert all(p.log_widget.line_count == 0 and p.query_one(TokenBar).prompt == 0 for p in dash.panels.values())
         assert dash.check_action("resume", ()) and not dash.check_action("pause", ())
         await pilot.press("r")
@@ -97,7 +99,8 @@ async def test_new_session_run_review_edit_rollback_and_reopen(make_app, session
 
         # second merge: roll back to the best child
         review2 = await wait_for(pilot, lambda: app.screen if isinstance(app.screen, ReviewScreen)
-                                 and app.screen.node_id != first_node else None, timeout=60, what="second review")
+                                 and app.screen.node_id != first_node and app.screen.diff_plain else None,
+                                 timeout=60, what="second review")
         second_node = review2.node_id
         best = max(review2.request.children, key=lambda c: c.score)
         await pilot.press("r")
@@ -108,11 +111,11 @@ async def test_new_session_run_review_edit_rollback_and_reopen(make_app, session
         assert confirm is not None
 
         await wait_for(pilot, lambda: not ctl.running and ctl.view.status == "done", timeout=60, what="run done")
-        await pilot.pause(0.2)
 
         # the store says what the operator decided
         con = sqlite3.connect(sessions_dir / "flow.db")
         con.row_factory = sqlite3.Row
+        assert con.execute("select status from session").fetchone()[0] == "done"  # the run flushed before it ended
         n1 = con.execute("select * from merge_nodes where id = ?", (first_node,)).fetchone()
         edited = con.execute("select * from modules where id = ?", (n1["module_id"],)).fetchone()
         assert edited["origin"] == "edit" and edited["text"] == MY_EDIT
@@ -120,8 +123,9 @@ async def test_new_session_run_review_edit_rollback_and_reopen(make_app, session
                                 (edited["id"],)).fetchone()[0]
         assert backtests == len(n1["task_ids_json"].split(","))
         n2 = con.execute("select * from merge_nodes where id = ?", (second_node,)).fetchone()
-        best_module = con.execute("select best_module_id from subsets where id = ?", (int(best.node_id[1:]),)
-                                  ).fetchone()[0] if best.node_id.startswith("s") else \
+        best_subset = subset_ref(best.node_id)
+        best_module = con.execute("select best_module_id from subsets where id = ?", (best_subset,)
+                                  ).fetchone()[0] if best_subset is not None else \
             con.execute("select module_id from merge_nodes where id = ?", (best.node_id,)).fetchone()[0]
         assert n2["module_id"] == best_module
         decisions = [tuple(r) for r in con.execute("select node_id, decision, by from reviews order by id")]
@@ -154,14 +158,17 @@ async def test_new_session_run_review_edit_rollback_and_reopen(make_app, session
         dash = await wait_for(pilot, lambda: app2.screen if isinstance(app2.screen, DashboardScreen) else None,
                               what="dashboard")
         await pilot.press("2")
-        await pilot.pause()
+        tree = dash.query_one(MergeTree)
+        await wait_for(pilot, lambda: tree.node_for(first_node) is not None and tree_labels(app2) == before_labels,
+                       what="the tree as it was")
         assert tree_state(app2) == before
-        assert tree_labels(app2) == before_labels
         assert dash.select_tree_node(first_node)
         await wait_for(pilot, lambda: dash.query_one(NodeDetail).loaded == first_node, what="node detail")
         assert MY_EDIT.splitlines()[-1] in dash.query_one(NodeDetail).plain
-        # the subset panels are rebuilt from the rows too
-        assert all(p.log_widget.line_count > 0 for p in dash.panels.values())
+        # the subset panels are rebuilt from the rows too (on their tab: hidden panels skip the stream)
+        await pilot.press("1")
+        await wait_for(pilot, lambda: dash.panels and all(p.is_mounted and p.log_widget.line_count > 0
+                                                          for p in dash.panels.values()), what="panel history")
         await pilot.press("ctrl+q")
 
 
@@ -183,11 +190,11 @@ async def test_pause_holds_the_engine_and_resume_continues(make_app, sessions_di
         await wait_for(pilot, lambda: ctl.view.status == "paused", what="paused status")
         assert ctl.paused and ctl.running
         factory.release.set()
-        # work in flight drains, then nothing new happens while paused
-        await pilot.pause(0.3)
-        frozen = ctl.buffer.received
-        await pilot.pause(0.5)
-        assert ctl.buffer.received == frozen
+        # work in flight drains into a checkpoint, then nothing new happens while paused
+        control = ctl.session.control
+        await wait_for(pilot, lambda: control.parked >= 1, what="a worker held at a checkpoint")
+        frozen = await settled(pilot, lambda: ctl.buffer.received, what="events while paused")
+        assert control.paused and control.parked >= 1 and ctl.running
         con = sqlite3.connect(sessions_dir / "pause.db")
         assert con.execute("select status from session").fetchone()[0] == "paused"
         con.close()
@@ -209,8 +216,8 @@ async def test_quit_mid_review_then_resume_asks_again(make_app, sessions_dir):
                                 timeout=60, what="review")
         pending = review.node_id
         await pilot.press("escape")  # decide later: the run keeps waiting
-        await pilot.pause()
-        assert isinstance(app.screen, DashboardScreen) and ctl.pending_request is not None
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="back on the dashboard")
+        assert ctl.pending_request is not None
         before = {k: v for k, v in tree_state(app).items() if k != pending}
         await pilot.press("ctrl+q")  # quitting during a run asks first
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), what="quit confirmation")

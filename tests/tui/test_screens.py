@@ -94,17 +94,18 @@ async def test_finished_session_opens_as_it_was(make_app, finished_session):
         # nothing to resume: the binding is hidden
         assert dash.check_action("resume", ()) is False
         await pilot.press("2")
-        await pilot.pause()
-        assert dash.select_tree_node("n1")
+        await wait_for(pilot, lambda: dash.select_tree_node("n1"), what="tree node n1")
         await wait_for(pilot, lambda: dash.query_one(NodeDetail).loaded == "n1", what="n1 detail")
         assert "[/x] literal [b]brackets[/b] stay text." in dash.query_one(NodeDetail).plain
         assert dash.select_tree_node("s0")
         await wait_for(pilot, lambda: dash.query_one(NodeDetail).loaded == "s0", what="s0 detail")
         assert "subset s0" in dash.query_one(NodeDetail).plain
         # audit the edited module: why it changed and the diff to the merger's proposal
-        dash.select_tree_node("n1")
+        assert dash.select_tree_node("n1")
+        await wait_for(pilot, lambda: dash.selected_module_id() == v.nodes["n1"].module_id, what="n1 selected")
         await pilot.press("a")
-        audit = await wait_for(pilot, lambda: app.screen if isinstance(app.screen, AuditScreen) else None)
+        audit = await wait_for(pilot, lambda: app.screen if isinstance(app.screen, AuditScreen)
+                               and app.screen.module_id and app.screen.plain else None, what="audit")
         assert audit.module_id.startswith("n1.edited")
         await wait_for(pilot, lambda: audit.loaded == audit.module_id, what="audit loaded")
         assert "An operator edited the merged module of node n1" in audit.plain
@@ -182,8 +183,21 @@ async def test_help_and_command_palette(make_app, finished_session):
         await pilot.press("ctrl+p")
         await pilot.pause()
         await pilot.press(*"merge tree")
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: palette_highlight(app) == "Merge tree", what="palette match")
         await pilot.press("enter")
         dash = await wait_for(pilot, lambda: app.screen if isinstance(app.screen, DashboardScreen)
                               and app.screen.tab_of() == "tab-tree" else None, what="tree via palette")
         assert dash.query_one(MergeTree).has_focus
+
+
+def palette_highlight(app) -> str | None:
+    """The command Enter would run in the command palette once its search has finished."""
+    from textual.command import CommandList, CommandPalette
+
+    if not isinstance(app.screen, CommandPalette):
+        return None
+    found = app.screen.query_one(CommandList)
+    if found.option_count == 0 or found.has_class("--populating"):
+        return None
+    option = found.get_option_at_index(found.highlighted or 0)
+    return getattr(option.hit, "text", None) or str(option.prompt)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import open_first, sessions_ready, wait_for
+from .conftest import dashboard_drawn, open_first, sessions_ready, wait_for
 
 SIZES = pytest.mark.parametrize("size", [(100, 30), (160, 50)], ids=["100x30", "160x50"])
 
@@ -21,8 +21,7 @@ def test_sessions_screen(snap_compare, make_app, finished_session, size):
 @SIZES
 def test_dashboard(snap_compare, make_app, finished_session, size):
     async def run_before(pilot):
-        await open_first(pilot, pilot.app)
-        await pilot.pause()
+        await dashboard_drawn(pilot, await open_first(pilot, pilot.app))
 
     assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 
@@ -32,7 +31,7 @@ def test_merge_tree(snap_compare, make_app, finished_session, size):
     from fgo_tui.widgets.node_detail import NodeDetail
 
     async def run_before(pilot):
-        dash = await open_first(pilot, pilot.app)
+        dash = await dashboard_drawn(pilot, await open_first(pilot, pilot.app))
         await pilot.press("2")
         await wait_for(pilot, lambda: dash.select_tree_node("n1"), what="tree node n1")
         await wait_for(pilot, lambda: dash.query_one(NodeDetail).loaded == "n1", what="n1 detail")
@@ -43,18 +42,20 @@ def test_merge_tree(snap_compare, make_app, finished_session, size):
 
 @SIZES
 def test_review_modal(snap_compare, make_app, finished_session, size):
-    from fgo_tui.model.data import fill_child_categories, review_request_from_store
+    from fgo_engine.queries import child_categories, review_request
     from fgo_tui.screens.review import ReviewScreen
 
     async def run_before(pilot):
         app = pilot.app
-        await open_first(pilot, app)
+        await dashboard_drawn(pilot, await open_first(pilot, app))
         store = app.ctl.store
-        request = review_request_from_store(store, "n2")
-        app.push_screen(ReviewScreen(request, categories=fill_child_categories(store, request), auto=False,
+        request = review_request(store, "n2")
+        app.push_screen(ReviewScreen(request, categories=child_categories(store, request), auto=False,
                                      score_before=app.ctl.view.nodes["n2"].score_before))
-        await wait_for(pilot, lambda: isinstance(app.screen, ReviewScreen), what="review")
-        await pilot.pause()
+        # mounted, the diff drawn and the first button focused: the state the screenshot shows
+        await wait_for(pilot, lambda: isinstance(app.screen, ReviewScreen) and app.screen.is_mounted
+                       and app.screen.diff_plain and app.focused is not None and app.focused.id == "approve",
+                       what="review")
 
     assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 

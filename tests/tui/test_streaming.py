@@ -98,7 +98,9 @@ async def test_thirty_two_subsets_streaming_stay_responsive(make_app, finished_s
             timeout=30, what="every subset's last step in the view")
 
         def shows_last(sid):
-            return any(ln.endswith(f"act {sid}/{last}") for ln in dash.panels[sid].log_widget.lines)
+            panel = dash.panels.get(sid)
+            return panel is not None and panel.is_mounted and any(
+                ln.endswith(f"act {sid}/{last}") for ln in panel.log_widget.lines)
 
         await wait_for(pilot, lambda: len(dash.panels) == n_subsets and shows_last(0), what="first panel")
         # off-screen panels may skip the stream; scrolled into view they catch up with its tail
@@ -112,5 +114,6 @@ async def test_thirty_two_subsets_streaming_stay_responsive(make_app, finished_s
         assert len(updates) < events / 100
         assert view.subsets[31].prompt_tokens == 7 * per_subset
         # each Log keeps a bounded tail, not the whole stream
+        await wait_for(pilot, lambda: all(p.is_mounted for p in dash.panels.values()), what="every panel mounted")
         assert all(p.log_widget.line_count <= 200 for p in dash.panels.values())
         print(f"\n{events} events from 4 threads, {len(updates)} UI updates, {elapsed:.2f}s until all shown")

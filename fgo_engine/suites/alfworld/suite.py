@@ -8,12 +8,12 @@ from typing import Any
 from fgo_engine.errors import ConfigError
 from fgo_engine.suites.alfworld.games import TYPES, WHERE, Game, find_games, games_root, intros
 from fgo_engine.suites.alfworld.worker import AlfworldEnv
-from fgo_engine.suites.base import AgentLLM, check_data_options
+from fgo_engine.suites.base import AgentLLM, SuiteBase, check_data_options
 from fgo_engine.suites.household.generate import allocate
 from fgo_engine.suites.household.suite import ACTION_GUIDE as HOUSEHOLD_GUIDE
 from fgo_engine.suites.household.suite import INITIAL_INSTRUCTION, react_episode
 from fgo_engine.suites.household.world import parse_action
-from fgo_engine.types import Module, Task, Trajectory
+from fgo_engine.types import Module, ModuleKind, Task, Trajectory
 
 # ALFWorld's command grammar (json_2.1.1 games): objects are put down with "move … to …".
 ACTION_GUIDE = HOUSEHOLD_GUIDE.replace("put <object> in/on <receptacle>", "move <object> to <receptacle>")
@@ -58,11 +58,11 @@ class _GameEnv:
         return self.env.step(cmd)
 
 
-class AlfworldSuite:
+class AlfworldSuite(SuiteBase):
     """Real ALFWorld games (TextWorld); the module is the agent's instruction."""
 
     name = "alfworld"
-    module_kind = "instruction"
+    module_kind: ModuleKind = "instruction"
 
     def __init__(self, seed: int = 0, *, data: str | None = None, n_train: int = 60, n_test: int = 134,
                  step_limit: int = 50, history_turns: int = 24, **unknown: Any):
@@ -70,6 +70,7 @@ class AlfworldSuite:
                            n_train=n_train, n_test=n_test, step_limit=step_limit)
         if step_limit < 1:
             raise ConfigError("alfworld: step_limit must be ≥ 1")
+        assert data is not None  # check_data_options refuses a missing data=
         self.root = games_root(data)
         self.seed = seed
         self.n_train, self.n_test = n_train, n_test
@@ -117,6 +118,17 @@ class AlfworldSuite:
                 for g in games
             ]
         return list(self._tasks[split])
+
+    turn_tokens = 60  # tokens one ReAct turn adds to the history, for the projection
+
+    @property
+    def calls_per_task(self) -> int:  # type: ignore[override]  # SuiteBase's default, here from the step limit
+        return self.step_limit
+
+    def agent_calls(self, task: Task) -> tuple[int, float]:
+        """(at most, expected) agent calls of one episode, as for household (thinking turns cost
+        no game step); no plan is known before playing, so the expected count is the step limit."""
+        return 2 * self.step_limit + 3, float(self.step_limit)
 
     def train_tasks(self) -> list[Task]:
         return self._load("train")

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from fgo_engine.errors import ConfigError
-from fgo_engine.suites.base import AgentLLM
+from fgo_engine.suites.base import AgentLLM, SuiteBase
 from fgo_engine.suites.household.generate import allocate, generate_episode
 from fgo_engine.suites.household.world import (
     TASK_TYPES,
@@ -19,7 +19,7 @@ from fgo_engine.suites.household.world import (
 from fgo_engine.suites.household.world import (
     oracle_plan as _plan_from_layout,
 )
-from fgo_engine.types import Module, Step, Task, Trajectory
+from fgo_engine.types import Module, ModuleKind, Step, Task, Trajectory
 
 # ALFWorld's unseen split (134 games) by type; the test split keeps these proportions.
 ALFWORLD_UNSEEN = {"pick": 24, "clean": 31, "heat": 23, "cool": 21, "look": 18, "pick_two": 17}
@@ -82,11 +82,11 @@ def make_task(task_id: str, env_seed: int, task_type: str) -> Task:
     )
 
 
-class HouseholdSuite:
+class HouseholdSuite(SuiteBase):
     """ALFWorld-like household tasks; the module is the agent's instruction."""
 
     name = "household"
-    module_kind = "instruction"
+    module_kind: ModuleKind = "instruction"
 
     def __init__(
         self,
@@ -142,7 +142,7 @@ class HouseholdSuite:
         return self._tasks("test", self.n_test, {t: float(w) for t, w in ALFWORLD_UNSEEN.items()})
 
     @property
-    def calls_per_task(self) -> int:
+    def calls_per_task(self) -> int:  # type: ignore[override]  # SuiteBase's default, here from the step limit
         """At most one agent call per action (a ReAct episode), for the projected call count."""
         return self.step_limit
 
@@ -184,8 +184,11 @@ def _render_action(reply: str) -> str:
 class ReactEnv(Protocol):
     """What the ReAct loop needs of an environment (the household's, or real ALFWorld's)."""
 
-    won: bool
-    done: bool
+    @property
+    def won(self) -> bool: ...
+
+    @property
+    def done(self) -> bool: ...
 
     def step(self, text: str) -> str: ...
 

@@ -75,7 +75,7 @@ def _make_party(rng: random.Random, lang: _Lang, name: str) -> _Party:
 def _make_line(rng: random.Random, inv: _Invoice, order_line: int) -> _Line:
     lang = inv.lang
     product = rng.choice(_PRODUCTS)
-    name = product[_LANG_COLUMN[lang.code]]
+    name = str(product[_LANG_COLUMN[lang.code]])
     lo, hi = product[5] * lang.price_factor, product[6] * lang.price_factor
     price = max(1, int(round(rng.uniform(lo, hi) * 100)))
     qty = rng.choice([1, 2, 4, 5, 6, 10, 12, 20, 24, 25, 40, 50, 60, 100, 120, 200, 250, 500])

@@ -3,11 +3,11 @@
 from typing import Any
 
 from fgo_engine.errors import ConfigError
-from fgo_engine.suites.base import AgentLLM, register_suite
+from fgo_engine.suites.base import AgentLLM, SuiteBase, register_suite
 from fgo_engine.suites.invoices.generate import _generate
 from fgo_engine.suites.invoices.knowledge import KNOWLEDGE
 from fgo_engine.suites.scoring import exact, extract_answer
-from fgo_engine.types import Knowledge, Module, Step, Task, Trajectory
+from fgo_engine.types import Knowledge, Module, ModuleKind, Step, Task, Trajectory
 
 # ---------------------------------------------------------------------------
 # The suite
@@ -35,11 +35,11 @@ def build_prompt(task: Task) -> str:
     return _PROMPT_HEAD + xml + _PROMPT_TAIL
 
 
-class InvoicesSuite:
+class InvoicesSuite(SuiteBase):
     """LogisticsQA-like: extract the transport reference from UBL 2.1 invoices."""
 
     name = "invoices"
-    module_kind = "instruction"
+    module_kind: ModuleKind = "instruction"
 
     def __init__(self, seed: int = 0, n_train: int = 48, n_test: int = 219, **options: Any):
         if options:

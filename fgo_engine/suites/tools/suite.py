@@ -24,7 +24,7 @@ from fgo_engine import isolation
 from fgo_engine.errors import ConfigError, MalformedOutputError
 from fgo_engine.sandbox import ToolResult, run_tool
 from fgo_engine.suites import scoring
-from fgo_engine.suites.base import AgentLLM
+from fgo_engine.suites.base import AgentLLM, SuiteBase
 from fgo_engine.suites.tools.data import (
     CATEGORIES,
     GENERATOR_VERSION,
@@ -35,7 +35,7 @@ from fgo_engine.suites.tools.data import (
 )
 from fgo_engine.suites.tools.library import INITIAL_TOOLBOX, KNOWLEDGE
 from fgo_engine.toolbox import parse_toolbox, parse_toolbox_source, tool_schemas, toolbox_text_for_similarity
-from fgo_engine.types import Knowledge, Module, Step, Task, Trajectory
+from fgo_engine.types import Knowledge, Module, ModuleKind, Step, Task, Trajectory
 
 AGENT_SYSTEM = """You answer questions about the files of a task by calling the tools you are given.
 File paths are plain file names such as 'sales.csv'. Use tools to read, search and compute rather than
@@ -179,11 +179,11 @@ def _parse_arguments(raw: Any) -> tuple[dict[str, Any] | None, str | None]:
     return value, None
 
 
-class ToolsSuite:
+class ToolsSuite(SuiteBase):
     """GAIA-like file questions answered with a toolbox (see the module docstring)."""
 
     name = "tools"
-    module_kind = "toolbox"
+    module_kind: ModuleKind = "toolbox"
     calls_per_task = 3  # typical agent turns per task, for cost projection
     turn_tokens = 120  # a tool call and its (clipped) result
     module_growth = 3.0  # the optimizer adds whole tools
