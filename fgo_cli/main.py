@@ -249,7 +249,11 @@ def cmd_run(a: argparse.Namespace) -> int:
 
 def print_projection(session) -> None:
     """The projection before the run: calls (bound, expected), tokens and cost per role, budget warnings."""
-    proj = session.projection()
+    try:
+        proj = session.projection()
+    except Exception as exc:  # noqa: BLE001 - the run itself reports what is broken, with its traceback
+        print(f"session {session.store.path}: no projection ({type(exc).__name__}: {exc})")
+        return
     print(f"session {session.store.path}: projected LLM use (calls ≤ is a hard bound; ~ are expected values)")
     for line in proj.lines():
         print("  " + line)

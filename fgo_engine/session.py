@@ -234,11 +234,11 @@ class Session:
                      {t.id: t for t in train + test}, executor=self.executor)
         result = RunResult(method=cfg.method, status="running")
         self.store.set_status("running")
-        projection = self.projection(train, test)
-        self.bus.emit(ev.RunStarted(cfg.method, cfg.subsets, len(train), len(test), projection.calls_by_role(),
-                                    projection.to_dict()))
-        self.bus.emit(ev.RunStatus("running"))
         try:
+            projection = self.projection(train, test)
+            self.bus.emit(ev.RunStarted(cfg.method, cfg.subsets, len(train), len(test),
+                                        projection.calls_by_role(), projection.to_dict()))
+            self.bus.emit(ev.RunStatus("running"))
             initial = self.suite.initial_module()
             initial_id = rt.save_module("initial", initial, origin="initial")
             out = method.run(rt, train, initial, initial_id)

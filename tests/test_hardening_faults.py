@@ -100,7 +100,7 @@ def test_sessions_list_shows_foreign_files_as_not_a_session(tmp_path, capsys, to
 
 
 def test_the_sessions_screen_lists_a_foreign_file_as_not_a_session(tmp_path):
-    from fgo_cli.main import list_sessions
+    from fgo_engine.queries import list_sessions
 
     _foreign(tmp_path / "other.db")
     rows = list_sessions(tmp_path)

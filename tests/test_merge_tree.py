@@ -18,7 +18,8 @@ class RecordingTree(MergeTree):
 
     def __init__(self, t, on_merge=None):
         rt = types.SimpleNamespace(cfg=types.SimpleNamespace(threshold=t, cluster="kmeans", seed=0,
-                                                             embedding_model=None), suite=None)
+                                                             embedding_model=None),
+                                   suite=types.SimpleNamespace(similarity_text=lambda m: m.text))
         super().__init__(rt)
         self.nodes: dict[str, list[str]] = {}
         self.on_merge = on_merge

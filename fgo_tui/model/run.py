@@ -107,12 +107,13 @@ class RunController:
         view = load_run_view(self.store)
         view.path = str(self.path)
         view.elapsed_before = elapsed_seconds(self.store)
-        cfg = (self.store.session_info().get("config_json") or {})
+        from fgo_engine import queries as q
+
+        cfg = q.session_info(self.store).get("config_json") or {}
         view.workers = int(cfg.get("workers") or 0)
         view.settle(view.status)  # subsets a stopped run left "running" are not running
-        for r in self.store.query("select phase, sum(prompt_tokens + completion_tokens) n from ledger "
-                                  "where cache_hit = 0 group by phase"):
-            view.phase_tokens[r["phase"] or "other"] = int(r["n"] or 0)
+        for phase, t in q.ledger_totals(self.store).by_phase.items():
+            view.phase_tokens[phase or "other"] = t.tokens
         self.view = view
 
     def prepare(self) -> tuple[Any, Any] | None:
