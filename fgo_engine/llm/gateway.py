@@ -384,8 +384,8 @@ class Gateway:
                     db["ledger"].insert(row)
                     db["cache"].insert(cache_row, replace=True)
 
-                self.store.write(ledger_and_cache)
-                self.store.flush()
+                # waits for this call's own rows only: concurrent calls share one commit
+                self.store.commit(ledger_and_cache)
         if self.listener is not None:
             self.listener(e)
 
