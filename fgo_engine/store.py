@@ -699,6 +699,10 @@ class Store:
             db = Database(self.path)
             db.execute(f"PRAGMA busy_timeout={_WRITER_BUSY_MS}")
             init(db)
+            # WAL + NORMAL: a commit is durable the moment it returns against a crash or kill of
+            # this process (the OS holds the WAL), without an fsync per commit; only a power
+            # loss or OS crash may roll back the last commits (the file stays consistent).
+            db.execute("PRAGMA synchronous=NORMAL")
             self._tables = set(db.table_names())
         except BaseException as exc:  # noqa: BLE001 - handed to the opening thread
             failure.append(exc)
