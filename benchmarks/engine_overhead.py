@@ -46,15 +46,16 @@ def msgs(i: int) -> list[dict]:
             {"role": "user", "content": f"TOY-QUESTION #{i} category=colour: what about the glorp's colour?"}]
 
 
-def per_call(fn, start: int, n: int) -> float:
-    t = time.perf_counter()
+def per_call(fn, start: int, n: int) -> tuple[float, float]:
+    """(wall ms, CPU ms of the whole process) per call."""
+    t, c = time.perf_counter(), time.process_time()
     for i in range(start, start + n):
         fn(i)
-    return (time.perf_counter() - t) / n * 1000
+    return (time.perf_counter() - t) / n * 1000, (time.process_time() - c) / n * 1000
 
 
-def threaded(fn, start: int, n: int, threads: int) -> float:
-    """ms per call, wall time over all calls, ``threads`` callers at once."""
+def threaded(fn, start: int, n: int, threads: int) -> tuple[float, float]:
+    """(wall ms, process CPU ms) per call over all calls, ``threads`` callers at once."""
     per = n // threads
     go = threading.Barrier(threads + 1)
 
@@ -67,44 +68,59 @@ def threaded(fn, start: int, n: int, threads: int) -> float:
     for t in ts:
         t.start()
     go.wait()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for t in ts:
         t.join()
-    return (time.perf_counter() - t0) / (per * threads) * 1000
+    return ((time.perf_counter() - t0) / (per * threads) * 1000,
+            (time.process_time() - c0) / (per * threads) * 1000)
+
+
+def one_round(folder: str, r: int, n: int) -> dict[str, tuple[float, float]]:
+    litellm = get_litellm()
+    rc = RoleConfig(model=MODEL, max_concurrency=64)
+    roles = {role: rc for role in ROLES}
+    # the bare call sends what the gateway sends for this role (same request, no engine)
+    same = {"timeout": rc.timeout, "temperature": rc.temperature, "num_retries": 0, "max_retries": 0, "seed": 0}
+    base = (r + 1) * 10 * n
+    out = {"bare": per_call(lambda i: litellm.completion(model=MODEL, messages=msgs(i), **same), base, n)}
+    g = Gateway(roles)
+    out["gateway"] = per_call(lambda i: g.complete("agent", msgs(i)), base + n, n)
+    out["cache_hit"] = per_call(lambda i: g.complete("agent", msgs(i)), base + n, n)
+    store = Store.create(Path(folder) / f"b{r}.db", name="b", config={})
+    try:
+        gs = Gateway(roles, store=store)
+        out["gateway_store"] = per_call(lambda i: gs.complete("agent", msgs(i)), base + 2 * n, n)
+        out["gateway_store_8_threads"] = threaded(lambda i: gs.complete("agent", msgs(i)), base + 3 * n, n, 8)
+    finally:
+        store.close()
+    return out
 
 
 def overhead(n: int, rounds: int = 3) -> dict:
-    """Each figure is the median of ``rounds`` interleaved rounds (the machine may be shared)."""
+    """Each figure is the median of ``rounds`` interleaved rounds (the machine may be shared).
+    Wall ms is what a caller waits; CPU ms (the whole process: writer thread, litellm's own
+    threads) is steadier on a loaded machine."""
     litellm = get_litellm()
-    roles = {r: RoleConfig(model=MODEL, max_concurrency=64) for r in ROLES}
     per_call(lambda i: litellm.completion(model=MODEL, messages=msgs(i)), 0, 50)  # warm up
-    figures: dict[str, list[float]] = {k: [] for k in ("bare", "gateway", "gateway_store", "cache_hit",
-                                                       "gateway_store_8_threads")}
+    figures: dict[str, list[tuple[float, float]]] = {}
     with tempfile.TemporaryDirectory() as d:
         for r in range(rounds):
-            base = (r + 1) * 10 * n
-            figures["bare"].append(per_call(
-                lambda i: litellm.completion(model=MODEL, messages=msgs(i), seed=0), base, n))
-            g = Gateway(roles)
-            figures["gateway"].append(per_call(lambda i: g.complete("agent", msgs(i)), base + n, n))
-            figures["cache_hit"].append(per_call(lambda i: g.complete("agent", msgs(i)), base + n, n))
-            store = Store.create(Path(d) / f"b{r}.db", name="b", config={})
-            gs = Gateway(roles, store=store)
-            figures["gateway_store"].append(per_call(lambda i: gs.complete("agent", msgs(i)), base + 2 * n, n))
-            figures["gateway_store_8_threads"].append(
-                threaded(lambda i: gs.complete("agent", msgs(i)), base + 3 * n, n, 8))
-            store.close()
-    med = {k: statistics.median(v) for k, v in figures.items()}
-    bare = med["bare"]
-    out = {"calls_per_figure": n, "rounds": rounds, "ms_per_call": med,
-           "overhead_ms": {k: v - bare for k, v in med.items() if k not in ("bare", "cache_hit")},
+            for k, v in one_round(d, r, n).items():
+                figures.setdefault(k, []).append(v)
+    med = {k: statistics.median(w for w, _ in v) for k, v in figures.items()}
+    cpu = {k: statistics.median(c for _, c in v) for k, v in figures.items()}
+    real = [k for k in med if k not in ("bare", "cache_hit")]
+    out = {"calls_per_figure": n, "rounds": rounds, "ms_per_call": med, "cpu_ms_per_call": cpu,
+           "overhead_ms": {k: med[k] - med["bare"] for k in real},
+           "cpu_overhead_ms": {k: cpu[k] - cpu["bare"] for k in real},
            "samples_ms": figures}
-    print(f"per call, {n} calls each, median of {rounds} rounds (ms):")
-    print(f"  bare litellm → fgo-sim          {bare:7.3f}")
+    print(f"per call, {n} calls each, median of {rounds} rounds (ms wall / ms CPU of the process):")
+    print(f"  bare litellm → fgo-sim          {med['bare']:7.3f} / {cpu['bare']:7.3f}")
     for k, label in (("gateway", "gateway, no store"), ("gateway_store", "gateway + session store"),
                      ("gateway_store_8_threads", "gateway + store, 8 threads")):
-        print(f"  {label:<31} {med[k]:7.3f}   overhead {med[k] - bare:+.3f} ms ({med[k] / bare:.2f}×)")
-    print(f"  gateway cache hit               {med['cache_hit']:7.3f}   ({med['cache_hit'] / bare:.2f}× of a bare call)")
+        print(f"  {label:<31} {med[k]:7.3f} / {cpu[k]:7.3f}   overhead {med[k] - med['bare']:+.3f} / "
+              f"{cpu[k] - cpu['bare']:+.3f} ms")
+    print(f"  gateway cache hit               {med['cache_hit']:7.3f} / {cpu['cache_hit']:7.3f}")
     return out
 
 
