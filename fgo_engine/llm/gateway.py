@@ -130,6 +130,13 @@ class Totals:
         return self.prompt_tokens + self.completion_tokens
 
 
+_LEDGER_COLUMNS = ("ts", "role", "model", "scope_kind", "scope_id", "phase", "prompt_tokens", "completion_tokens",
+                   "cost", "latency_ms", "cache_hit", "error", "cache_key", "started_at", "ended_at", "queue_ms",
+                   "task_id", "epoch", "sample")
+_LEDGER_INSERT = (f"insert into ledger ({', '.join(_LEDGER_COLUMNS)}) "
+                  f"values ({', '.join('?' * len(_LEDGER_COLUMNS))})")
+
+
 def redact(text: str, secrets: list[str]) -> str:
     for s in secrets:
         if s and len(s) >= 6:
@@ -401,8 +408,11 @@ class Gateway:
                              "response_json": json.dumps(response, ensure_ascii=False)}
 
                 def ledger_and_cache(db) -> None:
-                    db["ledger"].insert(row)
-                    db["cache"].insert(cache_row, replace=True)
+                    # plain statements: sqlite-utils' insert inspects the table on every call
+                    db.execute(_LEDGER_INSERT, [row[c] for c in _LEDGER_COLUMNS])
+                    db.execute("insert or replace into cache (key, model, created_at, response_json) "
+                               "values (?, ?, ?, ?)", (cache_row["key"], cache_row["model"],
+                                                       cache_row["created_at"], cache_row["response_json"]))
 
                 # waits for this call's own rows only: concurrent calls share one commit
                 self.store.commit(ledger_and_cache)
