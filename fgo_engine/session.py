@@ -163,9 +163,8 @@ class Session:
         if not self._running.acquire(blocking=False):
             raise SessionError("this session is already running")
         start = time.perf_counter()
-        cfg = self.config
-        threading.Thread(target=_warm_imports, args=(cfg,), name="fgo-warm-imports", daemon=True).start()
         train, test = self.tasks("train"), self.tasks("test")
+        cfg = self.config
         method = method_for(cfg.method)
         rt = Runtime(cfg, self.suite, self.store, self.gateway, self.bus, self.gate, self.control,
                      {t.id: t for t in train + test})
@@ -221,19 +220,3 @@ class Session:
             self.bus.emit(ev.RunFinished(result.status, result.train_score, result.test_score,
                                          result.final_module_id, result.message))
         return result
-
-
-def _warm_imports(cfg: RunConfig) -> None:
-    """Import what the run will need later while it does other work: litellm (seconds on a
-    busy machine; every model slot would otherwise wait for the first call's import) and,
-    for a method that merges, scikit-learn (imported at the first merge node, on the
-    critical path between the last subset and the merge tree)."""
-    try:
-        from fgo_engine.llm.gateway import get_litellm
-
-        get_litellm()
-        if cfg.method == "fgo" and cfg.cluster != "none":
-            import sklearn.cluster  # noqa: F401
-            import sklearn.feature_extraction.text  # noqa: F401
-    except Exception:  # noqa: BLE001 - only a head start: the real import reports any problem
-        pass
