@@ -1,6 +1,8 @@
 """Time to the app's first screen, in fresh processes (what a user waits for).
 
 Prints, as the median of several runs:
+  0. `fgo --help` through the installed entry point, wall time of the whole process
+     (target < 0.5 s; litellm, Textual and the engine's method code stay out);
   1. `python -c 'import fgo_tui.app'`: the import cost alone (and that litellm stays out);
   2. process start → sessions screen mounted, headless (`app.run_test()`), with an empty
      sessions folder and with 20 saved sessions; also → the session list filled in.
@@ -18,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +58,31 @@ asyncio.run(main())
 """
 
 
+HELP_MODULES_CODE = """
+import runpy, sys, io, contextlib
+sys.argv = ['fgo', '--help']
+with contextlib.redirect_stdout(io.StringIO()):
+    try:
+        runpy.run_module('fgo_cli', run_name='__main__')
+    except SystemExit:
+        pass
+heavy = [m for m in ('litellm', 'textual', 'tiktoken', 'sqlite_utils', 'fgo_engine.session') if m in sys.modules]
+print(','.join(heavy) or '-')
+"""
+
+
+def fgo_help(runs: int) -> tuple[float, str]:
+    """Median wall seconds of `fgo --help` in a fresh process, and the heavy modules it imported."""
+    exe = Path(sys.executable).with_name("fgo")
+    cmd = [str(exe), "--help"] if exe.exists() else [sys.executable, "-m", "fgo_cli", "--help"]
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run(cmd, capture_output=True, check=True, cwd=ROOT, timeout=60)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), run(HELP_MODULES_CODE)
+
+
 def run(code: str, *args: str) -> str:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     p = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=120,
@@ -88,6 +116,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     a = ap.parse_args()
+
+    t_help, heavy = fgo_help(a.runs)
+    print(f"fgo --help: {t_help * 1000:.0f} ms (process wall time, median of {a.runs}; target < 500 ms); "
+          f"heavy modules imported: {heavy}")
 
     imports = [run(IMPORT_CODE).split() for _ in range(a.runs)]
     t_import = statistics.median(float(x[0]) for x in imports)

@@ -475,11 +475,18 @@ class _Op:
     fn: Callable[[Database], object]  # its return value is ignored
     what: str
     after: Callable[[], None] | None = None
+    # set for a write someone waits on (Store.commit): once its batch is committed or lost
+    done: threading.Event | None = None
+    error: BaseException | None = None
 
 
 class _Barrier:
     def __init__(self) -> None:
         self.done = threading.Event()
+
+
+class _BatchLost(SessionError):
+    """A waited-on write whose transaction was rolled back by another write in its batch."""
 
 
 _STOP = object()
@@ -636,12 +643,26 @@ class Store:
             if thread is not None:
                 self._queue.put(barrier)
         if thread is not None:
-            self._wait(thread, barrier, timeout)
+            self._wait(thread, barrier.done, timeout)
         self._raise_errors()
 
-    def _wait(self, thread: threading.Thread, barrier: _Barrier, timeout: float | None) -> None:
+    def commit(self, fn: Callable[[Database], None], timeout: float | None = None) -> None:
+        """Run ``fn`` on the writer (like :meth:`write`) and block until its own batch is
+        committed; raise if that write failed or its batch was lost. Unlike :meth:`flush`
+        this waits for nothing queued after it and raises no other write's error, so many
+        threads waiting at once share one commit (the writer commits everything queued in
+        one transaction and wakes all of them)."""
+        if self._thread is not None and threading.current_thread() is self._thread:
+            raise SessionError("commit() called from the store's writer thread would deadlock")
+        op = _Op(fn, f"write {getattr(fn, '__name__', 'fn')}", done=threading.Event())
+        thread = self._enqueue(op)
+        self._wait(thread, op.done, timeout)
+        if op.error is not None:
+            raise SessionError(f"write to {self.path} failed: {op.what}: {_one_line(op.error)}") from op.error
+
+    def _wait(self, thread: threading.Thread, done: threading.Event, timeout: float | None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
-        while not barrier.done.wait(0.25 if deadline is None else
+        while not done.wait(0.25 if deadline is None else
                                     max(0.0, min(0.25, deadline - time.monotonic()))):
             if not thread.is_alive():
                 raise SessionError(f"the writer thread for {self.path} has stopped")
@@ -706,6 +727,10 @@ class Store:
             db = Database(self.path)
             db.execute(f"PRAGMA busy_timeout={_WRITER_BUSY_MS}")
             init(db)
+            # WAL + NORMAL: a commit is durable the moment it returns against a crash or kill of
+            # this process (the OS holds the WAL), without an fsync per commit; only a power
+            # loss or OS crash may roll back the last commits (the file stays consistent).
+            db.execute("PRAGMA synchronous=NORMAL")
             self._tables = set(db.table_names())
         except BaseException as exc:  # noqa: BLE001 - handed to the opening thread
             failure.append(exc)
@@ -736,7 +761,9 @@ class Store:
 
     def _apply(self, db: Database, ops: list[_Op]) -> None:
         """Commit a batch at once; each op in its own savepoint so one bad write
-        costs only itself."""
+        costs only itself. A waited-on op's error goes to its waiter, not to flush();
+        waiters are woken only after the commit (or once the batch is known lost)."""
+        lost: BaseException | None = None
         try:
             with db.atomic():
                 for op in ops:
@@ -744,17 +771,25 @@ class Store:
                         with db.atomic():
                             op.fn(db)
                     except Exception as exc:  # noqa: BLE001 - recorded, raised by flush
-                        self._record(op.what, exc)
+                        if op.done is not None:
+                            op.error = exc
+                        else:
+                            self._record(op.what, exc)
                         if not db.conn.in_transaction:
-                            self._record(f"{len(ops)} queued writes",
-                                         SessionError("transaction aborted; batch lost"))
+                            lost = _BatchLost("transaction aborted; batch lost")
+                            self._record(f"{len(ops)} queued writes", lost)
                             break
         except Exception as exc:  # noqa: BLE001 - e.g. COMMIT failed: the batch is lost
+            lost = exc
             self._record(f"commit of {len(ops)} writes", exc)
         finally:
             for op in ops:
                 if op.after is not None:
                     op.after()
+                if op.done is not None:
+                    if lost is not None and op.error is None:
+                        op.error = lost
+                    op.done.set()
 
     def _record(self, what: str, exc: BaseException) -> None:
         with self._lock:
@@ -767,13 +802,15 @@ class Store:
             if table not in self._tables:
                 raise SessionError(f"no table {table!r} in session {self.path}")
 
-    def _enqueue(self, op: _Op) -> None:
+    def _enqueue(self, op: _Op) -> threading.Thread:
+        """Queue a write; the writer thread that will commit it."""
         if self.readonly:
             raise SessionError(f"session {self.path} is open read-only")
         with self._lock:
-            if self._closed:
+            if self._closed or self._thread is None:
                 raise SessionError(f"session {self.path} is closed")
             self._queue.put(op)
+            return self._thread
 
     # ---------------------------------------------------------------- writes
 

@@ -187,3 +187,34 @@ def test_identical_concurrent_requests_are_paid_once():
         t.join()
     assert len(results) == 6 and len({r.text for r in results}) == 1
     assert sum(not r.cached for r in results) == 1 and g.total.cache_hits == 5
+
+
+@pytest.mark.parametrize("text", ["", "Say hello.", "  \n\t  " * 50, "naïve café — 日本語のテキスト 🙂🙂", "x" * 5000,
+                                  "ab" * 3000 + " ".join(str(i) for i in range(500))])
+@pytest.mark.parametrize("model", ["fgo-sim/medium", "gpt-4o"])
+def test_token_upper_bound_never_below_the_count(text, model):
+    msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": text},
+            {"role": "assistant", "content": [{"type": "text", "text": text}],
+             "tool_calls": [{"id": "1", "function": {"name": "f", "arguments": "{\"q\": \"é\"}"}}]}]
+    tools = [{"type": "function", "function": {"name": "f", "description": "日本"}}]
+    assert tokens.upper_bound(msgs, tools) >= tokens.count_messages(msgs, model, tools)
+
+
+def test_prompt_is_tokenized_once_per_call(monkeypatch):
+    """The simulated provider counts the prompt (as a server would); the gateway does not
+    count it again when the prompt clearly fits the window."""
+    counted: list[int] = []
+    real = tokens.count_messages
+    monkeypatch.setattr(tokens, "count_messages", lambda *a, **k: counted.append(1) or real(*a, **k))
+    g, _ = gateway()
+    comp = g.complete("agent", MSGS)
+    assert len(counted) == 1
+    assert comp.prompt_tokens == real(MSGS)
+
+
+def test_prompt_near_the_window_is_counted_and_refused():
+    g, _ = gateway(model="fgo-sim/medium:window=64")
+    long = [{"role": "user", "content": "word " * 200}]
+    with pytest.raises(ContextOverflowError) as info:
+        g.complete("agent", long)
+    assert info.value.prompt_tokens == tokens.count_messages(long, "fgo-sim/medium:window=64")

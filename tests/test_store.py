@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -491,3 +492,119 @@ def test_context_manager_closes(db_path: Path) -> None:
         s.insert("events", {"ts": "t", "kind": "x"})
     with Store.open(db_path) as s:
         assert s.count("events") == 1
+
+
+# --------------------------------------------------------------------------- commit (waited-on writes)
+
+class _WatchedQueue:
+    """The store's queue, telling the test which items were put (and when)."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.items, self.put_one = inner, [], threading.Event()
+
+    def put(self, item) -> None:
+        self.inner.put(item)
+        self.items.append(item)
+        self.put_one.set()
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_commit_releases_a_waiter_only_after_its_own_row_is_committed(store: Store) -> None:
+    release_first = _hold_writer(store)  # batch 1 parked: what follows queues up behind it
+    watched = store._queue = _WatchedQueue(store._queue)
+    seen: dict[str, int] = {}
+    returned = threading.Event()
+
+    def waiter() -> None:
+        def row(db) -> None:
+            db["events"].insert({"ts": "t", "kind": "answer"})
+
+        store.commit(row)
+        seen["count"] = store.count("events", "kind = 'answer'")  # its own reader: committed rows only
+        returned.set()
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    assert watched.put_one.wait(10)
+    op = watched.items[0]
+    entered, release_second = threading.Event(), threading.Event()
+
+    def hold(db) -> None:  # same batch, after the waiter's row: written, not yet committed
+        entered.set()
+        assert release_second.wait(10)
+
+    store.write(hold)
+    release_first.set()
+    assert entered.wait(10)
+    # the waiter's row is in the open transaction; its waiter must still be blocked
+    assert not op.done.is_set() and not returned.is_set() and t.is_alive()
+    release_second.set()
+    assert returned.wait(10)
+    t.join()
+    assert seen["count"] == 1
+
+
+def test_many_waiters_share_one_commit(store: Store) -> None:
+    release = _hold_writer(store)
+    watched = store._queue = _WatchedQueue(store._queue)
+    in_transaction: list[bool] = []
+    n = 5
+    batches: list[int] = []
+    apply = store._apply
+    store._apply = lambda db, ops: (batches.append(len(ops)), apply(db, ops))[1]
+
+    def waiter(i: int) -> None:
+        def row(db) -> None:
+            db["events"].insert({"ts": "t", "kind": f"w{i}"})
+            in_transaction.append(db.conn.in_transaction)
+
+        store.commit(row)
+
+    threads = [threading.Thread(target=waiter, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    while len(watched.items) < n:  # every waiter has queued its row behind the parked writer
+        assert watched.put_one.wait(10)
+        watched.put_one.clear()
+    release.set()
+    for t in threads:
+        t.join(10)
+    assert store.count("events") == n
+    assert all(op.done.is_set() and op.error is None for op in watched.items)
+    assert in_transaction == [True] * n
+    assert batches == [n]  # one transaction, one commit, every waiter woken by it
+
+
+def test_commit_raises_its_own_error_and_leaves_flush_clean(store: Store) -> None:
+    def broken(db) -> None:
+        db["no_such_table_here"].insert({"x": 1})
+        raise RuntimeError("boom")
+
+    with pytest.raises(SessionError, match="boom"):
+        store.commit(broken)
+    store.flush()  # reported to its waiter, not again to everyone else
+
+
+def test_commit_reports_a_batch_lost_to_another_write(store: Store) -> None:
+    release = _hold_writer(store)
+    watched = store._queue = _WatchedQueue(store._queue)
+    errors: list[BaseException] = []
+
+    def waiter() -> None:
+        try:
+            store.commit(lambda db: db["events"].insert({"ts": "t", "kind": "lost"}))
+        except SessionError as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    assert watched.put_one.wait(10)
+    store.write(lambda db: db.conn.execute("ROLLBACK"))  # kills the batch's transaction
+    release.set()
+    t.join(10)
+    assert len(errors) == 1 and re.search("batch lost|no transaction", str(errors[0]))
+    assert store.count("events", "kind = 'lost'") == 0
+    with pytest.raises(SessionError):
+        store.flush()

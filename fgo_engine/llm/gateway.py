@@ -130,6 +130,13 @@ class Totals:
         return self.prompt_tokens + self.completion_tokens
 
 
+_LEDGER_COLUMNS = ("ts", "role", "model", "scope_kind", "scope_id", "phase", "prompt_tokens", "completion_tokens",
+                   "cost", "latency_ms", "cache_hit", "error", "cache_key", "started_at", "ended_at", "queue_ms",
+                   "task_id", "epoch", "sample")
+_LEDGER_INSERT = (f"insert into ledger ({', '.join(_LEDGER_COLUMNS)}) "
+                  f"values ({', '.join('?' * len(_LEDGER_COLUMNS))})")
+
+
 def redact(text: str, secrets: list[str]) -> str:
     for s in secrets:
         if s and len(s) >= 6:
@@ -173,6 +180,7 @@ class Gateway:
         self._slots: dict[str, FairSlots] = {}
         self.queue_listener = queue_listener
         self._windows: dict[str, int | None] = {}
+        self._unpriced: set[str] = set()
         self.by_role: dict[str, Totals] = defaultdict(Totals)
         self.by_scope: dict[tuple[str, str], Totals] = defaultdict(Totals)
         self.by_phase: dict[str, Totals] = defaultdict(Totals)
@@ -240,9 +248,13 @@ class Gateway:
 
     def _complete_fresh(self, role, rc, messages, sample, tools, scope, key) -> Completion:
         self._check_budget(role)
-        prompt_tokens = tokens.count_messages(messages, rc.model, tools)
         window = self.window(rc.model)
-        if window is not None and prompt_tokens > window:
+        # tiktoken once per call: the provider reports the prompt's tokens; the gateway counts
+        # them itself only when a cheap upper bound does not show that the prompt fits
+        prompt_tokens: int | None = None
+        if window is not None and tokens.upper_bound(messages, tools) > window:
+            prompt_tokens = tokens.count_messages(messages, rc.model, tools)
+        if window is not None and prompt_tokens is not None and prompt_tokens > window:
             msg = (f"prompt of {prompt_tokens} tokens does not fit the {window}-token context window "
                    f"of {rc.model} (role {role})")
             self._record(LedgerEntry(role, rc.model, scope, 0, 0, 0.0, 0.0, False, msg, key, sample=sample))
@@ -262,6 +274,21 @@ class Gateway:
                 except Exception:
                     self._windows[model] = None
         return self._windows[model]
+
+    def _cost(self, litellm, model: str, resp: Any) -> float:
+        """The call's price. litellm's wrapper has already priced the reply (its hidden
+        ``response_cost``); pricing it again costs a model-info lookup per call. A model
+        litellm cannot price is remembered, so its lookup fails once, not on every call."""
+        priced = (getattr(resp, "_hidden_params", None) or {}).get("response_cost")
+        if priced is not None:
+            return float(priced)
+        if model in self._unpriced:
+            return 0.0
+        try:
+            return float(litellm.completion_cost(completion_response=resp) or 0.0)
+        except Exception:
+            self._unpriced.add(model)
+            return 0.0
 
     def totals_snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -367,11 +394,14 @@ class Gateway:
                              "response_json": json.dumps(response, ensure_ascii=False)}
 
                 def ledger_and_cache(db) -> None:
-                    db["ledger"].insert(row)
-                    db["cache"].insert(cache_row, replace=True)
+                    # plain statements: sqlite-utils' insert inspects the table on every call
+                    db.execute(_LEDGER_INSERT, [row[c] for c in _LEDGER_COLUMNS])
+                    db.execute("insert or replace into cache (key, model, created_at, response_json) "
+                               "values (?, ?, ?, ?)", (cache_row["key"], cache_row["model"],
+                                                       cache_row["created_at"], cache_row["response_json"]))
 
-                self.store.write(ledger_and_cache)
-                self.store.flush()
+                # waits for this call's own rows only: concurrent calls share one commit
+                self.store.commit(ledger_and_cache)
         if self.listener is not None:
             self.listener(e)
 
@@ -418,6 +448,8 @@ class Gateway:
             except litellm.ContextWindowExceededError as exc:
                 msg = f"{rc.model} rejected the prompt as too long for its context window (role {role})"
                 self._record(entry(0, 0, 0.0, msg))
+                if prompt_tokens is None:
+                    prompt_tokens = tokens.count_messages(messages, rc.model, tools)
                 raise ContextOverflowError(msg, prompt_tokens=prompt_tokens,
                                            window=self.window(rc.model) or 0) from exc
             except retryable as exc:
@@ -461,15 +493,12 @@ class Gateway:
             calls.append({"id": tc.id, "name": tc.function.name, "arguments": tc.function.arguments or "{}"})
         usage = getattr(resp, "usage", None)
         p = getattr(usage, "prompt_tokens", None) or prompt_tokens
+        if not p:
+            p = tokens.count_messages(messages, rc.model, tools)
         c = getattr(usage, "completion_tokens", None)
         if c is None:
             c = tokens.count_text(text, rc.model)
-        cost = 0.0
-        if not rc.model.startswith(SIM_PREFIX):
-            try:
-                cost = float(litellm.completion_cost(completion_response=resp) or 0.0)
-            except Exception:
-                cost = 0.0
+        cost = 0.0 if rc.model.startswith(SIM_PREFIX) else self._cost(litellm, rc.model, resp)
         comp = Completion(text=text, tool_calls=calls, prompt_tokens=int(p), completion_tokens=int(c),
                           cost=cost, latency_ms=latency, cached=False, model=rc.model)
         payload = {"text": comp.text, "tool_calls": comp.tool_calls, "prompt_tokens": comp.prompt_tokens,

@@ -45,3 +45,23 @@ def count_messages(messages: list[dict[str, Any]], model: str = "", tools: list 
     if tools:
         total += count_text(json.dumps(tools), model)
     return total
+
+
+def upper_bound(messages: list[dict[str, Any]], tools: list | None = None) -> int:
+    """A bound that :func:`count_messages` never exceeds, without tokenizing: every token of
+    a byte-level BPE encoding covers at least one UTF-8 byte, plus the same framing."""
+    total = 3
+    for m in messages:
+        total += 4
+        content = m.get("content")
+        if isinstance(content, str):
+            total += len(content.encode("utf-8"))
+        elif isinstance(content, list):
+            for part in content:
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    total += len(part["text"].encode("utf-8"))
+        if m.get("tool_calls"):
+            total += len(json.dumps(m["tool_calls"]).encode("utf-8"))
+    if tools:
+        total += len(json.dumps(tools).encode("utf-8"))
+    return total
