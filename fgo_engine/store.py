@@ -654,9 +654,10 @@ class Store:
         one transaction and wakes all of them)."""
         if self._thread is not None and threading.current_thread() is self._thread:
             raise SessionError("commit() called from the store's writer thread would deadlock")
-        op = _Op(fn, f"write {getattr(fn, '__name__', 'fn')}", done=threading.Event())
+        done = threading.Event()
+        op = _Op(fn, f"write {getattr(fn, '__name__', 'fn')}", done=done)
         thread = self._enqueue(op)
-        self._wait(thread, op.done, timeout)
+        self._wait(thread, done, timeout)
         if op.error is not None:
             raise SessionError(f"write to {self.path} failed: {op.what}: {_one_line(op.error)}") from op.error
 
