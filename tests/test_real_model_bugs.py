@@ -105,6 +105,22 @@ def test_a_clean_unchanged_proposal_is_recorded_but_not_asked_again(tmp_path, to
     s.close()
 
 
+def test_a_closed_block_in_a_reply_cut_at_max_tokens_is_not_adopted(tmp_path, toy_config, fake_openai):
+    # seen with SmolLM2: a whole <instruction> block, then commentary until max_tokens ran out
+    cap = DEFAULT_MAX_TOKENS["optimizer"]
+    fake_openai.responder = lambda body: ok(f"<instruction>\n{TOY}\n- Always answer in French.\n</instruction>\n"
+                                            "Let me explain each rule in turn. The first", completion_tokens=cap,
+                                            finish_reason="length")
+    cfg = cfg_with(toy_config, {"optimizer": {"model": "openai/fake", "api_base": fake_openai.url}},
+                   subsets=1, epochs=1)
+    s, res = run(tmp_path, cfg)
+    assert res.status == "done", res.message
+    assert s.store.rows("modules", "origin = 'optimize'") == []
+    reasons = [r["reason"] for r in rejected(s.store)]
+    assert reasons and all(r.startswith("cut off: the reply reached max_tokens") for r in reasons)
+    s.close()
+
+
 def test_empty_and_cut_off_optimizer_replies_are_recorded_with_their_reason(tmp_path, toy_config):
     provider.clear_faults()
     provider.inject_faults("empty", 1, role="optimizer")

@@ -235,7 +235,7 @@ class MergeTree:
         try:
             comp, problem = resample.ask(
                 rt, "merger", msgs, scope=Scope("node", node.node_id, "merge"), samples=3, note_kind=kind,
-                judge=lambda c: resample.proposal_problem(rt, kind, c.text, None))
+                judge=lambda c: resample.proposal_problem(rt, kind, c.text, None), whole=True)
             if problem is None:
                 proposed_text = prompts.extract_module(kind, comp.text)
         except ContextOverflowError as exc:

@@ -83,7 +83,7 @@ def propose(rt: Runtime, module: Module, tasks: list[Task], trajs: list[Trajecto
         try:
             comp, problem = resample.ask(rt, "optimizer", msgs, scope=scope, samples=3, note_kind=module.kind,
                                         judge=lambda c: resample.proposal_problem(rt, module.kind, c.text, module.text),
-                                        final=prompts.is_unchanged)
+                                        final=prompts.is_unchanged, whole=True)
             if problem is None:
                 return Module(module.kind, prompts.extract_module(module.kind, comp.text) or "")
             level = "info" if prompts.is_unchanged(problem) else "warning"  # the rejection itself warned

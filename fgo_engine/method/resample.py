@@ -35,10 +35,12 @@ def retry_temperature(base: float, sample: int) -> float:
 
 def ask(rt: Runtime, role: str, messages: list[dict[str, str]], *, scope: Scope, samples: int, note_kind: str,
         judge: Callable[[Completion], str | None],
-        final: Callable[[str], bool] = lambda reason: False) -> tuple[Completion, str | None]:
+        final: Callable[[str], bool] = lambda reason: False, whole: bool = False) -> tuple[Completion, str | None]:
     """Up to ``samples`` calls until ``judge`` finds no problem with the reply (or the
     problem is ``final``: not worth another sample). Returns the last reply and its
-    problem (None: usable)."""
+    problem (None: usable). ``whole``: a reply that reached ``max_tokens`` was cut off, so
+    nothing in it is used, even a block that happens to be closed (a module is adopted only
+    from a reply the model finished)."""
     rc = rt.gw.roles[role]
     problem: str | None = None
     comp: Completion | None = None
@@ -48,9 +50,12 @@ def ask(rt: Runtime, role: str, messages: list[dict[str, str]], *, scope: Scope,
         comp = rt.gw.complete(role, msgs, scope=scope, sample=sample,
                               temperature=retry_temperature(rc.temperature, sample))
         problem = judge(comp)
-        if problem is None:
+        cut = bool(rc.max_tokens and comp.completion_tokens >= rc.max_tokens)
+        if problem is None and not (whole and cut):
             return comp, None
-        if rc.max_tokens and comp.completion_tokens >= rc.max_tokens:
+        if problem is None:
+            problem = f"cut off: the reply reached max_tokens ({rc.max_tokens}); keep it shorter"
+        elif cut:
             problem += f"; the reply reached max_tokens ({rc.max_tokens}): keep it shorter"
         record_rejected(rt, role, scope, problem, comp.text, sample)
         if final(problem):
