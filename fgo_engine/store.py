@@ -528,6 +528,10 @@ class Store:
         self._local = threading.local()
         self._readers: list[tuple[weakref.ref[threading.Thread], Database]] = []
         self._readers_lock = threading.Lock()
+        # reads in flight: close() waits for them before it closes their connections (closing
+        # a connection another thread is reading from crashes the process inside sqlite)
+        self._reads = threading.Condition()
+        self._reads_in_flight = 0
         self._tables: set[str] = set()  # writer-thread only
         self._lock_key: str | None = None
 
@@ -693,6 +697,8 @@ class Store:
                 self._closed = True  # no new writes or readers from here on
                 thread, self._thread = self._thread, None
             if first:
+                with self._reads:  # no read starts now (closed); let those under way finish
+                    self._reads.wait_for(lambda: self._reads_in_flight == 0, timeout=30)
                 with self._readers_lock:
                     readers, self._readers = self._readers, []
                 for _, db in readers:
@@ -925,12 +931,20 @@ class Store:
         return db
 
     def _read(self, what: str, fn: Callable[[Database], Any]) -> Any:
+        with self._reads:
+            if self._closed:
+                raise SessionError(f"session {self.path} is closed")
+            self._reads_in_flight += 1
         try:
             return fn(self._reader())
         except SessionError:
             raise
         except (sqlite3.Error, sqlite_utils.db.NoTable) as exc:
             raise SessionError(f"{what} on {self.path} failed: {_one_line(exc)}") from exc
+        finally:
+            with self._reads:
+                self._reads_in_flight -= 1
+                self._reads.notify_all()
 
     def query(self, sql: str, params: tuple | dict = ()) -> list[dict]:
         """Any SELECT, rows as dicts with `_json` columns decoded."""
