@@ -121,6 +121,19 @@ def test_a_closed_block_in_a_reply_cut_at_max_tokens_is_not_adopted(tmp_path, to
     s.close()
 
 
+def test_a_reply_the_server_cut_off_is_not_adopted_below_max_tokens(tmp_path, toy_config, fake_openai):
+    # llama.cpp stops with finish_reason "length" when its context fills, below max_tokens
+    fake_openai.responder = lambda body: ok(f"<instruction>\n{TOY}\n- Always answer in French.\n</instruction>\n"
+                                            "Let me explain", completion_tokens=40, finish_reason="length")
+    cfg = cfg_with(toy_config, {"optimizer": {"model": "openai/fake", "api_base": fake_openai.url}},
+                   subsets=1, epochs=1)
+    s, res = run(tmp_path, cfg)
+    assert res.status == "done", res.message
+    assert s.store.rows("modules", "origin = 'optimize'") == []
+    assert all(r["reason"].startswith("cut off") for r in rejected(s.store))
+    s.close()
+
+
 def test_empty_and_cut_off_optimizer_replies_are_recorded_with_their_reason(tmp_path, toy_config):
     provider.clear_faults()
     provider.inject_faults("empty", 1, role="optimizer")

@@ -240,6 +240,7 @@ class Gateway:
                     text=hit.get("text", ""), tool_calls=hit.get("tool_calls") or [],
                     prompt_tokens=hit.get("prompt_tokens", 0), completion_tokens=hit.get("completion_tokens", 0),
                     cost=hit.get("cost", 0.0), latency_ms=0.0, cached=True, model=rc.model,
+                    finish_reason=hit.get("finish_reason"),
                 )
                 self._record(LedgerEntry(role, rc.model, scope, comp.prompt_tokens, comp.completion_tokens,
                                          comp.cost, 0.0, True, None, key, sample=sample))
@@ -499,10 +500,14 @@ class Gateway:
         if c is None:
             c = tokens.count_text(text, rc.model)
         cost = 0.0 if rc.model.startswith(SIM_PREFIX) else self._cost(litellm, rc.model, resp)
+        finish = getattr(resp.choices[0], "finish_reason", None)
         comp = Completion(text=text, tool_calls=calls, prompt_tokens=int(p), completion_tokens=int(c),
-                          cost=cost, latency_ms=latency, cached=False, model=rc.model)
+                          cost=cost, latency_ms=latency, cached=False, model=rc.model,
+                          finish_reason=str(finish) if finish else None)
         payload = {"text": comp.text, "tool_calls": comp.tool_calls, "prompt_tokens": comp.prompt_tokens,
                    "completion_tokens": comp.completion_tokens, "cost": comp.cost}
+        if comp.finish_reason:
+            payload["finish_reason"] = comp.finish_reason
         done = entry(comp.prompt_tokens, comp.completion_tokens, cost, None)
         done.latency_ms = latency
         self._record(done, payload if self.use_cache or self.store else None)

@@ -50,11 +50,12 @@ def ask(rt: Runtime, role: str, messages: list[dict[str, str]], *, scope: Scope,
         comp = rt.gw.complete(role, msgs, scope=scope, sample=sample,
                               temperature=retry_temperature(rc.temperature, sample))
         problem = judge(comp)
-        cut = bool(rc.max_tokens and comp.completion_tokens >= rc.max_tokens)
+        # cut off: the provider says so ("length": max_tokens or a full context), or the cap was reached
+        cut = comp.finish_reason == "length" or bool(rc.max_tokens and comp.completion_tokens >= rc.max_tokens)
         if problem is None and not (whole and cut):
             return comp, None
         if problem is None:
-            problem = f"cut off: the reply reached max_tokens ({rc.max_tokens}); keep it shorter"
+            problem = f"cut off: the reply reached max_tokens ({rc.max_tokens}) or the context; keep it shorter"
         elif cut:
             problem += f"; the reply reached max_tokens ({rc.max_tokens}): keep it shorter"
         record_rejected(rt, role, scope, problem, comp.text, sample)

@@ -27,6 +27,7 @@ class Completion:
     latency_ms: float = 0.0
     cached: bool = False
     model: str = ""
+    finish_reason: str | None = None  # the provider's: "length" means the reply was cut off
 
     def assistant_message(self) -> dict[str, Any]:
         """The message to append to a conversation history."""
