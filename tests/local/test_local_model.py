@@ -66,15 +66,18 @@ def test_tiny_session_on_bbh_every_role_local(tmp_path, server):
                for req, _ in proxy.exchanges)
 
     # Nothing empty, truncated or echoed was adopted.
-    truncated = [r["choices"][0]["message"]["content"] or "" for _, r in proxy.exchanges
-                 if r["choices"][0].get("finish_reason") == "length"]
+    # (a module's text may also appear in a later cut-off reply that echoes it, e.g. a merger
+    # repeating its children: what matters is that it came from a reply the model finished)
+    finished = [r["choices"][0]["message"]["content"] or "" for _, r in proxy.exchanges
+                if r["choices"][0].get("finish_reason") != "length"]
     for m in modules:
         if not m["adopted"] or m["origin"] == "initial":
             continue
         text = m["text"]
         assert text.strip(), m["id"]
         assert not any(tag in text for tag in SCAFFOLD), (m["id"], text[:200])
-        assert not any(text.strip() in t for t in truncated if m["origin"] in ("optimize", "merge")), m["id"]
+        if m["origin"] in ("optimize", "merge"):
+            assert any(text.strip() in t for t in finished), m["id"]
 
 
 def _ledger(path) -> list[sqlite3.Row]:
