@@ -65,7 +65,10 @@ class LocalServer:
                         return
             except (urllib.error.URLError, OSError):
                 pass
-            time.sleep(0.2)
+            try:  # between polls, wait on the server process itself (an exit is reported above)
+                self.proc.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                pass
         raise AssertionError(f"llama_cpp.server did not answer on {self.url} within {deadline_s:.0f} s")
 
     def kill(self) -> None:

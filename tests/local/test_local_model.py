@@ -111,7 +111,10 @@ def test_killed_server_then_resume_repeats_no_paid_call(tmp_path, server):
         while time.monotonic() < deadline and run.poll() is None:  # wait for 4 paid calls
             if sum(1 for e in _ledger(db) if not e["cache_hit"] and not e["error"]) >= 4:
                 break
-            time.sleep(0.2)
+            try:  # between polls of the ledger, wait on the run itself ending
+                run.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                pass
         assert run.poll() is None, "the run ended before the server could be killed:\n" + run.stdout.read()
         server.kill()
         out, _ = run.communicate(timeout=600)
