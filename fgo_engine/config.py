@@ -276,7 +276,7 @@ class RunConfig:
 
                 prof = parse_model(rc.model)
                 bad = [f for f in ("latency", "noise", "guess", "critic_noise", "drift", "merge_loss", "window",
-                                   "attention") if getattr(prof, f) < 0]
+                                   "attention", "reword") if getattr(prof, f) < 0]
                 need(not bad, f"roles.{role}.model: {bad[0] if bad else ''} must not be negative in {rc.model!r}")
             need(isinstance(rc.retry_timeouts, bool), f"roles.{role}.retry_timeouts must be true or false")
         need(isinstance(self.max_retry_after, (int, float)) and self.max_retry_after >= 0,

@@ -198,3 +198,22 @@ def test_cancel_inside_the_agent_loop_is_a_cancel_not_a_failure(tmp_path, toy_co
     assert fired.is_set()
     assert res.status == "cancelled", res.message
     s.close()
+
+
+def test_a_bug_inside_the_simulator_fails_once_with_its_own_words_not_as_a_network_error(tmp_path, toy_config,
+                                                                                          monkeypatch):
+    def broken(*a, **k):
+        raise AttributeError("no attribute 'glorp'")
+
+    monkeypatch.setattr(provider, "merger_reply", broken)
+    s = Session.create(tmp_path / "s.db", toy_config(), sleep=lambda _: None)
+    try:
+        res = s.run()
+        s.store.flush()
+        assert res.status == "failed"
+        assert "simulated LLM failed inside its merger (AttributeError: no attribute 'glorp')" in res.message
+        assert "network" not in res.message and "tries" not in res.message
+        assert s.store.count("ledger", "role = 'merger' and error is not null") == 1  # not retried
+    finally:
+        s.close()
+    assert "AttributeError" in (tmp_path / "s.log").read_text(encoding="utf-8")  # the traceback is kept

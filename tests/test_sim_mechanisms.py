@@ -239,3 +239,30 @@ def test_null_profile_switches_every_mechanism_off_and_the_methods_tie(tmp_path,
                      suite_options={"n_train": 24, "n_test": 48}).test_score
               for m in ("all-at-once", "batch-wise", "bootstrapping", "fgo")}
     assert max(scores.values()) - min(scores.values()) <= 0.1, scores
+
+
+# -- not a mechanism: an optimizer that learned nothing still rewrites -------------------------
+def test_reword_on_a_step_that_learns_nothing_returns_new_text_with_the_same_rules():
+    tasks = ToySuite(n_train=12).train_tasks()
+    exs = [example(t, success=True) for t in tasks]  # nothing failed: nothing to learn
+    module = "Head.\n" + "\n".join(f"- {k.text}" for k in list(CATEGORIES.values())[:3])
+
+    def reply(model, mod):
+        text = gw(model).complete("optimizer", optimizer_prompt(exs, mod), sample=0).text
+        return prompts.extract_module("instruction", text) or ""
+
+    assert reply("fgo-sim/null", module) == module
+    for mod in (module, "Head."):
+        new = reply("fgo-sim/null:reword=1", mod)
+        assert new != mod
+        assert sorted(rules_of(new)) == sorted(rules_of(mod))
+
+
+def test_reword_on_all_at_once_pays_for_steps_the_cache_served_before(tmp_path, toy_config):
+    def explore_spent(model):
+        res = run(tmp_path, toy_config, "reword" if "reword" in model else "plain", method="all-at-once",
+                  model=model, subsets=3, epochs=4, suite_options={"n_train": 12, "n_test": 12})
+        return res.by_phase["explore"]["prompt_tokens"]
+
+    off, on = explore_spent("fgo-sim/null"), explore_spent("fgo-sim/null:reword=1")
+    assert on > 3 * off, (on, off)

@@ -44,6 +44,7 @@ class SimProfile:
     noise: float = 0.03  # chance a competent agent still slips
     guess: float = 0.05  # chance an agent lacking the knowledge gets lucky
     drift: float = 0.0  # chance an optimizer rewrite drops one existing rule
+    reword: float = 0.0  # chance an optimizer that learned nothing still rewrites the text (same meaning)
     latency: float = 0.0  # seconds per call (a), to emulate an API in benchmarks
     prefill_rate: float = 0.0  # prompt tokens per second; 0: reading the prompt takes no time
     decode_rate: float = 0.0  # completion tokens per second; 0: writing takes no time
@@ -54,13 +55,13 @@ PROFILES: dict[str, SimProfile] = {
     "null": SimProfile("null"),
     "small": SimProfile("small", window=16_000, attention=3_000, middle=0.6, evidence=2, critic_error=0.15,
                         critic_noise=0.15, conflict=0.6, generalize=0.8, capacity=14, max_new=2, merge_loss=0.1,
-                        space=1, noise=0.06, guess=0.08, drift=0.2),
+                        space=1, noise=0.06, guess=0.08, drift=0.2, reword=1.0),
     "medium": SimProfile("medium", window=32_000, attention=8_000, middle=0.5, evidence=2, critic_error=0.1,
                          critic_noise=0.1, conflict=0.5, generalize=0.7, capacity=24, max_new=3, merge_loss=0.08,
-                         space=1, noise=0.04, guess=0.06, drift=0.12),
+                         space=1, noise=0.04, guess=0.06, drift=0.12, reword=1.0),
     "large": SimProfile("large", window=128_000, attention=24_000, middle=0.3, evidence=2, critic_error=0.05,
                         critic_noise=0.05, conflict=0.4, generalize=0.5, capacity=40, max_new=4, merge_loss=0.05,
-                        space=1, noise=0.02, guess=0.05, drift=0.06),
+                        space=1, noise=0.02, guess=0.05, drift=0.06, reword=1.0),
 }
 _INTS = {"window", "attention", "evidence", "capacity", "max_new", "space", "seed"}
 

@@ -18,6 +18,7 @@ the mechanisms of ``fgo_engine.sim.mechanisms`` (one profile setting each, null 
   ``evidence`` noticed failing examples point at it (at most ``max_new`` per call),
   states a category's rule with its scope when the batch is that category alone and
   generally with probability ``generalize`` otherwise; drops a rule with ``drift``;
+  when it learned nothing, still rewrites the text (same meaning) with ``reword``;
   raises ContextWindowExceededError past ``window``;
 * merger: unions the modules' rules, resolving two statements of one item by score
   when the scores are shown, dropping a share ``merge_loss`` per module beyond two and
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import random
 import re
 import threading
@@ -42,6 +44,8 @@ from fgo_engine.sim import mechanisms as mech
 from fgo_engine.sim.profiles import SimProfile, parse_model
 from fgo_engine.sim.skills import SimSkill, find_skill
 from fgo_engine.types import Knowledge, normalize_space
+
+log = logging.getLogger("fgo.sim")
 
 VAGUE = [
     "Double-check the final answer before replying.",
@@ -241,7 +245,10 @@ def optimizer_reply(profile: SimProfile, prompt: str, prompt_tokens: int, seed: 
         for s in skills():
             writer = getattr(s, "revise_toolbox", None)
             if writer is not None:
-                return f"<toolbox>\n{writer(current, suggestions, rng)}\n</toolbox>"
+                revised = writer(current, suggestions, rng)
+                if revised.strip() == current.strip() and rng.random() < profile.reword:
+                    revised = _recomment(revised)
+                return f"<toolbox>\n{revised}\n</toolbox>"
         return f"<toolbox>\n{current}\n</toolbox>"
     head, rules = _rules_and_head(current)
     if rules and rng.random() < profile.drift:
@@ -254,7 +261,36 @@ def optimizer_reply(profile: SimProfile, prompt: str, prompt_tokens: int, seed: 
                                           and mech.scope_of_line(r, skill) in (None, item.scope))]
         rules.append(text)
     rules = _dedupe(rules + verbatim)
+    if _render(head, rules) == _render(*_rules_and_head(current)) and rng.random() < profile.reword:
+        head, rules = _reword(head, rules, rng)
     return "Here is the improved instruction.\n<instruction>\n" + _render(head, rules) + "\n</instruction>"
+
+
+def _recomment(source: str) -> str:
+    """A toolbox rewritten without a change in behaviour: its revision comment moves on."""
+    m = re.match(r"# revision (\d+)\n", source)
+    n = int(m.group(1)) + 1 if m else 1
+    return f"# revision {n}\n" + (source[m.end():] if m else source)
+
+
+_OPENINGS = ("In short: ", "Remember: ", "Your task: ", "Above all: ", "Note: ", "Keep in mind: ")
+
+
+def _reword(head: str, rules: list[str], rng: random.Random) -> tuple[str, list[str]]:
+    """An optimizer asked to improve a module rewrites it even when it learned nothing:
+    the opening sentence is restated and (with two rules or more) one rule moves. The
+    meaning is unchanged; only the text differs, so the candidate is evaluated anew (a
+    text already evaluated on the same tasks is still served by the cache)."""
+    bare = head
+    for o in _OPENINGS:
+        bare = bare.removeprefix(o)
+    if bare:
+        head = rng.choice([o for o in _OPENINGS if not head.startswith(o)]) + bare
+    if len(rules) >= 2:
+        rules = list(rules)
+        moved = rules.pop(rng.randrange(len(rules)))
+        rules.insert(rng.randrange(len(rules) + 1), moved)
+    return head, rules
 
 
 def _merge_rules(profile: SimProfile, modules: list[tuple[float | None, str]], rng: random.Random) -> list[str]:
@@ -356,6 +392,24 @@ def _raise_fault(kind: str, model: str) -> None:
 
 
 # -- litellm glue ---------------------------------------------------------------------
+def _reply(profile: SimProfile, role: str, fault: str | None, messages: list, prompt_tokens: int, seed: Any,
+           optional: dict) -> tuple[str, list[dict[str, Any]] | None]:
+    """The reply of one role: its text and, for an agent with tools, its tool calls."""
+    prompt = _content(messages[-1]) if messages else ""
+    if fault in ("garbage", "empty"):
+        return ("" if fault == "empty" else "<instruction>\nlorem ipsum (cut off"), None
+    if role == "merger":
+        return merger_reply(profile, prompt, prompt_tokens, seed), None
+    if role == "optimizer":
+        return optimizer_reply(profile, prompt, prompt_tokens, seed), None
+    if role == "evaluator":
+        return evaluator_reply(profile, prompt, seed), None
+    reply = agent_reply(profile, messages, seed, optional.get("tools"))
+    if isinstance(reply, dict):
+        return reply.get("content", "") or "", reply.get("tool_calls")
+    return reply, None
+
+
 def _lazy_base():
     from litellm import CustomLLM
 
@@ -381,23 +435,13 @@ class SimLLM(_lazy_base()):  # type: ignore[misc]
         fault = _take_fault(role, "\n".join(_content(m) for m in messages)) if _faults else None
         if fault in ("rate_limit", "timeout", "connection", "server"):
             _raise_fault(fault, model)
-        prompt = _content(messages[-1]) if messages else ""
-        tool_calls = None
-        if fault in ("garbage", "empty"):
-            text = "" if fault == "empty" else "<instruction>\nlorem ipsum (cut off"
-        elif role == "merger":
-            text = merger_reply(profile, prompt, prompt_tokens, seed)
-        elif role == "optimizer":
-            text = optimizer_reply(profile, prompt, prompt_tokens, seed)
-        elif role == "evaluator":
-            text = evaluator_reply(profile, prompt, seed)
-        else:
-            reply = agent_reply(profile, messages, seed, optional.get("tools"))
-            if isinstance(reply, dict):
-                text = reply.get("content", "") or ""
-                tool_calls = reply.get("tool_calls")
-            else:
-                text = reply
+        try:
+            text, tool_calls = _reply(profile, role, fault, messages, prompt_tokens, seed, optional)
+        except Exception as exc:  # a bug in the simulator, not a provider failure: not retried
+            log.exception("the simulated LLM failed (%s)", role)
+            raise litellm.BadRequestError(
+                message=f"the simulated LLM failed inside its {role} ({type(exc).__name__}: {exc}); "
+                        f"the traceback is in the session log", model=model, llm_provider="fgo-sim") from exc
         resp = ModelResponse()
         msg = resp.choices[0].message
         msg.content = text
