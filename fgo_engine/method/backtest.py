@@ -53,9 +53,16 @@ def stratified(strata: list[tuple[int, list[float]]]) -> tuple[float, float, flo
     return est, est - half, est + half
 
 
-def full(rt: Runtime, node_id: str, tasks: list[Task], module: Module, module_id: str) -> Backtest:
-    trajs = rt.explore(module, module_id, tasks, scope=Scope("node", node_id, "backtest"), epoch=0)
-    return Backtest("full", tasks, trajs, mean([t.score for t in trajs]))
+def full(rt: Runtime, node_id: str, tasks: list[Task], module: Module, module_id: str,
+         child: Item | None = None) -> Backtest:
+    """The whole union; with ``child`` (if-not-worse), the best child runs beside it."""
+    scope = Scope("node", node_id, "backtest")
+    if child is None:
+        trajs = rt.explore(module, module_id, tasks, scope=scope, epoch=0)
+        return Backtest("full", tasks, trajs, mean([t.score for t in trajs]))
+    trajs, kid = rt.explore_together([(module, module_id, tasks, scope, 0),
+                                      (child.module, child.module_id, tasks, scope, 1)])
+    return Backtest("full", tasks, trajs, mean([t.score for t in trajs]), kid, mean([t.score for t in kid]))
 
 
 def adaptive(rt: Runtime, node_id: str, strata: list[list[Task]], module: Module, module_id: str,
@@ -78,11 +85,11 @@ def adaptive(rt: Runtime, node_id: str, strata: list[list[Task]], module: Module
             new += order[taken[h]:want]
             taken[h] = want
             size[h] *= 2
-        if new:
-            for t, tr in zip(new, rt.explore(module, module_id, new, scope=scope, epoch=0)):
-                merged[t.id] = tr
-            for t, tr in zip(new, rt.explore(child.module, child.module_id, new, scope=scope, epoch=1)):
-                kid[t.id] = tr
+        if new:  # the merged module and its best child side by side on the same sample
+            ours, theirs = rt.explore_together([(module, module_id, new, scope, 0),
+                                                (child.module, child.module_id, new, scope, 1)])
+            merged.update((t.id, tr) for t, tr in zip(new, ours))
+            kid.update((t.id, tr) for t, tr in zip(new, theirs))
             ran += new
         sampled = [order[:taken[h]] for h, order in enumerate(orders)]
         diff = stratified([(len(o), [merged[t.id].score - kid[t.id].score for t in s])

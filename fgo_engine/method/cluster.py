@@ -1,7 +1,9 @@
 """Embedding modules and clustering them for progressive merging (k = ⌊√n⌋)."""
 from __future__ import annotations
 
+import importlib
 import math
+import threading
 import warnings
 from collections.abc import Callable
 from typing import Protocol
@@ -32,6 +34,27 @@ def litellm_embedder(model: str) -> Vectorizer:
         return np.array([d["embedding"] for d in resp.data], dtype=float)
 
     return embed
+
+
+_WARM = {"kmeans": ("sklearn.cluster",), "bisect": ("sklearn.cluster",), "spectral": ("sklearn.cluster",)}
+
+
+def warm_up(how: str) -> None:
+    """Import scikit-learn's pieces for clustering ``how`` on a background thread while the
+    subsets optimize: a first import takes seconds on a busy machine and would otherwise
+    stall the first merge. Failures are left to the real import to report."""
+    names = _WARM.get(how)
+    if not names:
+        return
+
+    def load() -> None:
+        for name in ("sklearn.feature_extraction.text", *names):
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - the merge's own import reports it
+                return
+
+    threading.Thread(target=load, name="fgo-warm-sklearn", daemon=True).start()
 
 
 def n_clusters(n: int) -> int:

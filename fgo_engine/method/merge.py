@@ -153,11 +153,12 @@ class MergeTree:
         module, module_id = self._apply(node, decision, proposed, proposed_id)
         self._status(node, "backtesting")
         self._emit(node, "backtesting", None, decision.decision)
-        compare = rt.cfg.backtest == "adaptive" and module_id != node.best_child.module_id
-        if compare:
+        differs = module_id != node.best_child.module_id
+        if rt.cfg.backtest == "adaptive" and differs:
             bt = backtest.adaptive(rt, node.node_id, self._strata(node), module, module_id, node.best_child)
-        else:
-            bt = backtest.full(rt, node.node_id, node.tasks, module, module_id)
+        else:  # if-not-worse compares with the best child: both run side by side
+            check = rt.gate.post_check and decision.decision != "rollback" and differs
+            bt = backtest.full(rt, node.node_id, node.tasks, module, module_id, node.best_child if check else None)
         trajs, score, child_score = bt.trajs, bt.score, bt.child_score
         final_decision = decision.decision
         if rt.gate.post_check and decision.decision != "rollback":

@@ -14,6 +14,7 @@ from typing import Protocol
 
 from fgo_engine.config import RunConfig
 from fgo_engine.errors import ConfigError
+from fgo_engine.method import cluster
 from fgo_engine.method.divide import partition
 from fgo_engine.method.merge import MergeTree
 from fgo_engine.method.optimize import optimize_loop, optimize_subsets
@@ -65,6 +66,7 @@ class FGO:
     def run(self, rt: Runtime, train: list[Task], start: Module, start_id: str) -> Outcome:
         cfg = rt.cfg
         groups = partition(train, cfg.subsets, cfg.partition, cfg.seed)
+        cluster.warm_up(cfg.cluster)
         items = optimize_subsets(rt, groups, start, start_id)
         root = self.merge(MergeTree(rt), items)
         return Outcome(root.module, root.module_id, root.score, cfg.subsets * cfg.epochs)

@@ -149,24 +149,38 @@ class Runtime:
                 subset_id: int | None = None) -> list[Trajectory]:
         """Run the agent on every task (the task pool's fair share, each rollout on the executor);
         results in task order."""
+        return self.explore_together([(module, module_id, tasks, scope, epoch)], subset_id=subset_id)[0]
+
+    def explore_together(self, passes: list[tuple[Module, str, list[Task], Scope, int]], *,
+                         subset_id: int | None = None) -> list[list[Trajectory]]:
+        """Several passes (module, module id, tasks, scope, epoch) submitted at once, so
+        they run side by side (e.g. a merged module and its best child on the same tasks)."""
         self.control.checkpoint()
-        scope = replace(scope, epoch=epoch)
-        futures = [self.pool.submit(scope.key, self.executor.rollout, self, t, module, scope) for t in tasks]
-        def finished(tid: str) -> Callable[[Any], None]:
+
+        def finished(scope: Scope, tid: str) -> Callable[[Any], None]:
             def done(f: Any) -> None:
                 if not f.cancelled() and f.exception() is None:
-                    self.bus.emit(ev.TaskFinished(scope.kind, scope.id, scope.phase, epoch, tid))
+                    self.bus.emit(ev.TaskFinished(scope.kind, scope.id, scope.phase, scope.epoch, tid))
             return done
 
-        for t, f in zip(tasks, futures):  # progress as each episode ends, not when the pass is in
-            f.add_done_callback(finished(t.id))
-        trajs = [f.result() for f in futures]
-        out = []
-        for t, tr in zip(tasks, trajs):
-            out.append(rows.trajectory(scope, epoch, module_id, t, tr, subset_id))
-            self.bus.emit(ev.TrajectoryDone(scope.kind, scope.id, scope.phase, epoch, t.id, tr.success, tr.score))
-        self.store.insert_many("trajectories", out, replace=True)
-        return trajs
+        submitted = []
+        for module, _, tasks, scope, epoch in passes:
+            scope = replace(scope, epoch=epoch)
+            futures = [self.pool.submit(scope.key, self.executor.rollout, self, t, module, scope) for t in tasks]
+            for t, f in zip(tasks, futures):  # progress as each episode ends, not when the pass is in
+                f.add_done_callback(finished(scope, t.id))
+            submitted.append((scope, futures))
+        results = []
+        for (_, module_id, tasks, _, epoch), (scope, futures) in zip(passes, submitted):
+            trajs = [f.result() for f in futures]
+            out = []
+            for t, tr in zip(tasks, trajs):
+                out.append(rows.trajectory(scope, epoch, module_id, t, tr, subset_id))
+                self.bus.emit(ev.TrajectoryDone(scope.kind, scope.id, scope.phase, epoch, t.id, tr.success,
+                                                tr.score))
+            self.store.insert_many("trajectories", out, replace=True)
+            results.append(trajs)
+        return results
 
     # -- test -------------------------------------------------------------------------
     def test(self, module: Module, module_id: str, tasks: list[Task]) -> tuple[float, dict[str, float]]:
