@@ -91,7 +91,7 @@ class DashboardScreen(Screen):
 
     # -- layout -------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        yield TextBox(id="run-bar")
+        yield TextBox(id="run-bar", crop=True)
         yield TokenBar(id="budget-bar")
         with TabbedContent(initial="tab-subsets", id="dash-tabs"):
             with TabPane("1 Subsets", id="tab-subsets"):
@@ -224,12 +224,14 @@ class DashboardScreen(Screen):
                 t.append(f" · ETA {fmt_elapsed(eta)}")
             t.append("\n")
         t.append(f"tokens {fmt_tokens(v.tokens)}", style="bold")
-        t.append(f" ({fmt_tokens(v.prompt_tokens)} prompt · {fmt_tokens(v.completion_tokens)} completion)"
-                 f" · {v.calls:,} calls, {v.cache_hits:,} cached", style="dim")
+        t.append(f" · {v.calls:,} calls, {v.cache_hits:,} cached", style="dim")
         if ctl.elapsed is not None:
             t.append(f" · elapsed {fmt_elapsed(ctl.elapsed)}")
         if v.train_score is not None or v.test_score is not None:
             t.append(f" · train {fmt_score(v.train_score)} · test {fmt_score(v.test_score)}", style="bold")
+        # the split last: at 100 columns the bar crops it, not the elapsed time or the scores
+        t.append(f" · {fmt_tokens(v.prompt_tokens)} prompt, {fmt_tokens(v.completion_tokens)} completion",
+                 style="dim")
         models = sorted(set(v.models.values()))
         if models:
             t.append("\nmodels " + ", ".join(models), style="dim")
