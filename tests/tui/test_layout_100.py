@@ -38,3 +38,23 @@ async def test_compact_select_has_a_visible_focus_state(make_app, sessions_dir):
         select.focus()
         await pilot.pause()
         assert select.has_focus and current.styles.background != blurred
+
+
+async def test_a_toast_never_covers_the_review_buttons(make_app, finished_session):
+    from textual.widgets import Button
+    from textual.widgets._toast import Toast
+
+    from fgo_engine.queries import review_request
+    from fgo_tui.screens.review import ReviewScreen
+
+    app = make_app()
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        await open_first(pilot, app)
+        app.push_screen(ReviewScreen(review_request(app.ctl.store, "n2"), store=app.ctl.store, auto=False))
+        review = await wait_for(pilot, lambda: app.screen if isinstance(app.screen, ReviewScreen)
+                                and app.screen.children_loaded else None, what="review")
+        app.notify("all subsets optimized; merging now: here is the merge tree (1 shows the subsets)", timeout=30)
+        toast = await wait_for(pilot, lambda: next(iter(review.query(Toast)), None), what="toast")
+        await pilot.pause()
+        buttons = [b.region for b in review.query(Button) if b.display]
+        assert toast.region.area and all(not toast.region.overlaps(b) for b in buttons), (toast.region, buttons)
