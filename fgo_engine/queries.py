@@ -393,6 +393,7 @@ class Audit:
     merged_from: list[ChildDetail]
     reviews: list[dict]
     lineage: list[str]  # ids from this module back to the initial one
+    node: dict | None = None  # the merge node of a merged or edited module (its backtest figures)
 
 
 def list_modules(store: Store) -> list[dict]:
@@ -412,6 +413,7 @@ def audit(store: Store, module_id: str, max_trajectories: int = 12) -> Audit | N
     trajs: list[dict] = []
     merged: list[ChildDetail] = []
     node_reviews: list[dict] = []
+    node_row: dict | None = None
     origin = m.get("origin")
     if origin == "initial":
         why.append("The suite's starting module: nothing changed it yet.")
@@ -438,16 +440,18 @@ def audit(store: Store, module_id: str, max_trajectories: int = 12) -> Audit | N
             why.append(m["note"])
         merged = [child_detail(store, c) for c in kids]
         node_reviews = reviews(store, m.get("node_id"))
+        node_row = node or None
     elif origin == "edit":
         why.append(f"An operator edited the merged module of node {m.get('node_id')} during review; "
                    "the edited text is what was backtested.")
         node_reviews = reviews(store, m.get("node_id"))
+        node_row = merge_node(store, m.get("node_id") or "")
     lineage = [m["id"]]
     cur = parent
     while cur is not None and len(lineage) < 50:
         lineage.append(cur["id"])
         cur = module(store, cur.get("parent_id"))
-    return Audit(m, parent, diff, why, crits, trajs, merged, node_reviews, lineage)
+    return Audit(m, parent, diff, why, crits, trajs, merged, node_reviews, lineage, node_row)
 
 
 def _f(x: float | None) -> str:

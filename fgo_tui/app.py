@@ -24,7 +24,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from fgo_tui.messages import DeleteSession, OpenSession, RunUpdated, SessionsChanged, StartSession
+from fgo_tui.messages import DeleteSession, Exported, OpenSession, RunUpdated, SessionsChanged, StartSession
 from fgo_tui.model.run import EngineSessions, RunController, SessionFactory
 from fgo_tui.screens.dashboard import DashboardScreen
 from fgo_tui.screens.dialogs import BudgetModal, ConfirmModal, MessageModal
@@ -410,8 +410,8 @@ class FGOApp(App[int]):
         if node is not None and rows:
             decision, by = node_decision(rows)
             node.decision = node.decision or decision
-            if by != node.decided_by:
-                node.decided_by = by
+            if by != node.decided_by or node.reviewed != rows[0]["decision"]:
+                node.decided_by, node.reviewed = by, rows[0]["decision"]
                 node.version += 1
 
     def _refresh_dashboard(self) -> None:
@@ -447,15 +447,11 @@ class FGOApp(App[int]):
         if isinstance(self.screen, CommandPalette):
             self._review_deferred = request  # shown once the palette closes, never under the operator's typing
             return
-        from fgo_engine.queries import child_categories
-
-        try:
-            cats = child_categories(ctl.store, request)
-        except Exception:  # noqa: BLE001
-            cats = {}
         node = ctl.view.nodes.get(request.node_id)
-        self._live_review = ReviewScreen(request, categories=cats, auto=ctl.auto,
-                                         score_before=node.score_before if node else None)
+        # the children's categories and backtests are read by the modal's worker, not here
+        self._live_review = ReviewScreen(request, store=ctl.store, auto=ctl.auto,
+                                         score_before=node.score_before if node else None,
+                                         backtest=ctl.view.backtest)
         self.push_screen(self._live_review, self._review_done)
 
     def show_pending_review(self) -> None:
@@ -500,22 +496,34 @@ class FGOApp(App[int]):
             return
         self.push_screen(AuditScreen(self.ctl.store, module_id))
 
-    def export_report(self) -> Path | None:
-        from fgo_engine.export import session_report, to_markdown
-
+    def export_report(self) -> None:
+        """Write the Markdown report in a worker (reading the session and writing the file are
+        never on the UI thread); a toast says where it went."""
         ctl = self.ctl
         if ctl is None or ctl.store is None:
             self.notify("open a session first")
-            return None
-        out = self.sessions_dir / f"{ctl.path.stem}-report.md"
+            return
+        self._export_worker(ctl.store, self.sessions_dir / f"{ctl.path.stem}-report.md")
+
+    @work(thread=True, exclusive=True, group="export", exit_on_error=False)
+    def _export_worker(self, store: Any, out: Path) -> None:
+        from fgo_engine.export import session_report, to_markdown
+
         try:
+            text = to_markdown(session_report(store))
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(to_markdown(session_report(ctl.store)), encoding="utf-8")
-        except Exception as exc:  # noqa: BLE001
-            self.notify(f"export failed: {_one_line(exc)}", severity="error", markup=False)
-            return None
-        self.notify(f"exported to {out}", title="Export", timeout=8, markup=False)
-        return out
+            out.write_text(text, encoding="utf-8")
+        except Exception as exc:  # noqa: BLE001 - one line on screen, never a traceback
+            self.post_message(Exported(out, _one_line(exc)))
+            return
+        self.post_message(Exported(out))
+
+    @on(Exported)
+    def _exported(self, event: Exported) -> None:
+        if event.error:
+            self.notify(f"export failed: {event.error}", severity="error", markup=False)
+        else:
+            self.notify(f"exported to {event.path}", title="Export", timeout=8, markup=False)
 
     # -- app-wide -----------------------------------------------------------------------
     def action_help(self) -> None:

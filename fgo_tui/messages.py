@@ -48,3 +48,11 @@ class SessionsChanged(Message):
 @dataclass
 class AuditModule(Message):
     module_id: str | None = None
+
+
+@dataclass
+class Exported(Message):
+    """The report was written to ``path`` (or failed with ``error``), by a worker."""
+
+    path: Path
+    error: str | None = None

@@ -148,7 +148,8 @@ class MergeTree:
             "status": "merging", "created_at": now(), "updated_at": now(),
         }, replace=True)
         self._emit(node, "merging", None)
-        proposed, proposed_id = self._propose(node)
+        # a decision stored before a resume is not asked again: the node never waits for review
+        proposed, proposed_id = self._propose(node, ask=self._stored_decision(node.node_id) is None)
         decision = self._review(node, proposed)
         module, module_id = self._apply(node, decision, proposed, proposed_id)
         self._status(node, "backtesting")
@@ -226,8 +227,9 @@ class MergeTree:
         return Item(node.node_id, Module(row["kind"], row["text"]), existing["module_id"], existing["score_after"],
                     node.task_ids, existing.get("scores_json") or {}, node.subset_ids, node.depth)
 
-    def _propose(self, node: _Node) -> tuple[Module, str]:
-        """Ask the merger for one module; fall back to the best child if it gives nothing usable."""
+    def _propose(self, node: _Node, *, ask: bool = True) -> tuple[Module, str]:
+        """Ask the merger for one module; fall back to the best child if it gives nothing usable.
+        ``ask``: the proposal waits for a review (else it was decided before a resume)."""
         rt = self.rt
         kind = node.items[0].module.kind
         msgs = prompts.merger_messages(rt.suite.describe(), kind,
@@ -249,9 +251,10 @@ class MergeTree:
         proposed = Module(kind, proposed_text)
         proposed_id = rt.save_module(f"{node.node_id}.merged", proposed, origin="merge", node_id=node.node_id,
                                      note=note, parent_id=node.best_child.module_id)
-        rt.store.update("merge_nodes", node.node_id, {"status": "pending_review", "proposed_module_id": proposed_id,
+        status = "pending_review" if ask else "merging"
+        rt.store.update("merge_nodes", node.node_id, {"status": status, "proposed_module_id": proposed_id,
                                                       "updated_at": now()})
-        self._emit(node, "pending_review", None)
+        self._emit(node, status, None)
         return proposed, proposed_id
 
     def _review(self, node: _Node, proposed: Module) -> ReviewDecision:

@@ -23,7 +23,8 @@ def load_run_view(store: Store) -> RunView:
         path=str(store.path), name=info.get("name") or "", suite=info.get("suite") or cfg.get("suite", ""),
         method=cfg.get("method", "fgo"), status=info.get("status") or "new", message=info.get("error") or "",
         models={r: (v or {}).get("model", "?") for r, v in roles.items()},
-        review_policy=cfg.get("review", "auto"), n_subsets=int(cfg.get("subsets") or 0),
+        review_policy=cfg.get("review", "auto"), backtest=cfg.get("backtest") or "full",
+        n_subsets=int(cfg.get("subsets") or 0),
         epochs=int(cfg.get("epochs") or 0), threshold=int(cfg.get("threshold") or 2),
         budget_tokens=cfg.get("budget_tokens"), train_score=info.get("best_score"),
         final_module_id=info.get("final_module_id"), updated_at=info.get("updated_at"),
@@ -37,6 +38,7 @@ def load_run_view(store: Store) -> RunView:
     view.n_subsets = max(view.n_subsets, len(view.subsets))
     if view.status == "done" and view.final_module_id:
         view.test_score = q.mean_test_score(store, view.final_module_id)
+    view.settle("opened")  # nothing runs in a session just opened: a cancelled run's subsets are not "running"
     view.version += 1
     view.tree_version += 1
     return view
@@ -79,6 +81,12 @@ def _load_nodes(store: Store, view: RunView) -> None:
         n.n_tasks = len(r.get("task_ids_json") or [])
         n.score_before, n.score_after, n.module_id = r["score_before"], r["score_after"], r["module_id"]
         n.decision, n.decided_by = q.node_decision(reviews.get(n.id, []))
+        n.reviewed = reviews[n.id][0]["decision"] if reviews.get(n.id) else None
+        n.backtest_mode, n.backtest_tasks = r.get("backtest_mode"), r.get("backtest_tasks")
+        if r.get("ci_low") is not None and r.get("ci_high") is not None:
+            n.interval = (r["ci_low"], r["ci_high"])
+        if n.status == "pending_review" and n.decision is not None:
+            n.status = "stopped"  # decided, stopped before its backtest (a file from before the engine said so)
         if n.status == "pending_review":
             view.pending_review = n.id
 

@@ -7,15 +7,24 @@ redraw only what changed. No Textual import: tested without an app.
 """
 from __future__ import annotations
 
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from fgo_engine import events as ev
+from fgo_engine.rows import IF_NOT_WORSE
 from fgo_engine.types import NodeRef, subset_ref
 from fgo_tui.model.bridge import Batch
 
 STEP_LINES = 60  # trajectory lines kept per subset
+DECIDED = {"approve": "approved", "edit": "edited", "rollback": "rolled back"}
+
+
+def clock_time() -> str:
+    """The local wall-clock time an Events line carries (the time the app received it)."""
+    return time.strftime("%H:%M:%S")
 
 
 @dataclass(frozen=True)
@@ -89,11 +98,15 @@ class NodeView:
     score_after: float | None = None
     decision: str | None = None  # approve | edit | rollback
     decided_by: str | None = None
+    reviewed: str | None = None  # the review's own decision (before an if-not-worse roll back)
     module_id: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
     calls: int = 0
     backtest_done: int = 0  # backtest tasks finished (the merge, then the best child under if-not-worse)
+    backtest_mode: str | None = None  # full | adaptive, once backtested
+    backtest_tasks: int | None = None  # the tasks the backtest ran on (adaptive: the sample)
+    interval: tuple[float, float] | None = None  # adaptive: 95% bound of merged − best child
     planned: bool = False  # a skeleton node: the merges still to come
     version: int = 0
 
@@ -102,11 +115,31 @@ class NodeView:
         return self.prompt_tokens + self.completion_tokens
 
     @property
+    def rolled_back_by_backtest(self) -> bool:
+        """Approved, then rolled back by if-not-worse because the backtest scored it below its best child."""
+        return self.decision == "rollback" and self.decided_by == IF_NOT_WORSE
+
+    @property
     def display_status(self) -> str:
+        """One short word for the tree: what took effect."""
         if self.status == "done":
-            return {"approve": "approved", "edit": "edited", "rollback": "rolled back"}.get(
-                self.decision or "", "done")
+            return DECIDED.get(self.decision or "", "done")
         return self.status.replace("_", " ")
+
+    @property
+    def decision_text(self) -> str:
+        """The node's state in words, decision and who made it included (the detail's header)."""
+        if self.status != "done":
+            if self.decision and self.status in ("backtesting", "stopped"):
+                return f"{DECIDED.get(self.decision, self.decision)} · backtest " + (
+                    "running" if self.status == "backtesting" else "not finished (stopped; r resumes)")
+            return self.display_status
+        if self.rolled_back_by_backtest:
+            first = DECIDED.get(self.reviewed or "approve", "approved")
+            return f"{first} · rolled back by backtest (worse than best child)"
+        who = {"operator": "by you", "policy:auto": "by auto-approve", "policy:if-not-worse": "not worse than its "
+               "best child", "identical-children": "children identical"}.get(self.decided_by or "", self.decided_by)
+        return self.display_status + (f" ({who})" if who else "")
 
 
 @dataclass
@@ -119,6 +152,7 @@ class RunView:
     message: str = ""
     models: dict[str, str] = field(default_factory=dict)
     review_policy: str = "auto"
+    backtest: str = "full"  # full | adaptive (the config's merge backtest)
     n_subsets: int = 0
     epochs: int = 0
     threshold: int = 2
@@ -144,8 +178,9 @@ class RunView:
     final_module_id: str | None = None
     updated_at: str | None = None
     pending_review: str | None = None
-    logs: deque[tuple[str, str]] = field(default_factory=lambda: deque(maxlen=500))
+    logs: deque[tuple[str, str, str]] = field(default_factory=lambda: deque(maxlen=500))  # (time, level, text)
     logs_seen: int = 0
+    clock: Callable[[], str] = field(default=clock_time, repr=False, compare=False)
     version: int = 0
     tree_version: int = 0  # moves when the shape of the merge tree changes
     module_texts: dict[str, str] = field(default_factory=dict)
@@ -193,7 +228,7 @@ class RunView:
         return self.subsets.get(sid) if sid is not None else self.nodes.get(ref)
 
     def log(self, level: str, text: str) -> None:
-        self.logs.append((level, text))
+        self.logs.append((self.clock(), level, text))
         self.logs_seen += 1
 
     # -- updates ------------------------------------------------------------------------
@@ -248,7 +283,7 @@ class RunView:
             if self.method in ("fgo", "no-merge"):
                 for sid in range(e.n_subsets):  # not started yet: waiting for a worker
                     s = self.subset(sid)
-                    if s.status in ("pending", "running", "queued"):
+                    if s.status in ("pending", "running", "queued", "stopped"):
                         s.status = "queued"
                         busy = self.workers and self.workers < e.n_subsets
                         s.queued = f"{self.workers}/{self.workers} workers busy" if busy else None
@@ -327,16 +362,21 @@ class RunView:
             if e.score_before is not None:
                 n.score_before = e.score_before
             if e.status in ("merging", "pending_review"):
-                n.score_after = n.decision = n.decided_by = None
+                n.score_after = n.decision = n.decided_by = n.reviewed = None
             if e.score_after is not None:
                 n.score_after = e.score_after
             if e.decision is not None:
                 n.decision = e.decision
             if e.module_id is not None:
                 n.module_id = e.module_id
+            if e.backtest_tasks is not None:
+                n.backtest_tasks, n.interval = e.backtest_tasks, e.interval
+                n.backtest_mode = "adaptive" if e.interval is not None else "full"
             if e.status == "done" and was != "done" and e.score_after is not None:
+                bt = backtest_summary(n.backtest_mode, n.backtest_tasks, n.n_tasks, n.interval)
                 self.log("info", f"merge {n.id} of {', '.join(n.child_ids)} done: "
-                                 f"{fmt_score(n.score_before)} → {e.score_after:.3f} ({n.display_status})")
+                                 f"{fmt_score(n.score_before)} → {e.score_after:.3f} ({n.display_status})"
+                                 + (f" · {bt}" if bt else ""))
             elif e.status == "pending_review" and was != "pending_review":
                 self.log("info", f"merge {n.id} of {', '.join(n.child_ids)} waits for review")
             if e.status == "pending_review":
@@ -359,13 +399,18 @@ class RunView:
             self.log(e.level, e.text)
 
     def settle(self, status: str) -> None:
-        """A run that is not on any more leaves nothing "running" or "queued" behind."""
+        """A run that is not on any more leaves nothing "running", "queued", "merging" or
+        "backtesting" behind (a merge waiting for review keeps waiting: a resume asks again)."""
         if status == "running":
             return
         for s in self.subsets.values():
             if s.status in ("running", "queued"):
                 s.status, s.queued = "stopped", None
                 s.version += 1
+        for n in self.nodes.values():
+            if n.status in ("merging", "backtesting"):
+                n.status = "stopped"
+                n.version += 1
 
     def roots(self) -> list[str]:
         """Top of the merge tree: nodes no other node lists as a child, then loose subsets."""
@@ -380,6 +425,24 @@ def fmt_tokens(n: int | float | None) -> str:
     from fgo_engine.method.projection import fmt_count
 
     return fmt_count(n)
+
+
+def backtest_summary(mode: str | None, tasks: int | None, total: int | None,
+                     interval: tuple[float, float] | None) -> str:
+    """'backtest: 18/48 tasks (adaptive) · 95% CI of merged − best child −0.21…+0.04'; '' before one.
+
+    The interval is the adaptive backtest's stopping rule: the sample grows until it excludes 0
+    (merged and best child separated) or the union is done."""
+    if tasks is None:
+        return ""
+    out = f"backtest: {tasks}/{total or tasks} tasks ({mode or 'full'})"
+    if mode == "adaptive" and interval is not None:
+        out += f" · 95% CI of merged − best child {signed(interval[0])}…{signed(interval[1])}"
+    return out
+
+
+def signed(x: float) -> str:
+    return f"{x:+.2f}".replace("-", "−")
 
 
 def fmt_score(x: float | None) -> str:

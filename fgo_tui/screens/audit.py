@@ -18,9 +18,9 @@ from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
 from fgo_engine import queries as q
-from fgo_tui.model.state import fmt_score, short
+from fgo_tui.model.state import backtest_summary, fmt_score, short
 from fgo_tui.widgets.provenance_view import blame_lines
-from fgo_tui.widgets.render import categories_text, critique_line, diff_text, heading, kv, module_block
+from fgo_tui.widgets.render import categories_text, critique_line, diff_text, heading, kv, module_block, review_lines
 
 if TYPE_CHECKING:
     from fgo_engine.store import Store
@@ -35,6 +35,20 @@ def module_option_label(m: dict) -> Text:
     if m.get("adopted") is not None:
         t.append(" ✓" if m["adopted"] else " ✗", style="green" if m["adopted"] else "red")
     return t
+
+
+def audit_backtest(a: q.Audit) -> str:
+    """The node's backtest line, for the module it ran on: an edit, or a merge the operator did
+    not replace (an edit or a roll back in review means the merge itself was never backtested)."""
+    node = a.node or {}
+    if not node or a.module["origin"] not in ("merge", "edit"):
+        return ""
+    if a.module["origin"] == "merge" and a.reviews and a.reviews[0]["decision"] in ("edit", "rollback"):
+        return ""
+    n_tasks = len(node.get("task_ids_json") or [])
+    interval = (node["ci_low"], node["ci_high"]) if node.get("ci_low") is not None else None
+    text = backtest_summary(node.get("backtest_mode"), node.get("backtest_tasks"), n_tasks, interval)
+    return f"node {node['id']} {text}" if text else ""
 
 
 class AuditScreen(Screen):
@@ -137,8 +151,10 @@ class AuditScreen(Screen):
             heading("Why it changed"),
         ]
         parts += [Text(w) for w in a.why]
-        for r in a.reviews:
-            parts.append(kv(("review", r["decision"]), ("by", r["by"]), ("at", r["created_at"])))
+        parts += review_lines(a.reviews)
+        bt = audit_backtest(a)
+        if bt:
+            parts.append(Text(bt, style="cyan"))
         parts += [heading("Where each rule came from (b exports it)")] + blame_lines(blame, width=160, critiques=2)
         parts.append(heading(f"Diff to parent {a.parent['id']}" if a.parent else "Diff to parent"))
         parts.append(diff_text(a.diff) if a.parent else Text("(no parent: this is where it started)", style="dim"))

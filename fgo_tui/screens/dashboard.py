@@ -91,7 +91,7 @@ class DashboardScreen(Screen):
 
     # -- layout -------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        yield TextBox(id="run-bar")
+        yield TextBox(id="run-bar", crop=True)
         yield TokenBar(id="budget-bar")
         with TabbedContent(initial="tab-subsets", id="dash-tabs"):
             with TabPane("1 Subsets", id="tab-subsets"):
@@ -175,7 +175,7 @@ class DashboardScreen(Screen):
             key = detail_key(shown, v)
             if key != self._detail_version:
                 self._detail_version = key
-                detail.show(self.ctl.store, shown, v.nodes.get(shown))
+                detail.show(self.ctl.store, shown, v.item(shown))
         if tab == "tab-events":
             usage = (tuple(v.role_tokens.items()), tuple(v.phase_tokens.items()))
             if usage != self._usage:
@@ -184,7 +184,7 @@ class DashboardScreen(Screen):
         if v.logs_seen > self._logs_seen:
             log = self.query_one("#events-log", Log)
             new = list(v.logs)[-min(len(v.logs), v.logs_seen - self._logs_seen):]
-            log.write_lines([f"{lvl:<7} {text}" for lvl, text in new])
+            log.write_lines([f"{at} {lvl:<7} {text}" for at, lvl, text in new])
             self._logs_seen = v.logs_seen
         state = (self.ctl.running, self.ctl.paused, self.ctl.pending_request is not None, self.ctl.auto,
                  v.status, self.ctl.can_run)
@@ -224,12 +224,14 @@ class DashboardScreen(Screen):
                 t.append(f" · ETA {fmt_elapsed(eta)}")
             t.append("\n")
         t.append(f"tokens {fmt_tokens(v.tokens)}", style="bold")
-        t.append(f" ({fmt_tokens(v.prompt_tokens)} prompt · {fmt_tokens(v.completion_tokens)} completion)"
-                 f" · {v.calls:,} calls, {v.cache_hits:,} cached", style="dim")
+        t.append(f" · {v.calls:,} calls, {v.cache_hits:,} cached", style="dim")
         if ctl.elapsed is not None:
             t.append(f" · elapsed {fmt_elapsed(ctl.elapsed)}")
         if v.train_score is not None or v.test_score is not None:
             t.append(f" · train {fmt_score(v.train_score)} · test {fmt_score(v.test_score)}", style="bold")
+        # the split last: at 100 columns the bar crops it, not the elapsed time or the scores
+        t.append(f" · {fmt_tokens(v.prompt_tokens)} prompt, {fmt_tokens(v.completion_tokens)} completion",
+                 style="dim")
         models = sorted(set(v.models.values()))
         if models:
             t.append("\nmodels " + ", ".join(models), style="dim")
@@ -311,7 +313,7 @@ class DashboardScreen(Screen):
         if self.tab_of() == "tab-tree" and self.query_one(NodeDetail).shown is None:
             node = self.query_one(MergeTree).cursor_node
             if node is not None and node.data:
-                self.query_one(NodeDetail).show(self.ctl.store, node.data, self.view.nodes.get(node.data))
+                self.query_one(NodeDetail).show(self.ctl.store, node.data, self.view.item(node.data))
 
     @property
     def behind(self) -> bool:
@@ -330,7 +332,7 @@ class DashboardScreen(Screen):
         if nid:
             v = self.view
             self._detail_version = detail_key(nid, v)
-            self.query_one(NodeDetail).show(self.ctl.store, nid, v.nodes.get(nid))
+            self.query_one(NodeDetail).show(self.ctl.store, nid, v.item(nid))
 
     def select_tree_node(self, nid: str) -> bool:
         tree = self.query_one(MergeTree)
@@ -338,7 +340,7 @@ class DashboardScreen(Screen):
         if node is None:
             return False
         tree.move_cursor(node)
-        self.query_one(NodeDetail).show(self.ctl.store, nid, self.view.nodes.get(nid))
+        self.query_one(NodeDetail).show(self.ctl.store, nid, self.view.item(nid))
         return True
 
     # -- actions ------------------------------------------------------------------------

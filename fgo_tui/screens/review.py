@@ -5,20 +5,27 @@ Dismisses with a ``ReviewDecision``, or None to decide later (the run keeps wait
 """
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Group
 from rich.text import Text
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Static, TextArea
 
 from fgo_engine.queries import unified_diff
-from fgo_tui.model.state import fmt_score
+from fgo_engine.types import subset_ref
+from fgo_tui.model.state import backtest_summary, fmt_score
 from fgo_tui.widgets.provenance_view import rollback_cost, rule_diff_lines, rule_matrix
 from fgo_tui.widgets.render import categories_text, diff_text, heading, module_block
+
+log = logging.getLogger(__name__)
 
 
 def best_child(request: Any) -> Any:
@@ -36,13 +43,26 @@ class ReviewScreen(ModalScreen):
         Binding("escape", "escape", "Later / leave editor", priority=True),
     ]
 
-    def __init__(self, request: Any, *, categories: dict[str, dict[str, float]] | None = None,
-                 auto: bool | None = None, score_before: float | None = None):
+    @dataclass
+    class ChildrenLoaded(Message):
+        """The children's per-category scores and backtests, read in a worker."""
+
+        categories: dict[str, dict[str, float]]
+        backtests: dict[str, str]
+
+    def __init__(self, request: Any, *, store: Any = None, categories: dict[str, dict[str, float]] | None = None,
+                 auto: bool | None = None, score_before: float | None = None, backtest: str = "full"):
+        """``store``: read the children's categories and backtests in a worker (never on the UI
+        thread); ``categories`` given: shown as they are."""
         super().__init__()
         self.request = request
+        self.store = store
         self.categories = categories or {}
+        self.backtests: dict[str, str] = {}
+        self.children_loaded = store is None
         self.auto = auto
         self.score_before = score_before
+        self.backtest = backtest
         self.editing = False
         self.best = best_child(request)
         self.diff_plain = ""
@@ -84,6 +104,34 @@ class ReviewScreen(ModalScreen):
         editor.cursor_blink = getattr(self.app, "cursor_blink", True)
         self._show_mode()
         self.query_one("#approve", Button).focus()
+        if self.store is not None:
+            self._load_children(self.store)
+
+    @work(thread=True, exclusive=True, group="review-children", exit_on_error=False)
+    def _load_children(self, store: Any) -> None:
+        from fgo_engine import queries as q
+
+        try:
+            cats = q.child_categories(store, self.request)
+            backtests = {}
+            for c in self.request.children:
+                row = q.merge_node(store, c.node_id) if subset_ref(c.node_id) is None else None
+                if row:
+                    ci = (row["ci_low"], row["ci_high"]) if row.get("ci_low") is not None else None
+                    backtests[c.node_id] = backtest_summary(row.get("backtest_mode"), row.get("backtest_tasks"),
+                                                            len(row.get("task_ids_json") or []), ci)
+        except Exception:  # noqa: BLE001 - a read racing a closing store: the request's own figures stay
+            log.warning("review %s: cannot read its children's figures", self.node_id, exc_info=True)
+            cats, backtests = {}, {}
+        self.post_message(self.ChildrenLoaded(cats, backtests))
+
+    @on(ChildrenLoaded)
+    def _children_loaded(self, message: ChildrenLoaded) -> None:
+        message.stop()
+        self.categories = {**self.categories, **message.categories}
+        self.backtests = message.backtests
+        self.children_loaded = True
+        self.query_one("#review-children", Static).update(self._children())
 
     def _show_mode(self) -> None:
         for b in self.query("#review-actions Button"):
@@ -93,7 +141,9 @@ class ReviewScreen(ModalScreen):
     def _title(self) -> Text:
         r = self.request
         t = Text(f"Review merge {r.node_id}", style="bold")
-        t.append(f"   merge of {', '.join(c.node_id for c in r.children)} · {r.task_count} tasks to backtest")
+        t.append(f"   merge of {', '.join(c.node_id for c in r.children)} · ")
+        t.append(f"{r.task_count} tasks to backtest" if self.backtest != "adaptive" else
+                 f"backtest: an adaptive sample of its {r.task_count} tasks")
         if self.score_before is not None:
             t.append(f" · children's weighted score {fmt_score(self.score_before)}", style="dim")
         return t
@@ -126,7 +176,10 @@ class ReviewScreen(ModalScreen):
             mark = "  ← best (kept on roll back)" if c is self.best else ""
             head = Text(f"{c.node_id} · score {fmt_score(c.score)} · {c.n_tasks} tasks", style="bold")
             head.append(mark, style="green")
-            parts += [Text(""), head, categories_text(self.categories.get(c.node_id) or c.scores_by_category),
+            parts += [Text(""), head]
+            if self.backtests.get(c.node_id):
+                parts.append(Text(self.backtests[c.node_id], style="cyan"))
+            parts += [ categories_text(self.categories.get(c.node_id) or c.scores_by_category),
                       module_block(c.module.text, style="grey70")]
         return Group(*parts)
 

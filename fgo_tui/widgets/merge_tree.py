@@ -28,7 +28,9 @@ def node_label(n: NodeView, compact: bool = False) -> Text:
         t.append(f"  {n.n_tasks} tasks", style="dim")
     if not compact:
         t.append(f"  {fmt_tokens(n.tokens)} tok", style="dim")
-    if n.decided_by and n.decided_by != "operator" and n.status == "done":
+    if n.rolled_back_by_backtest and n.status == "done":
+        t.append("  (by backtest)" if compact else "  (by backtest: worse than best child)", style="dim italic")
+    elif n.decided_by and n.decided_by != "operator" and n.status == "done":
         t.append(f"  ({n.decided_by})", style="dim italic")
     return t
 

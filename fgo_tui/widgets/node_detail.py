@@ -14,9 +14,18 @@ from textual.widgets import Static
 
 from fgo_engine import queries as q
 from fgo_engine.types import subset_ref
-from fgo_tui.model.state import NodeView, fmt_score, fmt_tokens
+from fgo_tui.model.state import NodeView, SubsetView, backtest_summary, fmt_score, fmt_tokens
 from fgo_tui.widgets.provenance_view import blame_lines, category_table
-from fgo_tui.widgets.render import categories_text, critique_line, diff_text, heading, kv, module_block, status_text
+from fgo_tui.widgets.render import (
+    categories_text,
+    critique_line,
+    diff_text,
+    heading,
+    kv,
+    module_block,
+    review_lines,
+    status_text,
+)
 from fgo_tui.widgets.usage_chart import score_bars
 
 if TYPE_CHECKING:
@@ -52,7 +61,7 @@ class NodeDetail(VerticalScroll):
         self.plain = "\n".join(p.plain for p in parts if isinstance(p, Text))
         self.query_one("#detail-body", Static).update(Group(*parts))
 
-    def show(self, store: Store | None, item_id: str | None, view_node: NodeView | None = None) -> None:
+    def show(self, store: Store | None, item_id: str | None, view_node: NodeView | SubsetView | None = None) -> None:
         """Read the item's rows in a worker; the detail changes when they arrive (never on the UI thread)."""
         self.shown = item_id
         if not item_id or store is None:
@@ -61,13 +70,13 @@ class NodeDetail(VerticalScroll):
         self._load(self._seq, store, item_id, view_node)
 
     @work(thread=True, exclusive=True, group="node-detail", exit_on_error=False)
-    def _load(self, seq: int, store: Any, item_id: str, view_node: NodeView | None) -> None:
+    def _load(self, seq: int, store: Any, item_id: str, view_node: NodeView | SubsetView | None) -> None:
         try:
             sid = subset_ref(item_id)
             if sid is not None:
-                parts = self._subset(store, sid)
+                parts = self._subset(store, sid, view_node.status if isinstance(view_node, SubsetView) else None)
             else:
-                parts = self._node(store, item_id, view_node)
+                parts = self._node(store, item_id, view_node if isinstance(view_node, NodeView) else None)
         except Exception as exc:  # a read racing a closing store: say so, never crash
             parts = [Text(f"cannot read {item_id} right now: {exc}", style="red")]
         self.post_message(self.Loaded(seq, item_id, parts))
@@ -91,14 +100,22 @@ class NodeDetail(VerticalScroll):
         if d is None:
             return [Text(f"{nid}: planned, not in the session file yet", style="dim")]
         row = d.row
-        status = view_node.display_status if view_node else row["status"]
         head = Text(f"merge node {nid}  ", style="bold")
-        head.append_text(status_text(status))
-        parts = [head, kv(("children", ", ".join(c.id for c in d.children)), ("tasks", len(row["task_ids_json"] or [])),
+        if view_node is not None:
+            head.append_text(status_text(view_node.display_status))
+            if view_node.decision_text != view_node.display_status:
+                head.append(view_node.decision_text.removeprefix(view_node.display_status), style="dim")
+        else:
+            head.append_text(status_text(row["status"].replace("_", " ")))
+        n_tasks = len(row["task_ids_json"] or [])
+        parts = [head, kv(("children", ", ".join(c.id for c in d.children)), ("tasks", n_tasks),
                           ("before", fmt_score(row["score_before"])), ("after backtest", fmt_score(row["score_after"])),
                           ("tokens", fmt_tokens(view_node.tokens if view_node else 0)))]
-        for r in d.reviews:
-            parts.append(kv(("review", r["decision"]), ("by", r["by"]), ("at", r["created_at"])))
+        bt = backtest_summary(row.get("backtest_mode"), row.get("backtest_tasks"), n_tasks,
+                              (row["ci_low"], row["ci_high"]) if row.get("ci_low") is not None else None)
+        if bt:
+            parts.append(Text(bt, style="cyan"))
+        parts += review_lines(d.reviews)
         parts += [heading("Scores up the tree (0–1)"),
                   score_bars([(f"{c.id} train", c.score) for c in d.children]
                              + [(f"{nid} children", row["score_before"]), (f"{nid} backtest", row["score_after"])])]
@@ -126,12 +143,13 @@ class NodeDetail(VerticalScroll):
                   for r in d.trail] or [Text("(no failed critiques)", style="dim")]
         return parts
 
-    def _subset(self, store: Store, sid: int) -> list[Text]:
+    def _subset(self, store: Store, sid: int, view_status: str | None = None) -> list[Text]:
         d = q.subset_detail(store, sid)
         if d is None:
             return [Text(f"s{sid}: not started yet", style="dim")]
         head = Text(f"subset s{sid}: {d.row['name']}  ", style="bold")
-        head.append_text(status_text(d.row["status"] or "pending"))
+        # the view's status: a stopped run's subsets are "stopped" though their rows still say running
+        head.append_text(status_text(view_status or d.row["status"] or "pending"))
         parts = [head, kv(("tasks", len(d.row["task_ids_json"] or [])), ("best", fmt_score(d.row["best_score"])),
                           ("module", d.module_id or "—"))]
         if d.epochs:

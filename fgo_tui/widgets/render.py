@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from rich.text import Text
 
-from fgo_tui.model.state import StepLine, fmt_score, fmt_tokens, short
+from fgo_tui.model.state import DECIDED, StepLine, fmt_score, fmt_tokens, short
 
 STATUS_STYLE = {
     "new": "dim",
@@ -133,6 +133,29 @@ def categories_text(cats: dict[str, float]) -> Text:
     return out
 
 
+WHO = {"operator": "you", "policy:auto": "auto-approve", "policy:if-not-worse": "the if-not-worse policy",
+       "identical-children": "the engine (its children were one module)"}
+
+
+def review_lines(rows: list[dict]) -> list[Text]:
+    """The review rows of a node in words: what was decided, by whom, when; a roll back by the
+    if-not-worse backtest reads as what it is, not as a second review."""
+    from fgo_engine.rows import IF_NOT_WORSE
+
+    out = []
+    for i, r in enumerate(rows):
+        t = Text("review " if i == 0 else "then ", style="dim")
+        if r["decision"] == "rollback" and r["by"] == IF_NOT_WORSE and i > 0:
+            t.append("rolled back by backtest (worse than best child)", style=STATUS_STYLE["rolled back"])
+        else:
+            verb = DECIDED.get(r["decision"], r["decision"])
+            t.append(verb, style=STATUS_STYLE.get(verb, ""))
+            t.append(f" by {WHO.get(r['by'] or '', r['by'] or '?')}")
+        t.append(f" · at {r['created_at']}", style="dim")
+        out.append(t)
+    return out
+
+
 def critique_line(subset_id: object, epoch: object, task_id: str, failure: str, suggestion: str,
                   width: int = 160) -> Text:
     out = Text()
@@ -146,4 +169,4 @@ def critique_line(subset_id: object, epoch: object, task_id: str, failure: str, 
 
 
 __all__ = ["Text", "categories_text", "critique_line", "diff_text", "fmt_score", "fmt_tokens", "heading", "kv",
-           "module_block", "status_text", "step_line"]
+           "module_block", "review_lines", "status_text", "step_line"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widget import Widget
 
@@ -20,9 +21,12 @@ class TextBox(Widget):
     TextBox { height: 1; }
     """
 
-    def __init__(self, text: Text | str = "", **kw):
+    def __init__(self, text: Text | str = "", *, crop: bool = False, **kw):
+        """``crop``: one row per line, cut with an ellipsis at the width (a bar whose height is its
+        line count must not wrap: a wrapped line pushes the last one out of view)."""
         super().__init__(**kw)
         self._text = text if isinstance(text, Text) else Text(text)
+        self.crop = crop
 
     @property
     def plain(self) -> str:
@@ -35,7 +39,13 @@ class TextBox(Widget):
         self.refresh()
 
     def render(self) -> Text:
-        return self._text
+        width = self.content_size.width
+        if not self.crop or width <= 0 or all(cell_len(ln) <= width for ln in self._text.plain.split("\n")):
+            return self._text
+        lines = self._text.split("\n", allow_blank=True)
+        for ln in lines:
+            ln.truncate(width, overflow="ellipsis")
+        return Text("\n").join(lines)
 
 
 class StreamTail(Widget):

@@ -42,7 +42,7 @@ def test_merge_tree(snap_compare, make_app, finished_session, size):
 
 @SIZES
 def test_review_modal(snap_compare, make_app, finished_session, size):
-    from fgo_engine.queries import child_categories, review_request
+    from fgo_engine.queries import review_request
     from fgo_tui.screens.review import ReviewScreen
 
     async def run_before(pilot):
@@ -50,12 +50,14 @@ def test_review_modal(snap_compare, make_app, finished_session, size):
         await dashboard_drawn(pilot, await open_first(pilot, app))
         store = app.ctl.store
         request = review_request(store, "n2")
-        app.push_screen(ReviewScreen(request, categories=child_categories(store, request), auto=False,
+        app.push_screen(ReviewScreen(request, store=store, auto=False,
                                      score_before=app.ctl.view.nodes["n2"].score_before))
-        # mounted, the diff drawn and the first button focused: the state the screenshot shows
+        # mounted, the diff drawn, the children's figures read and the first button focused:
+        # the state the screenshot shows
         await wait_for(pilot, lambda: isinstance(app.screen, ReviewScreen) and app.screen.is_mounted
-                       and app.screen.diff_plain and app.focused is not None and app.focused.id == "approve",
-                       what="review")
+                       and app.screen.diff_plain and app.screen.children_loaded and app.focused is not None
+                       and app.focused.id == "approve", what="review")
+        await pilot.pause()
 
     assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 
