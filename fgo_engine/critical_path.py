@@ -5,7 +5,8 @@ given how the engine orders its work: within one scope (a subset's loop, a basel
 loop, a merge node) the epochs and their phases (explore → evaluate → optimize; merge →
 backtest) follow each other; within a phase the tasks run in parallel, and one task's
 calls (a ReAct episode, retried samples) follow each other. Subsets run in parallel;
-the merge tree starts when every subset is done, and a node waits for its child nodes;
+the merge tree starts when every subset is done, and a node waits for its child nodes
+(its merged module and its best child are backtested side by side);
 the test evaluation comes last. Each call counts its own latency (``latency_ms``), not the
 time it waited for a slot (``queue_ms``); a cache hit counts nothing.
 """
@@ -18,12 +19,17 @@ from typing import Any
 
 def scope_chain(rows: list[dict[str, Any]]) -> float:
     """Seconds of the longest dependent chain inside one scope."""
-    groups: dict[tuple[str, int], dict[str | None, float]] = defaultdict(lambda: defaultdict(float))
+    groups: dict[tuple[str, int], dict[Any, float]] = defaultdict(lambda: defaultdict(float))
     for r in rows:
         seconds = 0.0 if r["cache_hit"] else (r["latency_ms"] or 0.0) / 1000.0
+        epoch = r["epoch"] if r["epoch"] is not None else -1
         # every (phase, epoch) group of a scope follows the one before it; inside a group
-        # the tasks run side by side and one task's calls follow each other
-        groups[(r["phase"], r["epoch"] if r["epoch"] is not None else -1)][r["task_id"]] += seconds
+        # the tasks run side by side and one task's calls follow each other. A backtest's
+        # merged module (epoch 0) and best child (epoch 1) run side by side too.
+        if r["phase"] == "backtest":
+            groups[("backtest", 0)][None if r["task_id"] is None else (r["task_id"], epoch)] += seconds
+        else:
+            groups[(r["phase"], epoch)][r["task_id"]] += seconds
     total = 0.0
     for per_task in groups.values():
         untasked = per_task.pop(None, 0.0)  # optimizer and merger calls: one after another
