@@ -54,6 +54,18 @@ def test_bad_config_values(tmp_path, capsys, content, needle):
     assert not (tmp_path / "s.db").exists()
 
 
+@pytest.mark.parametrize("suite,option,needle", [
+    ("household", "n_train=abc", "household: option n_train must be a whole number (got 'abc')"),
+    ("invoices", "n_test=true", "invoices: option n_test must be a whole number (got True)"),
+    ("tools", "n_train=x1", "tools: option n_train must be a whole number (got 'x1')"),
+])
+def test_a_suite_option_of_the_wrong_kind_is_named_not_a_traceback(tmp_path, capsys, suite, option, needle):
+    msg = fails(capsys, "run", "--suite", suite, "--option", option, "--headless",
+                "--session", str(tmp_path / "s.db"))
+    assert needle in msg and "Traceback" not in msg
+    assert not (tmp_path / "s.db").exists()
+
+
 def test_malformed_task_file_names_the_line(tmp_path, capsys):
     tasks = tmp_path / "t.jsonl"
     tasks.write_text('{"id": "a", "input": "1+1", "expected": "2"}\n{"id": "b", "input": \n')

@@ -82,5 +82,5 @@ class ToySkill(BaseSkill):
         return f"Answer: {ANSWERS[cat] if competent else 'unknown'}"
 
 
-register_suite("toy", lambda seed=0, **kw: ToySuite(seed=seed, **kw))
+register_suite("toy", ToySuite)
 register_skill(ToySkill())

@@ -157,10 +157,10 @@ class Runtime:
         they run side by side (e.g. a merged module and its best child on the same tasks)."""
         self.control.checkpoint()
 
-        def finished(scope: Scope, tid: str) -> Callable[[Any], None]:
+        def finished(scope: Scope, epoch: int, tid: str) -> Callable[[Any], None]:
             def done(f: Any) -> None:
                 if not f.cancelled() and f.exception() is None:
-                    self.bus.emit(ev.TaskFinished(scope.kind, scope.id, scope.phase, scope.epoch, tid))
+                    self.bus.emit(ev.TaskFinished(scope.kind, scope.id, scope.phase, epoch, tid))
             return done
 
         submitted = []
@@ -168,7 +168,7 @@ class Runtime:
             scope = replace(scope, epoch=epoch)
             futures = [self.pool.submit(scope.key, self.executor.rollout, self, t, module, scope) for t in tasks]
             for t, f in zip(tasks, futures):  # progress as each episode ends, not when the pass is in
-                f.add_done_callback(finished(scope, t.id))
+                f.add_done_callback(finished(scope, epoch, t.id))
             submitted.append((scope, futures))
         results = []
         for (_, module_id, tasks, _, epoch), (scope, futures) in zip(passes, submitted):

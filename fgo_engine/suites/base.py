@@ -6,6 +6,7 @@ The engine only sees this protocol.
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -161,4 +162,30 @@ def load_suite(name: str, *, seed: int = 0, sandbox: str | None = None, **option
         raise ConfigError(f"unknown suite {name!r}; choose one of: {', '.join(sorted(_REGISTRY))}")
     if sandbox is not None and name in _RUNS_TOOLS:
         options = {"sandbox": sandbox, **options}
+    check_option_types(name, _REGISTRY[name], options)
     return with_suite_defaults(_REGISTRY[name](seed=seed, **options))
+
+
+_KINDS = {bool: "true or false", int: "a whole number", float: "a number"}
+
+
+def check_option_types(name: str, factory: Any, options: dict[str, Any]) -> None:
+    """An option whose default is a number or a flag must be one (``n_train=abc`` is named
+    in one line, before the suite's own code compares it with a number)."""
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return
+    for key, value in options.items():
+        p = params.get(key)
+        if p is None or type(p.default) not in _KINDS:
+            continue
+        want = type(p.default)
+        if want is bool:
+            ok = isinstance(value, bool)
+        elif want is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok:
+            raise ConfigError(f"{name}: option {key} must be {_KINDS[want]} (got {value!r})")

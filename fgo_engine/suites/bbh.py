@@ -165,4 +165,4 @@ class BBHSuite(SuiteBase):
         return answer_once(task, module.text, prompt, llm, FinalAnswerScorer())
 
 
-register_suite("bbh", lambda seed=0, **kw: BBHSuite(seed=seed, **kw))
+register_suite("bbh", BBHSuite)

@@ -256,4 +256,4 @@ def answer_once(task: Task, system: str, prompt: str, llm: AgentLLM, scorer: Sco
                       success=score >= 0.5, score=score)
 
 
-register_suite("jsonl", lambda seed=0, **kw: JsonlSuite(seed=seed, **kw))
+register_suite("jsonl", JsonlSuite)

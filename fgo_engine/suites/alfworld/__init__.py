@@ -10,7 +10,7 @@ from fgo_engine.suites.alfworld.suite import ACTION_GUIDE, AlfworldSuite, comman
 from fgo_engine.suites.alfworld.worker import AlfworldEnv, GameError, WorkerPool
 from fgo_engine.suites.base import register_suite
 
-register_suite("alfworld", lambda seed=0, **kw: AlfworldSuite(seed=seed, **kw))
+register_suite("alfworld", AlfworldSuite)
 
 __all__ = ["ACTION_GUIDE", "TYPES", "AlfworldEnv", "AlfworldSuite", "Game", "GameError", "WorkerPool",
            "command", "find_games", "games_root", "walkthrough"]

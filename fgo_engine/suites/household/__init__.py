@@ -23,7 +23,7 @@ from fgo_engine.suites.household.world import (
     parse_goal,
 )
 
-register_suite("household", lambda seed=0, **kw: HouseholdSuite(seed=seed, **kw))
+register_suite("household", HouseholdSuite)
 register_skill(HouseholdSkill())
 
 __all__ = [

@@ -22,7 +22,7 @@ from fgo_engine.suites.tools.library import (
 from fgo_engine.suites.tools.skill import ToolsSkill, has_known_bug
 from fgo_engine.suites.tools.suite import AGENT_SYSTEM, ToolRunner, ToolsSuite, default_files_root, ensure_files
 
-register_suite("tools", lambda seed=0, **kw: ToolsSuite(seed=seed, **kw), runs_tools=True)
+register_suite("tools", ToolsSuite, runs_tools=True)
 register_skill(ToolsSkill())
 
 __all__ = [
