@@ -135,6 +135,7 @@ class Step:
 ACTION_TEXT = {
     "initial": "in the starting module", "added": "added at {where}", "rewritten": "rewritten at {where}",
     "kept": "kept by {where}", "kept-whole": "kept whole by the {where}",
+    "adopted-whole": "adopted as it is at {where} (every child was this module: no merge call)",
     "edited-in": "added by the operator at {node}", "edited": "rewritten by the operator at {node}",
 }
 
@@ -272,8 +273,10 @@ def blame(store: Any, module_id: str) -> Blame | None:
     for nid, node in rows.nodes.items():
         kids = {rows.child_module_id(c) for c in node.get("child_ids_json") or []}
         if node.get("module_id") == module_id and module_id in kids:
+            step = (Step("adopted-whole", nid, module_id, node_id=nid) if kids == {module_id}
+                    else Step("kept-whole", f"roll back at {nid}", module_id, node_id=nid))
             for r in rules:
-                r.history.insert(0, Step("kept-whole", f"roll back at {nid}", module_id, node_id=nid))
+                r.history.insert(0, step)
     return Blame(module_id, kind, rules, dropped)
 
 

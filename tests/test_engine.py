@@ -66,6 +66,13 @@ def test_every_merge_is_backtested_on_exactly_the_union_of_its_leaves(tmp_path, 
             leaves = {subset_ref(c) for c in n["child_ids_json"]} - {None}
             assert leaves <= set(n["subset_ids_json"])
             assert sum(len(subsets[i]["task_ids_json"]) for i in n["subset_ids_json"]) == len(leaf_tasks(nid, nodes, subsets))
+        # every merged module carries its own backtest score (kept or rolled back)
+        merged = st.rows("modules", "origin = 'merge'")
+        assert merged and all(m["score"] is not None for m in merged)
+        for m in merged:
+            n = nodes[m["node_id"]]
+            if n["module_id"] == m["id"]:
+                assert m["score"] == n["score_after"]
     finally:
         st.close()
 

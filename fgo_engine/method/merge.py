@@ -161,6 +161,8 @@ class MergeTree:
             check = rt.gate.post_check and decision.decision != "rollback" and differs
             bt = backtest.full(rt, node.node_id, node.tasks, module, module_id, node.best_child if check else None)
         trajs, score, child_score = bt.trajs, bt.score, bt.child_score
+        if module_id not in {it.module_id for it in items}:  # a merged or edited module: its own score
+            rt.store.update("modules", module_id, {"score": score})
         final_decision = decision.decision
         if rt.gate.post_check and decision.decision != "rollback":
             if bt.child_trajs is None:
