@@ -22,6 +22,10 @@ REWRITE_RATIO = 0.6  # two lines this similar are one rule rewritten, not one dr
 CRITIQUE_OVERLAP = 0.5  # share of a rule's words a critique's suggestion must share to "ask for it"
 STOPWORDS = frozenset("the and for with from that this are was were you your its his her their than then "
                       "when what which into onto only always never each every all any use using".split())
+# what critiques say of any gap; not evidence that a critique asked for one rule
+GENERIC = frozenset(_w[:-1] if len(_w) > 3 and _w.endswith("s") else _w for _w in (
+    "agent model task tasks like need needs needed guidance add rule rules instruction seems know what about "
+    "should went wrong step depends reach expected result lacked knowledge missing").split())
 MAX_DEPTH = 200
 
 
@@ -227,19 +231,35 @@ class _Rows:
         return self._crit[key]
 
 
+def _stem(w: str) -> str:
+    return w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w
+
+
 def _words(text: str) -> set[str]:
-    return {w for w in re.findall(r"[a-z0-9]+", (text or "").lower()) if len(w) > 2 and w not in STOPWORDS}
+    return {_stem(w) for w in re.findall(r"[a-z0-9]+", (text or "").lower()) if len(w) > 2 and w not in STOPWORDS}
 
 
 def _asked_for(rule: str, critiques: list[dict]) -> list[dict[str, Any]]:
-    """The critiques whose suggestion shares enough of the rule's words."""
+    """The critiques that ask for ``rule``: either the critique shares at least half of the
+    rule's words (it quotes or nearly quotes it), or at least half of what is particular to
+    the critique — its words less those most of the step's critiques share ("the agent",
+    "add guidance") — is in the rule (a paraphrase that names the same objects)."""
     rw = _words(rule)
     if not rw:
         return []
+    words = [_words(c.get("suggestion") or "") | _words(c.get("failure") or "") | _words(c.get("pattern") or "")
+             for c in critiques]
+    df: dict[str, int] = {}
+    for cw in words:
+        for w in cw:
+            df[w] = df.get(w, 0) + 1
+    common = {w for w, n in df.items() if len(words) >= 3 and n > len(words) / 2} | GENERIC
     out = []
-    for c in critiques:
-        cw = _words(c.get("suggestion") or "") | _words(c.get("failure") or "")
-        if cw and len(rw & cw) / len(rw) >= CRITIQUE_OVERLAP:
+    for c, cw in zip(critiques, words):
+        own = cw - common
+        quotes = len(rw & cw) / len(rw) >= CRITIQUE_OVERLAP
+        names = bool(own) and len(own & rw) >= min(2, len(own)) and len(own & rw) / len(own) >= CRITIQUE_OVERLAP
+        if quotes or names:
             out.append({"task_id": c["task_id"], "suggestion": c.get("suggestion") or "",
                         "failure": c.get("failure") or ""})
     return out

@@ -113,3 +113,30 @@ def test_a_node_whose_children_are_one_module_adopts_it_and_is_not_called_a_roll
     texts = [provenance.step_text(st) for r in b.rules for st in r.history]
     assert any(f"adopted as it is at {root['id']}" in t for t in texts), texts
     assert not any("roll back" in t for t in texts), texts
+
+
+def test_paraphrasing_critiques_are_linked_to_the_rule_they_asked_for_and_no_other(tmp_path, toy_config):
+    from toy_suite import CATEGORIES
+
+    # evidence on: critiques paraphrase the gap ("…what to do about colour / glorp…")
+    # instead of quoting the rule; the evaluator never blames a wrong item here
+    s = Session.create(tmp_path / "para.db", toy_config(subsets=2, epochs=2, model="fgo-sim/null:evidence=2",
+                                                        suite_options={"n_train": 24, "n_test": 6}))
+    try:
+        assert s.run().status == "done"
+        s.store.flush()
+        category = {t["id"]: t["category"] for t in s.store.rows("tasks")}
+        added = []
+        for m in s.store.rows("modules", "origin = 'optimize'"):
+            b = provenance.blame(s.store, m["id"])
+            added += [r for r in b.rules if r.origin and r.origin.action == "added"
+                      and r.origin.module_id == m["id"]]
+    finally:
+        s.close()
+    scoped = {f"- {k.text}": c for c, k in CATEGORIES.items()}
+    learned = [r for r in added if r.text in scoped]
+    assert len(learned) >= 3, [r.text for r in added]
+    for r in learned:
+        assert r.origin.critiques, f"no critique linked to {r.text!r}"
+        assert "about" in r.origin.critiques[0]["suggestion"]  # a paraphrase, not the rule's words
+        assert {category[c["task_id"]] for c in r.origin.critiques} == {scoped[r.text]}, r.text
