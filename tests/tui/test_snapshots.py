@@ -1,4 +1,4 @@
-"""Screenshots of the five main views on a finished toy session at 100x30 and 160x50
+"""Screenshots of the main views (sessions, dashboard, merge tree, review, audit, the new-session form, help) on a finished toy session at 100x30 and 160x50
 (fixed size, cursor blink off, frozen timestamps and elapsed time, no clock in view).
 Update with `pytest tests/tui/test_snapshots.py --snapshot-update`."""
 from __future__ import annotations
@@ -75,6 +75,36 @@ def test_audit(snap_compare, make_app, finished_session, size):
         audit = await wait_for(pilot, lambda: app.screen if isinstance(app.screen, AuditScreen) else None,
                                what="audit")
         await wait_for(pilot, lambda: audit.loaded == audit.module_id, what="audit loaded")
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
+
+
+@SIZES
+def test_new_session_form(snap_compare, make_app, finished_session, size):
+    from fgo_tui.screens.new_session import NewSessionScreen
+
+    async def run_before(pilot):
+        app = pilot.app
+        await sessions_ready(pilot, app)
+        await pilot.press("n")
+        form = await wait_for(pilot, lambda: app.screen if isinstance(app.screen, NewSessionScreen) else None,
+                              what="the form")
+        await wait_for(pilot, lambda: form.projection is not None, what="the projection")
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
+
+
+@SIZES
+def test_help_on_the_dashboard(snap_compare, make_app, finished_session, size):
+    from fgo_tui.screens.help import HelpScreen
+
+    async def run_before(pilot):
+        app = pilot.app
+        await dashboard_drawn(pilot, await open_first(pilot, app))
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen) and app.screen.is_mounted, what="help")
         await pilot.pause()
 
     assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
