@@ -1,28 +1,45 @@
 """The methods side by side on the simulated LLM's default profile, 3 seeds per suite.
 
 Writes ``bench/results/methods-<suite>.md`` and ``.json`` (the README's simulated table
-comes from these). A test bed, not evidence of real-model quality.
+comes from these). The suites run in separate processes, one per core (the runs are
+CPU-bound and their tables do not time anything). A test bed, not evidence of
+real-model quality.
 """
 from __future__ import annotations
 
+import json
+import os
 import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from fgo_engine.bench import DEFAULT_METHODS, run_bench, to_markdown
-from fgo_engine.bench import save as save_report
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 SUITES = ("household", "invoices", "tools")
-OUT = Path(__file__).resolve().parent.parent / "bench" / "results"
+OUT = ROOT / "bench" / "results"
+
+
+def one(suite: str, seeds: int) -> tuple[str, str, float]:
+    from fgo_engine.bench import DEFAULT_METHODS, run_bench, to_markdown
+
+    t0 = time.perf_counter()
+    report = run_bench(suite, methods=list(DEFAULT_METHODS), seeds=seeds, progress=lambda s: None)
+    report["elapsed_seconds"] = time.perf_counter() - t0
+    md = to_markdown(report)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"methods-{suite}.md").write_text(md, encoding="utf-8")
+    (OUT / f"methods-{suite}.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    return suite, md, report["elapsed_seconds"]
 
 
 def main(seeds: int = 3) -> None:
-    for suite in SUITES:
-        report = run_bench(suite, methods=list(DEFAULT_METHODS), seeds=seeds, progress=lambda s: None)
-        md, _ = save_report(report, OUT)
-        target = OUT / f"methods-{suite}.md"
-        md.replace(target)
-        (OUT / f"bench-{suite}.json").replace(OUT / f"methods-{suite}.json")
-        print(to_markdown(report), flush=True)
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=max(1, min(len(SUITES), os.cpu_count() or 1))) as pool:
+        for suite, md, seconds in pool.map(one, SUITES, [seeds] * len(SUITES)):
+            print(f"-- {suite} ({seconds:.0f} s)\n{md}", flush=True)
+    print(f"sim_methods: {len(SUITES)} suites x {seeds} seeds in {time.perf_counter() - t0:.0f} s", flush=True)
 
 
 if __name__ == "__main__":
