@@ -19,7 +19,7 @@ STATUS_ICON = {"pending": "○", "running": "●", "done": "✔", "failed": "✖
 
 def pass_progress(s: SubsetView, epochs: int) -> str:
     """'epoch 1/2 · 12/20 tasks' while a pass runs, 'epoch 2/2' once judged, '' before anything."""
-    if s.status == "running" and s.pass_epoch is not None and s.n_tasks:
+    if s.status in ("running", "queued") and s.pass_epoch is not None and s.n_tasks:
         # pass 0 explores the starting module; later passes the best and the candidate
         expected = s.n_tasks if s.pass_epoch == 0 else 2 * s.n_tasks
         label = "baseline" if s.pass_epoch == 0 else f"epoch {s.pass_epoch}/{epochs or s.pass_epoch}"
@@ -106,8 +106,6 @@ class SubsetPanel(Vertical, can_focus=True):
         status.append(f"{STATUS_ICON.get(s.status, '·')} {s.status}", style=STATUS_STYLE.get(s.status, ""))
         if s.status == "queued" and s.queued:
             status.append(f" ({s.queued})", style="yellow")
-        elif s.queued and s.status == "running":
-            status.append(f" · queued ({s.queued})", style="yellow")
         progress = pass_progress(s, view.epochs)
         if progress:
             status.append(f"  {progress}")
