@@ -237,7 +237,7 @@ def module_texts(store: Store, module_ids: list[str]) -> dict[str, str]:
     ids = sorted(set(module_ids))
     if not ids:
         return {}
-    rows = store.query(f"select id, text from modules where id in ({', '.join('?' * len(ids))})", ids)
+    rows = store.query(f"select id, text from modules where id in ({', '.join('?' * len(ids))})", tuple(ids))
     return {r["id"]: r["text"] for r in rows}
 
 
