@@ -49,6 +49,8 @@ class ScopeQueued(Event):
     scope_id: str
     model: str
     queued: bool
+    in_flight: int = 0  # the model's slots busy when it changed (the app shows "queued (8/8 slots busy)")
+    limit: int = 0  # the model's slot limit (max_concurrency)
 
 
 @dataclass(frozen=True)
@@ -147,19 +149,6 @@ class MergeNodeUpdated(Event):
     module_id: str | None = None
     backtest_tasks: int | None = None  # tasks the backtest ran on (adaptive: the sample)
     interval: tuple[float, float] | None = None  # merged − best child on them, 95% bound (adaptive)
-
-
-@dataclass(frozen=True)
-class SlotWait(Event):
-    """A call of this scope waits for (or got) one of the model's concurrency slots. The app
-    shows a waiting subset as "queued (8/8 slots busy)" rather than running."""
-
-    scope_kind: str
-    scope_id: str
-    model: str
-    in_flight: int
-    limit: int
-    waiting: bool  # True: queued; False: the slot was granted
 
 
 @dataclass(frozen=True)

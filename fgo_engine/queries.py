@@ -232,6 +232,15 @@ def module_text(store: Store, module_id: str) -> str | None:
     return None if row is None else row["text"]
 
 
+def module_texts(store: Store, module_ids: list[str]) -> dict[str, str]:
+    """Texts of many modules in one query (the ones not found are left out)."""
+    ids = sorted(set(module_ids))
+    if not ids:
+        return {}
+    rows = store.query(f"select id, text from modules where id in ({', '.join('?' * len(ids))})", tuple(ids))
+    return {r["id"]: r["text"] for r in rows}
+
+
 def subset(store: Store, subset_id: int) -> dict | None:
     return store.get("subsets", subset_id)
 

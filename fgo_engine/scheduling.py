@@ -15,7 +15,7 @@ from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from typing import Any
 
-QueueListener = Callable[[Hashable, bool], None]  # (scope key, queued?) on every change
+QueueListener = Callable[[Hashable, bool, int, int], None]  # (scope key, queued?, slots busy, capacity)
 
 
 class _Share:
@@ -49,21 +49,23 @@ class _Share:
         if not self.in_use[key]:
             del self.in_use[key]
 
-    def changes(self, key: Hashable) -> list[tuple[Hashable, bool]]:
-        """A scope is *queued* while it waits and holds nothing; report transitions."""
+    def changes(self, key: Hashable) -> list[tuple[Hashable, bool, int]]:
+        """A scope is *queued* while it waits and holds nothing; report transitions (with the
+        slots busy at that moment)."""
         now_queued = self.waiting.get(key, 0) > 0 and not self.in_use.get(key, 0)
         if now_queued and key not in self.queued:
             self.queued.add(key)
-            return [(key, True)]
+            # a slot free at this moment is being handed to another waiter (the fairest one): busy
+            return [(key, True, min(self.capacity, self.busy + 1))]
         if not now_queued and key in self.queued:
             self.queued.discard(key)
-            return [(key, False)]
+            return [(key, False, self.busy)]
         return []
 
-    def tell(self, changes: list[tuple[Hashable, bool]]) -> None:
+    def tell(self, changes: list[tuple[Hashable, bool, int]]) -> None:
         if self.on_queue is not None:
-            for key, queued in changes:
-                self.on_queue(key, queued)
+            for key, queued, busy in changes:
+                self.on_queue(key, queued, busy, self.capacity)
 
 
 class FairSlots:
@@ -80,7 +82,7 @@ class FairSlots:
 
     def acquire(self, key: Hashable) -> None:
         s = self._s
-        changes: list[tuple[Hashable, bool]] = []
+        changes: list[tuple[Hashable, bool, int]] = []
         with s.cond:
             if s.busy < s.capacity and not self._order:
                 s.take(key)

@@ -216,8 +216,8 @@ class Session:
         self.bus.emit(ev.TokensUsed(e.role, e.scope.kind, e.scope.id, e.scope.phase, e.prompt_tokens,
                                     e.completion_tokens, e.cache_hit, self.gateway.total.tokens, e.error))
 
-    def _on_queue(self, kind: str, scope_id: str, model: str, queued: bool) -> None:
-        self.bus.emit(ev.ScopeQueued(kind, scope_id, model, queued))
+    def _on_queue(self, kind: str, scope_id: str, model: str, queued: bool, busy: int, limit: int) -> None:
+        self.bus.emit(ev.ScopeQueued(kind, scope_id, model, queued, busy, limit))
 
     # -- run --------------------------------------------------------------------------
     def run(self) -> RunResult:

@@ -81,7 +81,7 @@ class FGOApp(App[int]):
     def __init__(self, *, sessions_dir: Path | str | None = None, session_factory: SessionFactory | None = None,
                  demo: bool = False, new_config: Any = None, session_path: Path | str | None = None,
                  resume_path: Path | str | None = None, overrides: dict[str, Any] | None = None,
-                 cursor_blink: bool = True, tick: float = 0.15, clock: Callable[[], float] = time.monotonic,
+                 cursor_blink: bool = True, tick: float = 0.1, clock: Callable[[], float] = time.monotonic,
                  fresh: bool = False):
         super().__init__()
         self.sessions_dir = Path(sessions_dir) if sessions_dir is not None else default_sessions_dir()
@@ -196,7 +196,14 @@ class FGOApp(App[int]):
 
         if isinstance(self.screen, NewSessionScreen):
             self.pop_screen()
-        self._activate(ctl)
+        mounted = self._activate(ctl)
+        if mounted is not None:
+            await mounted  # the panels are up before the run's first events arrive
+            if self.dashboard is not None:
+                try:
+                    await asyncio.wait_for(self.dashboard.panels_ready.wait(), 10)
+                except TimeoutError:  # never hold a run back for a panel
+                    pass
         self.post_message(SessionsChanged(select=ctl.path))
         self.resume_run()
 
@@ -215,14 +222,15 @@ class FGOApp(App[int]):
             return False
         return True
 
-    def _activate(self, ctl: RunController) -> None:
+    def _activate(self, ctl: RunController) -> Any:
+        """Shows the session's dashboard; returns what to await for it to be mounted (or None)."""
         old = self.ctl
         if old is not None and old is not ctl:
             self._drop_dashboard()
             old.close()
         self.ctl = ctl
         self.dashboard = DashboardScreen(ctl)
-        self._show_dashboard()
+        return self._show_dashboard()
 
     def _drop_dashboard(self) -> None:
         if self.dashboard is not None and self.dashboard in self.screen_stack:
@@ -231,14 +239,14 @@ class FGOApp(App[int]):
             self.pop_screen()
         self.dashboard = None
 
-    def _show_dashboard(self) -> None:
+    def _show_dashboard(self) -> Any:
         if self.dashboard is None:
-            return
+            return None
         if self.dashboard in self.screen_stack:
             while self.screen is not self.dashboard and not isinstance(self.screen, ReviewScreen):
                 self.pop_screen()
-        else:
-            self.push_screen(self.dashboard)
+            return None
+        return self.push_screen(self.dashboard)
 
     def show_sessions(self) -> None:
         while len(self.screen_stack) > 2 and not isinstance(self.screen, SessionsScreen):
@@ -396,7 +404,10 @@ class FGOApp(App[int]):
         self._close_stale_review()
         if batch or ctl.running or (self.dashboard is not None and self.screen is self.dashboard
                                     and self.dashboard.behind):
-            self._refresh_dashboard()
+            if self.dashboard is not None and self.screen is self.dashboard:
+                self.dashboard.refresh_view()  # in this tick: a message would wait behind the dashboard's queue
+            else:
+                self._refresh_dashboard()
 
     def _who_decided(self, ctl: RunController, node_id: str) -> None:
         """Events say what was decided; the review rows also say by whom (operator or policy)."""

@@ -220,6 +220,34 @@ def test_identical_children_are_adopted_without_a_merge_call_or_backtest(tmp_pat
     s.close()
 
 
+def test_an_adopted_identical_merge_does_not_hold_up_reviews_asked_in_node_order(tmp_path, toy_config):
+    """The app's gate asks in node order (n1 before n2): n1 adopted without a review must still
+    count as settled, or n2 waits for it forever (the 32-subset dashboard benchmark hung so)."""
+    import threading
+
+    from fgo_engine.review import QueueGate
+
+    provider.clear_faults()
+    for cat in ("colour", "size"):  # these two subsets keep the starting module: n1 merges two equal ones
+        provider.inject_faults("garbage", 200, role="optimizer", match=f"category={cat}")
+    cfg = toy_config(subsets=4, epochs=1, workers=4, suite_options={"categories": 4, "n_train": 16})
+    s = Session.create(tmp_path / "order.db", cfg, gate=QueueGate(auto=True))
+    out: list = []
+    t = threading.Thread(target=lambda: out.append(s.run()), daemon=True)
+    try:
+        t.start()
+        t.join(120)  # returns as soon as the run does; the bound only keeps a hang from blocking the suite
+        assert not t.is_alive(), "a review in node order waited for a merge that was adopted"
+    finally:
+        provider.clear_faults()
+        s.cancel()
+        t.join(30)
+    assert out and out[0].status == "done"
+    by = {r["node_id"]: r["by"] for r in s.store.rows("reviews")}
+    assert "identical-children" in by.values() and "policy:auto" in by.values()
+    s.close()
+
+
 BAD_MERGE = "<instruction>\nYou answer questions about glorps.\n- Answer briefly.\n</instruction>"
 
 

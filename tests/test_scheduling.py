@@ -17,15 +17,17 @@ class Recorder:
         self.cond = threading.Condition()
         self.order: list[str] = []
         self.queued: list[tuple[str, bool]] = []
+        self.numbers: list[tuple[int, int]] = []  # (slots busy, capacity) on each change
 
     def add(self, who):
         with self.cond:
             self.order.append(who)
             self.cond.notify_all()
 
-    def on_queue(self, key, queued):
+    def on_queue(self, key, queued, busy, capacity):
         with self.cond:
             self.queued.append((key, queued))
+            self.numbers.append((busy, capacity))
             self.cond.notify_all()
 
     def until(self, pred):
@@ -53,6 +55,7 @@ def test_a_freed_model_slot_goes_to_the_subset_holding_none(fair, expect_b):
     for t in b:
         t.start()
     rec.until(lambda: ("B", True) in rec.queued)  # B is reported queued: waiting, holding nothing
+    assert rec.numbers[rec.queued.index(("B", True))] == (2, 2)  # with the limiter's numbers: 2/2 slots busy
     release[rec.order[0]].set()
     rec.until(lambda: len(rec.order) == 3)
     assert rec.order[2].startswith("B") is expect_b
@@ -101,6 +104,7 @@ def test_a_run_reports_queued_subsets_and_ledgers_queue_wait(tmp_path, toy_confi
         assert res.status == "done", res.message
         queued = [e for e in events if isinstance(e, ev.ScopeQueued)]
         assert any(e.queued and e.scope_kind == "subset" for e in queued)
+        assert all(1 <= e.in_flight <= e.limit for e in queued if e.queued)  # the limiter's "n/m slots busy"
         rows = s.store.query("select started_at, ended_at, queue_ms, task_id, epoch from ledger "
                              "where role = 'agent' and cache_hit = 0 and scope_kind = 'subset'")
         assert rows and all(r["ended_at"] >= r["started_at"] and r["queue_ms"] >= 0 for r in rows)

@@ -159,7 +159,7 @@ class Gateway:
         budget: Budget | None = None,
         listener: Callable[[LedgerEntry], None] | None = None,
         rng: random.Random | None = None,
-        queue_listener: Callable[[str, str, str, bool], None] | None = None,
+        queue_listener: Callable[[str, str, str, bool, int, int], None] | None = None,
     ):
         self.roles = roles
         for rc in roles.values():
@@ -319,9 +319,9 @@ class Gateway:
             if slots is None:
                 model = rc.model
 
-                def on_queue(key, queued: bool) -> None:
+                def on_queue(key, queued: bool, busy: int, capacity: int) -> None:
                     if self.queue_listener is not None:
-                        self.queue_listener(key[0], key[1], model, queued)
+                        self.queue_listener(key[0], key[1], model, queued, busy, capacity)
 
                 slots = self._slots[rc.model] = FairSlots(rc.max_concurrency, fair=rc.scheduling == "fair",
                                                           on_queue=on_queue)

@@ -210,6 +210,7 @@ class MergeTree:
             db["reviews"].insert(review)
 
         rt.store.write(node_and_review)
+        self._settle_review(node)  # reviews asked in node order must not wait for this one
         rt.bus.emit(ev.Log("info", f"merge {node.node_id}: its {len(node.items)} children are the same module; "
                                    "adopted it without a merge call or backtest"))
         self._emit(node, "done", node.score_before, "approve", child.module_id)

@@ -3,7 +3,8 @@
 The engine calls sinks from its worker threads, often hundreds of times a second.
 Posting one Textual message per event would drown the UI, so :class:`EventBuffer`
 only records events under a lock, coalescing the high-rate ones as they arrive:
-agent steps keep the last few per scope, token usage is summed per scope. The UI
+agent steps keep the last few per scope, token usage is summed per scope, a scope's
+queued/running flips keep only the latest (they flip on every slot hand-over). The UI
 drains the buffer on a timer and applies one :class:`Batch` at a time.
 
 No Textual import here: the buffer is plain Python and tested on its own.
@@ -41,10 +42,11 @@ class Batch:
     phases: dict[str, TokenDelta] = field(default_factory=dict)  # explore | evaluate | optimize | merge | …
     total_tokens: int | None = None
     reviews: list[Any] = field(default_factory=list)  # ReviewRequest objects, in order
+    queued: dict[tuple[str, str], ev.ScopeQueued] = field(default_factory=dict)  # the latest per scope
     received: int = 0
 
     def __bool__(self) -> bool:
-        return bool(self.events or self.steps or self.tokens or self.reviews)
+        return bool(self.events or self.steps or self.tokens or self.reviews or self.queued)
 
 
 class EventBuffer:
@@ -82,6 +84,8 @@ class EventBuffer:
                         bucket.prompt += event.prompt_tokens
                         bucket.completion += event.completion_tokens
                 b.total_tokens = event.total_tokens
+            elif isinstance(event, ev.ScopeQueued):
+                b.queued[(event.scope_kind, event.scope_id)] = event
             else:
                 b.events.append(event)
 

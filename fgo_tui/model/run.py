@@ -114,6 +114,10 @@ class RunController:
         view.settle(view.status)  # subsets a stopped run left "running" are not running
         for phase, t in q.ledger_totals(self.store).by_phase.items():
             view.phase_tokens[phase or "other"] = t.tokens
+        # what the panels show (module and latest change), read here rather than on the UI thread
+        ids = ["initial"] + [i for s in view.subsets.values() for i in (s.module_id, s.prev_module_id, s.proposed_id)
+                             if i]
+        view.module_texts.update(q.module_texts(self.store, ids))
         self.view = view
 
     def prepare(self) -> tuple[Any, Any] | None:

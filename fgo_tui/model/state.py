@@ -239,6 +239,8 @@ class RunView:
         self.version += 1
         for e in batch.events:
             self._apply_event(e)
+        for q in batch.queued.values():  # after the events: a subset started in this batch can be queued
+            self._apply_queued(q)
         for (kind, sid), steps in batch.steps.items():
             if kind != "subset":
                 continue
@@ -312,11 +314,6 @@ class RunView:
                 n = self.node(e.scope_id)
                 n.backtest_done += 1
                 n.version += 1
-        elif isinstance(e, ev.SlotWait):
-            if e.scope_kind == "subset" and e.scope_id.isdigit():
-                s = self.subset(int(e.scope_id))
-                s.queued = f"{e.in_flight}/{e.limit} slots busy" if e.waiting else None
-                s.version += 1
         elif isinstance(e, ev.CritiqueMade):
             s = self.subset(e.subset_id)
             s.critique = CritiqueView(e.epoch, e.task_id, e.failure, e.suggestion)
@@ -397,6 +394,21 @@ class RunView:
                      f"run finished: {e.status}" + (f" — {e.message}" if e.message else ""))
         elif isinstance(e, ev.Log):
             self.log(e.level, e.text)
+
+    def _apply_queued(self, e: ev.ScopeQueued) -> None:
+        """A running subset whose calls all wait for a model slot is queued, not running; it runs
+        again once it holds a slot."""
+        if e.scope_kind != "subset" or not e.scope_id.isdigit():
+            return
+        s = self.subsets.get(int(e.scope_id))
+        if s is None:
+            return
+        if e.queued and s.status == "running":
+            s.status, s.queued = "queued", f"{e.in_flight}/{e.limit} slots busy"
+            s.version += 1
+        elif not e.queued and s.status == "queued" and (s.queued or "").endswith("slots busy"):
+            s.status, s.queued = "running", None
+            s.version += 1
 
     def settle(self, status: str) -> None:
         """A run that is not on any more leaves nothing "running", "queued", "merging" or

@@ -6,14 +6,17 @@ pause / resume / cancel / review / export.
 """
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.css.query import NoMatches
+from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Log, Static, TabbedContent, TabPane, Tree
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
     from fgo_tui.model.run import RunController
 
 TABS = ("tab-subsets", "tab-tree", "tab-events")
+PANEL_CHUNK = 12  # panels mounted at a time: a screenful first, the rest one chunk per refresh
 
 
 def fmt_elapsed(seconds: float | None) -> str:
@@ -81,10 +85,13 @@ class DashboardScreen(Screen):
         super().__init__()
         self.ctl = ctl
         self._panels: dict[int, SubsetPanel] = {}
+        self._unmounted: list[int] = []  # subsets the run will fill whose panels are not mounted yet
+        self.panels_ready = asyncio.Event()  # every panel mounted (a new run starts after it)
         self._logs_seen = 0
         self._binding_state: tuple = ()
         self._detail_version: tuple = ()
         self._module_misses: dict[str, int] = {}
+        self._module_reads: set[str] = set()  # module texts being read in a worker
         self._bar_lines = 0
         self._chose_tab = False  # the operator picked a tab: no automatic switching any more
         self._usage: tuple = ()
@@ -95,7 +102,17 @@ class DashboardScreen(Screen):
         yield TokenBar(id="budget-bar")
         with TabbedContent(initial="tab-subsets", id="dash-tabs"):
             with TabPane("1 Subsets", id="tab-subsets"):
-                yield SubsetGrid(id="subset-grid")
+                with SubsetGrid(id="subset-grid"):
+                    # the panels the run will fill, mounted with the screen: not in the first ticks of the run
+                    v = self.view
+                    sids = sorted(set(v.subsets) | (set(range(v.n_subsets)) if v.method in ("fgo", "no-merge")
+                                                    else set()))
+                    self._unmounted = sids[PANEL_CHUNK:]  # mounted by _render_panels, a chunk per refresh
+                    for sid in sids[:PANEL_CHUNK]:
+                        s = v.subsets.get(sid)
+                        self._panels[sid] = SubsetPanel(sid, module_text=self.module_text,
+                                                        status=s.status if s is not None else "")
+                        yield self._panels[sid]
             with TabPane("2 Merge tree", id="tab-tree"):
                 with Horizontal(id="tree-body"):
                     yield MergeTree(id="merge-tree")
@@ -106,6 +123,7 @@ class DashboardScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
+        self._fit_grid()
         self.refresh_view()
 
     def on_screen_resume(self) -> None:
@@ -122,23 +140,40 @@ class DashboardScreen(Screen):
         return self.ctl.view
 
     def module_text(self, module_id: str) -> str | None:
+        """The text if known; otherwise None now, read in a worker (a panel asking again redraws with it)."""
         texts = self.view.module_texts
         if module_id in texts:
             return texts[module_id]
-        store = self.ctl.store
         if self._module_misses.get(module_id, 0) > 20:
             return ""  # gave up: show the id alone
-        if store is None:
-            return None
+        store = self.ctl.store
+        if store is not None and module_id not in self._module_reads:
+            self._module_reads.add(module_id)
+            self._read_module(store, module_id)
+        return None
+
+    @dataclass
+    class ModuleRead(Message):
+        module_id: str
+        text: str | None
+
+    @work(thread=True, group="module-text", exit_on_error=False)
+    def _read_module(self, store, module_id: str) -> None:
         try:
             text = q.module_text(store, module_id)
-        except Exception:  # noqa: BLE001 - a store swapped under us; try next tick
+        except Exception:  # noqa: BLE001 - a store swapped or closing under us: asked again later
             text = None
-        if text is None:
-            self._module_misses[module_id] = self._module_misses.get(module_id, 0) + 1
-            return None
-        texts[module_id] = text
-        return text
+        self.post_message(self.ModuleRead(module_id, text))
+
+    @on(ModuleRead)
+    def _module_read(self, message: ModuleRead) -> None:
+        message.stop()
+        self._module_reads.discard(message.module_id)
+        if message.text is None:
+            self._module_misses[message.module_id] = self._module_misses.get(message.module_id, 0) + 1
+        else:
+            self.view.module_texts[message.module_id] = message.text
+        self.refresh_view()
 
     def refresh_view(self) -> None:
         if not self.is_mounted:
@@ -266,15 +301,19 @@ class DashboardScreen(Screen):
     def _render_panels(self) -> None:
         v = self.view
         grid = self.query_one("#subset-grid", SubsetGrid)
-        new = [sid for sid in sorted(v.subsets) if sid not in self._panels]
+        new = sorted({sid for sid in v.subsets if sid not in self._panels} | set(self._unmounted))[:PANEL_CHUNK]
         if new:
-            panels = [SubsetPanel(sid, module_text=self.module_text) for sid in new]
+            # a chunk at a time: the first screenful shows at once, a hundred panels never block a tick
+            self._unmounted = [sid for sid in self._unmounted if sid not in new]
+            panels = [SubsetPanel(sid, module_text=self.module_text,
+                                  status=v.subsets[sid].status if sid in v.subsets else "") for sid in new]
             for sid, p in zip(new, panels):
                 self._panels[sid] = p
             grid.mount(*panels)
             self._fit_grid()
-            self.call_after_refresh(self._render_panels)
-            return
+            self.call_after_refresh(self._render_panels)  # the next chunk, and the new panels' first draw
+        elif not self._unmounted:
+            self.panels_ready.set()
         budget = bool(v.budget_tokens)
         if budget:
             scale = int(v.budget_tokens / max(1, v.n_subsets or len(v.subsets)))

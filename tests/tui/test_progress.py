@@ -29,10 +29,15 @@ def test_pass_and_backtest_counters():
     buf(ev.MergeNodeUpdated("n1", None, ("s0", "s1"), "backtesting", 8, 0.5))
     for i in range(5):
         buf(ev.TaskFinished("node", "n1", "backtest", 0, f"t{i}"))
-    buf(ev.SlotWait("subset", "0", "m", 8, 8, True))
+    buf(ev.ScopeQueued("subset", "0", "m", True, 8, 8))
     view.apply(buf.drain())
     assert view.nodes["n1"].backtest_done == 5
-    assert s0.queued == "8/8 slots busy"
+    assert s0.status == "queued" and s0.queued == "8/8 slots busy"
+    buf(ev.ScopeQueued("subset", "0", "m", False, 8, 8))
+    buf(ev.ScopeQueued("subset", "0", "m", True, 8, 8))  # flips between two drains: the latest counts
+    buf(ev.ScopeQueued("subset", "0", "m", False, 7, 8))
+    view.apply(buf.drain())
+    assert s0.status == "running" and s0.queued is None
     buf(ev.RunFinished("cancelled", None, None, None))
     view.apply(buf.drain())
     assert {s.status for s in view.subsets.values()} == {"stopped"}  # nothing left "running"
@@ -88,6 +93,43 @@ async def test_queued_starting_progress_and_elapsed(make_app, sessions_dir):
         assert elapsed and elapsed > 0
         stored = float(ctl.store.meta_get("elapsed_seconds"))
         assert abs(stored - elapsed) < 0.5
+
+
+async def test_a_subset_waiting_for_a_model_slot_shows_queued_then_running(make_app, sessions_dir):
+    """One agent slot for two subsets of four tasks: the fair scheduler hands the slot back and
+    forth, and the subset holding none is shown "queued (1/1 slots busy)", then running again."""
+    from fgo_tui.screens.dashboard import DashboardScreen
+
+    slow = "fgo-sim/medium:latency=0.25"  # its own model string: its own slot limit, held 0.25 s per call
+    cfg = toy_config(subsets=2, epochs=1, workers=2, task_workers=8, review="auto",
+                     suite_options={"n_train": 8, "n_test": 4},
+                     roles={"agent": {"model": slow, "max_concurrency": 1}})
+    app = make_app(new_config=cfg, session_path=sessions_dir / "slots.db")
+    seen: dict[int, list[str]] = {0: [], 1: []}
+
+    def watch() -> int | None:
+        """Records each panel's status line as it changes; the subset seen queued, then running, if any."""
+        dash = app.screen
+        if not isinstance(dash, DashboardScreen):
+            return None
+        for sid, panel in dash.panels.items():
+            if panel.is_mounted and hasattr(panel, "_status"):
+                text = panel._status.plain
+                if not seen[sid] or seen[sid][-1] != text:
+                    seen[sid].append(text)
+        for sid, texts in seen.items():
+            queued = [i for i, t in enumerate(texts) if "queued (1/1 slots busy)" in t]
+            if queued and any("running" in t for t in texts[queued[0]:]):
+                return sid
+        return None
+
+    async with app.run_test(size=SIZE) as pilot:
+        sid = await wait_for(pilot, lambda: (s := watch()) is not None and s + 1, timeout=60,
+                             what="a subset queued for a slot, then running") - 1
+        assert any("queued (1/1 slots busy)" in t and "running" not in t for t in seen[sid])
+        assert app.ctl.view.subsets[sid].status in ("running", "queued", "done")
+        app.ctl.cancel()
+        await wait_for(pilot, lambda: not app.ctl.running, timeout=60, what="run stopped")
 
 
 def test_headless_heartbeat_and_starting(tmp_path):
