@@ -54,7 +54,9 @@ def warm_up(how: str) -> None:
             except Exception:  # noqa: BLE001 - the merge's own import reports it
                 return
 
-    threading.Thread(target=load, name="fgo-warm-sklearn", daemon=True).start()
+    # not a daemon: a daemon thread frozen inside an import at interpreter exit holds that
+    # module's lock, and an exit handler importing anything then waits for ever
+    threading.Thread(target=load, name="fgo-warm-sklearn", daemon=False).start()
 
 
 def n_clusters(n: int) -> int:
