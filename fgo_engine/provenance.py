@@ -23,9 +23,8 @@ CRITIQUE_OVERLAP = 0.5  # share of a rule's words a critique's suggestion must s
 STOPWORDS = frozenset("the and for with from that this are was were you your its his her their than then "
                       "when what which into onto only always never each every all any use using".split())
 # what critiques say of any gap; not evidence that a critique asked for one rule
-GENERIC = frozenset(_w[:-1] if len(_w) > 3 and _w.endswith("s") else _w for _w in (
-    "agent model task tasks like need needs needed guidance add rule rules instruction seems know what about "
-    "should went wrong step depends reach expected result lacked knowledge missing").split())
+GENERIC_WORDS = ("agent model task tasks like need needs needed guidance add rule rules instruction seems know what "
+                 "about should went wrong step depends reach expected result lacked knowledge missing")
 MAX_DEPTH = 200
 
 
@@ -233,6 +232,9 @@ class _Rows:
 
 def _stem(w: str) -> str:
     return w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w
+
+
+GENERIC = frozenset(map(_stem, GENERIC_WORDS.split()))
 
 
 def _words(text: str) -> set[str]:

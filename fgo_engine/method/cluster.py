@@ -1,7 +1,6 @@
 """Embedding modules and clustering them for progressive merging (k = ⌊√n⌋)."""
 from __future__ import annotations
 
-import importlib
 import math
 import threading
 import warnings
@@ -36,23 +35,22 @@ def litellm_embedder(model: str) -> Vectorizer:
     return embed
 
 
-_WARM = {"kmeans": ("sklearn.cluster",), "bisect": ("sklearn.cluster",), "spectral": ("sklearn.cluster",)}
+_SKLEARN_CLUSTERINGS = ("kmeans", "bisect", "spectral")
 
 
 def warm_up(how: str) -> None:
     """Import scikit-learn's pieces for clustering ``how`` on a background thread while the
     subsets optimize: a first import takes seconds on a busy machine and would otherwise
     stall the first merge. Failures are left to the real import to report."""
-    names = _WARM.get(how)
-    if not names:
+    if how not in _SKLEARN_CLUSTERINGS:
         return
 
     def load() -> None:
-        for name in ("sklearn.feature_extraction.text", *names):
-            try:
-                importlib.import_module(name)
-            except Exception:  # noqa: BLE001 - the merge's own import reports it
-                return
+        try:
+            import sklearn.cluster  # noqa: F401
+            import sklearn.feature_extraction.text  # noqa: F401
+        except Exception:  # noqa: BLE001 - the merge's own import reports it
+            pass
 
     # not a daemon: a daemon thread frozen inside an import at interpreter exit holds that
     # module's lock, and an exit handler importing anything then waits for ever

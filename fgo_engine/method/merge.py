@@ -20,7 +20,7 @@ from fgo_engine.errors import ContextOverflowError, SessionError
 from fgo_engine.llm.gateway import Scope
 from fgo_engine.method import backtest, resample
 from fgo_engine.method.cluster import balanced_sizes, groups_for, litellm_embedder, merge_node_count, split_count, tfidf
-from fgo_engine.method.runtime import Item, Runtime, by_category, mean, short_hash
+from fgo_engine.method.runtime import Item, Runtime, by_category, short_hash
 from fgo_engine.review import ChildInfo, ReviewDecision, ReviewRequest
 from fgo_engine.timeutil import now
 from fgo_engine.types import Module, Task
@@ -165,16 +165,12 @@ class MergeTree:
             rt.store.update("modules", module_id, {"score": score})
         final_decision = decision.decision
         if rt.gate.post_check and decision.decision != "rollback":
-            if bt.child_trajs is None:
-                child_trajs = rt.explore(node.best_child.module, node.best_child.module_id, node.tasks,
-                                         scope=Scope("node", node.node_id, "backtest"), epoch=1)
-                child_score = mean([t.score for t in child_trajs])
-            else:
-                child_trajs = bt.child_trajs
-            if child_score is not None and child_score > score:
+            if bt.child_trajs is None:  # the backtested module is the best child itself
+                child_score = score
+            elif child_score is not None and child_score > score:
                 self._roll_back(node, score, child_score)
-                module, module_id, trajs, score = (node.best_child.module, node.best_child.module_id, child_trajs,
-                                                   child_score)
+                module, module_id, trajs, score = (node.best_child.module, node.best_child.module_id,
+                                                   bt.child_trajs, child_score)
                 final_decision = "rollback"
         elif decision.by == "policy:auto" and score < node.score_before:
             text = (f"merge {node.node_id} scored {score:.3f} on its {len(node.tasks)} tasks, below its children's "
