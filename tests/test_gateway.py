@@ -133,6 +133,41 @@ def test_per_model_concurrency_limit():
     assert provider.max_in_flight == 2
 
 
+def test_simulated_calls_take_cpu_turns_but_wait_out_latency_without_one(monkeypatch):
+    """At most CPU_TURNS threads run simulated calls' Python code at once, so a hundred
+    rollout threads do not crowd the app's UI thread off the interpreter lock; the emulated
+    latency is waited without a turn, so slow calls still overlap as on a real server."""
+    held: list[bool] = []
+    real_reply = provider._reply
+
+    def reply(*a, **kw):
+        held.append(getattr(provider._turn, "held", False))
+        return real_reply(*a, **kw)
+
+    sleepers = threading.Barrier(provider.CPU_TURNS + 1)  # only passable if no sleeper holds a turn
+    monkeypatch.setattr(provider, "_reply", reply)
+    monkeypatch.setattr(provider.time, "sleep", lambda s: sleepers.wait(timeout=60))
+    roles = {r: RoleConfig(model="fgo-sim/medium:latency=0.05", max_concurrency=8) for r in ROLES}
+    g = Gateway(roles, use_cache=False)
+    errors: list[BaseException] = []
+
+    def call(i: int) -> None:
+        try:
+            g.complete("agent", [{"role": "user", "content": f"q{i}"}])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(provider.CPU_TURNS + 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors  # a broken barrier: the sleepers could not all wait at once
+    assert held == [True] * len(threads)
+    assert provider._turns.acquire(blocking=False)  # every turn was given back
+    provider._turns.release()
+
+
 def test_real_provider_path_with_litellm_mock_response():
     rc = RoleConfig(model="openai/gpt-4o-mini", params={"mock_response": "Answer: 42"})
     g = Gateway({r: rc for r in ROLES})

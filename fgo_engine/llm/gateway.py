@@ -45,10 +45,13 @@ def get_litellm():
         return _litellm_mod
     with _litellm_lock:
         if _litellm_mod is None:
-            import litellm
+            from fgo_engine.heap import quiet_gc
 
-            import fgo_engine  # noqa: F401  (environment defaults)
-            from fgo_engine.sim.provider import SimLLM
+            with quiet_gc():  # ~330,000 objects: see fgo_engine.heap
+                import litellm
+
+                import fgo_engine  # noqa: F401  (environment defaults)
+                from fgo_engine.sim.provider import SimLLM
 
             litellm.suppress_debug_info = True
             litellm.drop_params = True
@@ -520,8 +523,11 @@ class Gateway:
         slowly would never end. ``release`` gives the slot back when the request really ends,
         so an abandoned request keeps it (a local server is still busy with it)."""
         if rc.model.startswith(SIM_PREFIX):
+            from fgo_engine.sim.provider import cpu_turn
+
             try:
-                return litellm.completion(**kwargs)
+                with cpu_turn():  # the simulator's CPU is this process's: see cpu_turn
+                    return litellm.completion(**kwargs)
             finally:
                 release()
         box: dict[str, Any] = {}
