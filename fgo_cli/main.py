@@ -105,6 +105,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--max-concurrency", type=int, default=None, help="LLM calls in flight per model")
     b.add_argument("--backtest", choices=("full", "adaptive"), default="full", help="FGO's merge backtests")
     b.add_argument("--review", choices=REVIEWS, default="auto", help="FGO's merge review policy")
+    b.add_argument("--jobs", type=int, default=1,
+                   help="runs (seed x method) in that many processes at once; wall times then share the cores")
     b.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
     b.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2",
                    help="FGO ablation rows: cluster, partition, subsets, threshold or epochs (repeatable)")
@@ -416,7 +418,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
                              epochs=a.epochs, threshold=a.threshold, latency=a.latency,
                              prefill_rate=a.prefill_rate, decode_rate=a.decode_rate, workers=a.workers,
                              extra=extra, suite_options=_parse_options(a.option), out_dir=a.out,
-                             vary=_parse_vary(a.vary))
+                             vary=_parse_vary(a.vary), jobs=a.jobs)
     print()
     print(bench.to_markdown(report), end="")
     md, js = bench.save(report, a.out)

@@ -62,8 +62,14 @@ def run_bench(suite: str, *, methods: list[str], seeds: int = 1, model: str = "f
               prefill_rate: float = 0.0, decode_rate: float = 0.0,
               suite_options: dict[str, Any] | None = None, out_dir: str | Path | None = None,
               workers: int = 4, progress: Callable[[str], None] = print,
-              extra: dict[str, Any] | None = None, vary: dict[str, list[Any]] | None = None) -> dict[str, Any]:
-    """``vary`` adds FGO ablation rows, e.g. ``{"cluster": ["spectral", "none"], "subsets": [2, 8]}``."""
+              extra: dict[str, Any] | None = None, vary: dict[str, list[Any]] | None = None,
+              jobs: int = 1) -> dict[str, Any]:
+    """``vary`` adds FGO ablation rows, e.g. ``{"cluster": ["spectral", "none"], "subsets": [2, 8]}``.
+    ``jobs`` > 1 runs the (seed, method) runs in that many processes at once: the tables come
+    out the same (every run is seeded), but the runs then share the cores, so their wall times
+    are not a timing."""
+    if jobs < 1:
+        raise ConfigError(f"--jobs {jobs}: give 1 or more processes")
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise ConfigError(f"unknown method {bad[0]!r}; choose from {', '.join(METHODS)}")
@@ -86,50 +92,36 @@ def run_bench(suite: str, *, methods: list[str], seeds: int = 1, model: str = "f
     else:
         sess_dir = Path(out_dir) / "sessions"
         sess_dir.mkdir(parents=True, exist_ok=True)
+    plan: list[dict[str, Any]] = []
+    for seed in range(seeds):
+        for label, method, override in runs:
+            config = {"suite": suite, "suite_options": dict(suite_options or {}), "model": model, "method": method,
+                      "subsets": subsets, "epochs": epochs, "threshold": threshold, "seed": seed,
+                      "workers": workers, **(extra or {}), **override}
+            plan.append({"suite": suite, "label": label, "seed": seed, "sess_dir": str(sess_dir), "config": config})
+    pool = None
     try:
-        for seed in range(seeds):
-            for label, method, override in runs:
-                slug = label.replace("[", "-").replace("]", "").replace("=", "-")
-                path = sess_dir / f"{suite}-{slug}-seed{seed}.db"
-                for suffix in ("", "-wal", "-shm"):
-                    Path(str(path) + suffix).unlink(missing_ok=True)
-                cfg = RunConfig.from_dict({
-                    "suite": suite, "suite_options": dict(suite_options or {}), "model": model, "method": method,
-                    "subsets": subsets, "epochs": epochs, "threshold": threshold, "seed": seed,
-                    "workers": workers, **(extra or {}), **override,
-                })
-                session = Session.create(path, cfg, name=path.stem)
-                t0 = time.perf_counter()
-                try:
-                    res: RunResult = session.run()
-                finally:
-                    session.close()
-                wall = time.perf_counter() - t0
-                crit = critical_path_of(path)
-                row = asdict(res)
-                row.pop("final_module")
-                row["opt_prompt_tokens"] = res.optimization_prompt_tokens
-                row["opt_completion_tokens"] = sum(v["completion_tokens"] for k, v in res.by_phase.items()
-                                                   if k != "test")
-                row["optimizer_prompt_tokens"] = sum(res.by_role.get(r, {}).get("prompt_tokens", 0)
-                                                     for r in ("optimizer", "merger"))
-                row["wall_seconds"] = wall
-                row["seed"] = seed
-                row["test_prompt_tokens"] = res.by_phase.get("test", {}).get("prompt_tokens", 0)
-                row["phases"] = {ph: {"spent": res.by_phase.get(ph, {}).get("prompt_tokens", 0),
-                                      "cached": res.by_phase.get(ph, {}).get("cached_prompt_tokens", 0)}
-                                 for ph in PHASES}
-                row["opt_cached_prompt_tokens"] = sum(v["cached"] for v in row["phases"].values())
-                row["critical_path"] = crit
-                row["wall_over_critical_path"] = wall / crit["seconds"] if crit["seconds"] else None
-                summaries[label].runs.append(row)
-                progress(f"{label:>14} seed {seed}: {res.status}, test {_pct(res.test_score)}, "
-                         f"{row['opt_prompt_tokens']:,} optimization prompt tokens spent "
-                         f"({row['opt_cached_prompt_tokens']:,} cached), {wall:.1f} s "
-                         f"(critical path {crit['seconds']:.1f} s)"
-                         + (" (context overflow)" if res.overflowed else "")
-                         + (f" — {res.message}" if res.message else ""))
+        if jobs > 1 and len(plan) > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawned, not forked: a fork of a process with threads can inherit a lock held mid-update
+            pool = ProcessPoolExecutor(max_workers=min(jobs, len(plan)),
+                                       mp_context=multiprocessing.get_context("spawn"))
+            rows = pool.map(_run_one, plan)
+        else:
+            rows = map(_run_one, plan)
+        for job, row in zip(plan, rows):
+            summaries[job["label"]].runs.append(row)
+            progress(f"{job['label']:>14} seed {job['seed']}: {row['status']}, test {_pct(row['test_score'])}, "
+                     f"{row['opt_prompt_tokens']:,} optimization prompt tokens spent "
+                     f"({row['opt_cached_prompt_tokens']:,} cached), {row['wall_seconds']:.1f} s "
+                     f"(critical path {row['critical_path']['seconds']:.1f} s)"
+                     + (" (context overflow)" if row["overflowed"] else "")
+                     + (f" — {row['message']}" if row["message"] else ""))
     finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
         if tmp is not None:
             tmp.cleanup()
     cats = sorted({c for s in summaries.values() for r in s.runs for c in r["test_by_category"]})
@@ -165,6 +157,39 @@ def run_bench(suite: str, *, methods: list[str], seeds: int = 1, model: str = "f
             "fgo_wall_over_critical_path": fgo["wall_over_critical_path"][0],
         }
     return report
+
+
+def _run_one(job: dict[str, Any]) -> dict[str, Any]:
+    """One method on one seed, in a session file of its own: the row the summary is built from."""
+    path = Path(job["sess_dir"]) / "{}-{}-seed{}.db".format(
+        job["suite"], job["label"].replace("[", "-").replace("]", "").replace("=", "-"), job["seed"])
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    cfg = RunConfig.from_dict(job["config"])
+    session = Session.create(path, cfg, name=path.stem)
+    t0 = time.perf_counter()
+    try:
+        res: RunResult = session.run()
+    finally:
+        session.close()
+    wall = time.perf_counter() - t0
+    crit = critical_path_of(path)
+    row = asdict(res)
+    row.pop("final_module")
+    row["opt_prompt_tokens"] = res.optimization_prompt_tokens
+    row["opt_completion_tokens"] = sum(v["completion_tokens"] for k, v in res.by_phase.items() if k != "test")
+    row["optimizer_prompt_tokens"] = sum(res.by_role.get(r, {}).get("prompt_tokens", 0)
+                                         for r in ("optimizer", "merger"))
+    row["wall_seconds"] = wall
+    row["seed"] = job["seed"]
+    row["test_prompt_tokens"] = res.by_phase.get("test", {}).get("prompt_tokens", 0)
+    row["phases"] = {ph: {"spent": res.by_phase.get(ph, {}).get("prompt_tokens", 0),
+                          "cached": res.by_phase.get(ph, {}).get("cached_prompt_tokens", 0)}
+                     for ph in PHASES}
+    row["opt_cached_prompt_tokens"] = sum(v["cached"] for v in row["phases"].values())
+    row["critical_path"] = crit
+    row["wall_over_critical_path"] = wall / crit["seconds"] if crit["seconds"] else None
+    return row
 
 
 def _pct(x: float | None, sd: float | None = None) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -100,6 +101,7 @@ class FGOApp(App[int]):
         self.exit_note: str | None = None  # printed once the app is gone ("saved: fgo resume …")
         self._live_review: ReviewScreen | None = None
         self._review_deferred: Any = None  # a review that arrived while the command palette was open
+        self.warmed = threading.Event()  # the engine's modules are imported (see _warm_up)
         self.ticks = 0  # drain timer ticks
         self.drains = 0  # ticks that carried events (diagnostics, tests)
 
@@ -108,6 +110,7 @@ class FGOApp(App[int]):
         self.sessions_screen = SessionsScreen(self.sessions_dir)
         self.push_screen(self.sessions_screen)
         self._drain_timer = self.set_interval(self.tick, self._drain, name="drain")
+        self.call_after_refresh(self._warm_up)
         s = self.startup
         if s["demo"]:
             self.open_demo()
@@ -373,6 +376,27 @@ class FGOApp(App[int]):
         self.notify("auto-approve ON: the pending merge and later ones are approved" if on_ else
                     "auto-approve OFF: each merge waits for your review")
         self._refresh_dashboard()
+
+    def _warm_up(self) -> None:
+        """Once the first screen is drawn, import what opening a session needs (the store and
+        sqlite-utils, the queries, the built-in suites and numpy: ~0.4 s) on a thread, while the
+        operator reads the list; opening a session then starts at once. Not a daemon: a daemon
+        frozen inside an import at exit would hold that module's lock."""
+
+        def load() -> None:
+            try:
+                import fgo_engine.queries  # noqa: F401
+                import fgo_engine.session  # noqa: F401
+                import fgo_tui.model.data  # noqa: F401
+                from fgo_engine.suites.base import suite_names
+
+                suite_names()  # registers the built-in suites
+            except Exception:  # noqa: BLE001 - the real import reports it where it matters
+                pass
+            finally:
+                self.warmed.set()
+
+        threading.Thread(target=load, name="fgo-warm-up", daemon=False).start()
 
     # -- draining events (UI thread, on a timer) ----------------------------------------
     def _drain(self) -> None:

@@ -85,3 +85,16 @@ def test_every_command_and_option_is_documented():
             for opt in action.option_strings:
                 if opt.startswith("--") and opt != "--help":
                     assert opt in README, f"{opt} of `fgo {name}` missing from README"
+
+
+def test_bench_runs_in_parallel_processes_give_the_same_table():
+    from fgo_engine.bench import run_bench
+
+    # a built-in suite: the worker processes are spawned and know only what fgo_engine registers
+    kw = dict(methods=["all-at-once", "fgo"], seeds=2, subsets=2, epochs=1, progress=lambda s: None,
+              suite_options={"n_train": 4, "n_test": 2})
+    one, two = run_bench("household", **kw), run_bench("household", jobs=2, **kw)
+    for method in ("all-at-once", "fgo"):
+        for key in ("overall", "prompt_tokens", "cached_prompt_tokens", "optimizer_steps"):
+            assert one["methods"][method][key] == two["methods"][method][key], (method, key)
+        assert [r["seed"] for r in two["methods"][method]["runs"]] == [0, 1]

@@ -201,3 +201,33 @@ def palette_highlight(app) -> str | None:
         return None
     option = found.get_option_at_index(found.highlighted or 0)
     return getattr(option.hit, "text", None) or str(option.prompt)
+
+
+def test_warm_up_imports_what_opening_a_session_needs_but_not_litellm(tmp_path):
+    """After the first screen, a thread imports the store, the queries and the suites (so that
+    opening a session starts at once), and never litellm (seconds, and only a run needs it)."""
+    import os
+    import subprocess
+    import sys
+
+    code = """
+import asyncio, sys
+from pathlib import Path
+from fgo_tui.app import FGOApp
+
+async def main():
+    app = FGOApp(sessions_dir=Path(sys.argv[1]), cursor_blink=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        while not app.warmed.is_set():
+            await pilot.pause(0.01)
+    print(sorted(m for m in ("fgo_engine.session", "fgo_engine.queries", "sqlite_utils", "litellm",
+                             "fgo_engine.suites.household") if m in sys.modules))
+
+asyncio.run(main())
+"""
+    root = Path(__file__).resolve().parents[2]
+    p = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=300,
+                       cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.strip().splitlines()[-1] == str(
+        ["fgo_engine.queries", "fgo_engine.session", "fgo_engine.suites.household", "sqlite_utils"])
