@@ -561,6 +561,15 @@ class FGOApp(App[int]):
             self.notify(f"exported to {event.path}", title="Export", timeout=8, markup=False)
 
     # -- app-wide -----------------------------------------------------------------------
+    def deliver_screenshot(self, filename: str | None = None, path: str | None = None,
+                           time_format: str | None = None) -> str | None:
+        """The palette's Screenshot saves into the sessions folder, beside the exports: Textual's
+        default, the user's Downloads folder, is often missing (then it only said "Failed")."""
+        if path is None:
+            self.sessions_dir.mkdir(parents=True, exist_ok=True)
+            path = str(self.sessions_dir)
+        return super().deliver_screenshot(filename, path, time_format)
+
     def action_help(self) -> None:
         from fgo_tui.screens.help import HelpScreen  # Markdown costs ~40 ms of startup: load on demand
 

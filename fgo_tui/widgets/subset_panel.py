@@ -172,7 +172,10 @@ class SubsetPanel(Vertical, can_focus=True):
                            else "yellow")
         else:
             mod.append("starting module (no epoch judged yet)", style="dim")
-            for ln in [ln for ln in (self._module_text("initial") or "").splitlines() if ln.strip()][-2:]:
+            initial = self._module_text("initial")
+            if initial is None:
+                self._version = -1  # not readable yet: try again next tick
+            for ln in [ln for ln in (initial or "").splitlines() if ln.strip()][-2:]:
                 mod.append("\n" + short(ln, 200), style="dim")
         self._module.set(mod)
 

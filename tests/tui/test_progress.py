@@ -151,3 +151,28 @@ def test_headless_heartbeat_and_starting(tmp_path):
     assert "starting…" in text
     assert "running: " in text and "expected" in text  # the heartbeat, with its share of the expected calls
     assert text.index("starting…") < text.index("running: ")
+
+
+async def test_a_panel_shows_the_starting_module_once_its_text_is_read():
+    """The module text is read in a worker: a panel drawn before it arrives draws it on a later
+    tick, though nothing else about its subset changed (s0 of the demo showed no text)."""
+    from textual.app import App
+
+    from fgo_tui.model.state import SubsetView
+    from fgo_tui.widgets.subset_panel import SubsetPanel
+
+    texts: dict[str, str] = {}
+    panel = SubsetPanel(0, module_text=texts.get)
+
+    class One(App):
+        def compose(self):
+            yield panel
+
+    view, s = RunView(epochs=2, workers=1), SubsetView(0, name="s0", status="running")
+    async with One().run_test(size=(60, 20)) as pilot:
+        panel.update_from(s, view, 0, False)
+        assert "Visit receptacles" not in panel._module.plain and not panel.shown
+        texts["initial"] = "Your task.\n- Visit receptacles to find things."
+        panel.update_from(s, view, 0, False)  # the same version: only the text arrived
+        await pilot.pause()
+        assert "Visit receptacles" in panel._module.plain and panel.shown

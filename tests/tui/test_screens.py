@@ -231,3 +231,12 @@ asyncio.run(main())
     assert p.returncode == 0, p.stderr[-2000:]
     assert p.stdout.strip().splitlines()[-1] == str(
         ["fgo_engine.queries", "fgo_engine.session", "fgo_engine.suites.household", "sqlite_utils"])
+
+
+async def test_the_palettes_screenshot_lands_in_the_sessions_folder(make_app, sessions_dir):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await sessions_ready(pilot, app)
+        app.action_screenshot()  # what the palette's "Screenshot" runs
+        shots = await wait_for(pilot, lambda: list(sessions_dir.glob("*.svg")), what="the screenshot file")
+        assert "<svg" in shots[0].read_text()[:2000]
