@@ -253,3 +253,15 @@ def test_prompt_near_the_window_is_counted_and_refused():
     with pytest.raises(ContextOverflowError) as info:
         g.complete("agent", long)
     assert info.value.prompt_tokens == tokens.count_messages(long, "fgo-sim/medium:window=64")
+
+
+def test_a_simulated_call_is_priced_free_by_the_simulator_itself():
+    """litellm's wrapper takes the price the reply carries instead of searching its price map
+    for a model it cannot price; the gateway books the same 0.0."""
+    g, _ = gateway()
+    comp = g.complete("agent", MSGS)
+    assert comp.cost == 0.0 and g.total.cost == 0.0
+    from fgo_engine.llm.gateway import get_litellm
+
+    resp = get_litellm().completion(model="fgo-sim/medium", messages=MSGS)
+    assert resp._hidden_params["response_cost"] == 0.0
