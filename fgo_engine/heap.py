@@ -1,4 +1,5 @@
-"""Keep the cyclic garbage collector from stopping every thread during heavy imports.
+"""Heavy imports: keep the cyclic garbage collector from stopping every thread while they
+run, and run them ahead of need on a thread of their own.
 
 ``import litellm`` creates ~330,000 long-lived objects (module functions, pydantic models,
 type unions) and scikit-learn another ~70,000. While they are being created the collector's
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 _lock = threading.Lock()
@@ -39,3 +40,21 @@ def quiet_gc() -> Iterator[None]:
                 gc.freeze()
                 if _reenable:
                     gc.enable()
+
+
+def import_in_background(name: str, load: Callable[[], None], done: threading.Event | None = None) -> None:
+    """Run ``load`` (imports wanted soon) on a thread named ``name``, then set ``done``.
+    Failures are left to the real import to report. Not a daemon: a daemon thread frozen
+    inside an import at interpreter exit holds that module's lock, and an exit handler
+    importing anything then waits for ever."""
+
+    def run() -> None:
+        try:
+            load()
+        except Exception:  # noqa: BLE001 - the import where it is needed reports it
+            pass
+        finally:
+            if done is not None:
+                done.set()
+
+    threading.Thread(target=run, name=name, daemon=False).start()

@@ -380,23 +380,18 @@ class FGOApp(App[int]):
     def _warm_up(self) -> None:
         """Once the first screen is drawn, import what opening a session needs (the store and
         sqlite-utils, the queries, the built-in suites and numpy: ~0.4 s) on a thread, while the
-        operator reads the list; opening a session then starts at once. Not a daemon: a daemon
-        frozen inside an import at exit would hold that module's lock."""
+        operator reads the list; opening a session then starts at once."""
+        from fgo_engine.heap import import_in_background
 
         def load() -> None:
-            try:
-                import fgo_engine.queries  # noqa: F401
-                import fgo_engine.session  # noqa: F401
-                import fgo_tui.model.data  # noqa: F401
-                from fgo_engine.suites.base import suite_names
+            import fgo_engine.queries  # noqa: F401
+            import fgo_engine.session  # noqa: F401
+            import fgo_tui.model.data  # noqa: F401
+            from fgo_engine.suites.base import suite_names
 
-                suite_names()  # registers the built-in suites
-            except Exception:  # noqa: BLE001 - the real import reports it where it matters
-                pass
-            finally:
-                self.warmed.set()
+            suite_names()  # registers the built-in suites
 
-        threading.Thread(target=load, name="fgo-warm-up", daemon=False).start()
+        import_in_background("fgo-warm-up", load, self.warmed)
 
     # -- draining events (UI thread, on a timer) ----------------------------------------
     def _drain(self) -> None:

@@ -49,3 +49,15 @@ def test_a_collector_switched_off_by_the_user_stays_off():
     finally:
         gc.enable()
         gc.unfreeze()
+
+
+def test_a_background_import_that_fails_still_says_it_is_done():
+    from fgo_engine.heap import import_in_background
+
+    done = threading.Event()
+
+    def load() -> None:
+        import fgo_no_such_module  # noqa: F401
+
+    import_in_background("fgo-test-warm", load, done)
+    assert done.wait(timeout=60)  # the failure is left to the real import; nobody waits for ever

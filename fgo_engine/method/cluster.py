@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import threading
 import warnings
 from collections.abc import Callable
 from typing import Protocol
@@ -45,19 +44,14 @@ def warm_up(how: str) -> None:
     if how not in _SKLEARN_CLUSTERINGS:
         return
 
+    from fgo_engine.heap import import_in_background, quiet_gc
+
     def load() -> None:
-        from fgo_engine.heap import quiet_gc
+        with quiet_gc():  # ~70,000 objects: see fgo_engine.heap
+            import sklearn.cluster  # noqa: F401
+            import sklearn.feature_extraction.text  # noqa: F401
 
-        try:
-            with quiet_gc():  # ~70,000 objects: see fgo_engine.heap
-                import sklearn.cluster  # noqa: F401
-                import sklearn.feature_extraction.text  # noqa: F401
-        except Exception:  # noqa: BLE001 - the merge's own import reports it
-            pass
-
-    # not a daemon: a daemon thread frozen inside an import at interpreter exit holds that
-    # module's lock, and an exit handler importing anything then waits for ever
-    threading.Thread(target=load, name="fgo-warm-sklearn", daemon=False).start()
+    import_in_background("fgo-warm-sklearn", load)
 
 
 def n_clusters(n: int) -> int:
