@@ -34,8 +34,8 @@ import toy_suite  # noqa: E402,F401  (a tiny suite registered for tests and benc
 import fgo_engine  # noqa: E402,F401
 from fgo_engine.config import ROLES, RoleConfig, RunConfig  # noqa: E402
 from fgo_engine.llm.gateway import Gateway, get_litellm  # noqa: E402
-from fgo_engine.session import Session  # noqa: E402
-from fgo_engine.store import Store  # noqa: E402
+from fgo_engine.persistence.store import Store  # noqa: E402
+from fgo_engine.run.session import Session  # noqa: E402
 
 OUT = ROOT / "bench" / "results" / "engine-overhead.json"
 MODEL = "fgo-sim/medium"

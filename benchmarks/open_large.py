@@ -49,7 +49,7 @@ def build(db: Path, n_tasks: int, n_subsets: int) -> float:
     sys.path.insert(0, str(ROOT))
     import fgo_engine  # noqa: F401
     from fgo_engine.config import RunConfig
-    from fgo_engine.session import Session
+    from fgo_engine.run.session import Session
 
     for suffix in ("", "-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)

@@ -24,11 +24,11 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # the local ins
 
 import fgo_engine  # noqa: E402,F401
 from fgo_engine.config import RunConfig  # noqa: E402
-from fgo_engine.executors import ThreadExecutor  # noqa: E402
-from fgo_engine.executors.ray_executor import RayExecutor  # noqa: E402
-from fgo_engine.llm.gateway import Scope  # noqa: E402
 from fgo_engine.method.runtime import Runtime  # noqa: E402
-from fgo_engine.session import Session  # noqa: E402
+from fgo_engine.run.executors import ThreadExecutor  # noqa: E402
+from fgo_engine.run.executors.ray_executor import RayExecutor  # noqa: E402
+from fgo_engine.run.session import Session  # noqa: E402
+from fgo_engine.types import Scope  # noqa: E402
 
 SPECS = {
     "tools": {"suite": "tools", "suite_options": {"n_train": 8, "n_test": 4}, "subsets": 2, "epochs": 1,
@@ -101,7 +101,7 @@ def relay_throughput(ray_ex: RayExecutor, folder: Path, callers: int, per: int) 
         ray_ex._rt = rt
         msgs = [{"role": "user", "content": "go"}]
         scope = Scope("session", "", "bench")
-        rt._agent_llm(scope, "t")(msgs)  # the one paid call; the rest are hits
+        rt.agent_llm(scope, "t")(msgs)  # the one paid call; the rest are hits
 
         @ray.remote(num_cpus=0)
         class Caller:
@@ -129,7 +129,7 @@ def relay_throughput(ray_ex: RayExecutor, folder: Path, callers: int, per: int) 
 def writer_throughput(folder: Path, callers: int, per: int) -> float:
     """Rows per second the store commits when every caller waits for its commit (the
     gateway's path for a fresh answer: ledger row + cache row, then flush)."""
-    from fgo_engine.store import Store
+    from fgo_engine.persistence.store import Store
 
     store = Store.create(folder / f"writer-{callers}.db", name="w", config={})
 

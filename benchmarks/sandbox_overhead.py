@@ -9,8 +9,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fgo_engine import isolation  # noqa: E402
-from fgo_engine.sandbox import run_tool  # noqa: E402
+from fgo_engine.tools import isolation  # noqa: E402
+from fgo_engine.tools.sandbox import run_tool  # noqa: E402
 
 SOURCE = "def add(a: int, b: int = 2) -> int:\n    return a + b\n"
 

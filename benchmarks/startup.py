@@ -66,7 +66,7 @@ with contextlib.redirect_stdout(io.StringIO()):
         runpy.run_module('fgo_cli', run_name='__main__')
     except SystemExit:
         pass
-heavy = [m for m in ('litellm', 'textual', 'tiktoken', 'sqlite_utils', 'fgo_engine.session') if m in sys.modules]
+heavy = [m for m in ('litellm', 'textual', 'tiktoken', 'sqlite_utils', 'fgo_engine.run.session') if m in sys.modules]
 print(','.join(heavy) or '-')
 """
 
@@ -99,7 +99,7 @@ def make_sessions(folder: Path, n: int) -> None:
 
     import fgo_engine  # noqa: F401
     from fgo_engine.config import RunConfig
-    from fgo_engine.session import Session
+    from fgo_engine.run.session import Session
 
     first = folder / "s00.db"
     s = Session.create(first, RunConfig.from_dict({"suite": "toy", "model": "fgo-sim/medium", "subsets": 3,

@@ -32,7 +32,7 @@ import toy_suite  # noqa: E402,F401
 
 import fgo_engine  # noqa: E402,F401
 from fgo_engine.config import RunConfig  # noqa: E402
-from fgo_engine.session import Session  # noqa: E402
+from fgo_engine.run.session import Session  # noqa: E402
 from fgo_tui.app import FGOApp  # noqa: E402
 from fgo_tui.screens import dashboard as dash_mod  # noqa: E402
 

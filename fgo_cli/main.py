@@ -158,7 +158,7 @@ def config_from_args(a: argparse.Namespace) -> RunConfig:
 
 def _check_models(cfg: RunConfig) -> None:
     """Catch a mistyped model name or a missing API key before any file is written."""
-    from fgo_engine.preflight import check_models
+    from fgo_engine.run.preflight import check_models
 
     check_models(cfg)
 
@@ -169,14 +169,14 @@ def _default_session_path(cfg: RunConfig) -> Path:
 
 def _headless_gate(review: str):
     if review == "ask":
-        from fgo_engine.console_gate import ConsoleGate
+        from fgo_engine.run.console_gate import ConsoleGate
 
         return ConsoleGate()
     return None
 
 
 def _run_headless(session, verbose: bool) -> int:
-    from fgo_engine.console import ConsolePrinter
+    from fgo_engine.run.console import ConsolePrinter
 
     printer = ConsolePrinter(verbose=verbose)
     session.bus.add(printer)
@@ -229,7 +229,7 @@ def _run_with_sigint(session, printer) -> int:
 
 
 def cmd_run(a: argparse.Namespace) -> int:
-    from fgo_engine.session import Session
+    from fgo_engine.run.session import Session
 
     if not a.suite and not a.tasks and not a.config:
         raise ConfigError("say what to optimize: --suite NAME or --tasks FILE.jsonl")
@@ -267,7 +267,7 @@ def print_projection(session) -> None:
 
 
 def cmd_resume(a: argparse.Namespace) -> int:
-    from fgo_engine.session import Session
+    from fgo_engine.run.session import Session
 
     overrides = {k: v for k, v in (("budget_tokens", a.budget_tokens), ("budget_cost", a.budget_cost),
                                    ("review", a.review), ("executor", a.executor),
@@ -299,7 +299,7 @@ def resolve_session(name: str, folder: Path | None = None) -> Path:
         if candidate.exists():
             return candidate
     if folder.exists() and "/" not in name:
-        from fgo_engine import queries as q
+        from fgo_engine.persistence import queries as q
 
         for r in q.list_sessions(folder):
             if r.get("name") == name:
@@ -313,7 +313,7 @@ def when(ts: str | None) -> str:
 
 
 def cmd_sessions(a: argparse.Namespace) -> int:
-    from fgo_engine import queries as q
+    from fgo_engine.persistence import queries as q
 
     folder = Path(a.dir)
     if a.action == "list":
@@ -344,7 +344,7 @@ def cmd_sessions(a: argparse.Namespace) -> int:
         raise ConfigError(f"`fgo sessions {a.action}` needs a session file")
     path = resolve_session(a.session, folder)
     if a.action == "show":
-        from fgo_engine.export import session_report, to_markdown
+        from fgo_engine.report.export import session_report, to_markdown
 
         st = q.open_readonly(path)
         try:
@@ -355,7 +355,7 @@ def cmd_sessions(a: argparse.Namespace) -> int:
     if not path.exists():
         raise SessionError(f"no session file at {path}")
     from fgo_engine.errors import IncompleteSessionError, SessionLockedError
-    from fgo_engine.store import session_holder
+    from fgo_engine.persistence.store import session_holder
 
     holder = session_holder(path)
     if holder:
@@ -378,8 +378,8 @@ def cmd_sessions(a: argparse.Namespace) -> int:
 
 
 def cmd_export(a: argparse.Namespace) -> int:
-    from fgo_engine import queries as q
-    from fgo_engine.export import session_report, to_json, to_markdown
+    from fgo_engine.persistence import queries as q
+    from fgo_engine.report.export import session_report, to_json, to_markdown
 
     st = q.open_readonly(resolve_session(a.session))
     try:
@@ -406,7 +406,7 @@ def _parse_vary(items: list[str]) -> dict[str, list[Any]]:
 
 
 def cmd_bench(a: argparse.Namespace) -> int:
-    from fgo_engine import bench
+    from fgo_engine.report import bench
 
     methods = [m.strip() for m in a.methods.split(",") if m.strip()]
     extra: dict[str, Any] = {"backtest": a.backtest, "review": a.review}
@@ -432,8 +432,8 @@ def cmd_doctor(a: argparse.Namespace) -> int:
     import platform
     import sqlite3
 
-    from fgo_engine import isolation
     from fgo_engine.redaction import is_secret_name
+    from fgo_engine.tools import isolation
 
     layer = isolation.probe()
     facts = [

@@ -15,10 +15,10 @@ ROLES = ("agent", "evaluator", "optimizer", "merger")
 CLUSTERS = ("kmeans", "spectral", "bisect", "none")
 PARTITIONS = ("category", "random", "cluster")
 REVIEWS = ("auto", "if-not-worse", "ask")
-SANDBOX_MODES = ("strict", "auto", "in-process")  # fgo_engine.isolation.MODES
+SANDBOX_MODES = ("strict", "auto", "in-process")  # fgo_engine.tools.isolation.MODES
 BACKTESTS = ("full", "adaptive")
 METHODS = ("fgo", "vanilla", "all-at-once", "batch-wise", "bootstrapping", "no-merge")
-EXECUTORS = ("threads", "ray")  # fgo_engine.executors
+EXECUTORS = ("threads", "ray")  # fgo_engine.run.executors
 DEFAULT_MODEL = "fgo-sim/medium"
 # settings that once existed: still accepted in session files and configs written then, and ignored
 RETIRED = frozenset({"batch_size"})  # read by nothing; batch-wise and bootstrapping use |train| / subsets

@@ -28,7 +28,7 @@ def log_path(db_path: str | Path) -> Path:
 
 def delete_session_files(db_path: str | Path) -> None:
     """A session file with its SQLite side files and its log (the app and the CLI delete alike)."""
-    from fgo_engine.store import lock_file, reserve_file
+    from fgo_engine.persistence.store import lock_file, reserve_file
 
     for suffix in ("", "-wal", "-shm"):
         Path(str(db_path) + suffix).unlink(missing_ok=True)

@@ -137,3 +137,130 @@ def subset_ref(text: object) -> int | None:
     """The subset number of ``"s3"`` (3); None for a merge node or anything else."""
     ref = NodeRef.find(text)
     return ref.index if ref is not None and ref.is_subset else None
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where a call belongs: kind (subset | node | session | baseline), id, phase."""
+
+    kind: str = "session"
+    id: str = ""
+    phase: str = ""
+    task_id: str | None = None  # the task an agent or evaluator call served
+    epoch: int | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """Who shares model slots fairly: one subset, one merge node, one baseline loop."""
+        return (self.kind, self.id)
+
+
+@dataclass
+class LedgerEntry:
+    role: str
+    model: str
+    scope: Scope
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    latency_ms: float = 0.0
+    cache_hit: bool = False
+    error: str | None = None
+    cache_key: str = ""
+    ts: str = ""
+    sample: int = 0
+    started_at: float | None = None  # unix seconds (sub-ms): the call got its slot
+    ended_at: float | None = None
+    queue_ms: float = 0.0  # waiting for a slot, not part of latency_ms
+
+
+@dataclass
+class Budget:
+    total_tokens: int | None = None
+    cost: float | None = None
+    per_role: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Totals:
+    calls: int = 0
+    cache_hits: int = 0
+    errors: int = 0
+    prompt_tokens: int = 0  # spent: cache hits excluded
+    completion_tokens: int = 0
+    cost: float = 0.0
+    cached_prompt_tokens: int = 0  # served by the response cache: not spent
+    cached_completion_tokens: int = 0
+
+    def add(self, e: LedgerEntry) -> None:
+        self.calls += 1
+        if e.error:
+            self.errors += 1
+        if e.cache_hit:
+            self.cache_hits += 1
+            self.cached_prompt_tokens += e.prompt_tokens
+            self.cached_completion_tokens += e.completion_tokens
+            return
+        self.prompt_tokens += e.prompt_tokens
+        self.completion_tokens += e.completion_tokens
+        self.cost += e.cost
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass
+class Completion:
+    """One LLM answer as the gateway returns it."""
+
+    text: str
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # {"id","name","arguments"(json str)}
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    latency_ms: float = 0.0
+    cached: bool = False
+    model: str = ""
+    finish_reason: str | None = None  # the provider's: "length" means the reply was cut off
+
+    def assistant_message(self) -> dict[str, Any]:
+        """The message to append to a conversation history."""
+        msg: dict[str, Any] = {"role": "assistant", "content": self.text}
+        if self.tool_calls:
+            msg["tool_calls"] = [
+                {"id": c["id"], "type": "function",
+                 "function": {"name": c["name"], "arguments": c["arguments"]}}
+                for c in self.tool_calls
+            ]
+        return msg
+
+
+@dataclass(frozen=True)
+class ChildInfo:
+    node_id: str  # "s3" for subset 3, or a merge node id
+    module: Module
+    score: float
+    n_tasks: int
+    scores_by_category: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReviewRequest:
+    node_id: str
+    proposed: Module
+    children: tuple[ChildInfo, ...]
+    task_count: int
+
+
+@dataclass(frozen=True)
+class ReviewDecision:
+    decision: str  # approve | edit | rollback
+    text: str | None = None
+    by: str = "policy"
+
+    def __post_init__(self):
+        if self.decision not in ("approve", "edit", "rollback"):
+            raise ValueError(f"unknown review decision {self.decision!r}")
+        if self.decision == "edit" and not (self.text or "").strip():
+            raise ValueError("an edit needs the edited text")

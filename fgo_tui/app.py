@@ -384,8 +384,8 @@ class FGOApp(App[int]):
         from fgo_engine.heap import import_in_background
 
         def load() -> None:
-            import fgo_engine.queries  # noqa: F401
-            import fgo_engine.session  # noqa: F401
+            import fgo_engine.persistence.queries  # noqa: F401
+            import fgo_engine.run.session  # noqa: F401
             import fgo_tui.model.data  # noqa: F401
             from fgo_engine.suites.base import suite_names
 
@@ -430,7 +430,7 @@ class FGOApp(App[int]):
 
     def _who_decided(self, ctl: RunController, node_id: str) -> None:
         """Events say what was decided; the review rows also say by whom (operator or policy)."""
-        from fgo_engine.queries import node_decision, reviews
+        from fgo_engine.persistence.queries import node_decision, reviews
 
         node = ctl.view.nodes.get(node_id)
         try:
@@ -537,7 +537,7 @@ class FGOApp(App[int]):
 
     @work(thread=True, exclusive=True, group="export", exit_on_error=False)
     def _export_worker(self, store: Any, out: Path) -> None:
-        from fgo_engine.export import session_report, to_markdown
+        from fgo_engine.report.export import session_report, to_markdown
 
         try:
             text = to_markdown(session_report(store))

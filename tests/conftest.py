@@ -56,7 +56,7 @@ def shared_data(name: str) -> Path:
 
 def run_session(path, cfg, *tables: str):
     """Create and run a session to its end; the result and the rows of ``tables``."""
-    from fgo_engine.session import Session
+    from fgo_engine.run.session import Session
 
     s = Session.create(path, cfg)
     try:

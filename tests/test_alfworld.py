@@ -19,8 +19,7 @@ from fgo_engine.suites.alfworld import (
     find_games,
     walkthrough,
 )
-from fgo_engine.suites.base import Completion
-from fgo_engine.types import Task
+from fgo_engine.types import Completion, Task
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from fgo_engine.method.backtest import stratified
-from fgo_engine.review import IfNotWorse, ReviewDecision
-from fgo_engine.session import Session
+from fgo_engine.method.review import IfNotWorse
+from fgo_engine.run.session import Session
+from fgo_engine.types import ReviewDecision
 
 
 def test_an_exhausted_sample_is_the_exact_mean():

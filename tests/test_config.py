@@ -5,7 +5,7 @@ import pytest
 
 from fgo_engine.config import RunConfig
 from fgo_engine.errors import ConfigError
-from fgo_engine.session import Session
+from fgo_engine.run.session import Session
 
 
 def test_batch_size_is_retired_but_old_files_still_load():

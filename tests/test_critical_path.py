@@ -1,7 +1,7 @@
 """The critical path from ledger rows alone: what follows what, what runs side by side."""
 from __future__ import annotations
 
-from fgo_engine.critical_path import critical_path
+from fgo_engine.report.critical_path import critical_path
 
 
 def row(scope_kind, scope_id, phase, epoch, task, ms, hit=0):

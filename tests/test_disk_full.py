@@ -58,7 +58,7 @@ def test_a_full_disk_stops_the_run_in_one_line_records_it_and_resumes(tmp_path):
 
 def test_sessions_delete_removes_the_reserve_beside_a_session(tmp_path, capsys):
     from fgo_cli.main import main
-    from fgo_engine.store import reserve_file
+    from fgo_engine.persistence.store import reserve_file
 
     db = tmp_path / "s.db"
     assert main(RUN[3:] + ["--session", str(db)]) == 0

@@ -9,9 +9,9 @@ import pytest
 from fgo_engine import events as ev
 from fgo_engine.method import merge as merge_phase
 from fgo_engine.method.cluster import groups_for
-from fgo_engine.review import IfNotWorse, ReviewDecision, ReviewRequest
-from fgo_engine.session import Session
-from fgo_engine.types import subset_ref
+from fgo_engine.method.review import IfNotWorse
+from fgo_engine.run.session import Session
+from fgo_engine.types import ReviewDecision, ReviewRequest, subset_ref
 
 
 def run(tmp_path, cfg, name="s", gate=None, sinks=None):

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from fgo_engine import events as ev
-from fgo_engine.session import Session
+from fgo_engine.run.session import Session
 from fgo_engine.sim import provider
 
 

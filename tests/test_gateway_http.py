@@ -13,8 +13,9 @@ from fake_openai import empty_choices, ok, status, trickle, truncated
 
 from fgo_engine.config import ROLES, RoleConfig, RunConfig
 from fgo_engine.errors import LLMError
-from fgo_engine.llm.gateway import Gateway, Scope
-from fgo_engine.store import Store
+from fgo_engine.llm.gateway import Gateway
+from fgo_engine.persistence.store import Store
+from fgo_engine.types import Scope
 
 MSGS = [{"role": "user", "content": "Say hello."}]
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from fgo_cli.main import main
-from fgo_engine.store import APPLICATION_ID
+from fgo_engine.persistence.store import APPLICATION_ID
 from fgo_engine.suites.jsonl_tasks import MAX_FILE_BYTES, MAX_TASK_BYTES
 
 TESTS = Path(__file__).parent
@@ -90,7 +90,7 @@ def test_resume_on_another_applications_sqlite_file_leaves_it_byte_identical(tmp
 
 
 def test_sessions_list_shows_foreign_files_as_not_a_session(tmp_path, capsys, toy_config):
-    from fgo_engine.session import Session
+    from fgo_engine.run.session import Session
 
     _foreign(tmp_path / "other.db")
     Session.create(tmp_path / "mine.db", toy_config(subsets=1, epochs=1)).close()
@@ -100,7 +100,7 @@ def test_sessions_list_shows_foreign_files_as_not_a_session(tmp_path, capsys, to
 
 
 def test_the_sessions_screen_lists_a_foreign_file_as_not_a_session(tmp_path):
-    from fgo_engine.queries import list_sessions
+    from fgo_engine.persistence.queries import list_sessions
 
     _foreign(tmp_path / "other.db")
     rows = list_sessions(tmp_path)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from toy_suite import ToySuite
 
-from fgo_engine.review import AutoApprove, GateBase, ReviewDecision, with_gate_defaults
-from fgo_engine.session import Session
+from fgo_engine.method.review import AutoApprove, GateBase, with_gate_defaults
+from fgo_engine.run.session import Session
 from fgo_engine.suites.base import SuiteBase, with_suite_defaults
-from fgo_engine.types import Module
+from fgo_engine.types import Module, ReviewDecision
 
 
 class PlainSuite:

@@ -9,7 +9,7 @@ import random
 import pytest
 
 from fgo_engine.sim.skills import cue_covered, find_skill
-from fgo_engine.suites.base import Completion, Suite, load_suite
+from fgo_engine.suites.base import Suite, load_suite
 from fgo_engine.suites.household import (
     ACTION_GUIDE,
     INITIAL_INSTRUCTION,
@@ -25,7 +25,7 @@ from fgo_engine.suites.household import (
 )
 from fgo_engine.suites.household.skill import TYPE_RULE
 from fgo_engine.suites.household.world import Action, kind_of
-from fgo_engine.types import Module, Task
+from fgo_engine.types import Completion, Module, Task
 
 NOTHING = "Nothing happens."
 

@@ -50,7 +50,7 @@ def _store_reads(path):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
             for name in names:
-                if name.split(".")[0] in ("sqlite3", "sqlite_utils") or name == "fgo_engine.store":
+                if name.split(".")[0] in ("sqlite3", "sqlite_utils") or name == "fgo_engine.persistence.store":
                     found.append((node.lineno, f"imports {name}"))
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             if " from " in node.value.lower() and node.value.lower().lstrip().startswith("select "):
@@ -76,7 +76,7 @@ def test_the_app_reads_sessions_only_through_the_query_layer():
 
 def test_the_store_read_check_finds_what_it_looks_for(tmp_path):
     bad = tmp_path / "bad.py"
-    bad.write_text("import sqlite3\nfrom fgo_engine.store import Store\nif TYPE_CHECKING:\n    import sqlite_utils\n"
+    bad.write_text("import sqlite3\nfrom fgo_engine.persistence.store import Store\nif TYPE_CHECKING:\n    import sqlite_utils\n"
                    "def f(ctl):\n    ctl.store.rows('modules')\n    return 'select id from modules'\n")
-    assert [what for _, what in _store_reads(bad)] == ["imports sqlite3", "imports fgo_engine.store",
+    assert [what for _, what in _store_reads(bad)] == ["imports sqlite3", "imports fgo_engine.persistence.store",
                                                         "store.rows()", "SQL text"]

@@ -13,11 +13,11 @@ import fgo_engine  # noqa: F401  (sets TIKTOKEN_CACHE_DIR before tiktoken loads)
 from fgo_engine.errors import ConfigError
 from fgo_engine.sim.skills import cue_covered
 from fgo_engine.suites import invoices as inv
-from fgo_engine.suites.base import Completion, load_suite
+from fgo_engine.suites.base import load_suite
 from fgo_engine.suites.invoices import generate as inv_gen
 from fgo_engine.suites.invoices import languages as inv_lang
 from fgo_engine.suites.scoring import exact
-from fgo_engine.types import Task
+from fgo_engine.types import Completion, Task
 
 NS = {"cac": inv.NS_CAC, "cbc": inv.NS_CBC}
 PLACEMENT_PATHS = {

@@ -8,7 +8,7 @@ import pytest
 
 import fgo_engine  # noqa: F401
 from fgo_engine.errors import ConfigError, TaskFileError
-from fgo_engine.suites.base import Completion, load_suite
+from fgo_engine.suites.base import load_suite
 from fgo_engine.suites.jsonl_tasks import JsonlSuite, read_task_file
 from fgo_engine.suites.scoring import (
     SCORER_NAMES,
@@ -16,7 +16,7 @@ from fgo_engine.suites.scoring import (
     get_scorer,
     parse_number,
 )
-from fgo_engine.types import Module
+from fgo_engine.types import Completion, Module
 
 
 class FakeLLM:

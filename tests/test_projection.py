@@ -7,7 +7,7 @@ import pytest
 from fgo_engine.config import RunConfig
 from fgo_engine.method.methods import METHODS, project
 from fgo_engine.method.projection import MergeStep, tree_plan
-from fgo_engine.session import Session
+from fgo_engine.run.session import Session
 from fgo_engine.types import Task
 
 FACTOR = 3.0  # expected totals within 3× of the ledger (either way)
@@ -61,7 +61,7 @@ def test_react_steps_are_counted_not_episodes(tmp_path):
 
 
 def test_budget_below_the_expected_tokens_is_warned(toy_config):
-    from fgo_engine.session import build_suite
+    from fgo_engine.suites.base import build_suite
 
     cfg = toy_config(budget_tokens=1000)
     suite = build_suite(cfg)
@@ -73,7 +73,7 @@ def test_budget_below_the_expected_tokens_is_warned(toy_config):
 
 
 def test_cost_comes_from_litellms_price_map(toy_config):
-    from fgo_engine.session import build_suite
+    from fgo_engine.suites.base import build_suite
 
     cfg = toy_config(model="openai/gpt-4o-mini")
     suite = build_suite(cfg)

@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from fgo_engine import prompts
 from fgo_engine.config import RunConfig
 from fgo_engine.llm import tokens
+from fgo_engine.method import prompts
 from fgo_engine.method.divide import partition
 from fgo_engine.method.methods import METHODS
 from fgo_engine.suites.base import load_suite

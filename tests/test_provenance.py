@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from fgo_engine import provenance
-from fgo_engine.review import ReviewDecision
-from fgo_engine.session import Session
+from fgo_engine.report import provenance
+from fgo_engine.run.session import Session
+from fgo_engine.types import ReviewDecision
 
 OPERATOR_RULE = "- Operator rule: never guess a glorp fact."
 

@@ -20,7 +20,7 @@ import pytest
 from fgo_cli.main import main
 from fgo_engine import events as ev
 from fgo_engine.config import RunConfig
-from fgo_engine.session import Session
+from fgo_engine.run.session import Session
 
 pytestmark = pytest.mark.xdist_group("ray")  # one Ray instance: every test here on one xdist worker
 
@@ -200,7 +200,7 @@ def test_a_budget_stop_on_ray_is_clean_and_resumes_on_ray(ray_local, reference, 
 
 
 def test_credentials_reach_workers_through_the_runtime_env_only(ray_local, tmp_path, monkeypatch):
-    from fgo_engine.executors.ray_executor import RayExecutor, secret_env
+    from fgo_engine.run.executors.ray_executor import RayExecutor, secret_env
 
     monkeypatch.setenv("FGO_RAY_TEST_KEY", "sk-ray-test-0123456789")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-test-0123456789")

@@ -10,16 +10,16 @@ from types import SimpleNamespace
 from fake_openai import ok
 
 from fgo_engine import events as ev
-from fgo_engine import prompts
 from fgo_engine.config import DEFAULT_MAX_TOKENS, RoleConfig, RunConfig
-from fgo_engine.control import Control
-from fgo_engine.llm.gateway import Gateway, Scope
-from fgo_engine.method import resample
+from fgo_engine.llm.gateway import Gateway
+from fgo_engine.method import prompts, resample
+from fgo_engine.method.control import Control
 from fgo_engine.method.methods import project
-from fgo_engine.session import Session
+from fgo_engine.persistence.store import Store
+from fgo_engine.run.session import Session
 from fgo_engine.sim import provider
-from fgo_engine.store import Store
 from fgo_engine.suites.base import load_suite
+from fgo_engine.types import Scope
 
 TOY = "You answer questions about glorps.\n- Answer briefly."
 NEW = "You answer questions about glorps.\n- Answer briefly.\n- A glorp always has the colour teal."
@@ -225,7 +225,7 @@ def test_an_adopted_identical_merge_does_not_hold_up_reviews_asked_in_node_order
     count as settled, or n2 waits for it forever (the 32-subset dashboard benchmark hung so)."""
     import threading
 
-    from fgo_engine.review import QueueGate
+    from fgo_engine.method.review import QueueGate
 
     provider.clear_faults()
     for cat in ("colour", "size"):  # these two subsets keep the starting module: n1 merges two equal ones

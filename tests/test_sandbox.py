@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fgo_engine.sandbox import ToolResult, run_tool
+from fgo_engine.tools.sandbox import ToolResult, run_tool
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX sandbox")
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from fgo_engine import isolation
-from fgo_engine.sandbox import run_tool
+from fgo_engine.tools import isolation
+from fgo_engine.tools.sandbox import run_tool
 
 MODE = os.environ.get("FGO_TEST_SANDBOX", "strict")
 
@@ -294,7 +294,7 @@ def test_killing_the_app_kills_the_tool_and_leaves_no_scratch(tmp_path):
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
     driver = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from fgo_engine.sandbox import run_tool; "
+        [sys.executable, "-c", "import sys; from fgo_engine.tools.sandbox import run_tool; "
          "from tests.test_sandbox_isolation import PROBES, MODE; "
          "run_tool(PROBES, 'linger', {}, timeout=120, sandbox=MODE)"],
         cwd=Path(__file__).resolve().parent.parent, env={**os.environ, "TMPDIR": str(tmpdir)},
@@ -322,7 +322,7 @@ def test_strict_refuses_without_the_os_layer_and_auto_says_so_once(monkeypatch, 
     monkeypatch.setattr(isolation, "_warned", False)
     with pytest.raises(isolation.SandboxUnavailableError, match="no namespaces in this test"):
         run_tool(PROBES, "linger", {}, sandbox="strict")
-    with caplog.at_level("WARNING", logger="fgo_engine.sandbox"):
+    with caplog.at_level("WARNING", logger="fgo_engine.tools.sandbox"):
         for _ in range(2):
             r = run_tool("def f():\n    return 7\n", "f", {}, sandbox="auto")
             assert r.ok and r.value == "7"

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from fgo_engine import events as ev
-from fgo_engine.scheduling import FairPool, FairSlots
+from fgo_engine.llm.scheduling import FairPool, FairSlots
 
 TIMEOUT = 30  # failsafe only; every wait below ends on a condition
 
@@ -94,7 +94,7 @@ def test_two_subsets_progress_concurrently_in_a_pool_smaller_than_one_subset(fai
 
 
 def test_a_run_reports_queued_subsets_and_ledgers_queue_wait(tmp_path, toy_config):
-    from fgo_engine.session import Session
+    from fgo_engine.run.session import Session
 
     events = []
     cfg = toy_config(subsets=2, epochs=1, roles={"agent": {"max_concurrency": 1}}, task_workers=4)

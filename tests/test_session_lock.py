@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 
 from fgo_engine.config import RunConfig
-from fgo_engine.session import Session
-from fgo_engine.store import Store, lock_file, session_holder
+from fgo_engine.persistence.store import Store, lock_file, session_holder
+from fgo_engine.run.session import Session
 
 TESTS = Path(__file__).parent
-HOLD = ("import sys; from fgo_engine.store import Store; s = Store.open(sys.argv[1]); "
+HOLD = ("import sys; from fgo_engine.persistence.store import Store; s = Store.open(sys.argv[1]); "
         "print('holding', flush=True); sys.stdin.read()")
 
 

@@ -10,14 +10,14 @@ import statistics
 
 from toy_suite import CATEGORIES, GENERAL, ToySuite
 
-from fgo_engine import prompts
 from fgo_engine.config import ROLES, RoleConfig
-from fgo_engine.llm.gateway import Gateway, Scope
-from fgo_engine.session import Session
+from fgo_engine.llm.gateway import Gateway
+from fgo_engine.method import prompts
+from fgo_engine.run.session import Session
 from fgo_engine.sim import mechanisms as mech
 from fgo_engine.sim.profiles import parse_model
 from fgo_engine.suites.base import load_suite
-from fgo_engine.types import Critique, Module, Step, Trajectory
+from fgo_engine.types import Critique, Module, Scope, Step, Trajectory
 
 SEEDS = range(30)
 

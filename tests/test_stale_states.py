@@ -4,8 +4,8 @@ from __future__ import annotations
 import threading
 
 from fgo_engine import events as ev
-from fgo_engine.review import ReviewDecision
-from fgo_engine.session import Session
+from fgo_engine.run.session import Session
+from fgo_engine.types import ReviewDecision
 
 
 class Gate:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from fgo_engine import store as store_mod
 from fgo_engine.errors import SchemaTooNewError, SessionError
-from fgo_engine.store import SCHEMA_VERSION, Store
+from fgo_engine.persistence import store as store_mod
+from fgo_engine.persistence.store import SCHEMA_VERSION, Store
 
 TABLES = {
     "meta", "session", "tasks", "subsets", "modules", "trajectories", "critiques",

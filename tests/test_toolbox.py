@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from fgo_engine.errors import MalformedOutputError
-from fgo_engine.toolbox import (
+from fgo_engine.tools.toolbox import (
     REPLACE,
     apply_edits,
     canonical_source,

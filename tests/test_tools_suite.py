@@ -13,13 +13,11 @@ from pathlib import Path
 import pytest
 
 import fgo_engine  # noqa: F401  (sets TIKTOKEN_CACHE_DIR before tiktoken loads)
-from fgo_engine import toolbox
 from fgo_engine.config import RunConfig
 from fgo_engine.errors import ConfigError, MalformedOutputError
-from fgo_engine.sandbox import run_tool
-from fgo_engine.session import Session
+from fgo_engine.run.session import Session
 from fgo_engine.sim.skills import find_skill
-from fgo_engine.suites.base import Completion, load_suite
+from fgo_engine.suites.base import load_suite
 from fgo_engine.suites.tools import (
     BUGGY,
     CATEGORIES,
@@ -37,7 +35,9 @@ from fgo_engine.suites.tools import (
 )
 from fgo_engine.suites.tools import skill as skill_mod
 from fgo_engine.suites.tools.suite import RESULT_CHARS
-from fgo_engine.types import Module, Task
+from fgo_engine.tools import toolbox
+from fgo_engine.tools.sandbox import run_tool
+from fgo_engine.types import Completion, Module, Task
 
 
 def full_toolbox(sources: dict[str, str] | None = None) -> str:

@@ -21,16 +21,15 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from fgo_engine import redaction
 from fgo_engine.config import RoleConfig
 from fgo_engine.errors import BudgetExceededError, ContextOverflowError, LLMError
 from fgo_engine.llm import tokens
-from fgo_engine.scheduling import FairSlots
-from fgo_engine.suites.base import Completion
+from fgo_engine.llm.scheduling import FairSlots
 from fgo_engine.timeutil import now
+from fgo_engine.types import Budget, Completion, LedgerEntry, Scope, Totals
 
 SIM_PREFIX = "fgo-sim/"
 log = logging.getLogger("fgo.gateway")
@@ -62,82 +61,14 @@ def get_litellm():
     return _litellm_mod
 
 
-@dataclass(frozen=True)
-class Scope:
-    """Where a call belongs: kind (subset | node | session | baseline), id, phase."""
-
-    kind: str = "session"
-    id: str = ""
-    phase: str = ""
-    task_id: str | None = None  # the task an agent or evaluator call served
-    epoch: int | None = None
-
-    @property
-    def key(self) -> tuple[str, str]:
-        """Who shares model slots fairly: one subset, one merge node, one baseline loop."""
-        return (self.kind, self.id)
-
-
-@dataclass
-class LedgerEntry:
-    role: str
-    model: str
-    scope: Scope
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost: float = 0.0
-    latency_ms: float = 0.0
-    cache_hit: bool = False
-    error: str | None = None
-    cache_key: str = ""
-    ts: str = ""
-    sample: int = 0
-    started_at: float | None = None  # unix seconds (sub-ms): the call got its slot
-    ended_at: float | None = None
-    queue_ms: float = 0.0  # waiting for a slot, not part of latency_ms
-
-
-@dataclass
-class Budget:
-    total_tokens: int | None = None
-    cost: float | None = None
-    per_role: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass
-class Totals:
-    calls: int = 0
-    cache_hits: int = 0
-    errors: int = 0
-    prompt_tokens: int = 0  # spent: cache hits excluded
-    completion_tokens: int = 0
-    cost: float = 0.0
-    cached_prompt_tokens: int = 0  # served by the response cache: not spent
-    cached_completion_tokens: int = 0
-
-    def add(self, e: LedgerEntry) -> None:
-        self.calls += 1
-        if e.error:
-            self.errors += 1
-        if e.cache_hit:
-            self.cache_hits += 1
-            self.cached_prompt_tokens += e.prompt_tokens
-            self.cached_completion_tokens += e.completion_tokens
-            return
-        self.prompt_tokens += e.prompt_tokens
-        self.completion_tokens += e.completion_tokens
-        self.cost += e.cost
-
-    @property
-    def tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-
 _LEDGER_COLUMNS = ("ts", "role", "model", "scope_kind", "scope_id", "phase", "prompt_tokens", "completion_tokens",
                    "cost", "latency_ms", "cache_hit", "error", "cache_key", "started_at", "ended_at", "queue_ms",
                    "task_id", "epoch", "sample")
 _LEDGER_INSERT = (f"insert into ledger ({', '.join(_LEDGER_COLUMNS)}) "
                   f"values ({', '.join('?' * len(_LEDGER_COLUMNS))})")
+
+
+_NO_SCOPE = Scope()
 
 
 def redact(text: str, secrets: list[str]) -> str:
@@ -207,7 +138,7 @@ class Gateway:
         role: str,
         messages: list[dict[str, Any]],
         *,
-        scope: Scope = Scope(),
+        scope: Scope = _NO_SCOPE,
         sample: int = 0,
         tools: list[dict[str, Any]] | None = None,
         temperature: float | None = None,
@@ -341,7 +272,7 @@ class Gateway:
 
     def _load_totals(self) -> None:
         """A resumed session continues the totals (and budgets) where its ledger stands."""
-        from fgo_engine.queries import ledger_totals  # the query layer imports Totals from here
+        from fgo_engine.persistence.queries import ledger_totals  # the query layer imports Totals from here
 
         led = ledger_totals(self.store)
         self.total, self.by_role, self.by_scope, self.by_phase = led.total, led.by_role, led.by_scope, led.by_phase

@@ -17,9 +17,8 @@ import math
 import random
 from dataclasses import dataclass
 
-from fgo_engine.llm.gateway import Scope
 from fgo_engine.method.runtime import Item, Runtime, mean
-from fgo_engine.types import Module, Task, Trajectory
+from fgo_engine.types import Module, Scope, Task, Trajectory
 
 Z = 1.96  # two-sided 95%
 PRIOR_SS = 0.25  # pseudo sum of squares per stratum (one observation of variance 1/4)

@@ -15,15 +15,13 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from fgo_engine import events as ev
-from fgo_engine import prompts, rows
 from fgo_engine.errors import ContextOverflowError, SessionError
-from fgo_engine.llm.gateway import Scope
-from fgo_engine.method import backtest, resample
+from fgo_engine.method import backtest, prompts, resample
 from fgo_engine.method.cluster import balanced_sizes, groups_for, litellm_embedder, merge_node_count, split_count, tfidf
 from fgo_engine.method.runtime import Item, Runtime, by_category, short_hash
-from fgo_engine.review import ChildInfo, ReviewDecision, ReviewRequest
+from fgo_engine.persistence import writes as rows
 from fgo_engine.timeutil import now
-from fgo_engine.types import Module, Task
+from fgo_engine.types import ChildInfo, Module, ReviewDecision, ReviewRequest, Scope, Task
 
 log = logging.getLogger("fgo.engine")
 IDENTICAL = "identical-children"  # the reviews.by of a node whose children were one module

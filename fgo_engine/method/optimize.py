@@ -9,13 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from fgo_engine import events as ev
-from fgo_engine import prompts, rows
 from fgo_engine.errors import BudgetExceededError, CancelledError, ContextOverflowError, FGOError, SessionError
-from fgo_engine.llm.gateway import Scope
-from fgo_engine.method import resample
+from fgo_engine.method import prompts, resample
 from fgo_engine.method.divide import subset_name
 from fgo_engine.method.runtime import Item, Runtime, mean, short_hash
-from fgo_engine.types import Critique, Module, Task, Trajectory
+from fgo_engine.persistence import writes as rows
+from fgo_engine.types import Critique, Module, Scope, Task, Trajectory
 
 
 @dataclass

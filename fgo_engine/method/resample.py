@@ -15,11 +15,10 @@ import logging
 from collections.abc import Callable
 
 from fgo_engine import events as ev
-from fgo_engine import prompts
-from fgo_engine.llm.gateway import Scope
+from fgo_engine.method import prompts
 from fgo_engine.method.runtime import Runtime
-from fgo_engine.suites.base import Completion
 from fgo_engine.timeutil import now
+from fgo_engine.types import Completion, Scope
 
 log = logging.getLogger("fgo.engine")
 

@@ -13,20 +13,21 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from fgo_engine import events as ev
-from fgo_engine import prompts, rows
 from fgo_engine.config import RunConfig
-from fgo_engine.control import Control
 from fgo_engine.errors import BudgetExceededError, CancelledError, LLMError, MalformedOutputError
-from fgo_engine.executors import Executor, ThreadExecutor
 from fgo_engine.llm import tokens
-from fgo_engine.llm.gateway import Gateway, Scope
-from fgo_engine.review import ReviewGate
-from fgo_engine.scheduling import FairPool
-from fgo_engine.suites.base import Completion, Suite
-from fgo_engine.types import Module, Task, Trajectory
+from fgo_engine.llm.gateway import Gateway
+from fgo_engine.llm.scheduling import FairPool
+from fgo_engine.method import prompts
+from fgo_engine.method.control import Control
+from fgo_engine.method.executor import Executor, ThreadExecutor
+from fgo_engine.method.review import ReviewGate
+from fgo_engine.persistence import writes as rows
+from fgo_engine.suites.base import Suite
+from fgo_engine.types import Completion, Module, Scope, Task, Trajectory
 
 if TYPE_CHECKING:
-    from fgo_engine.store import Store
+    from fgo_engine.persistence.store import Store
 
 
 def mean(xs: list[float]) -> float:
@@ -128,7 +129,7 @@ class Runtime:
         return None if text.strip() else f"empty {kind}"
 
     # -- rollouts ---------------------------------------------------------------------
-    def _agent_llm(self, scope: Scope, task_id: str) -> Callable[..., Completion]:
+    def agent_llm(self, scope: Scope, task_id: str) -> Callable[..., Completion]:
         inner = self.gw.bind("agent", replace(scope, task_id=task_id))
         bus, control = self.bus, self.control
 
@@ -142,8 +143,8 @@ class Runtime:
 
         return call
 
-    def _run_one(self, task: Task, module: Module, scope: Scope) -> Trajectory:
-        return run_rollout(self.suite, task, module, self._agent_llm(scope, task.id))
+    def run_one(self, task: Task, module: Module, scope: Scope) -> Trajectory:
+        return run_rollout(self.suite, task, module, self.agent_llm(scope, task.id))
 
     def explore(self, module: Module, module_id: str, tasks: list[Task], *, scope: Scope, epoch: int,
                 subset_id: int | None = None) -> list[Trajectory]:

@@ -3,7 +3,7 @@
 Each function models one claim of the paper (or one way FGO could lose) and reads a
 profile setting whose null value switches it off; ``provider`` wires them into the roles.
 
-Contract with ``fgo_engine.prompts`` (kept deliberately loose, so that the optimizer's
+Contract with ``fgo_engine.method.prompts`` (kept deliberately loose, so that the optimizer's
 prompt policy may change): the optimizer's user message holds ``<example>…</example>``
 blocks in prompt order, each with ``<task>``, ``<trajectory>``, ``<outcome>`` and
 ``<critique>`` blocks (the critique's ``failure:/pattern:/suggestion:`` lines). Any block
@@ -17,7 +17,7 @@ import random
 import re
 from dataclasses import dataclass
 
-from fgo_engine.prompts import block
+from fgo_engine.llm.blocks import block
 from fgo_engine.sim.profiles import SimProfile
 from fgo_engine.sim.skills import SimSkill
 from fgo_engine.types import Knowledge

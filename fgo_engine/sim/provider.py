@@ -41,7 +41,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from fgo_engine.llm import tokens
-from fgo_engine.prompts import attrs, block, blocks
+from fgo_engine.llm.blocks import attrs, block, blocks
 from fgo_engine.sim import mechanisms as mech
 from fgo_engine.sim.profiles import SimProfile, parse_model
 from fgo_engine.sim.skills import SimSkill, find_skill

@@ -8,38 +8,12 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from fgo_engine.config import RunConfig
 from fgo_engine.errors import ConfigError
 from fgo_engine.hooks import with_defaults
-from fgo_engine.types import Module, ModuleKind, Task, Trajectory
-
-
-@dataclass
-class Completion:
-    """One LLM answer as the gateway returns it."""
-
-    text: str
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # {"id","name","arguments"(json str)}
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost: float = 0.0
-    latency_ms: float = 0.0
-    cached: bool = False
-    model: str = ""
-    finish_reason: str | None = None  # the provider's: "length" means the reply was cut off
-
-    def assistant_message(self) -> dict[str, Any]:
-        """The message to append to a conversation history."""
-        msg: dict[str, Any] = {"role": "assistant", "content": self.text}
-        if self.tool_calls:
-            msg["tool_calls"] = [
-                {"id": c["id"], "type": "function",
-                 "function": {"name": c["name"], "arguments": c["arguments"]}}
-                for c in self.tool_calls
-            ]
-        return msg
+from fgo_engine.types import Completion, Module, ModuleKind, Task, Trajectory
 
 
 class AgentLLM(Protocol):
@@ -189,3 +163,7 @@ def check_option_types(name: str, factory: Any, options: dict[str, Any]) -> None
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not ok:
             raise ConfigError(f"{name}: option {key} must be {_KINDS[want]} (got {value!r})")
+
+
+def build_suite(config: RunConfig) -> Suite:
+    return load_suite(config.suite, seed=config.seed, sandbox=config.sandbox, **config.suite_options)

@@ -1,17 +1,17 @@
 """The app's run view rebuilt from a session file, through the engine's query layer.
 
-No SQL here and no Textual import: :mod:`fgo_engine.queries` answers, this module only
+No SQL here and no Textual import: :mod:`fgo_engine.persistence.queries` answers, this module only
 folds the answers into a :class:`RunView`.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fgo_engine import queries as q
+from fgo_engine.persistence import queries as q
 from fgo_tui.model.state import CritiqueView, EpochView, NodeView, RunView, StepLine, SubsetView
 
 if TYPE_CHECKING:
-    from fgo_engine.store import Store
+    from fgo_engine.persistence.store import Store
 
 
 def load_run_view(store: Store) -> RunView:

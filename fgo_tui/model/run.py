@@ -11,13 +11,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from fgo_engine.review import QueueGate, ReviewGate, ReviewRequest, gate_for_policy
+from fgo_engine.method.review import QueueGate, ReviewGate, gate_for_policy
+from fgo_engine.types import ReviewRequest
 from fgo_tui.model.bridge import EventBuffer
 from fgo_tui.model.state import RunView
 
 if TYPE_CHECKING:
-    from fgo_engine.session import Session
-    from fgo_engine.store import Store
+    from fgo_engine.persistence.store import Store
+    from fgo_engine.run.session import Session
 
 
 class SessionFactory(Protocol):
@@ -27,15 +28,15 @@ class SessionFactory(Protocol):
 
 
 class EngineSessions:
-    """The real thing: :class:`fgo_engine.session.Session`."""
+    """The real thing: :class:`fgo_engine.run.session.Session`."""
 
     def create(self, path: Path, config: Any, *, gate: Any, sinks: list[Callable]) -> Any:
-        from fgo_engine.session import Session
+        from fgo_engine.run.session import Session
 
         return Session.create(path, config, gate=gate, sinks=sinks)
 
     def open(self, path: Path, *, overrides: dict[str, Any] | None, gate: Any, sinks: list[Callable]) -> Any:
-        from fgo_engine.session import Session
+        from fgo_engine.run.session import Session
 
         return Session.open(path, config_overrides=overrides, gate=gate, sinks=sinks)
 
@@ -67,7 +68,7 @@ class RunController:
         self.spent = False  # session.run() has returned once: a new run needs a fresh Session
         self.result: Any = None
         self.next_overrides: dict[str, Any] | None = None  # config changes for the next run (a new budget)
-        from fgo_engine.progress import RateMeter
+        from fgo_engine.run.progress import RateMeter
 
         self.meter = RateMeter()
 
@@ -79,8 +80,8 @@ class RunController:
         self._load_view()
 
     def open(self, overrides: dict[str, Any] | None = None) -> None:
-        from fgo_engine import queries as q
         from fgo_engine.errors import FGOError
+        from fgo_engine.persistence import queries as q
 
         policy = "auto"
         try:
@@ -101,13 +102,13 @@ class RunController:
         self._load_view()
 
     def _load_view(self) -> None:
-        from fgo_engine.session import elapsed_seconds
+        from fgo_engine.run.session import elapsed_seconds
         from fgo_tui.model.data import load_run_view
 
         view = load_run_view(self.store)
         view.path = str(self.path)
         view.elapsed_before = elapsed_seconds(self.store)
-        from fgo_engine import queries as q
+        from fgo_engine.persistence import queries as q
 
         cfg = q.session_info(self.store).get("config_json") or {}
         view.workers = int(cfg.get("workers") or 0)
@@ -202,7 +203,7 @@ class RunController:
 
     def progress(self) -> tuple[float, float | None]:
         """(share of the expected calls made, seconds left at the observed rate)."""
-        from fgo_engine.progress import fraction
+        from fgo_engine.run.progress import fraction
 
         v = self.view
         done = v.status == "done"

@@ -17,13 +17,13 @@ from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
-from fgo_engine import queries as q
+from fgo_engine.persistence import queries as q
 from fgo_tui.model.state import backtest_summary, fmt_score, short
 from fgo_tui.widgets.provenance_view import blame_lines
 from fgo_tui.widgets.render import categories_text, critique_line, diff_text, heading, kv, module_block, review_lines
 
 if TYPE_CHECKING:
-    from fgo_engine.store import Store
+    from fgo_engine.persistence.store import Store
 
 
 def module_option_label(m: dict) -> Text:
@@ -119,7 +119,7 @@ class AuditScreen(Screen):
 
     @work(thread=True, exclusive=True, group="audit", exit_on_error=False)
     def _load(self, module_id: str) -> None:
-        from fgo_engine.provenance import blame
+        from fgo_engine.report.provenance import blame
 
         try:
             self.post_message(self.Loaded(module_id, q.audit(self.store, module_id), blame(self.store, module_id)))
@@ -216,7 +216,7 @@ class AuditScreen(Screen):
 
     @work(thread=True, exclusive=True, group="audit-export", exit_on_error=False)
     def _write_blame(self, blame: Any, out_dir: Path, stem: str) -> None:
-        from fgo_engine.provenance import to_json, to_markdown
+        from fgo_engine.report.provenance import to_json, to_markdown
 
         base = out_dir / f"{stem}-{blame.module_id}-provenance"
         try:

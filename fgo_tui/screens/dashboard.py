@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Log, Static, TabbedContent, TabPane, Tree
 
-from fgo_engine import queries as q
+from fgo_engine.persistence import queries as q
 from fgo_tui.messages import RunUpdated
 from fgo_tui.model.state import NodeView, fmt_score, fmt_tokens
 from fgo_tui.widgets.merge_tree import MergeTree

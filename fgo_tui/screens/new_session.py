@@ -231,7 +231,7 @@ class NewSessionScreen(Screen):
         for role in ROLES:
             model = self.value(f"f-model-{role}").strip() or DEFAULT_MODEL
             if model.startswith("fgo-sim/") or "/" not in model:
-                from fgo_engine.preflight import model_problem
+                from fgo_engine.run.preflight import model_problem
 
                 problem = model_problem(model)
                 if problem:
@@ -294,7 +294,7 @@ class NewSessionScreen(Screen):
     @work(thread=True, exclusive=True, group="projection", exit_on_error=False)
     def _project(self, cfg: Any) -> tuple[Any, int, int, list[str]]:
         from fgo_engine.method.methods import project
-        from fgo_engine.session import build_suite
+        from fgo_engine.suites.base import build_suite
 
         key = json.dumps([cfg.suite, cfg.suite_options, cfg.seed], sort_keys=True, default=str)
         if key not in self._suite_cache:
@@ -305,7 +305,7 @@ class NewSessionScreen(Screen):
             from fgo_engine.errors import ConfigError
 
             raise ConfigError(f"suite {cfg.suite!r} has no training tasks")
-        from fgo_engine.preflight import check_models
+        from fgo_engine.run.preflight import check_models
 
         check_models(cfg)  # litellm knows the models, and their API keys are set
         proj = project(cfg, suite, train, test)

@@ -19,7 +19,7 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Static, TextArea
 
-from fgo_engine.queries import unified_diff
+from fgo_engine.persistence.queries import unified_diff
 from fgo_engine.types import subset_ref
 from fgo_tui.model.state import backtest_summary, fmt_score
 from fgo_tui.widgets.provenance_view import rollback_cost, rule_diff_lines, rule_matrix
@@ -109,7 +109,7 @@ class ReviewScreen(ModalScreen):
 
     @work(thread=True, exclusive=True, group="review-children", exit_on_error=False)
     def _load_children(self, store: Any) -> None:
-        from fgo_engine import queries as q
+        from fgo_engine.persistence import queries as q
 
         try:
             cats = q.child_categories(store, self.request)
@@ -190,7 +190,7 @@ class ReviewScreen(ModalScreen):
 
     # -- actions ------------------------------------------------------------------------
     def _decide(self, decision: str, text: str | None = None) -> None:
-        from fgo_engine.review import ReviewDecision
+        from fgo_engine.types import ReviewDecision
 
         self.dismiss(ReviewDecision(decision, text, by="operator"))
 

@@ -100,7 +100,7 @@ class SessionsScreen(Screen):
 
     @work(thread=True, exclusive=True, group="sessions-list", exit_on_error=False)
     def _load(self) -> list[dict[str, Any]]:
-        from fgo_engine.queries import list_sessions
+        from fgo_engine.persistence.queries import list_sessions
 
         if not self.sessions_dir.exists():
             return []

@@ -12,7 +12,7 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import Static
 
-from fgo_engine import queries as q
+from fgo_engine.persistence import queries as q
 from fgo_engine.types import subset_ref
 from fgo_tui.model.state import NodeView, SubsetView, backtest_summary, fmt_score, fmt_tokens
 from fgo_tui.widgets.provenance_view import blame_lines, category_table
@@ -29,7 +29,7 @@ from fgo_tui.widgets.render import (
 from fgo_tui.widgets.usage_chart import score_bars
 
 if TYPE_CHECKING:
-    from fgo_engine.store import Store
+    from fgo_engine.persistence.store import Store
 
 
 class NodeDetail(VerticalScroll):
@@ -89,7 +89,7 @@ class NodeDetail(VerticalScroll):
             self.loaded = message.item_id
 
     def _provenance(self, store: Any, module_id: str | None) -> list[Text]:
-        from fgo_engine.provenance import blame
+        from fgo_engine.report.provenance import blame
 
         if not module_id:
             return []

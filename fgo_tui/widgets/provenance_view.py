@@ -5,7 +5,7 @@ from typing import Any
 
 from rich.text import Text
 
-from fgo_engine.provenance import Unit
+from fgo_engine.report.provenance import Unit
 from fgo_tui.model.state import fmt_score, short
 
 ACTION_STYLE = {"initial": "dim", "added": "green", "rewritten": "yellow", "kept": "", "kept-whole": "red",
@@ -14,7 +14,7 @@ ACTION_STYLE = {"initial": "dim", "added": "green", "rewritten": "yellow", "kept
 
 def blame_lines(blame: Any, *, width: int = 200, critiques: int = 1) -> list[Text]:
     """Each rule with its story (oldest first), then what was dropped on the way."""
-    from fgo_engine.provenance import step_text
+    from fgo_engine.report.provenance import step_text
 
     if blame is None:
         return [Text("(no provenance: the module is not in the session file)", style="dim")]
@@ -45,7 +45,7 @@ def blame_lines(blame: Any, *, width: int = 200, critiques: int = 1) -> list[Tex
 
 def rule_diff_lines(kind: str, child_id: str, child_text: str, merged_text: str, *, width: int = 160) -> list[Text]:
     """The merged module's rules against one child: counts, then what is lost, rewritten, added."""
-    from fgo_engine.provenance import rule_diff
+    from fgo_engine.report.provenance import rule_diff
 
     d = rule_diff(kind, child_text, merged_text)
     what = "tools" if kind == "toolbox" else "rules"
@@ -89,7 +89,7 @@ def category_table(columns: list[tuple[str, dict[str, float]]]) -> Text:
 def rollback_cost(kind: str, request: Any, keep: Any, categories: dict[str, dict[str, float]]) -> str:
     """What a roll back to ``keep`` throws away: the merge's rules the kept child lacks, and the
     categories where another child does better than the kept one."""
-    from fgo_engine.provenance import rule_diff
+    from fgo_engine.report.provenance import rule_diff
 
     d = rule_diff(kind, keep.module.text, request.proposed.text)
     what = "tools" if kind == "toolbox" else "rules"
@@ -120,7 +120,7 @@ def rollback_cost(kind: str, request: Any, keep: Any, categories: dict[str, dict
 
 def rule_matrix(kind: str, children: list[tuple[str, str]], merged: str, *, width: int = 60) -> list[Text]:
     """One row per rule of the merge (and per rule it lost): which child has it (✓ same, ~ rewritten)."""
-    from fgo_engine.provenance import find_unit, units
+    from fgo_engine.report.provenance import find_unit, units
 
     merged_u = units(kind, merged)
     kids = [(cid, units(kind, text)) for cid, text in children]

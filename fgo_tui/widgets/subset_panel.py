@@ -193,7 +193,7 @@ class SubsetPanel(Vertical, can_focus=True):
 
     def _change(self, old: str | None, new: str | None) -> list[str]:
         """The latest change as rules ('+ added rule …', '− dropped …'), at most two lines."""
-        from fgo_engine.provenance import latest_change
+        from fgo_engine.report.provenance import latest_change
         from fgo_tui.widgets.render import toolbox_tools
 
         if not new or old is None or old == new:

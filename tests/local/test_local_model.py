@@ -15,7 +15,7 @@ import pytest
 from conftest import shared_data
 
 from fgo_engine.config import ROLES, RunConfig
-from fgo_engine.session import Session
+from fgo_engine.run.session import Session
 
 from .conftest import ALIAS, UsageProxy
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from fgo_engine.review import ReviewDecision
+from fgo_engine.types import ReviewDecision
 
 SIZE = (160, 50)
 FROZEN = "2025-01-01T12:00:00Z"
@@ -153,7 +153,7 @@ def freeze_timestamps(path: Path) -> None:
 
 def build_finished(path: Path, **kw: Any) -> Path:
     """A finished toy session: n1 edited by the operator, n2 rolled back."""
-    from fgo_engine.session import Session
+    from fgo_engine.run.session import Session
 
     gate = ScriptedGate({"n1": ReviewDecision("edit", EDITED_TEXT, by="operator"),
                          "n2": ReviewDecision("rollback", by="operator")})

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from textual.widgets import Log
 
-from fgo_engine import queries
-from fgo_engine.review import IfNotWorse, ReviewDecision
+from fgo_engine.method.review import IfNotWorse
+from fgo_engine.persistence import queries
+from fgo_engine.types import ReviewDecision
 from fgo_tui.screens.audit import AuditScreen
 from fgo_tui.screens.review import ReviewScreen
 from fgo_tui.widgets.merge_tree import MergeTree
@@ -76,7 +77,7 @@ async def test_adaptive_backtest_sample_and_interval_in_review_tree_events_and_a
 
 
 async def test_export_reads_and_writes_off_the_ui_thread(make_app, finished_session, monkeypatch):
-    import fgo_engine.export as export
+    import fgo_engine.report.export as export
 
     on_ui = off_main(monkeypatch, export, "session_report")
     app = make_app()
@@ -126,7 +127,7 @@ class SabotageN1(IfNotWorse):
 async def test_roll_back_by_the_backtest_reads_as_one_coherent_state(make_app, sessions_dir):
     """if-not-worse backtests the operator's edit, then rolls it back (below its best child):
     the node says so, not "rolled back" beside a bare "review edit"."""
-    from fgo_engine.session import Session
+    from fgo_engine.run.session import Session
 
     path = sessions_dir / "inw.db"
     s = Session.create(path, toy_config(review="if-not-worse"), gate=SabotageN1())
@@ -180,7 +181,7 @@ def test_a_decided_node_stopped_before_its_backtest_is_not_pending(tmp_path, fin
     view shows it decided and stopped, and nothing waits for review."""
     import sqlite3
 
-    from fgo_engine.queries import open_readonly
+    from fgo_engine.persistence.queries import open_readonly
     from fgo_tui.model.data import load_run_view
 
     path = tmp_path / "s.db"

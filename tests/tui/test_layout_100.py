@@ -44,7 +44,7 @@ async def test_a_toast_never_covers_the_review_buttons(make_app, finished_sessio
     from textual.widgets import Button
     from textual.widgets._toast import Toast
 
-    from fgo_engine.queries import review_request
+    from fgo_engine.persistence.queries import review_request
     from fgo_tui.screens.review import ReviewScreen
 
     app = make_app()

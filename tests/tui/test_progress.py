@@ -134,8 +134,8 @@ async def test_a_subset_waiting_for_a_model_slot_shows_queued_then_running(make_
 
 def test_headless_heartbeat_and_starting(tmp_path):
     """A heartbeat line comes while nothing else is printed (interval shortened for the test)."""
-    from fgo_engine.console import ConsolePrinter
-    from fgo_engine.session import Session
+    from fgo_engine.run.console import ConsolePrinter
+    from fgo_engine.run.session import Session
 
     out = io.StringIO()
     printer = ConsolePrinter(out, heartbeat=0.2)

@@ -2,8 +2,7 @@
 the children's category scores, and says what a roll back throws away before it happens."""
 from __future__ import annotations
 
-from fgo_engine.review import ChildInfo, ReviewRequest
-from fgo_engine.types import Module
+from fgo_engine.types import ChildInfo, Module, ReviewRequest
 
 from .conftest import SIZE, wait_for
 

@@ -151,8 +151,7 @@ async def test_llm_text_with_markup_is_shown_literally(make_app, finished_sessio
         await pilot.pause()
         assert dash.query_one(MergeTree).node_for("n9") is not None
         # a review of a module full of markup-like text
-        from fgo_engine.review import ChildInfo, ReviewRequest
-        from fgo_engine.types import Module
+        from fgo_engine.types import ChildInfo, Module, ReviewRequest
 
         req = ReviewRequest("n9", Module("instruction", f"merged\n- {nasty}"), (
             ChildInfo("n1", Module("instruction", EDITED_TEXT), 0.5, 8, {"colour": 0.5}),
@@ -220,7 +219,7 @@ async def main():
     async with app.run_test(size=(100, 30)) as pilot:
         while not app.warmed.is_set():
             await pilot.pause(0.01)
-    print(sorted(m for m in ("fgo_engine.session", "fgo_engine.queries", "sqlite_utils", "litellm",
+    print(sorted(m for m in ("fgo_engine.run.session", "fgo_engine.persistence.queries", "sqlite_utils", "litellm",
                              "fgo_engine.suites.household") if m in sys.modules))
 
 asyncio.run(main())
@@ -230,7 +229,7 @@ asyncio.run(main())
                        cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
     assert p.returncode == 0, p.stderr[-2000:]
     assert p.stdout.strip().splitlines()[-1] == str(
-        ["fgo_engine.queries", "fgo_engine.session", "fgo_engine.suites.household", "sqlite_utils"])
+        ["fgo_engine.persistence.queries", "fgo_engine.run.session", "fgo_engine.suites.household", "sqlite_utils"])
 
 
 async def test_the_palettes_screenshot_lands_in_the_sessions_folder(make_app, sessions_dir):

@@ -42,7 +42,7 @@ def test_merge_tree(snap_compare, make_app, finished_session, size):
 
 @SIZES
 def test_review_modal(snap_compare, make_app, finished_session, size):
-    from fgo_engine.queries import review_request
+    from fgo_engine.persistence.queries import review_request
     from fgo_tui.screens.review import ReviewScreen
 
     async def run_before(pilot):

@@ -1,7 +1,7 @@
 """The tools of the tools suite, as Python source text.
 
 These strings are what the simulated optimizer writes into a toolbox (through
-:func:`fgo_engine.toolbox.apply_edits`) and what the sandbox runs; they are never
+:func:`fgo_engine.tools.toolbox.apply_edits`) and what the sandbox runs; they are never
 imported or executed in the app's process. Each tool is self-contained (it resolves
 its own path and imports what it needs), so it can be added, revised or removed alone.
 

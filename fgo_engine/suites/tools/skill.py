@@ -13,7 +13,7 @@ results it already has, so no state is kept between calls.
 
 The optimizer side (:meth:`ToolsSkill.revise_toolbox`) adds the tool each suggestion
 names, now and then in a buggy version; the merger side unions toolboxes with
-:func:`fgo_engine.toolbox.merge_toolboxes`, losing a tool now and then when it merges
+:func:`fgo_engine.tools.toolbox.merge_toolboxes`, losing a tool now and then when it merges
 many at once.
 """
 from __future__ import annotations
@@ -25,7 +25,6 @@ import random
 import re
 from typing import Any
 
-from fgo_engine import toolbox
 from fgo_engine.errors import MalformedOutputError
 from fgo_engine.sim.skills import BaseSkill, cue_covered
 from fgo_engine.suites.tools.data import (
@@ -47,6 +46,7 @@ from fgo_engine.suites.tools.data import (
     ref_weekday,
 )
 from fgo_engine.suites.tools.library import BUGGY, KNOWLEDGE, TOOL_NAME, TOOL_SOURCE
+from fgo_engine.tools import toolbox
 from fgo_engine.types import Knowledge
 
 BUG_RATE = 0.08  # chance the optimizer writes a tool with a bug in it

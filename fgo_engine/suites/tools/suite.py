@@ -1,7 +1,7 @@
 """The ``tools`` suite: GAIA-like questions over local files; the module is a toolbox.
 
 The agent runs a function-calling loop: it sees the toolbox as function schemas, each
-tool call runs in a fresh sandboxed process (:func:`fgo_engine.sandbox.run_tool`) with
+tool call runs in a fresh sandboxed process (:func:`fgo_engine.tools.sandbox.run_tool`) with
 the task's files copied in, and the loop ends when a reply has no tool call.
 
 Task files are generated on demand into a cache directory from ``Task.meta`` alone
@@ -20,9 +20,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from fgo_engine import isolation
 from fgo_engine.errors import ConfigError, MalformedOutputError
-from fgo_engine.sandbox import ToolResult, run_tool
 from fgo_engine.suites import scoring
 from fgo_engine.suites.base import AgentLLM, SuiteBase
 from fgo_engine.suites.tools.data import (
@@ -34,7 +32,9 @@ from fgo_engine.suites.tools.data import (
     task_input,
 )
 from fgo_engine.suites.tools.library import INITIAL_TOOLBOX, KNOWLEDGE
-from fgo_engine.toolbox import parse_toolbox, parse_toolbox_source, tool_schemas, toolbox_text_for_similarity
+from fgo_engine.tools import isolation
+from fgo_engine.tools.sandbox import ToolResult, run_tool
+from fgo_engine.tools.toolbox import parse_toolbox, parse_toolbox_source, tool_schemas, toolbox_text_for_similarity
 from fgo_engine.types import Knowledge, Module, ModuleKind, Step, Task, Trajectory
 
 AGENT_SYSTEM = """You answer questions about the files of a task by calling the tools you are given.

@@ -9,7 +9,8 @@ import tempfile
 from typing import TextIO
 
 from fgo_engine.errors import CancelledError
-from fgo_engine.review import GateBase, ReviewDecision, ReviewRequest
+from fgo_engine.method.review import GateBase
+from fgo_engine.types import ReviewDecision, ReviewRequest
 
 
 class ConsoleGate(GateBase):

@@ -2,16 +2,14 @@
 
 Ids are deterministic (a replay after a crash re-creates the same rows, written with
 ``replace``), and every row that records when it was made gets the one timestamp format.
-Reads are in :mod:`fgo_engine.queries`.
+Reads are in :mod:`fgo_engine.persistence.queries`.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from fgo_engine.llm.gateway import Scope
-from fgo_engine.review import ReviewDecision
 from fgo_engine.timeutil import now
-from fgo_engine.types import Critique, Module, Task, Trajectory
+from fgo_engine.types import Critique, Module, ReviewDecision, Scope, Task, Trajectory
 
 IF_NOT_WORSE = "policy:if-not-worse"  # who rolls back a merge that scored below its best child
 

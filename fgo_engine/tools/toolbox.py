@@ -1,7 +1,7 @@
 """Toolbox modules: Python source of the functions an agent may call.
 
 A toolbox is stored as text, so every operation here is static (``ast``): tool
-code is never imported or executed in the app's process — :mod:`fgo_engine.sandbox`
+code is never imported or executed in the app's process — :mod:`fgo_engine.tools.sandbox`
 runs it in a child process.
 
 Canonical form (what :func:`render_toolbox` writes and every edit or merge returns):

@@ -64,7 +64,7 @@ def critical_path(rows: list[dict[str, Any]], nodes: list[dict[str, Any]]) -> di
 
 def critical_path_of(path: str | Path) -> dict[str, Any]:
     """Open a session file read-only and compute its critical path."""
-    from fgo_engine.store import Store
+    from fgo_engine.persistence.store import Store
 
     store = Store.open(path, readonly=True)
     try:

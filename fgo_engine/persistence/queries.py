@@ -1,8 +1,8 @@
 """The read side of a session file: every question the app, the CLI and the export ask.
 
-Functions take a :class:`~fgo_engine.store.Store` (its per-thread read-only connections
+Functions take a :class:`~fgo_engine.persistence.store.Store` (its per-thread read-only connections
 make them safe from any thread) and return rows as dicts or small dataclasses. SQL on
-table names lives here and in the store; writes go through :mod:`fgo_engine.rows`.
+table names lives here and in the store; writes go through :mod:`fgo_engine.persistence.writes`.
 """
 from __future__ import annotations
 
@@ -14,13 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fgo_engine.errors import FGOError
-from fgo_engine.llm.gateway import Totals
-from fgo_engine.review import ChildInfo, ReviewRequest
-from fgo_engine.rows import IF_NOT_WORSE
-from fgo_engine.types import Module, Task, subset_ref
+from fgo_engine.persistence.writes import IF_NOT_WORSE
+from fgo_engine.types import ChildInfo, Module, ReviewRequest, Task, Totals, subset_ref
 
 if TYPE_CHECKING:
-    from fgo_engine.store import Store
+    from fgo_engine.persistence.store import Store
 
 HISTORY_TRAJECTORIES = 12  # at most this many trajectories replayed into a subset's stream on open
 HISTORY_LINES = 40
@@ -28,7 +26,7 @@ HISTORY_LINES = 40
 
 def open_readonly(path: str | Path) -> Store:
     """A read-only store for a session file (refuses what is not one)."""
-    from fgo_engine.store import Store
+    from fgo_engine.persistence.store import Store
 
     return Store.open(path, readonly=True)
 

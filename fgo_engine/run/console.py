@@ -8,7 +8,7 @@ from typing import TextIO
 
 from fgo_engine import events as ev
 from fgo_engine import redaction
-from fgo_engine.progress import RateMeter, expected_calls, fmt_duration, fraction
+from fgo_engine.run.progress import RateMeter, expected_calls, fmt_duration, fraction
 
 HEARTBEAT = 10.0  # a progress line at least this often while nothing else is printed
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from fgo_engine import queries as q
+from fgo_engine.persistence import queries as q
 
 if TYPE_CHECKING:
-    from fgo_engine.store import Store
+    from fgo_engine.persistence.store import Store
 
 from fgo_engine import redaction
 
@@ -47,7 +47,7 @@ def session_report(store: Store) -> dict[str, Any]:
 
 
 def _provenance(store: Any, module_id: str) -> dict[str, Any] | None:
-    from fgo_engine.provenance import blame
+    from fgo_engine.report.provenance import blame
 
     b = blame(store, module_id)
     return b.to_dict() if b is not None else None

@@ -9,42 +9,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from fgo_engine.errors import CancelledError
 from fgo_engine.hooks import with_defaults
-from fgo_engine.types import Module
-
-
-@dataclass(frozen=True)
-class ChildInfo:
-    node_id: str  # "s3" for subset 3, or a merge node id
-    module: Module
-    score: float
-    n_tasks: int
-    scores_by_category: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ReviewRequest:
-    node_id: str
-    proposed: Module
-    children: tuple[ChildInfo, ...]
-    task_count: int
-
-
-@dataclass(frozen=True)
-class ReviewDecision:
-    decision: str  # approve | edit | rollback
-    text: str | None = None
-    by: str = "policy"
-
-    def __post_init__(self):
-        if self.decision not in ("approve", "edit", "rollback"):
-            raise ValueError(f"unknown review decision {self.decision!r}")
-        if self.decision == "edit" and not (self.text or "").strip():
-            raise ValueError("an edit needs the edited text")
+from fgo_engine.types import ReviewDecision, ReviewRequest
 
 
 class ReviewGate(Protocol):

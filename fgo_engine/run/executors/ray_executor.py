@@ -32,13 +32,11 @@ from typing import TYPE_CHECKING, Any
 
 from fgo_engine.config import RunConfig
 from fgo_engine.errors import CancelledError, ConfigError, FGOError, LLMError
-from fgo_engine.executors import _SubsetThreads
+from fgo_engine.method.executor import RolloutHost, SubsetThreads
 from fgo_engine.redaction import is_secret_name
 
 if TYPE_CHECKING:
-    from fgo_engine.llm.gateway import Scope
-    from fgo_engine.method.runtime import Runtime
-    from fgo_engine.types import Module, Task, Trajectory
+    from fgo_engine.types import Module, Scope, Task, Trajectory
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +89,7 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
         raise ConfigError(f"cannot reach the Ray cluster at {address}: {reason}") from None
 
 
-class RayExecutor(_SubsetThreads):
+class RayExecutor(SubsetThreads):
     name = "ray"
 
     def __init__(self, config: RunConfig, *, num_cpus: int | None = None):
@@ -104,7 +102,7 @@ class RayExecutor(_SubsetThreads):
         self._spec: tuple[Any, dict[str, Any]] | None = None  # (config, its secret-free dict): a worker's suite
         self._owns_ray = False
         self._task_env: dict[str, Any] | None = None
-        self._rt: Runtime | None = None
+        self._rt: RolloutHost | None = None
         self._placement: dict[tuple[str, str], str] = {}
         self._labels: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -139,7 +137,7 @@ class RayExecutor(_SubsetThreads):
                 self._task_env = env  # Ray started by our caller: the env goes with each task
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-            from fgo_engine.executors.ray_worker import Relay
+            from fgo_engine.run.executors.ray_worker import Relay
 
             here = ray.get_runtime_context().get_node_id()
             strategy = NodeAffinitySchedulingStrategy(here, soft=False)
@@ -190,8 +188,8 @@ class RayExecutor(_SubsetThreads):
         return label
 
     # -- rollouts ---------------------------------------------------------------------
-    def rollout(self, rt: Runtime, task: Task, module: Module, scope: Scope) -> Trajectory:
-        from fgo_engine.executors.ray_worker import raise_answer, rollout_task
+    def rollout(self, rt: RolloutHost, task: Task, module: Module, scope: Scope) -> Trajectory:
+        from fgo_engine.run.executors.ray_worker import raise_answer, rollout_task
 
         ray = self.ray
         self._rt = rt
@@ -246,7 +244,7 @@ class RayExecutor(_SubsetThreads):
 
     def _serve(self, rid: int, request: dict[str, Any]) -> None:
         """Answer one agent call with the driver's gateway; committed before it is sent."""
-        from fgo_engine.executors.ray_worker import error_answer
+        from fgo_engine.run.executors.ray_worker import error_answer
 
         rt = self._rt
         try:
@@ -254,7 +252,7 @@ class RayExecutor(_SubsetThreads):
                 self.on_request(request)
             if rt is None:
                 raise LLMError("no run is using this executor")
-            llm = rt._agent_llm(request["scope"], request["task_id"])
+            llm = rt.agent_llm(request["scope"], request["task_id"])
             answer: tuple = ("ok", llm(request["messages"], tools=request["tools"]))
         except Exception as exc:  # noqa: BLE001 - every failure goes back to the rollout that asked
             answer = error_answer(exc)

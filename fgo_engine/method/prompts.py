@@ -10,7 +10,6 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from fgo_engine.types import Critique, Module, Task, Trajectory
 
@@ -274,18 +273,3 @@ def with_retry_note(messages: list[dict[str, str]], reason: str, kind: str) -> l
     out = [dict(m) for m in messages]
     out[-1]["content"] = out[-1]["content"] + note
     return out
-
-
-def block(text: str, tag: str) -> str | None:
-    m = re.search(rf"<{tag}(?:\s[^>]*)?>\n?(.*?)\n?</{tag}>", text, re.S)
-    return m.group(1) if m else None
-
-
-def blocks(text: str, tag: str) -> list[tuple[str, str]]:
-    """All ``<tag attrs>body</tag>`` as (attrs, body)."""
-    return [(m.group(1) or "", m.group(2)) for m in
-            re.finditer(rf"<{tag}((?:\s[^>]*)?)>\n?(.*?)\n?</{tag}>", text, re.S)]
-
-
-def attrs(s: str) -> dict[str, Any]:
-    return dict(re.findall(r'(\w+)="([^"]*)"', s))

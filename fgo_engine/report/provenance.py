@@ -45,7 +45,7 @@ def units(kind: str, text: str) -> list[Unit]:
     """The rules of a module: non-empty lines of an instruction, tools of a toolbox."""
     if kind == "toolbox":
         try:
-            from fgo_engine.toolbox import canonical_source, parse_toolbox
+            from fgo_engine.tools.toolbox import canonical_source, parse_toolbox
 
             return [Unit(t.name, f"{t.name}{t.signature}" if t.signature.startswith("(") else t.signature,
                          canonical_source(t.source)) for t in parse_toolbox(text)]

@@ -16,24 +16,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fgo_engine import events as ev
-from fgo_engine import queries, rows
 from fgo_engine.config import RunConfig
-from fgo_engine.control import Control
 from fgo_engine.errors import BudgetExceededError, CancelledError, FGOError, SessionError
-from fgo_engine.executors import Executor, make_executor
-from fgo_engine.llm.gateway import Budget, Gateway, LedgerEntry
+from fgo_engine.llm.gateway import Gateway
 from fgo_engine.logs import SessionLog
+from fgo_engine.method.control import Control
 from fgo_engine.method.methods import check_run, method_for, project
 from fgo_engine.method.projection import Projection
+from fgo_engine.method.review import ReviewGate, gate_for_policy, with_gate_defaults
 from fgo_engine.method.runtime import Runtime
-from fgo_engine.review import ReviewGate, gate_for_policy, with_gate_defaults
-from fgo_engine.store import is_disk_full
-from fgo_engine.suites.base import Suite, load_suite, with_suite_defaults
+from fgo_engine.persistence import queries
+from fgo_engine.persistence import writes as rows
+from fgo_engine.persistence.store import is_disk_full
+from fgo_engine.run.executors import Executor, make_executor
+from fgo_engine.suites.base import Suite, build_suite, with_suite_defaults
 from fgo_engine.timeutil import now
-from fgo_engine.types import Module, Task
+from fgo_engine.types import Budget, LedgerEntry, Module, Task
 
 if TYPE_CHECKING:
-    from fgo_engine.store import Store
+    from fgo_engine.persistence.store import Store
 
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
@@ -79,10 +80,6 @@ def elapsed_seconds(store: Any) -> float:
         return 0.0
 
 
-def build_suite(config: RunConfig) -> Suite:
-    return load_suite(config.suite, seed=config.seed, sandbox=config.sandbox, **config.suite_options)
-
-
 class Session:
     def __init__(self, store: Store, config: RunConfig, *, suite: Suite | None = None,
                  sinks: list[Callable[[ev.Event], None]] | None = None, gate: ReviewGate | None = None,
@@ -116,7 +113,7 @@ class Session:
     # -- construction -----------------------------------------------------------------
     @classmethod
     def create(cls, path: str | Path, config: RunConfig, *, name: str | None = None, **kw: Any) -> Session:
-        from fgo_engine.store import Store
+        from fgo_engine.persistence.store import Store
 
         config.validate()
         suite = build_suite(config)  # validates suite options and task files before any file is written
@@ -139,7 +136,7 @@ class Session:
 
     @classmethod
     def open(cls, path: str | Path, *, config_overrides: dict[str, Any] | None = None, **kw: Any) -> Session:
-        from fgo_engine.store import Store
+        from fgo_engine.persistence.store import Store
 
         store = Store.open(path)
         try:

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from fgo_engine.config import METHODS, RunConfig
-from fgo_engine.critical_path import critical_path_of
 from fgo_engine.errors import ConfigError
-from fgo_engine.session import RunResult, Session
+from fgo_engine.report.critical_path import critical_path_of
+from fgo_engine.run.session import RunResult, Session
 
 DEFAULT_METHODS = ("vanilla", "all-at-once", "batch-wise", "bootstrapping", "fgo")
 PHASES = ("explore", "evaluate", "optimize", "merge", "backtest")

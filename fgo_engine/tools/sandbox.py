@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fgo_engine import isolation
+from fgo_engine.tools import isolation
 
 __all__ = ["ToolResult", "run_tool"]
 
@@ -472,7 +472,7 @@ def run_tool(
     Never raises for anything the tool does (crash, hang, flood, forbidden action):
     that comes back as ``ok=False`` with a one-line ``error``. Raises only for caller
     mistakes: wrong argument types, non-JSON arguments, a missing ``files_dir``, and
-    :class:`~fgo_engine.isolation.SandboxUnavailableError` under ``sandbox="strict"``
+    :class:`~fgo_engine.tools.isolation.SandboxUnavailableError` under ``sandbox="strict"``
     where the OS layer cannot run. ``files_dir`` appears read-only as ``./files``
     (``$TASK_FILES``); ``allow_read`` adds directories the tool may read in place.
     """

@@ -16,7 +16,7 @@ from typing import Any
 import ray
 
 from fgo_engine import errors
-from fgo_engine.suites.base import Completion
+from fgo_engine.types import Completion
 
 _suites: dict[str, Any] = {}
 
@@ -100,7 +100,7 @@ class RelayLLM:
 def _suite(config: dict[str, Any]) -> Any:
     """The run's suite, built once per worker process from its (secret-free) configuration."""
     from fgo_engine.config import RunConfig
-    from fgo_engine.session import build_suite
+    from fgo_engine.suites.base import build_suite
 
     key = json.dumps(config, sort_keys=True, default=str)
     suite = _suites.get(key)
