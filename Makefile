@@ -48,6 +48,7 @@ sandbox-deps:
 test: $(STAMP) sandbox-deps
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
 # Starts llama.cpp's server on a free loopback port (tests/local/conftest.py), runs the

@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from fgo_engine.report import bench  # noqa: E402
+from fgo_engine.run import bench  # noqa: E402
 
 OUT = ROOT / "bench" / "results"
 # an API-like call: 0.1 s + prompt / 20k tok/s + completion / 200 tok/s (stated in the summary)

@@ -26,7 +26,7 @@ VARIANTS = ["", "evidence=0", "critic_error=0,critic_noise=0", "middle=0,attenti
 
 
 def one(suite: str, variant: str, seeds: int) -> tuple[str, dict[str, tuple[float, float]]]:
-    from fgo_engine.report.bench import run_bench
+    from fgo_engine.run.bench import run_bench
 
     model = "fgo-sim/medium" + (f":{variant}" if variant else "")
     report = run_bench(suite, methods=METHODS, seeds=seeds, model=model, progress=lambda s: None)

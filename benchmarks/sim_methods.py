@@ -22,7 +22,7 @@ OUT = ROOT / "bench" / "results"
 
 
 def one(suite: str, seeds: int) -> tuple[str, str, float]:
-    from fgo_engine.report.bench import DEFAULT_METHODS, run_bench, to_markdown
+    from fgo_engine.run.bench import DEFAULT_METHODS, run_bench, to_markdown
 
     t0 = time.perf_counter()
     report = run_bench(suite, methods=list(DEFAULT_METHODS), seeds=seeds, progress=lambda s: None,

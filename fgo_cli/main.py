@@ -190,7 +190,7 @@ def _console_log(verbose: bool) -> Iterator[None]:
     if not verbose:
         yield
         return
-    from fgo_engine.logs import LOGGER, console_handler
+    from fgo_engine.run.logs import LOGGER, console_handler
 
     logger = logging.getLogger(LOGGER)
     handler, level = console_handler(sys.stderr), logger.level
@@ -370,7 +370,7 @@ def cmd_sessions(a: argparse.Namespace) -> int:
         if input(f"delete {path}? [y/N] ").strip().lower() not in ("y", "yes"):
             print("kept")
             return 0
-    from fgo_engine.logs import delete_session_files
+    from fgo_engine.run.logs import delete_session_files
 
     delete_session_files(path)
     print(f"deleted {path}")
@@ -406,7 +406,7 @@ def _parse_vary(items: list[str]) -> dict[str, list[Any]]:
 
 
 def cmd_bench(a: argparse.Namespace) -> int:
-    from fgo_engine.report import bench
+    from fgo_engine.run import bench
 
     methods = [m.strip() for m in a.methods.split(",") if m.strip()]
     extra: dict[str, Any] = {"backtest": a.backtest, "review": a.review}

@@ -272,7 +272,7 @@ class RunConfig:
                  f"roles.{role}.max_tokens must be a positive whole number")
             need(isinstance(rc.params, dict), f"roles.{role}.params must be a table")
             if rc.model.startswith("fgo-sim/"):
-                from fgo_engine.sim.profiles import parse_model
+                from fgo_engine.llm.sim.profiles import parse_model
 
                 prof = parse_model(rc.model)
                 bad = [f for f in ("latency", "noise", "guess", "critic_noise", "drift", "merge_loss", "window",

@@ -7,6 +7,11 @@ from typing import Any, Literal
 
 ModuleKind = Literal["instruction", "toolbox"]
 
+# Who decided a merge (the ``by`` of a review): a person, or a review policy by name.
+OPERATOR = "operator"
+AUTO_APPROVE = "policy:auto"
+IF_NOT_WORSE = "policy:if-not-worse"  # who rolls back a merge that scored below its best child
+
 
 @dataclass(frozen=True)
 class Task:

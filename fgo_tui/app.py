@@ -278,7 +278,7 @@ class FGOApp(App[int]):
             self._drop_dashboard()
             self.ctl.close()
             self.ctl = None
-        from fgo_engine.logs import delete_session_files
+        from fgo_engine.run.logs import delete_session_files
 
         delete_session_files(path)
         report = path.with_name(f"{path.stem}-report.md")

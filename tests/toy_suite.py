@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import random
 
-from fgo_engine.sim.skills import BaseSkill, register_skill
+from fgo_engine.llm.sim.skills import BaseSkill, register_skill
 from fgo_engine.suites.base import SuiteBase, register_suite
 from fgo_engine.types import Knowledge, Module, Step, Task, Trajectory
 

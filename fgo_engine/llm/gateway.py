@@ -50,7 +50,7 @@ def get_litellm():
                 import litellm
 
                 import fgo_engine  # noqa: F401  (environment defaults)
-                from fgo_engine.sim.provider import SimLLM
+                from fgo_engine.llm.sim.provider import SimLLM
 
             litellm.suppress_debug_info = True
             litellm.drop_params = True
@@ -199,7 +199,7 @@ class Gateway:
     def window(self, model: str) -> int | None:
         if model not in self._windows:
             if model.startswith(SIM_PREFIX):
-                from fgo_engine.sim.profiles import parse_model
+                from fgo_engine.llm.sim.profiles import parse_model
 
                 self._windows[model] = parse_model(model).window
             else:
@@ -454,7 +454,7 @@ class Gateway:
         slowly would never end. ``release`` gives the slot back when the request really ends,
         so an abandoned request keeps it (a local server is still busy with it)."""
         if rc.model.startswith(SIM_PREFIX):
-            from fgo_engine.sim.provider import cpu_turn
+            from fgo_engine.llm.sim.provider import cpu_turn
 
             try:
                 with cpu_turn():  # the simulator's CPU is this process's: see cpu_turn

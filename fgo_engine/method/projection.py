@@ -338,7 +338,7 @@ def _price(proj: Projection) -> None:
 def model_window(model: str) -> int | None:
     """The context window of a model (the simulator's profile, else litellm's map), or None."""
     if model.startswith("fgo-sim/"):
-        from fgo_engine.sim.profiles import parse_model
+        from fgo_engine.llm.sim.profiles import parse_model
 
         return parse_model(model).window
     from fgo_engine.llm.gateway import get_litellm

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fgo_engine.errors import FGOError
-from fgo_engine.persistence.writes import IF_NOT_WORSE
-from fgo_engine.types import ChildInfo, Module, ReviewRequest, Task, Totals, subset_ref
+from fgo_engine.types import IF_NOT_WORSE, ChildInfo, Module, ReviewRequest, Task, Totals, subset_ref
 
 if TYPE_CHECKING:
     from fgo_engine.persistence.store import Store

@@ -9,9 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from fgo_engine.timeutil import now
-from fgo_engine.types import Critique, Module, ReviewDecision, Scope, Task, Trajectory
-
-IF_NOT_WORSE = "policy:if-not-worse"  # who rolls back a merge that scored below its best child
+from fgo_engine.types import IF_NOT_WORSE, Critique, Module, ReviewDecision, Scope, Task, Trajectory  # noqa: F401
 
 
 def _flag(value: bool | None) -> int | None:

@@ -14,7 +14,7 @@ def model_problem(model: str, *, api_base: str | None = None) -> str | None:
     if not model:
         return "give a model name"
     if model.startswith("fgo-sim/"):
-        from fgo_engine.sim.profiles import parse_model
+        from fgo_engine.llm.sim.profiles import parse_model
 
         try:
             parse_model(model)

@@ -19,7 +19,6 @@ from fgo_engine import events as ev
 from fgo_engine.config import RunConfig
 from fgo_engine.errors import BudgetExceededError, CancelledError, FGOError, SessionError
 from fgo_engine.llm.gateway import Gateway
-from fgo_engine.logs import SessionLog
 from fgo_engine.method.control import Control
 from fgo_engine.method.methods import check_run, method_for, project
 from fgo_engine.method.projection import Projection
@@ -29,6 +28,7 @@ from fgo_engine.persistence import queries
 from fgo_engine.persistence import writes as rows
 from fgo_engine.persistence.store import is_disk_full
 from fgo_engine.run.executors import Executor, make_executor
+from fgo_engine.run.logs import SessionLog
 from fgo_engine.suites.base import Suite, build_suite, with_suite_defaults
 from fgo_engine.timeutil import now
 from fgo_engine.types import Budget, LedgerEntry, Module, Task

@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 from fgo_engine.config import RunConfig
 from fgo_engine.errors import ConfigError
 from fgo_engine.hooks import with_defaults
+from fgo_engine.llm.sim import skills as sim_skills
 from fgo_engine.types import Completion, Module, ModuleKind, Task, Trajectory
 
 
@@ -127,6 +128,9 @@ def _load_builtins() -> None:
             if exc.name != f"fgo_engine.suites.{mod}":
                 raise
 
+
+
+sim_skills.add_loader(_load_builtins)  # the simulator asks for the suites' skills through this
 
 def load_suite(name: str, *, seed: int = 0, sandbox: str | None = None, **options: Any) -> Suite:
     """Build a suite by name (``household``, ``invoices``, ``tools``) or from a JSONL

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fgo_engine import events as ev
-from fgo_engine.persistence.writes import IF_NOT_WORSE
-from fgo_engine.types import NodeRef, subset_ref
+from fgo_engine.types import IF_NOT_WORSE, NodeRef, subset_ref
 from fgo_tui.model.bridge import Batch
 
 STEP_LINES = 60  # trajectory lines kept per subset

@@ -140,7 +140,7 @@ WHO = {"operator": "you", "policy:auto": "auto-approve", "policy:if-not-worse": 
 def review_lines(rows: list[dict]) -> list[Text]:
     """The review rows of a node in words: what was decided, by whom, when; a roll back by the
     if-not-worse backtest reads as what it is, not as a second review."""
-    from fgo_engine.persistence.writes import IF_NOT_WORSE
+    from fgo_engine.types import IF_NOT_WORSE
 
     out = []
     for i, r in enumerate(rows):

@@ -3,7 +3,7 @@ types. Importing this package registers the suite and its simulated-LLM skill.""
 
 from __future__ import annotations
 
-from fgo_engine.sim.skills import register_skill
+from fgo_engine.llm.sim.skills import register_skill
 from fgo_engine.suites.base import register_suite
 from fgo_engine.suites.household.skill import KNOWLEDGE, HouseholdSkill
 from fgo_engine.suites.household.suite import (

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from fgo_engine.sim.skills import BaseSkill, cue_covered
+from fgo_engine.llm.sim.skills import BaseSkill, cue_covered
 from fgo_engine.suites.household.generate import HIDDEN
 from fgo_engine.suites.household.world import (
     APPLIANCE,

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Any
 
-from fgo_engine.sim.skills import BaseSkill, register_skill
+from fgo_engine.llm.sim.skills import BaseSkill, register_skill
 from fgo_engine.suites.invoices.knowledge import _PLACEMENT_WHERE, ADJECTIVE, KNOWLEDGE
 from fgo_engine.suites.invoices.languages import (
     _LANGS,

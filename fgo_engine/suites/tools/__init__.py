@@ -2,7 +2,7 @@
 Importing this package registers the suite and its simulated-LLM skill."""
 from __future__ import annotations
 
-from fgo_engine.sim.skills import register_skill
+from fgo_engine.llm.sim.skills import register_skill
 from fgo_engine.suites.base import register_suite
 from fgo_engine.suites.tools.data import (
     CATEGORIES,

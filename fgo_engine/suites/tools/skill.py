@@ -26,7 +26,7 @@ import re
 from typing import Any
 
 from fgo_engine.errors import MalformedOutputError
-from fgo_engine.sim.skills import BaseSkill, cue_covered
+from fgo_engine.llm.sim.skills import BaseSkill, cue_covered
 from fgo_engine.suites.tools.data import (
     TEMPLATES,
     WEEKDAYS,

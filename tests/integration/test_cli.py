@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fgo_cli.main import _parser, main
 
-README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
 
 
 def test_headless_invoices_run_on_the_simulated_model(tmp_path, capsys):
@@ -88,7 +88,7 @@ def test_every_command_and_option_is_documented():
 
 
 def test_bench_runs_in_parallel_processes_give_the_same_table():
-    from fgo_engine.report.bench import run_bench
+    from fgo_engine.run.bench import run_bench
 
     # a built-in suite: the worker processes are spawned and know only what fgo_engine registers
     kw = dict(methods=["all-at-once", "fgo"], seeds=2, subsets=2, epochs=1, progress=lambda s: None,

@@ -21,7 +21,7 @@ from fgo_engine.errors import ConfigError
 
 KEY = "sk-echo-SECRET-9090909090909090"
 HEADER_KEY = "hdr-SECRET-5151515151515151"
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class _Echo(BaseHTTPRequestHandler):

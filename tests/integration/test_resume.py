@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-TESTS = Path(__file__).parent
+TESTS = Path(__file__).resolve().parents[1]  # tests/: toy_suite and the fake server
 # --review auto: the review-pending test answers "approve" to every merge, which is what auto does
 # (the default, if-not-worse, also backtests each merge's best child)
 ARGS = ["--suite", "toy", "--model", "fgo-sim/medium:latency=0.005", "--subsets", "6", "--epochs", "2",

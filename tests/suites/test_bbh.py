@@ -5,12 +5,12 @@ import json
 
 import pytest
 from conftest import run_session, shared_data
-from test_jsonl_tasks import FakeLLM
 
 from fgo_engine.config import RunConfig
 from fgo_engine.errors import ConfigError
 from fgo_engine.suites.base import load_suite
 from fgo_engine.suites.bbh import TASKS, BBHSuite
+from suites.test_jsonl_tasks import FakeLLM
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from fgo_engine.config import RunConfig
 from fgo_engine.persistence.store import Store, lock_file, session_holder
 from fgo_engine.run.session import Session
 
-TESTS = Path(__file__).parent
+TESTS = Path(__file__).resolve().parents[1]  # tests/: toy_suite and the fake server
 HOLD = ("import sys; from fgo_engine.persistence.store import Store; s = Store.open(sys.argv[1]); "
         "print('holding', flush=True); sys.stdin.read()")
 

@@ -3,7 +3,7 @@
 It reads only the messages it is sent and tells the roles apart by the blocks the
 engine's prompts use: ``<modules>`` → merger, ``<examples>`` → optimizer,
 ``<trajectory>`` + ``<expected>`` → evaluator, anything else → agent. Each role applies
-the mechanisms of ``fgo_engine.sim.mechanisms`` (one profile setting each, null = off):
+the mechanisms of ``fgo_engine.llm.sim.mechanisms`` (one profile setting each, null = off):
 
 * agent: competent on a task when the module, as it applies to the task's category
   (rules scoped to other categories drop out), covers every needed item; past its
@@ -42,9 +42,9 @@ from typing import Any
 
 from fgo_engine.llm import tokens
 from fgo_engine.llm.blocks import attrs, block, blocks
-from fgo_engine.sim import mechanisms as mech
-from fgo_engine.sim.profiles import SimProfile, parse_model
-from fgo_engine.sim.skills import SimSkill, find_skill
+from fgo_engine.llm.sim import mechanisms as mech
+from fgo_engine.llm.sim.profiles import SimProfile, parse_model
+from fgo_engine.llm.sim.skills import SimSkill, find_skill
 from fgo_engine.types import Knowledge, normalize_space
 
 log = logging.getLogger("fgo.sim")
@@ -241,7 +241,7 @@ def optimizer_reply(profile: SimProfile, prompt: str, prompt_tokens: int, seed: 
     current = block(prompt, kind) or ""
     skill, learned, verbatim, cats = _learn(profile, prompt, prompt_tokens, rng)
     if kind == "toolbox":
-        from fgo_engine.sim.skills import skills
+        from fgo_engine.llm.sim.skills import skills
 
         suggestions = [k.text for k, _ in learned] + verbatim
         for s in skills():
@@ -298,7 +298,7 @@ def _reword(head: str, rules: list[str], rng: random.Random) -> tuple[str, list[
 def _merge_rules(profile: SimProfile, modules: list[tuple[float | None, str]], rng: random.Random) -> list[str]:
     """Union of the modules' rules; where two modules state one item differently, the
     better-scoring module's statement wins when the scores are shown, else either."""
-    from fgo_engine.sim.skills import skills
+    from fgo_engine.llm.sim.skills import skills
 
     space = [k for s in skills() for k in s.space(bool(profile.space))]
     scores = [sc for sc, _ in modules]
@@ -336,7 +336,7 @@ def merger_reply(profile: SimProfile, prompt: str, prompt_tokens: int, seed: Any
     scored = sorted(parsed, key=lambda t: (-(t[0] or 0.0), t[1]))
     is_toolbox = "toolbox" in (prompt.split("<modules>")[0])
     if "def " in "".join(b for _, _, b in scored) and is_toolbox:
-        from fgo_engine.sim.skills import skills
+        from fgo_engine.llm.sim.skills import skills
 
         for s in skills():
             merger = getattr(s, "merge_toolboxes", None)

@@ -1,6 +1,6 @@
 """Screenshots of the main views (sessions, dashboard, merge tree, review, audit, the
 new-session form, help) on a finished toy session at 100x30 and 160x50 (fixed size, cursor blink off, frozen timestamps and elapsed time, no clock in view).
-Update with `pytest tests/tui/test_snapshots.py --snapshot-update`."""
+Update with `pytest tests/app/test_snapshots.py --snapshot-update`."""
 from __future__ import annotations
 
 import pytest

@@ -18,8 +18,8 @@ import re
 from dataclasses import dataclass
 
 from fgo_engine.llm.blocks import block
-from fgo_engine.sim.profiles import SimProfile
-from fgo_engine.sim.skills import SimSkill
+from fgo_engine.llm.sim.profiles import SimProfile
+from fgo_engine.llm.sim.skills import SimSkill
 from fgo_engine.types import Knowledge
 
 _EXAMPLE = re.compile(r"<example(?:\s[^>]*)?>(.*?)</example>", re.S)

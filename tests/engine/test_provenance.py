@@ -95,7 +95,7 @@ def test_toolbox_units_are_tools():
 
 
 def test_a_node_whose_children_are_one_module_adopts_it_and_is_not_called_a_roll_back(tmp_path, toy_config):
-    from fgo_engine.sim import provider
+    from fgo_engine.llm.sim import provider
 
     provider.inject_faults("garbage", 10_000, role="optimizer")  # no subset improves on the start
     try:

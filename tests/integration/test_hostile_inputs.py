@@ -14,7 +14,7 @@ from fgo_cli.main import main
 from fgo_engine.persistence.store import APPLICATION_ID
 from fgo_engine.suites.jsonl_tasks import MAX_FILE_BYTES, MAX_TASK_BYTES
 
-TESTS = Path(__file__).parent
+TESTS = Path(__file__).resolve().parents[1]  # tests/: toy_suite and the fake server
 
 
 def fails(capsys, *argv, code=2):

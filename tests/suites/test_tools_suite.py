@@ -15,8 +15,8 @@ import pytest
 import fgo_engine  # noqa: F401  (sets TIKTOKEN_CACHE_DIR before tiktoken loads)
 from fgo_engine.config import RunConfig
 from fgo_engine.errors import ConfigError, MalformedOutputError
+from fgo_engine.llm.sim.skills import find_skill
 from fgo_engine.run.session import Session
-from fgo_engine.sim.skills import find_skill
 from fgo_engine.suites.base import load_suite
 from fgo_engine.suites.tools import (
     BUGGY,

@@ -7,8 +7,8 @@ import threading
 import pytest
 
 from fgo_engine import events as ev
+from fgo_engine.llm.sim import provider
 from fgo_engine.run.session import Session
-from fgo_engine.sim import provider
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ import pytest
 
 import fgo_engine  # noqa: F401  (sets TIKTOKEN_CACHE_DIR before tiktoken loads)
 from fgo_engine.errors import ConfigError
-from fgo_engine.sim.skills import cue_covered
+from fgo_engine.llm.sim.skills import cue_covered
 from fgo_engine.suites import invoices as inv
 from fgo_engine.suites.base import load_suite
 from fgo_engine.suites.invoices import generate as inv_gen

@@ -1,7 +1,7 @@
 """Escapes a hostile tool tried against the in-process guard (issue 13), each turned into a
 test that fails if the escape works again. They run under ``sandbox="strict"``: the OS
 layer (bubblewrap) must be present, and ``make test`` installs it. To see them fail
-against the in-process guard alone: ``FGO_TEST_SANDBOX=in-process pytest tests/test_sandbox_isolation.py``.
+against the in-process guard alone: ``FGO_TEST_SANDBOX=in-process pytest tests/engine/test_sandbox_isolation.py``.
 """
 from __future__ import annotations
 
@@ -295,9 +295,9 @@ def test_killing_the_app_kills_the_tool_and_leaves_no_scratch(tmp_path):
     tmpdir.mkdir()
     driver = subprocess.Popen(
         [sys.executable, "-c", "import sys; from fgo_engine.tools.sandbox import run_tool; "
-         "from tests.test_sandbox_isolation import PROBES, MODE; "
+         "from tests.engine.test_sandbox_isolation import PROBES, MODE; "
          "run_tool(PROBES, 'linger', {}, timeout=120, sandbox=MODE)"],
-        cwd=Path(__file__).resolve().parent.parent, env={**os.environ, "TMPDIR": str(tmpdir)},
+        cwd=Path(__file__).resolve().parents[2], env={**os.environ, "TMPDIR": str(tmpdir)},
         stdin=subprocess.DEVNULL)
     tool: list[int] = []
     try:

@@ -9,9 +9,9 @@ from toy_suite import CATEGORIES, ToySuite
 from fgo_engine.config import ROLES, RoleConfig
 from fgo_engine.errors import ConfigError, ContextOverflowError
 from fgo_engine.llm.gateway import Gateway, get_litellm
+from fgo_engine.llm.sim import provider
+from fgo_engine.llm.sim.profiles import parse_model
 from fgo_engine.method import prompts
-from fgo_engine.sim import provider
-from fgo_engine.sim.profiles import parse_model
 from fgo_engine.types import Critique, Module, Step, Trajectory
 
 

@@ -9,7 +9,7 @@ import pkgutil, importlib, sys
 import fgo_engine
 assert 'litellm' not in sys.modules, 'importing fgo_engine imported litellm'
 for m in pkgutil.walk_packages(fgo_engine.__path__, 'fgo_engine.'):
-    if m.name == 'fgo_engine.sim.provider':
+    if m.name == 'fgo_engine.llm.sim.provider':
         continue  # the litellm custom handler: imported lazily by the gateway
     importlib.import_module(m.name)
 bad = sorted(k for k in sys.modules if k == 'textual' or k.startswith('textual.') or k.startswith('fgo_tui'))

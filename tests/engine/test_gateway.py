@@ -9,8 +9,8 @@ from fgo_engine.config import ROLES, RoleConfig
 from fgo_engine.errors import BudgetExceededError, ContextOverflowError, LLMError
 from fgo_engine.llm import tokens
 from fgo_engine.llm.gateway import Gateway
+from fgo_engine.llm.sim import provider
 from fgo_engine.persistence.store import Store
-from fgo_engine.sim import provider
 from fgo_engine.types import Budget, Scope
 
 MSGS = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello."}]

@@ -9,7 +9,7 @@ from toy_suite import ToySuite
 
 from fgo_cli.main import main
 from fgo_engine import events as ev
-from fgo_engine.logs import log_path
+from fgo_engine.run.logs import log_path
 from fgo_engine.run.session import Session
 
 

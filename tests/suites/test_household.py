@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from fgo_engine.sim.skills import cue_covered, find_skill
+from fgo_engine.llm.sim.skills import cue_covered, find_skill
 from fgo_engine.suites.base import Suite, load_suite
 from fgo_engine.suites.household import (
     ACTION_GUIDE,

@@ -2,7 +2,7 @@
 
 Each built-in suite registers a skill. The simulated LLM reads only the messages it is
 sent (like a real model); a skill tells it which knowledge a task needs and how an
-agent acts, competently or not. The core (``fgo_engine.sim.provider``) decides, with
+agent acts, competently or not. The core (``fgo_engine.llm.sim.provider``) decides, with
 seeded noise, whether the agent is competent on an episode: competent when the module
 covers every needed piece of knowledge (it still slips with probability ``noise``),
 and lucky with probability ``guess`` when it does not.
@@ -10,6 +10,7 @@ and lucky with probability ``guess`` when it does not.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from fgo_engine.types import Knowledge
@@ -99,10 +100,19 @@ def register_skill(skill: SimSkill) -> None:
         _SKILLS.append(skill)
 
 
-def skills() -> list[SimSkill]:
-    from fgo_engine.suites.base import _load_builtins
+_LOADERS: list[Callable[[], None]] = []
 
-    _load_builtins()  # each suite module registers its skill on import
+
+def add_loader(load: Callable[[], None]) -> None:
+    """A way to register more skills on first need: the suites hand theirs in (each suite
+    module registers its skill on import), so the simulator never imports the suites."""
+    if load not in _LOADERS:
+        _LOADERS.append(load)
+
+
+def skills() -> list[SimSkill]:
+    for load in list(_LOADERS):
+        load()
     return list(_SKILLS)
 
 

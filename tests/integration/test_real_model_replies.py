@@ -12,12 +12,12 @@ from fake_openai import ok
 from fgo_engine import events as ev
 from fgo_engine.config import DEFAULT_MAX_TOKENS, RoleConfig, RunConfig
 from fgo_engine.llm.gateway import Gateway
+from fgo_engine.llm.sim import provider
 from fgo_engine.method import prompts, resample
 from fgo_engine.method.control import Control
 from fgo_engine.method.methods import project
 from fgo_engine.persistence.store import Store
 from fgo_engine.run.session import Session
-from fgo_engine.sim import provider
 from fgo_engine.suites.base import load_suite
 from fgo_engine.types import Scope
 

@@ -12,10 +12,10 @@ from toy_suite import CATEGORIES, GENERAL, ToySuite
 
 from fgo_engine.config import ROLES, RoleConfig
 from fgo_engine.llm.gateway import Gateway
+from fgo_engine.llm.sim import mechanisms as mech
+from fgo_engine.llm.sim.profiles import parse_model
 from fgo_engine.method import prompts
 from fgo_engine.run.session import Session
-from fgo_engine.sim import mechanisms as mech
-from fgo_engine.sim.profiles import parse_model
 from fgo_engine.suites.base import load_suite
 from fgo_engine.types import Critique, Module, Scope, Step, Trajectory
 
@@ -215,8 +215,8 @@ def test_merger_resolves_two_statements_of_one_rule_by_score_only_when_it_sees_t
 
 # -- (7) knowledge space -------------------------------------------------------------------------
 def test_fine_space_on_household_and_invoices_need_many_more_items_some_rare():
-    from fgo_engine.sim.provider import _view
-    from fgo_engine.sim.skills import find_skill
+    from fgo_engine.llm.sim.provider import _view
+    from fgo_engine.llm.sim.skills import find_skill
 
     def needed(model, tasks, skill):
         """How many training tasks need each item, as the simulated agent sees them."""
