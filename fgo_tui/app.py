@@ -526,6 +526,15 @@ class FGOApp(App[int]):
             return
         self.push_screen(AuditScreen(self.ctl.store, module_id))
 
+    def open_failures(self) -> None:
+        """The failure drill-down of the open session (failed with the final module first)."""
+        from fgo_tui.screens.failures import FailuresScreen
+
+        if self.ctl is None or self.ctl.store is None:
+            self.notify("open a session first")
+            return
+        self.push_screen(FailuresScreen(Path(self.ctl.store.path), failed_only=self.ctl.view.status == "done"))
+
     def export_report(self) -> None:
         """Write the Markdown report in a worker (reading the session and writing the file are
         never on the UI thread); a toast says where it went."""

@@ -69,15 +69,8 @@ class RunResult:
         return sum(v["prompt_tokens"] for k, v in self.by_phase.items() if k != "test")
 
 
-ELAPSED_KEY = "elapsed_seconds"
-
-
-def elapsed_seconds(store: Any) -> float:
-    """Wall seconds the session's finished runs took, from the store's meta table."""
-    try:
-        return float(store.meta_get(ELAPSED_KEY) or 0.0)
-    except (TypeError, ValueError):
-        return 0.0
+ELAPSED_KEY = queries.ELAPSED_KEY
+elapsed_seconds = queries.elapsed_seconds
 
 
 class Session:
