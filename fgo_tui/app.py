@@ -228,11 +228,10 @@ class FGOApp(App[int]):
     def _activate(self, ctl: RunController) -> Any:
         """Shows the session's dashboard; returns what to await for it to be mounted (or None)."""
         old = self.ctl
+        self._drop_dashboard()
         if old is not None and old is not ctl:
-            self._drop_dashboard()
             old.close()
         self.ctl = ctl
-        self.dashboard = DashboardScreen(ctl)
         return self._show_dashboard()
 
     def _drop_dashboard(self) -> None:
@@ -243,12 +242,15 @@ class FGOApp(App[int]):
         self.dashboard = None
 
     def _show_dashboard(self) -> Any:
-        if self.dashboard is None:
+        if self.ctl is None:
             return None
-        if self.dashboard in self.screen_stack:
+        if self.dashboard is not None and self.dashboard in self.screen_stack:
             while self.screen is not self.dashboard and not isinstance(self.screen, ReviewScreen):
                 self.pop_screen()
             return None
+        # a new screen each time it comes back: Textual removes a popped screen, and one pushed
+        # again keeps its stopped update timer (it would never repaint until a resize)
+        self.dashboard = DashboardScreen(self.ctl)
         return self.push_screen(self.dashboard)
 
     def show_sessions(self) -> None:
