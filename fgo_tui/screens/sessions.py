@@ -153,6 +153,10 @@ class SessionsScreen(Screen):
             table.focus()
 
     # -- selection ----------------------------------------------------------------------
+    def select(self, path: Path) -> None:
+        """Highlight ``path`` once the list (re)loads."""
+        self._select_path = Path(path)
+
     @property
     def selected(self) -> dict[str, Any] | None:
         table = self.query_one(DataTable)
