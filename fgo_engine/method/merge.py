@@ -151,7 +151,7 @@ class MergeTree:
         decision = self._review(node, proposed)
         module, module_id = self._apply(node, decision, proposed, proposed_id)
         self._status(node, "backtesting")
-        self._emit(node, "backtesting", None, decision.decision)
+        self._emit(node, "backtesting", None, decision.decision, decided_by=decision.by)
         differs = module_id != node.best_child.module_id
         if rt.cfg.backtest == "adaptive" and differs:
             bt = backtest.adaptive(rt, node.node_id, self._strata(node), module, module_id, node.best_child)
@@ -183,7 +183,8 @@ class MergeTree:
             "ci_low": bt.interval[0] if bt.interval else None, "ci_high": bt.interval[1] if bt.interval else None,
             "updated_at": now(),
         })
-        self._emit(node, "done", score, final_decision, module_id, len(bt.tasks), bt.interval)
+        self._emit(node, "done", score, final_decision, module_id, len(bt.tasks), bt.interval,
+                   decided_by=rows.IF_NOT_WORSE if final_decision != decision.decision else decision.by)
         return Item(node.node_id, module, module_id, score, task_ids, cats, node.subset_ids, node.depth)
 
     def _adopt_identical(self, node: _Node) -> Item:
@@ -207,7 +208,7 @@ class MergeTree:
         self._settle_review(node)  # reviews asked in node order must not wait for this one
         rt.bus.emit(ev.Log("info", f"merge {node.node_id}: its {len(node.items)} children are the same module; "
                                    "adopted it without a merge call or backtest"))
-        self._emit(node, "done", node.score_before, "approve", child.module_id)
+        self._emit(node, "done", node.score_before, "approve", child.module_id, decided_by=IDENTICAL)
         return Item(node.node_id, child.module, child.module_id, node.score_before, node.task_ids, cats,
                     node.subset_ids, node.depth)
 
@@ -333,7 +334,7 @@ class MergeTree:
 
     def _emit(self, node: _Node, status: str, after: float | None, decision: str | None = None,
               module_id: str | None = None, backtest_tasks: int | None = None,
-              interval: tuple[float, float] | None = None) -> None:
+              interval: tuple[float, float] | None = None, decided_by: str | None = None) -> None:
         self.rt.bus.emit(ev.MergeNodeUpdated(node.node_id, None, node.child_ids, status, len(node.tasks),
                                              node.score_before, after, decision, module_id, backtest_tasks,
-                                             interval))
+                                             interval, decided_by))
