@@ -97,7 +97,7 @@ class ConsolePrinter:
         elif isinstance(e, ev.MergeNodeUpdated):
             if e.status == "done":
                 self._say(f"merge {e.node_id} ← {', '.join(e.child_ids)}: {e.n_tasks} tasks, "
-                          f"{e.score_before:.3f} → {e.score_after:.3f} ({e.decision or 'approve'})")
+                          f"{e.score_before:.3f} → {e.score_after:.3f}" + (f" ({e.decision})" if e.decision else ""))
             elif self.verbose:
                 self._say(f"merge {e.node_id}: {e.status}")
         elif isinstance(e, ev.Log):

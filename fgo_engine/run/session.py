@@ -157,7 +157,7 @@ class Session:
             store.close()
             raise
         kw["executor"] = executor
-        if config_overrides:
+        if config_overrides and info.get("status") != "done":  # a finished session is not changed
             store.update("session", 1, {"config_json": config.to_dict()})
         return cls(store, config, **kw)
 
@@ -217,9 +217,35 @@ class Session:
         self.bus.emit(ev.ScopeQueued(kind, scope_id, model, queued, busy, limit))
 
     # -- run --------------------------------------------------------------------------
+    @property
+    def finished(self) -> bool:
+        """The run ended with a result: running it again would only replay it from the cache."""
+        return self.store.session_info().get("status") == "done"
+
+    def finished_result(self) -> RunResult:
+        """What a finished session holds, read without writing anything."""
+        info = self.store.session_info()
+        final_id = info.get("final_module_id")
+        row = queries.module(self.store, final_id)
+        result = RunResult(method=self.config.method, status="done",
+                           message="this session is finished; nothing was run (export it, or start a new one)",
+                           train_score=info.get("best_score"), final_module_id=final_id,
+                           final_module=Module(row["kind"], row["text"]) if row else None)
+        if final_id:
+            result.test_score = queries.mean_test_score(self.store, final_id)
+        return result
+
     def run(self) -> RunResult:
         if not self._running.acquire(blocking=False):
             raise SessionError("this session is already running")
+        if self.finished:
+            try:
+                result = self.finished_result()
+            finally:
+                self._running.release()
+            self.bus.emit(ev.RunFinished(result.status, result.train_score, result.test_score,
+                                         result.final_module_id, result.message))
+            return result
         start = time.perf_counter()
         self.session_log.open()
         self.bus.add(self._log_event)
