@@ -259,7 +259,8 @@ class Session:
         self.store.set_status("running")
         try:
             projection = self.projection(train, test)
-            self.bus.emit(ev.RunStarted(cfg.method, cfg.subsets, len(train), len(test),
+            subsets = 0 if cfg.method == "vanilla" else cfg.subsets  # vanilla divides nothing
+            self.bus.emit(ev.RunStarted(cfg.method, subsets, len(train), len(test),
                                         projection.calls_by_role(), projection.to_dict()))
             self.bus.emit(ev.RunStatus("running"))
             initial = self.suite.initial_module()
