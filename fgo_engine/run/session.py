@@ -98,6 +98,7 @@ class Session:
             max_retry_after=config.max_retry_after,
             budget=Budget(config.budget_tokens, config.budget_cost, dict(config.role_budgets)),
             listener=self._on_call, rng=random.Random(config.seed), queue_listener=self._on_queue,
+            before_call=self.control.checkpoint,
         )
         self._running = threading.Lock()
         self.executor = executor or make_executor(config)  # started before the first run
@@ -178,9 +179,18 @@ class Session:
         self.store.set_status("running")
         self.bus.emit(ev.RunStatus("running"))
 
-    def cancel(self) -> None:
+    def cancel(self) -> int:
+        """Stop the run: no new LLM call starts; replies under way from a server are abandoned (a
+        simulated call, in this process, ends first). Returns how many calls were under way."""
+        first = not self.control.cancelled
         self.control.cancel()
         self.gate.cancel()
+        self.gateway.abandon()
+        n = self.gateway.in_flight
+        if first:
+            self.bus.emit(ev.Log("warning", f"cancel asked: no new LLM call starts; {n} call(s) under way "
+                                            "are abandoned (the session keeps everything answered before)"))
+        return n
 
     # -- data -------------------------------------------------------------------------
     def tasks(self, split: str) -> list[Task]:
