@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -207,8 +208,10 @@ def _run_with_sigint(session, printer) -> int:
     previous = signal.getsignal(signal.SIGINT)
 
     def on_sigint(signum, frame):
-        print("\ncancelling… (the session is saved; `fgo resume` continues it)", file=sys.stderr)
-        session.cancel()
+        print("\ncancelling… no new LLM call starts (the session is saved; `fgo resume` continues it)",
+              file=sys.stderr)
+        # not in the handler itself: it may have interrupted this thread inside a lock cancel() takes
+        threading.Thread(target=session.cancel, name="fgo-cancel", daemon=True).start()
 
     signal.signal(signal.SIGINT, on_sigint)
     try:

@@ -19,6 +19,7 @@ from fgo_engine.errors import ContextOverflowError, SessionError
 from fgo_engine.method import backtest, prompts, resample
 from fgo_engine.method.cluster import balanced_sizes, groups_for, litellm_embedder, merge_node_count, split_count, tfidf
 from fgo_engine.method.runtime import Item, Runtime, by_category, short_hash
+from fgo_engine.persistence import queries
 from fgo_engine.persistence import writes as rows
 from fgo_engine.timeutil import now
 from fgo_engine.types import ChildInfo, Module, ReviewDecision, ReviewRequest, Scope, Task
@@ -221,7 +222,9 @@ class MergeTree:
         self._settle_review(node)
         row = rt.store.get("modules", existing["module_id"])
         assert row is not None  # written before the node was marked done
-        self._emit(node, "done", existing["score_after"], None, existing["module_id"])
+        decision, _ = queries.node_decision(queries.reviews(rt.store, node.node_id))  # as recorded, not "approve"
+        self._emit(node, "done", existing["score_after"], decision, existing["module_id"],
+                   existing.get("backtest_tasks"))
         return Item(node.node_id, Module(row["kind"], row["text"]), existing["module_id"], existing["score_after"],
                     node.task_ids, existing.get("scores_json") or {}, node.subset_ids, node.depth)
 

@@ -28,7 +28,7 @@ from fgo_engine.types import Module, Task
 class Outcome:
     module: Module
     module_id: str
-    train_score: float
+    train_score: float | None  # None: the method ran no training tasks (vanilla)
     steps: int
 
 
@@ -52,7 +52,7 @@ class Vanilla:
     name = "vanilla"
 
     def run(self, rt: Runtime, train: list[Task], start: Module, start_id: str) -> Outcome:
-        return Outcome(start, start_id, 0.0, 0)
+        return Outcome(start, start_id, None, 0)  # no training: no train score to report
 
     def plan(self, config: RunConfig, train: list[Task], test: list[Task]) -> Plan:
         return _with_test(config, Plan(), test)
