@@ -174,6 +174,12 @@ def check_run(config: RunConfig, suite: Suite, train: list[Task]) -> None:
 def run_notes(config: RunConfig, suite: Suite) -> list[str]:
     """What the operator should know before starting: the suite's notes, the simulator's limits."""
     notes = list(getattr(suite, "notes", None) or [])
+    start = config.instruction or config.toolbox
+    if start:
+        kind = "instruction" if config.instruction else "toolbox"
+        first = next((line.strip() for line in start.splitlines() if line.strip()), "")
+        notes.append(f"starting {kind}: yours, {len(start.splitlines())} lines, {len(start):,} characters "
+                     f"(\"{first[:60]}{'…' if len(first) > 60 else ''}\")")
     sim_roles = [r for r, rc in config.roles.items() if rc.model.startswith("fgo-sim/")]
     if config.suite == "jsonl" and "agent" in sim_roles:
         notes.append("the simulated LLM cannot answer your own tasks (it replies 'unknown'): use a real model "

@@ -75,6 +75,10 @@ def to_markdown(report: dict[str, Any]) -> str:
         out.append("- **simulated LLM (fgo-sim): a test bed, not evidence of real-model quality**")
     if s.get("error"):
         out.append(f"- last message: {s['error']}")
+    cfg = report["config"]
+    for kind in ("instruction", "toolbox"):
+        if cfg.get(kind):
+            out += ["", f"## Starting {kind} (yours, from the configuration)", "", "```", cfg[kind], "```"]
     out += ["", "## Final module", ""]
     fm = report["final_module"]
     out += (["```", fm["text"], "```"] if fm else ["(none yet)"])
