@@ -26,6 +26,10 @@ RETIRED = frozenset({"batch_size"})  # read by nothing; batch-wise and bootstrap
 # (seen: 69 s evaluator replies filling a 2,048-token window). Applied when a role's
 # max_tokens is not given; an explicit ``max_tokens = null`` (older sessions) means no cap.
 DEFAULT_MAX_TOKENS = {"agent": 1024, "evaluator": 512, "optimizer": 4096, "merger": 4096}
+# The bench's conditions, one set of defaults for `fgo bench` and `make bench` alike. The
+# paper's FGO adopts every merged module (review "auto"): the row called `fgo`.
+BENCH_DEFAULTS: dict[str, Any] = {"model": "fgo-sim/medium", "subsets": 4, "epochs": 2, "threshold": 2,
+                                  "workers": 4, "review": "auto", "backtest": "full", "window": None}
 # Remote APIs serve many requests at once; a local server (llama.cpp, Ollama) serves one at a
 # time and keeps generating after a client gives up, so a retried timeout only repeats it.
 REMOTE_DEFAULTS = {"max_concurrency": 8, "timeout": 120.0, "retry_timeouts": True}

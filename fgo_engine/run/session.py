@@ -58,6 +58,7 @@ class RunResult:
     cached_prompt_tokens: int = 0  # served by the response cache: not spent, not in prompt_tokens
     cached_completion_tokens: int = 0
     wall_seconds: float = 0.0
+    train_wall_seconds: float | None = None  # the method's run, the final test evaluation left out
     overflowed: bool = False
     optimizer_steps: int = 0
     by_phase: dict[str, dict[str, int]] = field(default_factory=dict)  # spent and cached tokens per phase
@@ -272,6 +273,7 @@ class Session:
             final, final_id, train_score = out.module, out.module_id, out.train_score
             result.final_module, result.final_module_id, result.train_score = final, final_id, train_score
             result.optimizer_steps = out.steps
+            result.train_wall_seconds = time.perf_counter() - start
             if cfg.evaluate_test and test:
                 result.test_score, result.test_by_category = rt.test(final, final_id, test)
             result.status = "done"
