@@ -188,7 +188,7 @@ class EventBus:
                  log: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None):
         self._sinks: list[Callable[[Event], None]] = list(sinks or [])
         self._lock = threading.Lock()
-        self.log = log or logging.getLogger(__name__)
+        self.log = log or logging.getLogger("fgo.events")
         self._failing: set[int] = set()  # sinks whose traceback is already in the log
 
     def add(self, sink: Callable[[Event], None]) -> None:

@@ -32,7 +32,7 @@ from fgo_engine.timeutil import now
 from fgo_engine.types import Budget, Completion, LedgerEntry, Scope, Totals
 
 SIM_PREFIX = "fgo-sim/"
-log = logging.getLogger("fgo.gateway")
+log = logging.getLogger("fgo.llm.gateway")
 _litellm_lock = threading.Lock()
 _litellm_mod = None
 
@@ -595,7 +595,7 @@ def _is_connection_problem(exc: BaseException) -> bool:
 
 def _user_message(rc: RoleConfig, role: str, exc: BaseException, tries: int) -> str:
     """One line for the user: which model and role, the provider and HTTP status, what to do.
-    The full text of the error goes to the ``fgo.gateway`` log."""
+    The full text of the error goes to the ``fgo.llm.gateway`` log."""
     import litellm
 
     kind = type(exc).__name__

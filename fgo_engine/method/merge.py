@@ -24,7 +24,7 @@ from fgo_engine.persistence import writes as rows
 from fgo_engine.timeutil import now
 from fgo_engine.types import ChildInfo, Module, ReviewDecision, ReviewRequest, Scope, Task
 
-log = logging.getLogger("fgo.engine")
+log = logging.getLogger("fgo.method")
 IDENTICAL = "identical-children"  # the reviews.by of a node whose children were one module
 
 
