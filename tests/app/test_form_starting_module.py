@@ -14,10 +14,12 @@ async def test_starting_module_from_a_path_or_pasted_text(make_app, tmp_path):
         form = await open_form(pilot, app)
         form.query_one("#f-suite").value = "toy"
         form.query_one("#f-start").value = str(prompt)
-        await wait_for(pilot, lambda: not form.error and form.projection is not None, what="valid form")
+        # the projection is recomputed in a worker: wait for the one of this starting module
+        await wait_for(pilot, lambda: not form.error and form.projection is not None
+                       and any("starting instruction: yours" in n for n in form.projection.notes),
+                       what="the projection of the starting module")
         cfg = form.build_config()
         assert cfg.instruction == "You sort toys.\n- Look at the colour first." and cfg.toolbox is None
-        assert any("starting instruction: yours" in n for n in form.projection.notes)
         form.query_one("#f-start").value = "Answer in one word."
         await wait_for(pilot, lambda: form.build_config().instruction == "Answer in one word.", what="pasted")
         form.query_one("#f-suite").value = "tools"
