@@ -603,3 +603,12 @@ def elapsed_seconds(store: Store) -> float:
         return float(store.meta_get(ELAPSED_KEY) or 0.0)
     except (TypeError, ValueError):
         return 0.0
+
+
+def pending_reviews(store: Store) -> list[str]:
+    """Merge nodes waiting for a person's decision (no review recorded yet), in the order the run
+    asks them: what a follower of a run started elsewhere can answer."""
+    rows = store.query(
+        "select n.id from merge_nodes n where n.status = 'pending_review' and n.proposed_module_id is not null "
+        "and not exists (select 1 from reviews r where r.node_id = n.id)")
+    return sorted((r["id"] for r in rows), key=lambda i: (len(i), i))
