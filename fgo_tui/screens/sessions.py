@@ -164,6 +164,10 @@ class SessionsScreen(Screen):
         return any(path.resolve() == m.resolve() for m in self.marked)
 
     # -- selection ----------------------------------------------------------------------
+    def select(self, path: Path) -> None:
+        """Highlight ``path`` once the list (re)loads."""
+        self._select_path = Path(path)
+
     @property
     def selected(self) -> dict[str, Any] | None:
         table = self.query_one(DataTable)
