@@ -30,6 +30,13 @@ def open_readonly(path: str | Path) -> Store:
     return Store.open(path, readonly=True)
 
 
+def session_holder(path: str | Path) -> str | None:
+    """Which process is writing the session now ("pid 12 on host h"), or None."""
+    from fgo_engine.persistence.store import session_holder as holder
+
+    return holder(path)
+
+
 # -- ledger totals --------------------------------------------------------------------------
 
 

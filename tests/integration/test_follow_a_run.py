@@ -6,13 +6,11 @@ from __future__ import annotations
 import io
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
+from followed_run import BASE, answer, finish, pending, reviews, run_cli, wait_until
 
 from fgo_engine.errors import CancelledError
 from fgo_engine.persistence import inbox
@@ -20,23 +18,10 @@ from fgo_engine.persistence import queries as q
 from fgo_engine.run.console_gate import ConsoleGate, InboxGate
 from fgo_engine.types import ChildInfo, Module, ReviewDecision, ReviewRequest
 
-ROOT = Path(__file__).resolve().parents[2]
-TESTS = Path(__file__).resolve().parents[1]
-
 
 def request(node="n1", text="- merged rule") -> ReviewRequest:
     child = ChildInfo("s0", Module("instruction", "- a rule"), 0.5, 4)
     return ReviewRequest(node, Module("instruction", text), (child, child), 8)
-
-
-def wait_until(cond, timeout=120.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 # -- the protocol ----------------------------------------------------------------------------
@@ -147,78 +132,32 @@ def test_closed_input_waits_for_the_app_instead_of_cancelling(tmp_path):
 # -- end to end: a headless run in a subprocess, answered from outside, each side killed once --
 
 
-def _run_cli(db: Path, *args: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(TESTS) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "FGO_PLUGINS": "toy_suite"}
-    return subprocess.Popen([sys.executable, "-m", "fgo_cli", *args], cwd=ROOT, env=env, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def _pending(db: Path) -> list[str]:
-    try:
-        store = q.open_readonly(db)
-    except Exception:  # noqa: BLE001 - not created yet
-        return []
-    try:
-        return q.pending_reviews(store)
-    finally:
-        store.close()
-
-
-def _reviews(db: Path) -> list[tuple[str, str, str]]:
-    store = q.open_readonly(db)
-    try:
-        return [(r["node_id"], r["decision"], r["by"]) for r in q.reviews(store)]
-    finally:
-        store.close()
-
-
-def _answer(db: Path, node: str, decision: ReviewDecision) -> None:
-    store = q.open_readonly(db)
-    try:
-        req = q.review_request(store, node)
-    finally:
-        store.close()
-    assert req is not None and inbox.post(db, node, decision, req.proposed.text)
-
-
-def _finish(proc: subprocess.Popen) -> str:
-    try:
-        out, _ = proc.communicate(timeout=300)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-        raise AssertionError("the run did not finish:\n" + out[-3000:]) from None
-    return out
-
-
 @pytest.mark.xdist_group("subprocess-runs")
 def test_a_headless_ask_run_is_answered_from_outside_and_survives_kills(tmp_path):
     db = tmp_path / "followed.db"
-    base = ("--suite", "toy", "--model", "fgo-sim/medium", "--subsets", "3", "--epochs", "1", "--threshold", "2",
-            "--workers", "3", "--review", "ask", "--headless", "--session", str(db))
-    proc = _run_cli(db, "run", *base)
+    base = (*BASE, "--session", str(db))
+    proc = run_cli(db, "run", *base)
     try:
-        first = wait_until(lambda: _pending(db), what="a pending review")[0]
+        first = wait_until(lambda: pending(db), what="a pending review")[0]
         # the runner is killed after the decision is posted but before it could record it
         os.kill(proc.pid, signal.SIGSTOP)
-        _answer(db, first, ReviewDecision("rollback", by="operator"))
+        answer(db, first, ReviewDecision("rollback", by="operator"))
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(30)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert (first, "rollback", "operator") not in _reviews(db)  # not recorded yet
+    assert (first, "rollback", "operator") not in reviews(db)  # not recorded yet
     assert inbox.posted(db) == [first]  # but not lost either
 
-    proc = _run_cli(db, "resume", str(db), "--headless")
+    proc = run_cli(db, "resume", str(db), "--headless")
     try:
         def answered_first_and_waiting():
-            recorded = _reviews(db)
-            return (first, "rollback", "operator") in recorded and [p for p in _pending(db) if p != first]
+            recorded = reviews(db)
+            return (first, "rollback", "operator") in recorded and [p for p in pending(db) if p != first]
         nxt = wait_until(answered_first_and_waiting, what="the first decision applied, the next asked")[0]
         # the follower is "killed" right after posting: its decision is in the file, nobody needs it alive
-        _answer(db, nxt, ReviewDecision("approve", by="operator"))
+        answer(db, nxt, ReviewDecision("approve", by="operator"))
         # a second follower answering the same review is refused: decided once
         store = q.open_readonly(db)
         try:
@@ -229,17 +168,17 @@ def test_a_headless_ask_run_is_answered_from_outside_and_survives_kills(tmp_path
         assert not inbox.post(db, nxt, ReviewDecision("rollback", by="operator"), req.proposed.text)
         answered = {first, nxt}
         while proc.poll() is None:  # any later merge is approved from outside too
-            for node in _pending(db):
+            for node in pending(db):
                 if node not in answered:
-                    _answer(db, node, ReviewDecision("approve", by="operator"))
+                    answer(db, node, ReviewDecision("approve", by="operator"))
                     answered.add(node)
             time.sleep(0.05)
-        out = _finish(proc)
+        out = finish(proc)
         assert proc.returncode == 0, out[-3000:]
     finally:
         if proc.poll() is None:
             proc.kill()
-    recorded = _reviews(db)
+    recorded = reviews(db)
     assert [r for r in recorded if r[0] == first] == [(first, "rollback", "operator")]
     assert [r for r in recorded if r[0] == nxt] == [(nxt, "approve", "operator")]
     assert "decided in the app" in out
