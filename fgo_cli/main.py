@@ -212,11 +212,12 @@ def _default_session_path(cfg: RunConfig) -> Path:
     return SESSIONS_DIR / f"{cfg.suite}-{time.strftime('%Y%m%d-%H%M%S')}.db"
 
 
-def _headless_gate(review: str):
+def _headless_gate(review: str, path: Path):
+    """``ask``: the console asks, and the app following the run may answer instead."""
     if review == "ask":
         from fgo_engine.run.console_gate import ConsoleGate
 
-        return ConsoleGate()
+        return ConsoleGate(session=path)
     return None
 
 
@@ -288,7 +289,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         from fgo_tui.app import run_app
 
         return run_app(new_config=cfg, session_path=path)
-    session = Session.create(path, cfg, gate=_headless_gate(cfg.review))
+    session = Session.create(path, cfg, gate=_headless_gate(cfg.review, path))
     for role, rc in cfg.roles.items():
         print(f"{role}: {rc.summary()}")
     print(f"review: {cfg.review}")
@@ -329,7 +330,7 @@ def cmd_resume(a: argparse.Namespace) -> int:
 
         return run_app(resume_path=path, overrides=overrides)
     session = Session.open(path, config_overrides=overrides)
-    gate = _headless_gate(session.config.review)
+    gate = _headless_gate(session.config.review, path)
     if gate is not None:
         session.gate = gate
     return _run_headless(session, a.verbose)
