@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual import on, work
+from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -22,6 +22,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, Log, Static, TabbedContent, TabPane, Tree
 
 from fgo_engine.persistence import queries as q
+from fgo_tui.base import StudioApp
 from fgo_tui.messages import RunUpdated
 from fgo_tui.model.state import NodeView, fmt_score, fmt_tokens
 from fgo_tui.widgets.merge_tree import MergeTree
@@ -76,6 +77,8 @@ class SubsetGrid(VerticalScroll):
 
 
 class DashboardScreen(Screen):
+    app = getters.app(StudioApp)  # self.app is typed: see fgo_tui/base.py
+
     BINDINGS = [
         # the tabs show 1/2/3 themselves; short descriptions keep the footer whole at 100 columns
         Binding("1", "tab('tab-subsets')", "Subsets", show=False),
