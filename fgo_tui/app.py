@@ -516,7 +516,8 @@ class FGOApp(StudioApp):
         verb = {"approve": "approved", "edit": "edited", "rollback": "rolled back"}[decision.decision]
         ctl.view.log("info", f"review of merge {node}: {verb} by you")
         elsewhere = " (sent to the process running it)" if ctl.following else ""
-        self.notify(f"merge {node} {verb}{elsewhere}; backtesting…", timeout=4)
+        # no state in the toast: it outlives a short backtest, and the tree says where it is
+        self.notify(f"merge {node} {verb}{elsewhere}; the merge tree (2) shows its backtest", timeout=4)
 
     def _close_stale_review(self) -> None:
         """Close the review the app opened once its merge is no longer pending (auto-approve,

@@ -14,7 +14,7 @@ MERGED = "You answer.\n- Heat things with the microwave 1.\n- Cool things in the
 def request() -> ReviewRequest:
     return ReviewRequest("n1", Module("instruction", MERGED), (
         ChildInfo("s0", Module("instruction", S0), 0.75, 4, {"heat": 1.0, "look": 0.0}),
-        ChildInfo("s1", Module("instruction", S1), 0.5, 4, {"heat": 0.0, "look": 1.0}),
+        ChildInfo("s1", Module("instruction", S1), 0.5, 4, {"heat": 0.0, "look": 1.0, "clean": 0.5}),
     ), 8)
 
 
@@ -46,6 +46,10 @@ async def test_rule_level_view_and_rollback_cost(make_app):
         assert "− - Heat things with the microwave 1." in review.rollback_plain
         assert "− - Open every drawer." in review.rollback_plain
         assert "look: s1 scores 1.000, s0 0.000" in review.rollback_plain
+        # a category the kept child never ran is said so, not shown as "s0 —"
+        assert "Categories s0 was never trained or scored on" in review.rollback_plain
+        assert "  clean: s1 scores 0.500" in review.rollback_plain
+        assert "—" not in review.rollback_plain
         await pilot.press("n")
         await wait_for(pilot, lambda: app.screen is review, what="back to the review")
         assert decisions == [] and confirm is not None
