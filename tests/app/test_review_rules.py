@@ -58,3 +58,25 @@ async def test_rule_level_view_and_rollback_cost(make_app):
         await pilot.press("y")
         await wait_for(pilot, lambda: decisions, what="decision")
         assert decisions[0].decision == "rollback"
+
+
+async def test_the_editor_says_how_to_select_all(make_app):
+    from textual.widgets import Static, TextArea
+
+    from fgo_tui.screens.review import ReviewScreen
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        review = ReviewScreen(request())
+        app.push_screen(review)
+        await wait_for(pilot, lambda: app.screen is review and review.rules_plain, what="review")
+        assert "f7" not in review.active_bindings  # only while editing
+        await pilot.press("e")
+        editor = review.query_one("#review-editor", TextArea)
+        await wait_for(pilot, lambda: editor.has_focus, what="editor focused")
+        hint = str(review.query_one("#review-error", Static).render())
+        assert "F7 selects all" in hint and "ctrl+a goes to the line start" in hint
+        assert "f7" in review.active_bindings  # and the footer shows it
+        await pilot.press("f7")
+        await wait_for(pilot, lambda: editor.selected_text == editor.text, what="everything selected")
