@@ -135,6 +135,9 @@ class FGOApp(StudioApp):
     def auto_approve(self) -> bool:
         return bool(self.ctl is not None and self.ctl.auto)
 
+    def busy_with(self) -> str | None:
+        return self.ctl.path.name if self.ctl is not None and self.ctl.running else None
+
     # -- opening and creating sessions --------------------------------------------------
     def open_demo(self) -> None:
         path = self.sessions_dir / DEMO_NAME

@@ -26,6 +26,10 @@ class StudioApp(App[int]):
     def auto_approve(self) -> bool:
         raise NotImplementedError
 
+    def busy_with(self) -> str | None:
+        """The file name of the session whose run is in progress here (the app runs one at a time)."""
+        raise NotImplementedError
+
     def action_new_session(self) -> None:
         raise NotImplementedError
 

@@ -118,10 +118,12 @@ class NewSessionScreen(Screen):
         self.projection: Any = None  # the latest Projection
         self._suite_cache: dict[str, tuple[list[Task], list[Task], Suite]] = {}
         self._debounce: Timer | None = None
+        self.busy: str | None = None  # the one-run-at-a-time line shown above the form ('' when none)
 
     # -- layout -------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Static(Text("New session", style="bold"), classes="screen-title")
+        yield Static("", id="form-busy")
         with Horizontal(id="new-body"):
             with VerticalScroll(id="new-form"):
                 yield Static(Text("What to optimize", style="bold"), classes="form-section")
@@ -198,6 +200,8 @@ class NewSessionScreen(Screen):
             w.cursor_blink = blink
         self._toggle_jsonl()
         self._schedule()
+        self._show_busy()
+        self.set_interval(0.5, self._show_busy)  # the line goes once that run ends
         self.query_one("#f-suite", Select).focus()
 
     # -- form → config ------------------------------------------------------------------
@@ -365,10 +369,30 @@ class NewSessionScreen(Screen):
             box.update("")
         box.set_class(bool(message), "-error")
 
+    def busy_text(self) -> str:
+        """Before the form is filled: another run is in progress here, and the app runs one at a time."""
+        name = self.app.busy_with()
+        if name is None:
+            return ""
+        return (f"⚠ One run at a time: {name} is running. You can fill this in; ctrl+s starts it once that run "
+                "finishes or is cancelled (c on its dashboard).")
+
+    def _show_busy(self) -> None:
+        text = self.busy_text()
+        if text != self.busy:
+            self.busy = text
+            box = self.query_one("#form-busy", Static)
+            box.update(Text(text, style="bold yellow"))
+            box.display = bool(text)
+
     # -- actions ------------------------------------------------------------------------
     def action_start(self) -> None:
         from fgo_engine.errors import ConfigError
 
+        if self.busy_text():
+            self._show_busy()
+            self.show_error(self.busy_text().removeprefix("⚠ "))
+            return
         try:
             cfg = self.build_config()
         except ConfigError as exc:

@@ -49,3 +49,34 @@ async def test_numbers_budgets_and_one_model(make_app, monkeypatch):
         assert {rc.model for rc in cfg.roles.values()} == {"fgo-sim/small"}
         form.query_one("#f-model-all").value = "openai/gpt-4o-mini"
         await wait_for(pilot, lambda: "OPENAI_API_KEY is not set" in form.error, timeout=60, what="missing key")
+
+
+async def test_one_run_at_a_time_is_said_before_the_form_is_filled(make_app, sessions_dir):
+    from fgo_tui.screens.sessions import SessionsScreen
+
+    from .conftest import StartPaused, toy_config
+
+    cfg = toy_config(model="fgo-sim/medium:latency=0.004", review="auto")
+    app = make_app(new_config=cfg, session_path=sessions_dir / "busy.db", session_factory=StartPaused())
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.ctl is not None and app.ctl.running and app.ctl.paused,
+                       what="run started, held")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, SessionsScreen), what="sessions")
+        form = await open_form(pilot, app)
+        # said at once, above an empty form
+        await wait_for(pilot, lambda: form.busy, what="busy line")
+        assert "One run at a time: busy.db is running" in form.busy
+        assert form.query_one("#form-busy").display
+        form.query_one("#f-suite").value = "toy"
+        form.query_one("#f-name").value = "second"
+        await wait_for(pilot, lambda: not form.error and form.projection is not None, what="valid form")
+        await pilot.press("ctrl+s")  # refused, next to the form, nothing created
+        await wait_for(pilot, lambda: "busy.db is running" in form.error, what="refused")
+        assert app.screen is form and not (sessions_dir / "second.db").exists()
+        # once that run ends, the line goes and the form starts
+        app.ctl.cancel()
+        app.ctl.resume()
+        await wait_for(pilot, lambda: not app.ctl.running, timeout=60, what="first run stopped")
+        await wait_for(pilot, lambda: form.busy == "" and not form.query_one("#form-busy").display,
+                       what="busy line gone")
