@@ -128,10 +128,6 @@ class FGOApp(StudioApp):
             self.open_session(Path(s["resume_path"]), resume=True, overrides=s["overrides"])
 
     @property
-    def active_path(self) -> Path | None:
-        return self.ctl.path.resolve() if self.ctl is not None else None
-
-    @property
     def auto_approve(self) -> bool:
         return bool(self.ctl is not None and self.ctl.auto)
 

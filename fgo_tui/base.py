@@ -18,11 +18,6 @@ class StudioApp(App[int]):
     cursor_blink: bool
 
     @property
-    def active_path(self) -> Path | None:
-        """The open session's file (resolved), if one is open."""
-        raise NotImplementedError
-
-    @property
     def auto_approve(self) -> bool:
         raise NotImplementedError
 

@@ -155,8 +155,8 @@ class NodeDetail(VerticalScroll):
                 parts += [heading(f"{title}: {d.proposed_id}"),
                           diff_text(q.unified_diff(d.proposed_text, d.module_text, d.proposed_id, d.module_id))]
         elif d.proposed_id:
-            waiting = view_node is None or view_node.decision is None
-            title = "waiting for review" if waiting else f"{DECIDED.get(view_node.decision or '', 'decided')}"
+            decided = view_node.decision if view_node is not None else None
+            title = DECIDED.get(decided, "decided") if decided else "waiting for review"
             parts += [heading(f"Proposed module {d.proposed_id} ({title})"), module_block(d.proposed_text)]
         for c in d.children:
             parts += [heading(f"Child {c.id} · score {fmt_score(c.score)} · {c.n_tasks} tasks · {c.module_id}"),
