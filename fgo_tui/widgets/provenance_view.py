@@ -125,8 +125,10 @@ def rollback_cost(kind: str, request: Any, keep: Any, categories: dict[str, dict
     return "\n".join(lines)
 
 
-def rule_matrix(kind: str, children: list[tuple[str, str]], merged: str, *, width: int = 60) -> list[Text]:
-    """One row per rule of the merge (and per rule it lost): which child has it (✓ same, ~ rewritten)."""
+def rule_matrix(kind: str, children: list[tuple[str, str]], merged: str, *, width: int = 300) -> list[Text]:
+    """One row per rule of the merge (and per rule it lost): which child has it (✓ same, ~ rewritten).
+    Each row is one line cropped with an ellipsis where the screen ends (``width`` only bounds the
+    text), so a wide terminal shows the whole rule."""
     from fgo_engine.report.provenance import find_unit, units
 
     merged_u = units(kind, merged)

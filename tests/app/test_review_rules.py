@@ -80,3 +80,22 @@ async def test_the_editor_says_how_to_select_all(make_app):
         assert "f7" in review.active_bindings  # and the footer shows it
         await pilot.press("f7")
         await wait_for(pilot, lambda: editor.selected_text == editor.text, what="everything selected")
+
+
+async def test_rule_rows_use_the_width_of_a_wide_screen(make_app):
+    from fgo_tui.screens.review import ReviewScreen
+
+    rule = "- When the goal names a receptacle, go there first and look inside it before you search anywhere else."
+    req = ReviewRequest("n1", Module("instruction", MERGED + "\n" + rule), request().children, 8)
+    app = make_app()
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.pause()
+        review = ReviewScreen(req)
+        app.push_screen(review)
+        await wait_for(pilot, lambda: app.screen is review and review.rules_plain, what="review")
+        await pilot.pause()
+        diff = review.query_one("#review-diff")
+        shown = [ln.text for ln in diff.render_lines(diff.region.reset_offset)]
+        row = next(ln for ln in shown if "When the goal names a receptacle" in ln)
+        # the row goes on to the right edge of its column, cut there (if at all), not at 60 characters
+        assert len(row.rstrip()) > 80, row
