@@ -340,6 +340,22 @@ def failed_critiques(store: Store, subset_ids: list[int], limit: int = 30) -> li
         (*subset_ids, limit))
 
 
+def failed_critiques_of(store: Store, module_id: str | None, epoch: int | None,
+                        subset_id: int | None = None) -> list[dict]:
+    """The failed critiques that led from a module (in one subset, when given), in the order made."""
+    where = "module_id = ? and epoch = ? and correct = 0"
+    params: tuple = (module_id, epoch)
+    if subset_id is not None:
+        where, params = where + " and subset_id = ?", (*params, subset_id)
+    return store.rows("critiques", where, params, order_by="rowid")
+
+
+def timed_calls(store: Store) -> list[dict]:
+    """Every LLM call that did not fail, with its timing and place (the critical path's input)."""
+    return store.query("select scope_kind, scope_id, phase, epoch, task_id, latency_ms, cache_hit, "
+                       "started_at, ended_at, queue_ms from ledger where error is null")
+
+
 def node_detail(store: Store, node_id: str, trail_limit: int = 30) -> NodeDetail | None:
     row = merge_node(store, node_id)
     if row is None:
