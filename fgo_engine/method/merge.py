@@ -21,7 +21,7 @@ from fgo_engine.method.runtime import Item, Runtime, by_category, short_hash
 from fgo_engine.persistence import queries, writes
 from fgo_engine.types import IF_NOT_WORSE, ChildInfo, Module, ReviewDecision, ReviewRequest, Scope, Task
 
-log = logging.getLogger("fgo.engine")
+log = logging.getLogger("fgo.method")
 IDENTICAL = "identical-children"  # the reviews.by of a node whose children were one module
 
 
@@ -142,7 +142,7 @@ class MergeTree:
         decision = self._review(node, proposed)
         module, module_id = self._apply(node, decision, proposed, proposed_id)
         self._status(node, "backtesting")
-        self._emit(node, "backtesting", None, decision.decision)
+        self._emit(node, "backtesting", None, decision.decision, decided_by=decision.by)
         differs = module_id != node.best_child.module_id
         if rt.cfg.backtest == "adaptive" and differs:
             bt = backtest.adaptive(rt, node.node_id, self._strata(node), module, module_id, node.best_child)
@@ -171,7 +171,8 @@ class MergeTree:
         writes.merge_node_backtested(rt.store, node.node_id, module_id=module_id, score=score, scores_by_category=cats,
                                      mode=bt.mode, n_tasks=len(bt.tasks), child_score=child_score,
                                      interval=bt.interval)
-        self._emit(node, "done", score, final_decision, module_id, len(bt.tasks), bt.interval)
+        self._emit(node, "done", score, final_decision, module_id, len(bt.tasks), bt.interval,
+                   decided_by=IF_NOT_WORSE if final_decision != decision.decision else decision.by)
         return Item(node.node_id, module, module_id, score, task_ids, cats, node.subset_ids, node.depth)
 
     def _adopt_identical(self, node: _Node) -> Item:
@@ -188,7 +189,7 @@ class MergeTree:
         self._settle_review(node)  # reviews asked in node order must not wait for this one
         rt.bus.emit(ev.Log("info", f"merge {node.node_id}: its {len(node.items)} children are the same module; "
                                    "adopted it without a merge call or backtest"))
-        self._emit(node, "done", node.score_before, "approve", child.module_id)
+        self._emit(node, "done", node.score_before, "approve", child.module_id, decided_by=IDENTICAL)
         return Item(node.node_id, child.module, child.module_id, node.score_before, node.task_ids, cats,
                     node.subset_ids, node.depth)
 
@@ -201,7 +202,9 @@ class MergeTree:
         self._settle_review(node)
         row = queries.module(rt.store, existing["module_id"])
         assert row is not None  # written before the node was marked done
-        self._emit(node, "done", existing["score_after"], None, existing["module_id"])
+        decision, _ = queries.node_decision(queries.reviews(rt.store, node.node_id))  # as recorded, not "approve"
+        self._emit(node, "done", existing["score_after"], decision, existing["module_id"],
+                   existing.get("backtest_tasks"))
         return Item(node.node_id, Module(row["kind"], row["text"]), existing["module_id"], existing["score_after"],
                     node.task_ids, existing.get("scores_json") or {}, node.subset_ids, node.depth)
 
@@ -311,7 +314,7 @@ class MergeTree:
 
     def _emit(self, node: _Node, status: str, after: float | None, decision: str | None = None,
               module_id: str | None = None, backtest_tasks: int | None = None,
-              interval: tuple[float, float] | None = None) -> None:
+              interval: tuple[float, float] | None = None, decided_by: str | None = None) -> None:
         self.rt.bus.emit(ev.MergeNodeUpdated(node.node_id, None, node.child_ids, status, len(node.tasks),
                                              node.score_before, after, decision, module_id, backtest_tasks,
-                                             interval))
+                                             interval, decided_by))
