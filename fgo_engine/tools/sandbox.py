@@ -56,7 +56,7 @@ from fgo_engine.tools import isolation, syscalls
 __all__ = ["ToolResult", "run_tool", "safe_text"]
 
 _CHILD = Path(__file__).resolve().with_name("_sandbox_child.py")
-_log = logging.getLogger("fgo_engine.tools.sandbox")
+_log = logging.getLogger("fgo.sandbox")
 _warned_filter = False
 
 
