@@ -59,6 +59,11 @@ class Suite(Protocol):
         """The text the merge tree clusters modules by."""
         ...
 
+    def set_log(self, log: Any) -> None:
+        """The session's log (a ``logging.LoggerAdapter``), given when a session takes the suite:
+        a suite running the user's code writes the user's tracebacks there."""
+        ...
+
 
 class SuiteBase:
     """Defaults of the optional :class:`Suite` hooks; a suite inherits it and overrides some."""
@@ -70,6 +75,9 @@ class SuiteBase:
 
     def similarity_text(self, module: Module) -> str:
         return module.text
+
+    def set_log(self, log: Any) -> None:
+        return None
 
 
 def with_suite_defaults(suite: Any) -> Suite:
@@ -129,7 +137,7 @@ def _load_builtins() -> None:
         except ImportError as exc:
             raise ConfigError(f"FGO_PLUGINS: cannot import {plugin!r}: {exc}") from None
 
-    for mod in ("household", "invoices", "jsonl_tasks", "tools", "bbh", "alfworld"):
+    for mod in ("household", "invoices", "jsonl_tasks", "tools", "bbh", "alfworld", "user_agent"):
         try:
             importlib.import_module(f"fgo_engine.suites.{mod}")
         except ModuleNotFoundError as exc:  # a suite still being built
