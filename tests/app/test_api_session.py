@@ -1,5 +1,6 @@
 """A session made by ``fgo_engine.optimize`` opens in the app like any other, even when its
-agent is a lambda that no other process could import."""
+agent is a lambda that no other process could import; an installed plugin's suite is offered
+in the New session form."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,3 +31,20 @@ async def test_an_api_session_opens_in_the_app(make_app, sessions_dir):
                        what="dashboard")
         await pilot.press("ctrl+q")
     assert app.return_code == 0
+
+
+async def test_an_installed_plugin_suite_is_in_the_forms_suite_list(make_app):
+    from fgo_tui.screens.new_session import NewSessionScreen
+
+    from .conftest import sessions_ready
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await sessions_ready(pilot, app)
+        await pilot.press("n")
+        form = await wait_for(pilot, lambda: app.screen if isinstance(app.screen, NewSessionScreen) else None,
+                              what="form")
+        assert "lighthouse" in form.suites and "user_agent" not in form.suites
+        form.query_one("#f-suite").value = "lighthouse"
+        await wait_for(pilot, lambda: form.projection is not None and not form.error, what="a projection")
+        await pilot.press("escape")
