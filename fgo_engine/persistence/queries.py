@@ -30,6 +30,13 @@ def open_readonly(path: str | Path) -> Store:
     return Store.open(path, readonly=True)
 
 
+def session_holder(path: str | Path) -> str | None:
+    """Which process is writing the session now ("pid 12 on host h"), or None."""
+    from fgo_engine.persistence.store import session_holder as holder
+
+    return holder(path)
+
+
 # -- ledger totals --------------------------------------------------------------------------
 
 
@@ -603,3 +610,12 @@ def elapsed_seconds(store: Store) -> float:
         return float(store.meta_get(ELAPSED_KEY) or 0.0)
     except (TypeError, ValueError):
         return 0.0
+
+
+def pending_reviews(store: Store) -> list[str]:
+    """Merge nodes waiting for a person's decision (no review recorded yet), in the order the run
+    asks them: what a follower of a run started elsewhere can answer."""
+    rows = store.query(
+        "select n.id from merge_nodes n where n.status = 'pending_review' and n.proposed_module_id is not null "
+        "and not exists (select 1 from reviews r where r.node_id = n.id)")
+    return sorted((r["id"] for r in rows), key=lambda i: (len(i), i))

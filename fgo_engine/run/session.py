@@ -310,6 +310,7 @@ class Session:
             try:
                 try:
                     self._record_finish(result)
+                    self._clear_decisions()
                 finally:
                     self._running.release()
                 self.bus.emit(ev.RunFinished(result.status, result.train_score, result.test_score,
@@ -318,6 +319,15 @@ class Session:
                 self.bus.remove(self._log_event)
                 self.session_log.close()
         return result
+
+    def _clear_decisions(self) -> None:
+        """Decisions the app posted for this run and the run recorded are done with (see persistence.inbox)."""
+        from fgo_engine.persistence import inbox
+
+        try:
+            inbox.clear(self.store.path, {r["node_id"] for r in queries.reviews(self.store)})
+        except (OSError, FGOError):
+            self.log.warning("could not remove the review decisions posted beside %s", self.store.path)
 
     def _record_finish(self, result: RunResult) -> None:
         """The run's end on disk. On a full disk, the space held beside the session is given
