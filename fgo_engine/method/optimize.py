@@ -116,14 +116,19 @@ def optimize_loop(rt: Runtime, start: Module, start_id: str, batches: list[list[
     for step, batch in enumerate(batches + [batches[-1]]):  # the last pass only judges the last candidate
         final = step == len(batches)
         explore_scope = Scope(scope_kind, scope_id, "explore")
-        best_trajs = rt.explore(best, best_id, batch, scope=explore_scope, epoch=step, subset_id=subset_id)
+        # the best module and the candidate on this batch are independent: side by side
+        passes = [(best, best_id, batch, explore_scope, step)]
+        if candidate is not None:
+            assert candidate_id is not None
+            passes.append((candidate, candidate_id, batch, explore_scope, step))
+        explored = rt.explore_together(passes, subset_id=subset_id)
+        best_trajs = explored[0]
         best_score = mean([t.score for t in best_trajs])
         adopted = None
         cand_score = None
         if candidate is not None:
             assert candidate_id is not None
-            cand_trajs = rt.explore(candidate, candidate_id, batch, scope=explore_scope, epoch=step,
-                                    subset_id=subset_id)
+            cand_trajs = explored[1]
             cand_score = mean([t.score for t in cand_trajs])
             adopted = cand_score >= best_score
             rt.store.update("modules", candidate_id, {"score": cand_score, "adopted": int(adopted)})
