@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
                                     "final_answer, llm_judge")
     r.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="suite option, e.g. n_train=24 (repeatable)")
+    _module_flags(r)
     r.add_argument("--no-cache", action="store_true", help="bypass the response cache")
     r.add_argument("--verbose", "-v", action="store_true")
 
@@ -130,7 +132,26 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2",
                    help="FGO ablation rows: cluster, partition, subsets, threshold or epochs (repeatable)")
     b.add_argument("--out", default="bench-out", help="folder for the table (Markdown + JSON) and sessions")
+    _module_flags(b)
     return p
+
+
+def _module_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--instruction", metavar="FILE", help="start from your own instruction (a text file)")
+    g.add_argument("--toolbox", metavar="FILE", help="start from your own toolbox (a Python file of tools)")
+
+
+def _module_args(a: argparse.Namespace) -> dict[str, str]:
+    """``--instruction FILE`` / ``--toolbox FILE`` as config settings holding the file's text."""
+    from fgo_engine.config import read_module_file
+
+    out = {}
+    for key in ("instruction", "toolbox"):
+        path = getattr(a, key, None)
+        if path:
+            out[key] = read_module_file(path, key)
+    return out
 
 
 def _parse_options(pairs: list[str]) -> dict[str, Any]:
@@ -151,6 +172,11 @@ def config_from_args(a: argparse.Namespace) -> RunConfig:
     opts = _parse_options(a.option)
     if opts:
         data.setdefault("suite_options", {}).update(opts)
+    start = _module_args(a)
+    if start:
+        data.pop("instruction", None)
+        data.pop("toolbox", None)
+        data.update(start)
     for flag in ("method", "subsets", "epochs", "threshold", "cluster", "partition", "seed", "workers", "review",
                  "budget_tokens", "budget_cost", "backtest", "executor", "ray_address"):
         v = getattr(a, flag)
@@ -226,8 +252,10 @@ def _run_with_sigint(session, printer) -> int:
     previous = signal.getsignal(signal.SIGINT)
 
     def on_sigint(signum, frame):
-        print("\ncancelling… (the session is saved; `fgo resume` continues it)", file=sys.stderr)
-        session.cancel()
+        print("\ncancelling… no new LLM call starts (the session is saved; `fgo resume` continues it)",
+              file=sys.stderr)
+        # not in the handler itself: it may have interrupted this thread inside a lock cancel() takes
+        threading.Thread(target=session.cancel, name="fgo-cancel", daemon=True).start()
 
     signal.signal(signal.SIGINT, on_sigint)
     try:
@@ -428,7 +456,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
     from fgo_engine.run import bench
 
     methods = [m.strip() for m in a.methods.split(",") if m.strip()]
-    extra: dict[str, Any] = {"backtest": a.backtest}
+    extra: dict[str, Any] = {"backtest": a.backtest, **_module_args(a)}
     if a.task_workers is not None:
         extra["task_workers"] = a.task_workers
     if a.max_concurrency is not None:

@@ -149,6 +149,7 @@ class MergeNodeUpdated(Event):
     module_id: str | None = None
     backtest_tasks: int | None = None  # tasks the backtest ran on (adaptive: the sample)
     interval: tuple[float, float] | None = None  # merged − best child on them, 95% bound (adaptive)
+    decided_by: str | None = None  # operator | policy:auto | policy:if-not-worse | identical-children
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,7 @@ class EventBus:
                  log: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None):
         self._sinks: list[Callable[[Event], None]] = list(sinks or [])
         self._lock = threading.Lock()
-        self.log = log or logging.getLogger(__name__)
+        self.log = log or logging.getLogger("fgo.events")
         self._failing: set[int] = set()  # sinks whose traceback is already in the log
 
     def add(self, sink: Callable[[Event], None]) -> None:

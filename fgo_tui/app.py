@@ -137,7 +137,8 @@ class FGOApp(App[int]):
             for suffix in ("", "-wal", "-shm"):
                 Path(str(path) + suffix).unlink(missing_ok=True)
         if path.exists():
-            self.sessions_screen._select_path = path  # type: ignore[union-attr]
+            if self.sessions_screen is not None:
+                self.sessions_screen.select(path)
             self.open_session(path, resume=False)
         else:
             self.start_new(None, path)
@@ -228,11 +229,10 @@ class FGOApp(App[int]):
     def _activate(self, ctl: RunController) -> Any:
         """Shows the session's dashboard; returns what to await for it to be mounted (or None)."""
         old = self.ctl
+        self._drop_dashboard()
         if old is not None and old is not ctl:
-            self._drop_dashboard()
             old.close()
         self.ctl = ctl
-        self.dashboard = DashboardScreen(ctl)
         return self._show_dashboard()
 
     def _drop_dashboard(self) -> None:
@@ -243,12 +243,15 @@ class FGOApp(App[int]):
         self.dashboard = None
 
     def _show_dashboard(self) -> Any:
-        if self.dashboard is None:
+        if self.ctl is None:
             return None
-        if self.dashboard in self.screen_stack:
+        if self.dashboard is not None and self.dashboard in self.screen_stack:
             while self.screen is not self.dashboard and not isinstance(self.screen, ReviewScreen):
                 self.pop_screen()
             return None
+        # a new screen each time it comes back: Textual removes a popped screen, and one pushed
+        # again keeps its stopped update timer (it would never repaint until a resize)
+        self.dashboard = DashboardScreen(self.ctl)
         return self.push_screen(self.dashboard)
 
     def show_sessions(self) -> None:
@@ -308,8 +311,7 @@ class FGOApp(App[int]):
             def answered(budget: int | None) -> None:
                 if budget is None:
                     return
-                ctl.next_overrides = {"budget_tokens": budget or None}
-                ctl.view.budget_tokens = budget or None
+                ctl.set_budget(budget or None)
                 self._start_run(ctl)
 
             self.push_screen(BudgetModal(ctl.view.budget_tokens, ctl.view.tokens), answered)
@@ -317,9 +319,7 @@ class FGOApp(App[int]):
         self._start_run(ctl)
 
     def _start_run(self, ctl: RunController) -> None:
-        ctl.running = True
-        ctl.view.status = "running"
-        ctl.view.message = ""
+        ctl.mark_started()
         self._run_worker(ctl)
         self._refresh_dashboard()
 
@@ -335,11 +335,10 @@ class FGOApp(App[int]):
         ctl = self.ctl
         if ctl is None:
             return
-        ctl.running = False
+        ctl.mark_stopped()
         self._drain()
         if event.state == WorkerState.ERROR and w.error is not None:
-            ctl.view.status = "failed"
-            ctl.view.message = _one_line(w.error)
+            ctl.mark_failed(_one_line(w.error))
             self.push_screen(MessageModal("The run stopped with an error", ctl.view.message))
         self._refresh_dashboard()
         if self.sessions_screen is not None:
@@ -410,8 +409,6 @@ class FGOApp(App[int]):
             for e in batch.events:
                 if isinstance(e, ev.RunFinished):
                     self._finished(e)
-                elif isinstance(e, ev.MergeNodeUpdated) and e.status == "done":
-                    self._who_decided(ctl, e.node_id)
         if batch.reviews:
             self._show_review(batch.reviews[-1])
         elif self._review_deferred is not None:
@@ -427,22 +424,6 @@ class FGOApp(App[int]):
                 self.dashboard.refresh_view()  # in this tick: a message would wait behind the dashboard's queue
             else:
                 self._refresh_dashboard()
-
-    def _who_decided(self, ctl: RunController, node_id: str) -> None:
-        """Events say what was decided; the review rows also say by whom (operator or policy)."""
-        from fgo_engine.persistence.queries import node_decision, reviews
-
-        node = ctl.view.nodes.get(node_id)
-        try:
-            rows = reviews(ctl.store, node_id) if ctl.store else []
-        except Exception:  # noqa: BLE001 - a label detail; never worth an error
-            return
-        if node is not None and rows:
-            decision, by = node_decision(rows)
-            node.decision = node.decision or decision
-            if by != node.decided_by or node.reviewed != rows[0]["decision"]:
-                node.decided_by, node.reviewed = by, rows[0]["decision"]
-                node.version += 1
 
     def _refresh_dashboard(self) -> None:
         if self.dashboard is not None and self.dashboard.is_mounted:
@@ -526,6 +507,15 @@ class FGOApp(App[int]):
             return
         self.push_screen(AuditScreen(self.ctl.store, module_id))
 
+    def open_failures(self) -> None:
+        """The failure drill-down of the open session (failed with the final module first)."""
+        from fgo_tui.screens.failures import FailuresScreen
+
+        if self.ctl is None or self.ctl.store is None:
+            self.notify("open a session first")
+            return
+        self.push_screen(FailuresScreen(Path(self.ctl.store.path), failed_only=self.ctl.view.status == "done"))
+
     def export_report(self) -> None:
         """Write the Markdown report in a worker (reading the session and writing the file are
         never on the UI thread); a toast says where it went."""
@@ -601,7 +591,7 @@ class FGOApp(App[int]):
         ctl.cancel()
         runs = [w for w in self.workers if w.group == "run"]
         await self.workers.wait_for_complete(runs)
-        ctl.running = False
+        ctl.mark_stopped()
         self._quit_now(QUIT_DURING_RUN, f"saved: fgo resume {display_path(ctl.path)}")
 
     def _quit_now(self, code: int, message: str | None = None) -> None:

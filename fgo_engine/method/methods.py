@@ -28,7 +28,7 @@ from fgo_engine.types import Module, Task
 class Outcome:
     module: Module
     module_id: str
-    train_score: float
+    train_score: float | None  # None: the method ran no training tasks (vanilla)
     steps: int
 
 
@@ -52,7 +52,7 @@ class Vanilla:
     name = "vanilla"
 
     def run(self, rt: Runtime, train: list[Task], start: Module, start_id: str) -> Outcome:
-        return Outcome(start, start_id, 0.0, 0)
+        return Outcome(start, start_id, None, 0)  # no training: no train score to report
 
     def plan(self, config: RunConfig, train: list[Task], test: list[Task]) -> Plan:
         return _with_test(config, Plan(), test)
@@ -179,6 +179,12 @@ def check_run(config: RunConfig, suite: Suite, train: list[Task]) -> None:
 def run_notes(config: RunConfig, suite: Suite) -> list[str]:
     """What the operator should know before starting: the suite's notes, the simulator's limits."""
     notes = list(getattr(suite, "notes", None) or [])
+    start = config.instruction or config.toolbox
+    if start:
+        kind = "instruction" if config.instruction else "toolbox"
+        first = next((line.strip() for line in start.splitlines() if line.strip()), "")
+        notes.append(f"starting {kind}: yours, {len(start.splitlines())} lines, {len(start):,} characters "
+                     f"(\"{first[:60]}{'…' if len(first) > 60 else ''}\")")
     sim_roles = [r for r, rc in config.roles.items() if rc.model.startswith("fgo-sim/")]
     if config.suite == "jsonl" and "agent" in sim_roles:
         notes.append("the simulated LLM cannot answer your own tasks (it replies 'unknown'): use a real model "

@@ -20,7 +20,7 @@ from fgo_engine.method.runtime import Runtime
 from fgo_engine.timeutil import now
 from fgo_engine.types import Completion, Scope
 
-log = logging.getLogger("fgo.engine")
+log = logging.getLogger("fgo.method")
 
 TEMPERATURE_STEP = 0.4  # added per retry sample, up to 1.0 (never below the role's own temperature)
 EXCERPT_CHARS = 300

@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-LOGGER = "fgo_engine"
+LOGGER = "fgo"  # every engine logger is "fgo.<area>", so `-v` shows them all
 logging.getLogger(LOGGER).addHandler(logging.NullHandler())  # a library: no output unless asked
 
 _session_log = logging.getLogger(f"{LOGGER}.session")

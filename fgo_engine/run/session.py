@@ -70,15 +70,8 @@ class RunResult:
         return sum(v["prompt_tokens"] for k, v in self.by_phase.items() if k != "test")
 
 
-ELAPSED_KEY = "elapsed_seconds"
-
-
-def elapsed_seconds(store: Any) -> float:
-    """Wall seconds the session's finished runs took, from the store's meta table."""
-    try:
-        return float(store.meta_get(ELAPSED_KEY) or 0.0)
-    except (TypeError, ValueError):
-        return 0.0
+ELAPSED_KEY = queries.ELAPSED_KEY
+elapsed_seconds = queries.elapsed_seconds
 
 
 class Session:
@@ -99,6 +92,7 @@ class Session:
             max_retry_after=config.max_retry_after,
             budget=Budget(config.budget_tokens, config.budget_cost, dict(config.role_budgets)),
             listener=self._on_call, rng=random.Random(config.seed), queue_listener=self._on_queue,
+            before_call=self.control.checkpoint,
         )
         self._running = threading.Lock()
         self.executor = executor or make_executor(config)  # started before the first run
@@ -158,7 +152,7 @@ class Session:
             store.close()
             raise
         kw["executor"] = executor
-        if config_overrides:
+        if config_overrides and info.get("status") != "done":  # a finished session is not changed
             store.update("session", 1, {"config_json": config.to_dict()})
         return cls(store, config, **kw)
 
@@ -179,9 +173,18 @@ class Session:
         self.store.set_status("running")
         self.bus.emit(ev.RunStatus("running"))
 
-    def cancel(self) -> None:
+    def cancel(self) -> int:
+        """Stop the run: no new LLM call starts; replies under way from a server are abandoned (a
+        simulated call, in this process, ends first). Returns how many calls were under way."""
+        first = not self.control.cancelled
         self.control.cancel()
         self.gate.cancel()
+        self.gateway.abandon()
+        n = self.gateway.in_flight
+        if first:
+            self.bus.emit(ev.Log("warning", f"cancel asked: no new LLM call starts; {n} call(s) under way "
+                                            "are abandoned (the session keeps everything answered before)"))
+        return n
 
     # -- data -------------------------------------------------------------------------
     def tasks(self, split: str) -> list[Task]:
@@ -218,9 +221,35 @@ class Session:
         self.bus.emit(ev.ScopeQueued(kind, scope_id, model, queued, busy, limit))
 
     # -- run --------------------------------------------------------------------------
+    @property
+    def finished(self) -> bool:
+        """The run ended with a result: running it again would only replay it from the cache."""
+        return self.store.session_info().get("status") == "done"
+
+    def finished_result(self) -> RunResult:
+        """What a finished session holds, read without writing anything."""
+        info = self.store.session_info()
+        final_id = info.get("final_module_id")
+        row = queries.module(self.store, final_id)
+        result = RunResult(method=self.config.method, status="done",
+                           message="this session is finished; nothing was run (export it, or start a new one)",
+                           train_score=info.get("best_score"), final_module_id=final_id,
+                           final_module=Module(row["kind"], row["text"]) if row else None)
+        if final_id:
+            result.test_score = queries.mean_test_score(self.store, final_id)
+        return result
+
     def run(self) -> RunResult:
         if not self._running.acquire(blocking=False):
             raise SessionError("this session is already running")
+        if self.finished:
+            try:
+                result = self.finished_result()
+            finally:
+                self._running.release()
+            self.bus.emit(ev.RunFinished(result.status, result.train_score, result.test_score,
+                                         result.final_module_id, result.message))
+            return result
         start = time.perf_counter()
         self.session_log.open()
         self.bus.add(self._log_event)
@@ -234,7 +263,8 @@ class Session:
         self.store.set_status("running")
         try:
             projection = self.projection(train, test)
-            self.bus.emit(ev.RunStarted(cfg.method, cfg.subsets, len(train), len(test),
+            subsets = 0 if cfg.method == "vanilla" else cfg.subsets  # vanilla divides nothing
+            self.bus.emit(ev.RunStarted(cfg.method, subsets, len(train), len(test),
                                         projection.calls_by_role(), projection.to_dict()))
             self.bus.emit(ev.RunStatus("running"))
             initial = self.suite.initial_module()

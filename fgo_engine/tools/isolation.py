@@ -40,7 +40,7 @@ DEFAULT_MODE = "auto"
 NPROC = 32  # processes and threads one tool call may have at once
 _UNSANDBOXED_UID_BASE = 1_000_000  # root mode: each call gets its own uid above this
 _SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
-_log = logging.getLogger("fgo_engine.tools.sandbox")
+_log = logging.getLogger("fgo.sandbox")
 
 
 class SandboxUnavailableError(FGOError):

@@ -64,7 +64,7 @@ class RunController:
         self.cannot_run: str | None = None  # why this session can only be viewed
         self.started_at: float | None = None
         self.finished_at: float | None = None
-        self.running = False  # a run() is in progress (set by the app around its worker)
+        self.running = False  # a run() is in progress (mark_started / mark_stopped, around the app's worker)
         self.spent = False  # session.run() has returned once: a new run needs a fresh Session
         self.result: Any = None
         self.next_overrides: dict[str, Any] | None = None  # config changes for the next run (a new budget)
@@ -177,6 +177,26 @@ class RunController:
         if self.started_at is not None:
             self.view.elapsed_before += max(0.0, self.finished_at - self.started_at)
         self.started_at = self.finished_at = None
+
+    # -- state transitions (UI thread) --------------------------------------------------
+    def mark_started(self) -> None:
+        """The app is about to run :meth:`run` in its worker."""
+        self.running = True
+        self.view.status, self.view.message = "running", ""
+
+    def mark_stopped(self) -> None:
+        """The run's worker has ended (finished, failed, cancelled)."""
+        self.running = False
+
+    def mark_failed(self, message: str) -> None:
+        """The run's worker raised: the session shows as failed, with why."""
+        self.running = False
+        self.view.status, self.view.message = "failed", message
+
+    def set_budget(self, budget_tokens: int | None) -> None:
+        """A new token budget (None: none) for the next run."""
+        self.next_overrides = {"budget_tokens": budget_tokens}
+        self.view.budget_tokens = budget_tokens
 
     # -- control (UI thread) ------------------------------------------------------------
     @property

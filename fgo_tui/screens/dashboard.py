@@ -77,6 +77,7 @@ class DashboardScreen(Screen):
         Binding("v", "review", "Review"),
         Binding("u", "toggle_auto", "Auto"),
         Binding("a", "audit", "Audit"),
+        Binding("f", "failures", "Failures"),
         Binding("x", "export", "Export"),
         Binding("escape", "back", "Sessions"),
     ]
@@ -453,6 +454,9 @@ class DashboardScreen(Screen):
 
     def action_audit(self) -> None:
         self.app.open_audit(self.selected_module_id())
+
+    def action_failures(self) -> None:
+        self.app.open_failures()
 
     def tab_of(self) -> str:
         return self.query_one(TabbedContent).active

@@ -109,14 +109,14 @@ def test_error_message_is_one_line_and_the_full_text_goes_to_the_log(fake_openai
     long = "upstream exploded\n" + "traceback line\n" * 40
     g, _ = gateway(fake_openai.url, retries=1)
     fake_openai.push(status(500, message=long), status(500, message=long))
-    with caplog.at_level(logging.WARNING, logger="fgo.gateway"), pytest.raises(LLMError) as info:
+    with caplog.at_level(logging.WARNING, logger="fgo.llm.gateway"), pytest.raises(LLMError) as info:
         g.complete("merger", MSGS)
     msg = str(info.value)
     assert "\n" not in msg and len(msg) < 300
     assert "openai/fake (merger)" in msg and "HTTP 500" in msg and "fgo resume" in msg
     assert "after 2 tries" in msg
     assert any("traceback line traceback line" in " ".join(r.getMessage().split()) for r in caplog.records
-               if r.name == "fgo.gateway")
+               if r.name == "fgo.llm.gateway")
 
 
 def test_a_refused_connection_names_the_url_and_says_to_check_the_server():

@@ -2,6 +2,7 @@
 their traceback, the one-line error saying where the log is, and ``-v`` on the console."""
 from __future__ import annotations
 
+import logging
 import threading
 
 import pytest
@@ -91,3 +92,27 @@ def test_cli_names_the_log_and_shows_tracebacks_only_with_v(tmp_path, capsys, mo
     assert ("Traceback (most recent call last)" in err) is verbose
     assert main(["sessions", "delete", str(path), "--yes"]) == 0
     assert not (tmp_path / "d.log").exists()
+
+
+def test_every_engine_logger_is_under_fgo_so_v_shows_it():
+    import pkgutil
+
+    import fgo_engine
+    for m in pkgutil.walk_packages(fgo_engine.__path__, "fgo_engine."):
+        if m.name.endswith(("ray_worker", "alfworld.worker", "_child")):
+            continue
+        __import__(m.name)
+    names = [n for n in logging.Logger.manager.loggerDict if n.startswith("fgo")]
+    assert "fgo.llm.gateway" in names and "fgo.sandbox" in names
+    assert [n for n in names if not n.startswith("fgo.") and n != "fgo"] == []
+
+
+def test_v_shows_the_providers_error_text(tmp_path, capsys, fake_openai):
+    from fake_openai import status
+
+    fake_openai.responder = lambda body: status(500, message="quota-of-the-upstream-is-gone")
+    code = main(["run", "--suite", "toy", "--headless", "--model", "openai/fake", "--api-base", fake_openai.url,
+                 "--session", str(tmp_path / "g.db"), "-v"])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "quota-of-the-upstream-is-gone" in err and "fgo.llm.gateway" in err

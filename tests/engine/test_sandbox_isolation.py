@@ -322,7 +322,7 @@ def test_strict_refuses_without_the_os_layer_and_auto_says_so_once(monkeypatch, 
     monkeypatch.setattr(isolation, "_warned", False)
     with pytest.raises(isolation.SandboxUnavailableError, match="no namespaces in this test"):
         run_tool(PROBES, "linger", {}, sandbox="strict")
-    with caplog.at_level("WARNING", logger="fgo_engine.tools.sandbox"):
+    with caplog.at_level("WARNING", logger="fgo.sandbox"):
         for _ in range(2):
             r = run_tool("def f():\n    return 7\n", "f", {}, sandbox="auto")
             assert r.ok and r.value == "7"

@@ -47,7 +47,7 @@ from fgo_engine.llm.sim.profiles import SimProfile, parse_model
 from fgo_engine.llm.sim.skills import SimSkill, find_skill
 from fgo_engine.types import Knowledge, normalize_space
 
-log = logging.getLogger("fgo.sim")
+log = logging.getLogger("fgo.llm.sim")
 
 VAGUE = [
     "Double-check the final answer before replying.",

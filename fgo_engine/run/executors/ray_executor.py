@@ -38,7 +38,7 @@ from fgo_engine.redaction import is_secret_name
 if TYPE_CHECKING:
     from fgo_engine.types import Module, Scope, Task, Trajectory
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("fgo.ray")
 
 ROLLOUT_RETRIES = 2  # a rollout whose worker died is run again at most this many times
 POLL_S = 0.5  # how often a waiting rollout looks at cancel; bounds how long a cancel takes
