@@ -129,7 +129,7 @@ class Runtime:
 
     # -- rollouts ---------------------------------------------------------------------
     def agent_llm(self, scope: Scope, task_id: str) -> Callable[..., Completion]:
-        inner = self.gw.bind("agent", replace(scope, task_id=task_id))
+        inner = self.gw.bind("agent", replace(scope, task_id=task_id), sample=scope.draw)
         bus, control = self.bus, self.control
 
         def call(messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None) -> Completion:
