@@ -310,7 +310,7 @@ class SessionsScreen(Screen):
         else:
             self.marked.append(p)
         table = self.query_one(DataTable)
-        table.update_cell(r["path"], "Session", self._name_cell(r["path"], p.stem))
+        table.update_cell(r["path"], "name", self._name_cell(r["path"], p.stem))
         self._show_info()
 
     def action_compare(self) -> None:
