@@ -42,7 +42,8 @@ def pending_note(status: str, pending: list[str]) -> str:
         return ""
     which = ", ".join(pending[:4]) + (" …" if len(pending) > 4 else "")
     verb = "waits" if len(pending) == 1 else "wait"
-    return f"⚠ {'merge' if len(pending) == 1 else 'merges'} {which} {verb} for review: r resumes the run and asks"
+    then = "enter opens its dashboard, v reviews" if status == "running" else "r resumes the run and asks"
+    return f"⚠ {'merge' if len(pending) == 1 else 'merges'} {which} {verb} for review: {then}"
 
 
 def models_label(models: list[str]) -> str:
@@ -254,12 +255,12 @@ class SessionsScreen(Screen):
         if self.marked:
             t.append(f"{len(self.marked)} marked for comparison (c compares, space unmarks)  ", style="cyan")
         t.append(display_dir(Path(r["path"])), style="bold")
+        if "error" not in r and not any(key == "updated" for key, _, _ in self._columns):
+            t.append(f" · last change {when(r.get('updated_at'))} UTC", style="dim")
         if "error" in r:
             t.append("\n" + r["error"], style="red")
         else:
             t.append(f"\nmodels: {models_label(r.get('models') or [])}")
-            if not any(key == "updated" for key, _, _ in self._columns):
-                t.append(f" · last change {when(r.get('updated_at'))} UTC", style="dim")
             note = pending_note(r.get("status") or "", r.get("pending_reviews") or [])
             if note:
                 t.append("\n" + note, style="bold yellow")

@@ -49,3 +49,6 @@ async def test_a_cancelled_session_with_a_pending_review_says_so(make_app, sessi
         assert table.get_cell_at((0, 1)).plain == "cancelled ⚠1"
         info = str(screen.query_one("#session-info").render())
         assert f"⚠ merge {node} waits for review: r resumes the run and asks" in info
+        # and it is in view: the line under the table grows to hold it
+        box = screen.query_one("#session-info")
+        assert box.size.height >= len(info.splitlines()) == 3, (box.size, info)
