@@ -213,7 +213,8 @@ class FGOApp(StudioApp):
                     await asyncio.wait_for(self.dashboard.panels_ready.wait(), 10)
                 except TimeoutError:  # never hold a run back for a panel
                     pass
-        self.post_message(SessionsChanged(select=ctl.path))
+        if self.sessions_screen is not None:  # the list learns of the new session (posted to the app, it was lost)
+            self.sessions_screen.post_message(SessionsChanged(select=ctl.path))
         self.resume_run()
 
     def _form_failed(self, message: str) -> None:

@@ -36,6 +36,8 @@ async def test_a_cancelled_session_with_a_pending_review_says_so(make_app, sessi
         review = await wait_for(pilot, lambda: app.screen if isinstance(app.screen, ReviewScreen) else None,
                                 timeout=60, what="a review")
         node = review.node_id
+        # the list under the dashboard already knows the new session (before it is shown again)
+        assert any(r["path"].endswith("waiting.db") for r in app.sessions_screen.rows)
         await pilot.press("escape")  # later
         app.ctl.cancel()
         await wait_for(pilot, lambda: not app.ctl.running, timeout=60, what="run stopped")
