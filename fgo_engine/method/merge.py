@@ -144,11 +144,16 @@ class MergeTree:
         self._status(node, "backtesting")
         self._emit(node, "backtesting", None, decision.decision, decided_by=decision.by)
         differs = module_id != node.best_child.module_id
+        check = rt.gate.post_check and decision.decision != "rollback" and differs
+        # a comparison that can roll back runs both modules on fresh draws, one per node: neither
+        # is judged on the runs it was selected on (its subset's, or a child node's backtest)
+        draw = int(node.node_id[1:]) if check else 0
         if rt.cfg.backtest == "adaptive" and differs:
-            bt = backtest.adaptive(rt, node.node_id, self._strata(node), module, module_id, node.best_child)
+            bt = backtest.adaptive(rt, node.node_id, self._strata(node), module, module_id, node.best_child,
+                                   draw=draw)
         else:  # if-not-worse compares with the best child: both run side by side
-            check = rt.gate.post_check and decision.decision != "rollback" and differs
-            bt = backtest.full(rt, node.node_id, node.tasks, module, module_id, node.best_child if check else None)
+            bt = backtest.full(rt, node.node_id, node.tasks, module, module_id, node.best_child if check else None,
+                               draw=draw)
         trajs, score, child_score = bt.trajs, bt.score, bt.child_score
         if module_id not in {it.module_id for it in items}:  # a merged or edited module: its own score
             writes.module_scored(rt.store, module_id, score)

@@ -6,6 +6,7 @@ best so far on the same batch.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from fgo_engine import events as ev
@@ -38,9 +39,7 @@ def evaluate(rt: Runtime, module: Module, module_id: str, tasks: list[Task], tra
             return Critique(task.id, True, raw="(success: not sent to the evaluator)")
 
         def judge(comp) -> str | None:
-            if prompts.parse_critique(task.id, comp.text).parsed:
-                return None
-            return "not a JSON object" if comp.text.strip() else "empty reply"
+            return prompts.critique_problem(comp.text)
 
         comp, problem = resample.ask(rt, "evaluator", prompts.evaluator_messages(describe, module, task, tr),
                                     scope=replace(scope, task_id=task.id, epoch=epoch), samples=2,
@@ -60,6 +59,22 @@ def evaluate(rt: Runtime, module: Module, module_id: str, tasks: list[Task], tra
 
 
 # -- optimize -------------------------------------------------------------------------
+def keep_unchanged(rt: Runtime) -> Callable[[str], bool]:
+    """When an "unchanged" reply is the optimizer's answer (``resample.ask``'s ``final``): at
+    a temperature above 0 at once; at 0 after one more sample, with a note and a raised
+    temperature, since the same request (and every later step's near-identical one) gets
+    the same reply back (issue 22: all-at-once's steps 2 and 3 got step 1's answer)."""
+    greedy = rt.gw.roles["optimizer"].temperature <= 0
+    seen: list[str] = []
+
+    def final(reason: str) -> bool:
+        if not prompts.is_unchanged(reason):
+            return False
+        seen.append(reason)
+        return not greedy or len(seen) > 1
+    return final
+
+
 def propose(rt: Runtime, module: Module, tasks: list[Task], trajs: list[Trajectory], crits: list[Critique],
             history: list[str], rejected: list[str], *, scope: Scope) -> Module | None:
     """One optimizer step under the one prompt policy (``prompts.pack_optimizer_prompt``):
@@ -80,7 +95,7 @@ def propose(rt: Runtime, module: Module, tasks: list[Task], trajs: list[Trajecto
         try:
             comp, problem = resample.ask(rt, "optimizer", msgs, scope=scope, samples=3, note_kind=module.kind,
                                         judge=lambda c: resample.proposal_problem(rt, module.kind, c.text, module.text),
-                                        final=prompts.is_unchanged, whole=True)
+                                        final=keep_unchanged(rt), whole=True)
             if problem is None:
                 return Module(module.kind, prompts.extract_module(module.kind, comp.text) or "")
             level = "info" if prompts.is_unchanged(problem) else "warning"  # the rejection itself warned
@@ -114,14 +129,19 @@ def optimize_loop(rt: Runtime, start: Module, start_id: str, batches: list[list[
     for step, batch in enumerate(batches + [batches[-1]]):  # the last pass only judges the last candidate
         final = step == len(batches)
         explore_scope = Scope(scope_kind, scope_id, "explore")
-        best_trajs = rt.explore(best, best_id, batch, scope=explore_scope, epoch=step, subset_id=subset_id)
+        # the best module and the candidate on this batch are independent: side by side
+        passes = [(best, best_id, batch, explore_scope, step)]
+        if candidate is not None:
+            assert candidate_id is not None
+            passes.append((candidate, candidate_id, batch, explore_scope, step))
+        explored = rt.explore_together(passes, subset_id=subset_id)
+        best_trajs = explored[0]
         best_score = mean([t.score for t in best_trajs])
         adopted = None
         cand_score = None
         if candidate is not None:
             assert candidate_id is not None
-            cand_trajs = rt.explore(candidate, candidate_id, batch, scope=explore_scope, epoch=step,
-                                    subset_id=subset_id)
+            cand_trajs = explored[1]
             cand_score = mean([t.score for t in cand_trajs])
             adopted = cand_score >= best_score
             writes.candidate_scored(rt.store, candidate_id, cand_score, adopted)

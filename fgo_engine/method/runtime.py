@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from fgo_engine import events as ev
 from fgo_engine.config import RunConfig
-from fgo_engine.errors import BudgetExceededError, CancelledError, LLMError, MalformedOutputError
+from fgo_engine.errors import BudgetExceededError, CancelledError, LLMError, MalformedOutputError, UserCodeError
 from fgo_engine.llm import tokens
 from fgo_engine.llm.gateway import Gateway
 from fgo_engine.llm.scheduling import FairPool
@@ -63,8 +63,8 @@ def run_rollout(suite: Suite, task: Task, module: Module, llm: Callable[..., Com
     """One rollout: the suite's agent on one task under one module (in this process or on a worker)."""
     try:
         return suite.run_agent(task, module, llm)
-    except (LLMError, MalformedOutputError, CancelledError, BudgetExceededError):
-        raise  # a cancel or a budget stop inside the agent loop is not a suite bug
+    except (LLMError, MalformedOutputError, CancelledError, BudgetExceededError, UserCodeError):
+        raise  # a cancel, a budget stop or the user's own agent failing is not a suite bug
     except Exception as exc:  # a suite bug must not kill the run silently either
         raise LLMError(f"agent run failed on task {task.id}: {type(exc).__name__}: {exc}") from exc
 
@@ -129,7 +129,7 @@ class Runtime:
 
     # -- rollouts ---------------------------------------------------------------------
     def agent_llm(self, scope: Scope, task_id: str) -> Callable[..., Completion]:
-        inner = self.gw.bind("agent", replace(scope, task_id=task_id))
+        inner = self.gw.bind("agent", replace(scope, task_id=task_id), sample=scope.draw)
         bus, control = self.bus, self.control
 
         def call(messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None) -> Completion:

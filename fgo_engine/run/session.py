@@ -81,6 +81,7 @@ class Session:
         self.suite = with_suite_defaults(suite or build_suite(config))
         self.session_log = SessionLog(store.path)
         self.log = self.session_log.log
+        self.suite.set_log(self.log)
         self.bus = ev.EventBus(sinks, log=self.log)
         self.gate = gate or gate_for_policy(config.review)
         self.control = Control()
@@ -108,7 +109,9 @@ class Session:
     def create(cls, path: str | Path, config: RunConfig, *, name: str | None = None, **kw: Any) -> Session:
 
         config.validate()
-        suite = build_suite(config)  # validates suite options and task files before any file is written
+        # validates suite options and task files before any file is written; a caller may give the
+        # suite built already (fgo_engine.optimize wraps the user's callables)
+        suite = kw.pop("suite", None) or build_suite(config)
         train, test = suite.train_tasks(), suite.test_tasks()
         check_run(config, suite, train)
         executor = kw.pop("executor", None) or make_executor(config)
