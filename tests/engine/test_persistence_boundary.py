@@ -51,47 +51,56 @@ def _receiver(node: ast.AST) -> str:
     return ""
 
 
+def _sql(text: str) -> str | None:
+    return next((what for pattern, what in _SQL if pattern.search(text)), None)
+
+
+def _import(node: ast.Import | ast.ImportFrom) -> list[str]:
+    names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+    return [f"imports {n}" for n in names if n.split(".")[0] == "sqlite_utils"
+            or n in ("fgo_engine.persistence.writer", "fgo_engine.persistence.schema")]
+
+
+def _call(node: ast.Call) -> list[str]:
+    if not isinstance(node.func, ast.Attribute):
+        return []
+    method, receiver = node.func.attr, _receiver(node.func.value)
+    first = node.args[0] if node.args else None
+    if isinstance(first, ast.Constant) and first.value in TABLES and (method in _TABLE_METHODS or (
+            method in _COMMON_METHODS and any(d in receiver.lower() for d in _DATABASES))):
+        return [f"{receiver}.{method}({first.value!r})"]
+    if method in _WRITER and "store" in receiver.lower():
+        return [f"{receiver}.{method}()"]
+    if method == "connect" and receiver == "sqlite3":
+        return ["sqlite3.connect()"]
+    return []
+
+
+def _node(node: ast.AST, docstrings: set[int]) -> list[str]:
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return _import(node)
+    if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+        what = _sql(node.value)
+        return [f"SQL text ({what}): {node.value[:40]!r}"] if what else []
+    if isinstance(node, ast.JoinedStr):  # an f-string: its literal parts around placeholders
+        what = _sql("".join(v.value if isinstance(v, ast.Constant) and isinstance(v.value, str) else "x"
+                            for v in node.values))
+        return [f"SQL text ({what}) in an f-string"] if what else []
+    if isinstance(node, ast.Call):
+        return _call(node)
+    if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) \
+            and node.slice.value in TABLES and _receiver(node.value) in _DATABASES:
+        return [f"{_receiver(node.value)}[{node.slice.value!r}]"]
+    return []
+
+
 def offences(path: Path) -> list[tuple[int, str]]:
     """(line, what) for each place a module writes SQL or touches a table without the persistence layer."""
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
     docstrings = {id(n.body[0].value) for n in ast.walk(tree)
                   if isinstance(n, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
                   and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
-    found: list[tuple[int, str]] = []
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
-            for name in names:
-                if name.split(".")[0] == "sqlite_utils" or name in ("fgo_engine.persistence.writer",
-                                                                     "fgo_engine.persistence.schema"):
-                    found.append((node.lineno, f"imports {name}"))
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
-            for pattern, what in _SQL:
-                if pattern.search(node.value):
-                    found.append((node.lineno, f"SQL text ({what}): {node.value[:40]!r}"))
-                    break
-        elif isinstance(node, ast.JoinedStr):  # an f-string: its literal parts joined
-            text = "".join(v.value if isinstance(v, ast.Constant) and isinstance(v.value, str) else "x"
-                           for v in node.values)
-            for pattern, what in _SQL:
-                if pattern.search(text):
-                    found.append((node.lineno, f"SQL text ({what}) in an f-string"))
-                    break
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-            method, receiver = node.func.attr, _receiver(node.func.value)
-            first = node.args[0] if node.args else None
-            names_table = isinstance(first, ast.Constant) and first.value in TABLES
-            if names_table and (method in _TABLE_METHODS or (method in _COMMON_METHODS and any(
-                    d in receiver.lower() for d in _DATABASES))):
-                found.append((node.lineno, f"{receiver}.{method}({first.value!r})"))  # type: ignore[union-attr]
-            elif method in _WRITER and "store" in receiver.lower():
-                found.append((node.lineno, f"{receiver}.{method}()"))
-            elif method == "connect" and receiver == "sqlite3":
-                found.append((node.lineno, "sqlite3.connect()"))
-        elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) \
-                and node.slice.value in TABLES and _receiver(node.value) in _DATABASES:
-            found.append((node.lineno, f"{_receiver(node.value)}[{node.slice.value!r}]"))
-    return found
+    return [(getattr(node, "lineno", 0), what) for node in ast.walk(tree) for what in _node(node, docstrings)]
 
 
 def _sources() -> list[Path]:
