@@ -129,27 +129,28 @@ class Session:
         from fgo_engine.persistence.store import Store
 
         store = Store.open(path)
-        try:
+        try:  # a session refused here (unreadable, a suite not installed, ...) is left as it was
             info = store.session_info()
             data = dict(info["config_json"] or {})
             data.update(config_overrides or {})
             config = RunConfig.from_dict(data)
         except FGOError:
-            store.close()
+            store.abandon()
             raise
         except Exception as exc:
-            store.close()
+            store.abandon()
             raise SessionError(f"{path}: session configuration is unreadable: {exc}") from None
         executor = kw.pop("executor", None) or make_executor(config)
         try:
             executor.start()  # before the overrides are written
+            session = cls(store, config, executor=executor, **kw)
         except BaseException:
-            store.close()
+            executor.close()
+            store.abandon()
             raise
-        kw["executor"] = executor
         if config_overrides and info.get("status") != "done":  # a finished session is not changed
             writes.session_config(store, config.to_dict())
-        return cls(store, config, **kw)
+        return session
 
     def close(self) -> None:
         try:
