@@ -22,7 +22,7 @@ from sqlite_utils import Database
 from fgo_engine import redaction
 from fgo_engine.errors import SessionError
 from fgo_engine.persistence.schema import SESSION_STATUSES
-from fgo_engine.persistence.writer import encode_row
+from fgo_engine.persistence.writer import encode_row, scrub_secrets
 from fgo_engine.timeutil import now
 from fgo_engine.types import (
     IF_NOT_WORSE,
@@ -92,8 +92,6 @@ def new_session(path: str | Path, *, name: str, config: dict[str, Any], suite: s
 
 def session_config(store: Store, config: dict[str, Any]) -> None:
     """The run's configuration changed (a resume with overrides)."""
-    from fgo_engine.persistence.writer import scrub_secrets
-
     store._writes().update("session", 1, {"config_json": scrub_secrets(config)})
 
 
