@@ -30,6 +30,7 @@ from fgo_engine.config import (
     parse_key_values,
 )
 from fgo_engine.errors import ConfigError, FGOError, SessionError
+from fgo_tui.numbers import token_count
 
 SESSIONS_DIR = Path(os.environ.get("FGO_SESSIONS_DIR", "sessions"))
 EXIT = {"done": 0, "failed": 1, "budget": 3, "cancelled": 130, "paused": 0}
@@ -70,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--review", choices=REVIEWS, help="merge review: if-not-worse (default), auto, ask")
     r.add_argument("--backtest", choices=("full", "adaptive"),
                    help="backtest merges on the whole union (full, default) or a stratified sample (adaptive)")
-    r.add_argument("--budget-tokens", type=int, help="stop cleanly after this many tokens")
+    r.add_argument("--budget-tokens", type=token_count, metavar="N",
+                   help="stop cleanly after this many tokens (500k, 1.2M and 12,000 work too)")
     r.add_argument("--budget-cost", type=float, help="stop cleanly after this cost in USD")
     r.add_argument("--scorer", help="scorer for --tasks: exact, normalized, regex, contains, numeric, "
                                     "final_answer, llm_judge")
@@ -85,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     rs = sub.add_parser("resume", help="continue a saved session")
     rs.add_argument("session")
     rs.add_argument("--headless", action="store_true")
-    rs.add_argument("--budget-tokens", type=int, help="a new (larger) token budget")
+    rs.add_argument("--budget-tokens", type=token_count, metavar="N", help="a new (larger) token budget (e.g. 2M)")
     rs.add_argument("--budget-cost", type=float, help="a new (larger) cost budget")
     rs.add_argument("--review", choices=REVIEWS)
     rs.add_argument("--executor", choices=EXECUTORS, help="run the rest on threads or on ray")

@@ -94,7 +94,8 @@ def session_summary(path: Path, store: Store) -> dict[str, Any]:
     models = sorted({r.get("model", "?") for r in (cfg.get("roles") or {}).values()})
     return {"path": str(path), "name": info["name"], "suite": info["suite"], "status": info["status"],
             "best_score": info["best_score"], "tokens": ledger_totals(store).total.tokens, "models": models,
-            "method": cfg.get("method", "fgo"), "updated_at": info["updated_at"]}
+            "method": cfg.get("method", "fgo"), "updated_at": info["updated_at"],
+            "pending_reviews": pending_reviews(store)}
 
 
 def list_sessions(folder: Path) -> list[dict[str, Any]]:
