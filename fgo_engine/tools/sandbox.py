@@ -253,6 +253,7 @@ class _Plan:
     drop_to_uid: int = 0
     nproc: int = 0
     seccomp: str = ""  # hex BPF the child installs itself (in-process layer)
+    landlock: int = 0  # the landlock ABI the child restricts its file access with (in-process layer)
 
 
 def _checked_arguments(source: Any, name: Any, arguments: Any, files_dir: Path | None, *, timeout: float,
@@ -325,7 +326,8 @@ def _plan_in_process(call: _Call, filt: syscalls.Filter, files_dir: Path | None)
         os.chmod(call.tmp, 0o711)
         drop = isolation.sandbox_uid()
     return _Plan(argv=[sys.executable], cwd=scratch, scratch=scratch, files=files, pass_fds=[],
-                 drop_to_uid=drop, nproc=isolation.NPROC if drop else 0, seccomp=filt.bpf.hex())
+                 drop_to_uid=drop, nproc=isolation.NPROC if drop else 0, seccomp=filt.bpf.hex(),
+                 landlock=isolation.landlock_abi())
 
 
 def _environment(scratch: str, files: str) -> dict[str, str]:
@@ -455,6 +457,7 @@ def run_tool(
             "cpu_s": int(math.ceil(timeout)) + 1, "memory": int(memory_mb) << 20,
             "fsize": int(max_file_mb) << 20, "drop_to_uid": plan.drop_to_uid, "nproc": plan.nproc,
             "scratch": plan.scratch, "files": plan.files, "seccomp": plan.seccomp, "keyctl_nr": filt.keyctl_nr,
+            "landlock": plan.landlock,
         }
         with tempfile.TemporaryFile() as out_f:  # unlinked: nothing is left should the app die
             _launch(call, plan, cfg, out_f, deadline)
