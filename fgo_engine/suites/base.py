@@ -59,6 +59,10 @@ class Suite(Protocol):
         """The text the merge tree clusters modules by."""
         ...
 
+    def sandbox_status(self) -> tuple[str, str]:
+        """(what LLM-written code runs under, a warning when the sandbox fell back)."""
+        ...
+
 
 class SuiteBase:
     """Defaults of the optional :class:`Suite` hooks; a suite inherits it and overrides some."""
@@ -70,6 +74,11 @@ class SuiteBase:
 
     def similarity_text(self, module: Module) -> str:
         return module.text
+
+    def sandbox_status(self) -> tuple[str, str]:
+        """A suite that runs LLM-written code: (what that code runs under, for the session
+        record; a warning the run shows when the sandbox fell back, or ``""``)."""
+        return "", ""
 
 
 def with_suite_defaults(suite: Any) -> Suite:

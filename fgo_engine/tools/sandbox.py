@@ -53,7 +53,7 @@ from typing import Any
 
 from fgo_engine.tools import isolation, syscalls
 
-__all__ = ["ToolResult", "run_tool", "safe_text"]
+__all__ = ["ToolResult", "run_tool", "safe_text", "status"]
 
 _CHILD = Path(__file__).resolve().with_name("_sandbox_child.py")
 _log = logging.getLogger("fgo.sandbox")
@@ -285,6 +285,27 @@ def _system_call_filter(mode: str) -> syscalls.Filter:
         _warned_filter = True
         _log.warning("fgo: tool sandbox: no system-call filter: %s", filt.reason)
     return filt
+
+
+def status(mode: str) -> tuple[str, str]:
+    """(what tool code runs under with this ``sandbox`` setting, for the session record;
+    a warning the run shows on the CLI line and in the app when ``auto`` fell back to the
+    in-process layer or runs without the system-call filter, else ``""``). Raises like
+    :func:`run_tool` under ``strict`` when a layer is missing."""
+    layer = isolation.resolve(mode)
+    filt = _system_call_filter(mode)
+    abi = isolation.landlock_abi()
+    guard = "in-process guard" + (f" + landlock (ABI {abi})" if abi else " (no landlock in this kernel)")
+    filtered = "system-call filter" if filt.available else f"NO system-call filter: {filt.reason}"
+    described = f"{mode}: {layer.describe() if layer else guard}; {filtered}"
+    warning = ""
+    if mode == "auto" and layer is None:
+        warning = (f"tool sandbox: OS isolation {isolation.probe().describe()}; LLM-written tools run under the "
+                   f"{guard}{' + system-call filter' if filt.available else ''} only, which is not a boundary "
+                   "against hostile code (install bubblewrap, or set sandbox = \"strict\" to refuse)")
+    elif mode == "auto" and not filt.available:
+        warning = f"tool sandbox: {filtered} (set sandbox = \"strict\" to refuse)"
+    return described, warning
 
 
 def _plan_os_layer(call: _Call, layer: isolation.Layer, filt: syscalls.Filter, files_dir: Path | None,

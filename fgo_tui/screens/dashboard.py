@@ -289,6 +289,8 @@ class DashboardScreen(Screen):
             if all(m.startswith("fgo-sim/") for m in models):
                 t.append(" (simulated LLM: a test bed, not evidence of real-model quality)", style="dim italic")
         notes = []
+        if v.sandbox_warning:
+            notes.append((f"⚠ {v.sandbox_warning}", "yellow"))
         if ctl.pending_request is not None:
             notes.append((f"⚠ merge {ctl.pending_request.node_id} waits for your review: press v", "bold yellow"))
         if ctl.paused:
