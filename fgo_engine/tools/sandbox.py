@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fgo_engine import redaction
 from fgo_engine.tools import isolation, syscalls
 
 __all__ = ["ToolResult", "run_tool", "safe_text", "status"]
@@ -60,14 +61,7 @@ _log = logging.getLogger("fgo.sandbox")
 _warned_filter = False
 
 
-def safe_text(s: str) -> str:
-    """``s`` with any lone surrogate (``"\\udcff"``, which no UTF-8 store or pipe takes)
-    written as its backslash escape, so the text can be stored and shown as it came."""
-    try:
-        s.encode("utf-8")
-    except UnicodeEncodeError:
-        return s.encode("utf-8", "backslashreplace").decode("utf-8")
-    return s
+safe_text = redaction.storable  # a tool's text as the run can store it (lone surrogates escaped)
 
 
 @dataclass(frozen=True)
