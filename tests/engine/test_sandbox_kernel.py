@@ -98,6 +98,25 @@ def dev_shm(name: str):
     return "allowed"
 
 
+def signal_parent():
+    _unhook()
+    try:
+        os.kill(os.getppid(), 0)
+    except OSError as e:
+        return type(e).__name__
+    return "allowed"
+
+
+def write_outside(path: str):
+    _unhook()
+    try:
+        with open(path, "w") as f:
+            f.write("from the tool")
+    except OSError as e:
+        return type(e).__name__
+    return "allowed"
+
+
 def parent_environ():
     _unhook()
     out = []
@@ -276,3 +295,18 @@ def test_the_in_process_layer_uses_landlock_where_the_kernel_has_it():
     if abi:
         r = call("parent_environ", "in-process")
         assert r.ok and all(x == "PermissionError" for x in json.loads(r.value)), r
+
+
+def test_guard_free_code_in_process_cannot_write_outside_its_scratch_folder(tmp_path):
+    assert isolation.landlock_abi(), "this kernel has no landlock: the in-process layer has only the guard"
+    target = tmp_path / "planted.txt"
+    os.chmod(tmp_path, 0o777)  # the tool's uid (root: one of its own) could write here
+    r = call("write_outside", "in-process", path=str(target))
+    assert r.ok and r.value == "PermissionError", r
+    assert not target.exists()
+
+
+def test_guard_free_code_in_process_cannot_signal_the_app():
+    assert isolation.landlock_abi() >= 6, "landlock ABI 6 scopes signals"
+    r = call("signal_parent", "in-process")
+    assert r.ok and r.value == "PermissionError", r
