@@ -248,6 +248,7 @@ class _Plan:
     nproc: int = 0
     seccomp: str = ""  # hex BPF the child installs itself (in-process layer)
     landlock: int = 0  # the landlock ABI the child restricts its file access with (in-process layer)
+    tmpfs: int = 0  # bytes of the OS layer's /tmp, which come out of the memory limit
 
 
 def _checked_arguments(source: Any, name: Any, arguments: Any, files_dir: Path | None, *, timeout: float,
@@ -302,8 +303,14 @@ def status(mode: str) -> tuple[str, str]:
     return described, warning
 
 
+def tmpfs_bytes(memory_mb: int, max_file_mb: int) -> int:
+    """The size of the OS layer's ``/tmp``: files there are memory, so they come out of the
+    call's memory limit (a quarter of it at most; room for two files at the size limit)."""
+    return min(max(8 << 20, 2 * (int(max_file_mb) << 20)), (int(memory_mb) << 20) // 4)
+
+
 def _plan_os_layer(call: _Call, layer: isolation.Layer, filt: syscalls.Filter, files_dir: Path | None,
-                   allow_read: Sequence[str | Path], max_file_mb: int) -> _Plan:
+                   allow_read: Sequence[str | Path], max_file_mb: int, memory_mb: int) -> _Plan:
     scratch = f"/tmp/fgo-tool-{secrets.token_hex(6)}/scratch"
     bind_files = str(Path(files_dir).resolve()) if files_dir is not None else None
     if files_dir is not None and layer.how == "root" and not _world_readable(str(bind_files)):
@@ -319,11 +326,12 @@ def _plan_os_layer(call: _Call, layer: isolation.Layer, filt: syscalls.Filter, f
         pass_fds.append(seccomp_fd)
     argv = isolation.command(layer, scratch=scratch, files_dir=bind_files,
                              read_paths=[str(p) for p in allow_read], programs=[str(_CHILD)],
-                             tmpfs_bytes=max(64 << 20, 2 * (int(max_file_mb) << 20)), info_fd=info_w,
+                             tmpfs_bytes=tmpfs_bytes(memory_mb, max_file_mb), info_fd=info_w,
                              seccomp_fd=seccomp_fd)
     return _Plan(argv=[*argv, isolation.python_executable()], cwd=None, scratch=scratch,
                  files=f"{scratch}/files" if files_dir is not None else "", pass_fds=pass_fds, info_fd=info_r,
-                 drop_to_uid=isolation.sandbox_uid() if layer.how == "root" else 0, nproc=isolation.NPROC)
+                 drop_to_uid=isolation.sandbox_uid() if layer.how == "root" else 0, nproc=isolation.NPROC,
+                 tmpfs=tmpfs_bytes(memory_mb, max_file_mb))
 
 
 def _plan_in_process(call: _Call, filt: syscalls.Filter, files_dir: Path | None) -> _Plan:
@@ -460,7 +468,7 @@ def run_tool(
     try:
         rfd, wfd = call.pipe()
         if layer is not None:
-            plan = _plan_os_layer(call, layer, filt, files_dir, allow_read, max_file_mb)
+            plan = _plan_os_layer(call, layer, filt, files_dir, allow_read, max_file_mb, memory_mb)
         else:
             plan = _plan_in_process(call, filt, files_dir)
         plan.pass_fds.append(wfd)
@@ -469,8 +477,9 @@ def run_tool(
             "nonce": nonce, "result_fd": wfd, "max_output": int(max_output),
             "source": source, "name": name, "arguments": args_json,
             "site": _site_dirs(), "read_roots": _read_roots(allow_read),
-            "cpu_s": int(math.ceil(timeout)) + 1, "memory": int(memory_mb) << 20,
-            "fsize": int(max_file_mb) << 20, "drop_to_uid": plan.drop_to_uid, "nproc": plan.nproc,
+            "cpu_s": int(math.ceil(timeout)) + 1, "memory": (int(memory_mb) << 20) - plan.tmpfs,
+            "fsize": min(int(max_file_mb) << 20, plan.tmpfs or 1 << 62),
+            "drop_to_uid": plan.drop_to_uid, "nproc": plan.nproc,
             "scratch": plan.scratch, "files": plan.files, "seccomp": plan.seccomp, "keyctl_nr": filt.keyctl_nr,
             "landlock": plan.landlock,
         }

@@ -117,6 +117,27 @@ def write_outside(path: str):
     return "allowed"
 
 
+def files_then_heap(limit_mb: int):
+    written = 0
+    try:
+        for i in range(limit_mb):
+            with open("f%d" % i, "wb") as f:
+                f.write(b"x" * (1 << 20))
+            written += 1
+    except OSError:
+        pass
+    largest = 0
+    for mb in range(limit_mb, 0, -2):
+        try:
+            block = bytearray(mb << 20)
+        except MemoryError:
+            continue
+        del block
+        largest = mb
+        break
+    return {"files_mb": written, "heap_mb": largest}
+
+
 def parent_environ():
     _unhook()
     out = []
@@ -310,3 +331,11 @@ def test_guard_free_code_in_process_cannot_signal_the_app():
     assert isolation.landlock_abi() >= 6, "landlock ABI 6 scopes signals"
     r = call("signal_parent", "in-process")
     assert r.ok and r.value == "PermissionError", r
+
+
+def test_files_in_the_memory_backed_tmp_count_against_the_memory_limit():
+    r = run_tool(PROBES, "files_then_heap", {"limit_mb": 64}, memory_mb=64, timeout=20.0, sandbox="strict")
+    assert r.ok, r
+    got = json.loads(r.value)
+    assert got["files_mb"] > 0 and got["heap_mb"] > 0, got  # both work, within one budget
+    assert got["files_mb"] + got["heap_mb"] <= 64, got
