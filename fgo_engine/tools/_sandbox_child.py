@@ -39,6 +39,7 @@ NET_EVENTS = frozenset({"urllib.Request", "http.client.connect", "ftplib.connect
 PROC_EVENTS = frozenset({"os.system", "os.exec", "os.fork", "os.forkpty", "os.posix_spawn",
                          "os.spawn", "subprocess.Popen", "pty.spawn", "os.startfile"})
 BLOCKED_IMPORTS = frozenset({"ctypes", "_ctypes", "_posixsubprocess"})
+OPEN_FILES = 256
 _PR_SET_NO_NEW_PRIVS = 38
 _PR_SET_SECCOMP = 22
 _SECCOMP_MODE_FILTER = 2
@@ -387,6 +388,8 @@ def _set_limits(cfg: dict[str, Any]) -> None:
     import signal
 
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    # open files: each pipe holds kernel memory outside RLIMIT_AS
+    resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, OPEN_FILES))
     resource.setrlimit(resource.RLIMIT_CPU, (cfg["cpu_s"], cfg["cpu_s"] + 1))
     resource.setrlimit(resource.RLIMIT_FSIZE, (cfg["fsize"], cfg["fsize"]))
     if cfg["nproc"]:  # only under the OS layer: there the count is this call's alone

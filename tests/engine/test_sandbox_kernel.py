@@ -138,6 +138,29 @@ def files_then_heap(limit_mb: int):
     return {"files_mb": written, "heap_mb": largest}
 
 
+def at_the_app(nr_prlimit: int, nr_setpriority: int, nr_fcntl: int, nr_ioctl: int):
+    """Calls on the process that started this one, or on kernel memory outside RLIMIT_AS."""
+    ctypes, libc = _libc()
+    app = os.getppid()
+    old = (ctypes.c_uint64 * 2)()
+    out = {"prlimit": _outcome(ctypes, libc.syscall(nr_prlimit, app, 4, None, old))}  # RLIMIT_CORE, read only
+    prio = os.getpriority(os.PRIO_PROCESS, app)
+    out["setpriority"] = _outcome(ctypes, libc.syscall(nr_setpriority, 0, app, prio))  # the same value
+    out["setpriority_user"] = _outcome(ctypes, libc.syscall(nr_setpriority, 2, 0, prio))  # PRIO_USER
+    r, w = os.pipe()
+    out["pipe_size"] = _outcome(ctypes, libc.syscall(nr_fcntl, w, 1031, 1 << 20))  # F_SETPIPE_SZ
+    out["tiocsti"] = _outcome(ctypes, libc.syscall(nr_ioctl, r, 0x5412, b"x"))
+    fds = []
+    try:
+        while len(fds) < 4096:
+            fds.extend(os.pipe())
+        out["pipes"] = "allowed"
+    except OSError as e:
+        out["pipes"] = errno.errorcode.get(e.errno, "?")
+    out["open_fds"] = len(fds)
+    return out
+
+
 def parent_environ():
     _unhook()
     out = []
@@ -180,6 +203,7 @@ REFUSED_CALLS = {
     "socket": [1, 1, 0],  # AF_UNIX, SOCK_STREAM: abstract unix sockets reach the host's
     "socketpair": [1, 1, 0, 0],
     "init_module": [0, 0, ""],
+    "inotify_init1": [0],
 }
 
 
@@ -339,3 +363,25 @@ def test_files_in_the_memory_backed_tmp_count_against_the_memory_limit():
     got = json.loads(r.value)
     assert got["files_mb"] > 0 and got["heap_mb"] > 0, got  # both work, within one budget
     assert got["files_mb"] + got["heap_mb"] <= 64, got
+
+
+@pytest.mark.parametrize("sandbox", LAYERS)
+def test_calls_on_the_app_process_and_kernel_memory_are_refused(sandbox):
+    r = call("at_the_app", sandbox, nr_prlimit=nr("prlimit64"), nr_setpriority=nr("setpriority"),
+             nr_fcntl=nr("fcntl"), nr_ioctl=nr("ioctl"))
+    assert r.ok, r
+    got = json.loads(r.value)
+    assert {k: got[k] for k in ("prlimit", "setpriority", "setpriority_user", "pipe_size", "tiocsti")} == {
+        "prlimit": "EPERM", "setpriority": "EPERM", "setpriority_user": "EPERM", "pipe_size": "EPERM",
+        "tiocsti": "EPERM"}, got
+    assert got["pipes"] == "EMFILE" and got["open_fds"] < 256, got  # pipe buffers: a bounded number
+
+
+@pytest.mark.parametrize("sandbox", LAYERS)
+def test_a_tool_may_still_set_its_own_limits_and_priority(sandbox):
+    src = ("import os, resource\n"
+           "def f():\n"
+           "    os.setpriority(os.PRIO_PROCESS, 0, 5)\n"
+           "    return os.getpriority(os.PRIO_PROCESS, 0)\n")
+    r = run_tool(src, "f", {}, sandbox=sandbox)
+    assert r.ok and r.value == "5", r
