@@ -173,8 +173,10 @@ def _parse_arguments(raw: Any) -> tuple[dict[str, Any] | None, str | None]:
         return {}, None
     try:
         value = json.loads(raw)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError) as exc:  # digits past Python's limit included
         return None, f"the arguments are not valid JSON ({exc})"
+    except RecursionError:
+        return None, "the arguments are nested too deeply"
     if not isinstance(value, dict):
         return None, "the arguments must be a JSON object"
     return value, None
