@@ -66,3 +66,15 @@ def test_the_app_shows_the_fallback_on_the_run_bar():
                                     sandbox_warning="tool sandbox: OS isolation unavailable"))
     assert view.sandbox_warning == "tool sandbox: OS isolation unavailable"
     assert view.sandbox == "auto: in-process guard"
+
+
+def test_doctor_names_every_layer(capsys):
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "tool sandbox filter      ok: seccomp" in out and "tool sandbox landlock" in out
+
+
+def test_doctor_without_bubblewrap_exits_1(capsys, no_bubblewrap):
+    assert main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "MISSING: unavailable: no bwrap in this test" in out and "in-process layer only" in out
