@@ -81,9 +81,23 @@ class Filter:
         return bool(self.bpf)
 
 
+SIGNAL_CALLS = ("kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo")  # argument 0: the target
+
+
+def host_processes() -> tuple[int, ...]:
+    """What the in-process layer's filter keeps tool code from signalling, having no PID
+    namespace: the app, its parent, the app's process group and every process at once (-1)."""
+    return tuple(sorted({os.getpid(), os.getppid(), -os.getpgrp(), -1}))
+
+
+def build(protect: tuple[int, ...] = ()) -> Filter:
+    """The filter for this machine's architecture (built once per process and ``protect``);
+    ``protect`` names processes no signal may reach (see :func:`host_processes`)."""
+    return _build(os.getpid(), tuple(protect))
+
+
 @functools.cache
-def build() -> Filter:
-    """Build the filter for this machine's architecture once per process."""
+def _build(_pid: int, protect: tuple[int, ...]) -> Filter:  # _pid: a forked worker builds its own
     try:
         import pyseccomp as sc
     except (ImportError, OSError) as exc:  # OSError: the package is there, libseccomp is not
@@ -107,6 +121,9 @@ def build() -> Filter:
         f.add_rule(refuse, "fcntl", sc.Arg(1, sc.EQ, F_SETPIPE_SZ))
         for request in (TIOCSTI, TIOCLINUX):
             f.add_rule(refuse, "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, request))
+        for target in protect:  # pid_t is 32 bits: compare the low half only
+            for name in SIGNAL_CALLS:
+                _add_if_known(f, refuse, name, sc.Arg(0, sc.MASKED_EQ, 0xFFFFFFFF, target & 0xFFFFFFFF))
         f.add_rule(refuse, "keyctl", sc.Arg(0, sc.NE, KEYCTL_JOIN_SESSION_KEYRING))
         f.add_rule(refuse, "keyctl", sc.Arg(0, sc.EQ, KEYCTL_JOIN_SESSION_KEYRING), sc.Arg(1, sc.NE, 0))
         with tempfile.TemporaryFile() as out:

@@ -352,9 +352,41 @@ def test_guard_free_code_in_process_cannot_write_outside_its_scratch_folder(tmp_
 
 
 def test_guard_free_code_in_process_cannot_signal_the_app():
-    assert isolation.landlock_abi() >= 6, "landlock ABI 6 scopes signals"
     r = call("signal_parent", "in-process")
     assert r.ok and r.value == "PermissionError", r
+
+
+_SIGNAL_SCRIPT = textwrap.dedent('''
+    import ctypes, json, os, signal, sys
+    from fgo_engine.tools import _sandbox_child as child, syscalls
+    protect = syscalls.host_processes()  # as the app would: its pid, its parent, its group, -1
+    kid = os.fork()
+    if kid == 0:
+        signal.pause()
+        os._exit(0)
+    libc = ctypes.CDLL(None, use_errno=True)
+    child.load_seccomp(libc, syscalls.build(protect).bpf)  # the filter alone: no landlock here
+    out = {}
+    for label, pid in (("self", os.getpid()), ("parent", os.getppid()), ("all", -1),
+                       ("group", -os.getpgrp()), ("own child", kid)):
+        try:
+            os.kill(pid, 0)
+            out[label] = "allowed"
+        except OSError as e:
+            out[label] = type(e).__name__
+    os.kill(kid, signal.SIGKILL)
+    os.waitpid(kid, 0)
+    print(json.dumps(out))
+''')
+
+
+def test_the_in_process_filter_alone_keeps_signals_off_the_app():
+    out = subprocess.run([sys.executable, "-c", _SIGNAL_SCRIPT], capture_output=True, text=True, timeout=60,
+                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"self": "PermissionError", "parent": "PermissionError",
+                                      "all": "PermissionError", "group": "PermissionError",
+                                      "own child": "allowed"}
 
 
 def test_files_in_the_memory_backed_tmp_count_against_the_memory_limit():
