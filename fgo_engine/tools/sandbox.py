@@ -350,7 +350,8 @@ def _plan_in_process(call: _Call, filt: syscalls.Filter, files_dir: Path | None)
         drop = isolation.sandbox_uid()
     return _Plan(argv=[sys.executable], cwd=scratch, scratch=scratch, files=files, pass_fds=[],
                  drop_to_uid=drop, nproc=isolation.NPROC if drop else 0,
-                 seccomp=syscalls.build(syscalls.host_processes()).bpf.hex() if filt.available else "",
+                 seccomp=syscalls.build(syscalls.host_processes(), no_processes=True).bpf.hex()
+                 if filt.available else "",
                  landlock=isolation.landlock_abi())
 
 

@@ -57,6 +57,7 @@ CLONE_NEW_FLAGS = {
     "CLONE_NEWNET": 0x40000000, "CLONE_NEWTIME": 0x00000080,
 }
 KEYCTL_JOIN_SESSION_KEYRING = 1
+CLONE_THREAD = 0x00010000
 # Calls that name a process (argument 0): refused for any process but the caller itself (0),
 # so that code running as the app's uid cannot read or lower the app's limits, renice or
 # rebind it. A thread's own id is not 0 either; no tool needs to pass it.
@@ -90,14 +91,16 @@ def host_processes() -> tuple[int, ...]:
     return tuple(sorted({os.getpid(), os.getppid(), -os.getpgrp(), -1}))
 
 
-def build(protect: tuple[int, ...] = ()) -> Filter:
-    """The filter for this machine's architecture (built once per process and ``protect``);
-    ``protect`` names processes no signal may reach (see :func:`host_processes`)."""
-    return _build(os.getpid(), tuple(protect))
+def build(protect: tuple[int, ...] = (), *, no_processes: bool = False) -> Filter:
+    """The filter for this machine's architecture (built once per process and arguments);
+    ``protect`` names processes no signal may reach (see :func:`host_processes`);
+    ``no_processes`` refuses new processes, threads still allowed (the in-process layer has
+    no process-count limit of its own: a fork bomb would be the app user's)."""
+    return _build(os.getpid(), tuple(protect), no_processes)
 
 
 @functools.cache
-def _build(_pid: int, protect: tuple[int, ...]) -> Filter:  # _pid: a forked worker builds its own
+def _build(_pid: int, protect: tuple[int, ...], no_processes: bool) -> Filter:  # _pid: a forked worker's own
     try:
         import pyseccomp as sc
     except (ImportError, OSError) as exc:  # OSError: the package is there, libseccomp is not
@@ -121,6 +124,10 @@ def _build(_pid: int, protect: tuple[int, ...]) -> Filter:  # _pid: a forked wor
         f.add_rule(refuse, "fcntl", sc.Arg(1, sc.EQ, F_SETPIPE_SZ))
         for request in (TIOCSTI, TIOCLINUX):
             f.add_rule(refuse, "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, request))
+        if no_processes:
+            for name in ("fork", "vfork"):
+                _add_if_known(f, refuse, name)
+            f.add_rule(refuse, "clone", sc.Arg(0, sc.MASKED_EQ, CLONE_THREAD, 0))
         for target in protect:  # pid_t is 32 bits: compare the low half only
             for name in SIGNAL_CALLS:
                 _add_if_known(f, refuse, name, sc.Arg(0, sc.MASKED_EQ, 0xFFFFFFFF, target & 0xFFFFFFFF))

@@ -161,6 +161,22 @@ def at_the_app(nr_prlimit: int, nr_setpriority: int, nr_fcntl: int, nr_ioctl: in
     return out
 
 
+def fork_unhooked():
+    _unhook()
+    import threading
+    t = threading.Thread(target=lambda: None)
+    t.start()  # threads still work
+    t.join()
+    try:
+        pid = os.fork()
+    except OSError as e:
+        return type(e).__name__
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return "forked"
+
+
 def parent_environ():
     _unhook()
     out = []
@@ -417,3 +433,8 @@ def test_a_tool_may_still_set_its_own_limits_and_priority(sandbox):
            "    return os.getpriority(os.PRIO_PROCESS, 0)\n")
     r = run_tool(src, "f", {}, sandbox=sandbox)
     assert r.ok and r.value == "5", r
+
+
+def test_guard_free_code_in_process_cannot_start_processes():
+    r = call("fork_unhooked", "in-process")
+    assert r.ok and r.value == "PermissionError", r  # no fork bomb as the app's user
