@@ -37,10 +37,10 @@ demo: $(STAMP)
 
 # The tool sandbox's OS layer; `make test` runs its strict tests, so install it when we can.
 sandbox-deps:
-	@command -v bwrap >/dev/null 2>&1 || { \
+	@{ command -v bwrap >/dev/null 2>&1 && ldconfig -p | grep -q 'libseccomp\.so\.2'; } || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing bubblewrap (the tool sandbox's OS layer)"; \
-	    apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; \
+	    echo "installing bubblewrap and libseccomp2 (the tool sandbox's OS layer and system-call filter)"; \
+	    apt-get update -qq && apt-get install -y -qq bubblewrap libseccomp2 >/dev/null; \
 	  else \
 	    echo "make: bubblewrap (bwrap) is missing; install it (Debian/Ubuntu: sudo apt-get install bubblewrap)." >&2; \
 	    echo "make: without it the strict sandbox tests fail; see README, 'The tool sandbox'." >&2; \

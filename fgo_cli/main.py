@@ -536,13 +536,17 @@ def cmd_doctor(a: argparse.Namespace) -> int:
     import sqlite3
 
     from fgo_engine.redaction import is_secret_name
-    from fgo_engine.tools import isolation
+    from fgo_engine.tools import isolation, syscalls
 
     layer = isolation.probe()
+    filt = syscalls.build()
+    abi = isolation.landlock_abi()
     facts = [
         ("tool sandbox (OS layer)", ("ok: " if layer.available else "MISSING: ") + layer.describe()),
+        ("tool sandbox filter", ("ok: seccomp" if filt.available else "MISSING: " + filt.reason)),
+        ("tool sandbox landlock", f"ABI {abi} (used without the OS layer)" if abi else "none in this kernel"),
         ("tool sandbox default", "auto: " + ("OS layer + in-process guard" if layer.available
-                                             else "in-process guard only (strict would refuse tools)")),
+                                             else "in-process layer only (strict would refuse tools)")),
         ("python", f"{platform.python_version()} ({sys.executable})"),
         ("platform", f"{platform.system()} {platform.release()} {platform.machine()}"),
         ("running as", f"uid {os.getuid()}" + (" (root: tools run as a fresh unprivileged uid)"
@@ -556,7 +560,7 @@ def cmd_doctor(a: argparse.Namespace) -> int:
     width = max(len(k) for k, _ in facts)
     for k, v in facts:
         print(f"{k:<{width}}  {v}")
-    return 0 if layer.available else 1
+    return 0 if layer.available and filt.available else 1
 
 
 def _has_module(name: str) -> bool:

@@ -29,6 +29,8 @@ class RunStarted(Event):
     n_test: int
     projected_calls: dict[str, int] = field(default_factory=dict)  # upper bound per role
     projection: dict[str, Any] = field(default_factory=dict)  # Projection.to_dict(): expected calls, tokens, cost
+    sandbox: str = ""  # what LLM-written tool code runs under ("" when the suite runs none)
+    sandbox_warning: str = ""  # set when `auto` fell back to a weaker layer: the app shows it
 
 
 @dataclass(frozen=True)

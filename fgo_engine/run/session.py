@@ -260,8 +260,14 @@ class Session:
         try:
             projection = self.projection(train, test)
             subsets = 0 if cfg.method == "vanilla" else cfg.subsets  # vanilla divides nothing
+            sandbox, sandbox_warning = self.suite.sandbox_status()
+            if sandbox:
+                writes.meta_value(self.store, "sandbox", sandbox)
             self.bus.emit(ev.RunStarted(cfg.method, subsets, len(train), len(test),
-                                        projection.calls_by_role(), projection.to_dict()))
+                                        projection.calls_by_role(), projection.to_dict(),
+                                        sandbox=sandbox, sandbox_warning=sandbox_warning))
+            if sandbox_warning:  # the CLI line, the session log and the app's event log
+                self.bus.emit(ev.Log("warning", sandbox_warning))
             self.bus.emit(ev.RunStatus("running"))
             initial = self.suite.initial_module()
             initial_id = rt.save_module("initial", initial, origin="initial")

@@ -334,6 +334,8 @@ class DashboardScreen(Screen):
         """What needs the operator: a review, a pause, why it stopped or cannot run here."""
         v, ctl = self.view, self.ctl
         notes: list[tuple[str, str]] = []
+        if v.sandbox_warning:
+            notes.append((f"⚠ {v.sandbox_warning}", "yellow"))
         if ctl.pending_request is not None:
             notes.append((f"⚠ merge {ctl.pending_request.node_id} waits for your review: press v", "bold yellow"))
         if ctl.paused:
