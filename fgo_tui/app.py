@@ -176,10 +176,7 @@ class FGOApp(StudioApp):
             self.push_screen(MessageModal(f"Cannot open {ctl.path.name}", _one_line(exc)))
             return
         self._activate(ctl)
-        if ctl.following:
-            self.notify("another process runs this session: the view follows it live, and the reviews it asks "
-                        "for can be answered here", title="Following", timeout=8)
-        elif ctl.cannot_run:
+        if ctl.cannot_run and not ctl.following:  # (following: the dashboard's bar says so)
             self.notify(f"view only: {ctl.cannot_run}", severity="warning", timeout=8, markup=False)
         if resume and not ctl.following:  # `fgo resume` of a session that runs elsewhere: follow it
             self.resume_run()

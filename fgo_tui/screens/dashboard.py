@@ -50,8 +50,7 @@ def fmt_elapsed(seconds: float | None) -> str:
 def following_note(holder: str | None, status: str) -> tuple[str, str]:
     """The bar's line for a session another process runs (and, once it stopped, what next)."""
     if holder is not None:
-        return (f"following a run elsewhere ({holder}): this view updates as it writes; the reviews it asks "
-                "for are answered here (v)", "cyan")
+        return (f"following a run elsewhere ({holder}): live; its reviews open here", "cyan")
     if status == "done":
         return ("the run elsewhere has finished", "green")
     return (f"the process that ran it has stopped ({status}): r resumes the run here", "yellow")
