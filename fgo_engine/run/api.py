@@ -100,6 +100,7 @@ def optimize(
     describe: str | None = None,
     calls_per_task: int = 1,
     cache: bool = True,
+    track: str | None = None,
     settings: dict[str, Any] | None = None,
     gate: ReviewGate | None = None,
     sinks: list[Callable[[ev.Event], None]] | None = None,
@@ -112,7 +113,8 @@ def optimize(
     llm) -> str | Trajectory``; ``scorer(answer, task) -> float`` in [0, 1] or a built-in
     scorer's name. ``model`` for every role, or ``models={"agent": ..., "optimizer": ...}``
     (a role not named takes ``model``). ``settings``: any other run setting (``cluster``,
-    ``partition``, ``backtest``, ``roles``...), as in a config file. ``review="ask"`` asks on the
+    ``partition``, ``backtest``, ``roles``...), as in a config file. ``track="mlflow"`` logs the run
+    to MLflow (the ``track`` extra). ``review="ask"`` asks on the
     terminal unless a ``gate`` is given. ``on_error="skip"``: a task whose agent or scorer
     raises counts as failed (listed in ``result.skipped``) instead of stopping the run.
 
@@ -141,7 +143,7 @@ def optimize(
         options["test_fraction"] = test_fraction
     data.update(suite=NAME, suite_options=options, method=method, subsets=subsets, epochs=epochs,
                 threshold=threshold, seed=seed, workers=workers, review=review, cache=cache,
-                budget_tokens=budget_tokens, budget_cost=budget_cost)
+                budget_tokens=budget_tokens, budget_cost=budget_cost, track=track)
     if "roles" not in data or model or models:
         data["roles"] = _roles(model, models, api_base, api_key_env)
     if instruction is not None:
@@ -173,7 +175,8 @@ def optimize(
 def _reopen(path: Path, suite: UserAgentSuite, started: Any, config: RunConfig, gate: ReviewGate | None,
             sinks: list[Callable[[ev.Event], None]] | None) -> Session:
     """The session at ``path`` continued with the callables given again (its own config and tasks)."""
-    overrides = {"budget_tokens": config.budget_tokens, "budget_cost": config.budget_cost, "review": config.review}
+    overrides = {"budget_tokens": config.budget_tokens, "budget_cost": config.budget_cost, "review": config.review,
+                 "track": config.track}
     session = Session.open(path, config_overrides=overrides, suite=started, gate=gate, sinks=sinks)
     try:
         if session.config.suite != NAME:
