@@ -99,6 +99,7 @@ def optimize(
     on_error: str = "stop",
     describe: str | None = None,
     calls_per_task: int = 1,
+    validate: Callable[[str], Any] | None = None,
     cache: bool = True,
     track: str | None = None,
     settings: dict[str, Any] | None = None,
@@ -117,6 +118,8 @@ def optimize(
     to MLflow (the ``track`` extra). ``review="ask"`` asks on the
     terminal unless a ``gate`` is given. ``on_error="skip"``: a task whose agent or scorer
     raises counts as failed (listed in ``result.skipped``) instead of stopping the run.
+    ``validate(module_text)`` raises ``ValueError`` for a module your agent cannot use (the
+    optimizer is then asked again; a starting instruction it refuses is a ConfigError).
 
     Called again with an existing ``session``, it continues that session (its stored settings
     and tasks; this call's budgets and review policy), the callables given again.
@@ -129,7 +132,8 @@ def optimize(
     if not callable(agent):
         raise ConfigError(f"agent must be a callable agent(module, task, llm) (got {type(agent).__name__})")
     suite = UserAgentSuite(agent=agent, scorer=scorer, tasks=tasks, seed=seed, test_fraction=test_fraction,
-                           mapping=mapping, on_error=on_error, describe=describe, calls_per_task=calls_per_task)
+                           mapping=mapping, on_error=on_error, describe=describe, calls_per_task=calls_per_task,
+                           validate=validate)
     data: dict[str, Any] = dict(settings or {})
     for key in ("suite", "suite_options", "instruction"):
         if key in data:
