@@ -165,7 +165,10 @@ class FGO:
     def _tasks(self, examples: list[Any], split: str) -> list[dict[str, Any]]:
         out = []
         for i, ex in enumerate(examples):
-            inputs = ex.inputs().toDict() if hasattr(ex, "inputs") else {}
+            try:
+                inputs = ex.inputs().toDict()
+            except (AttributeError, ValueError):  # not an Example, or with_inputs never called
+                inputs = {}
             if not inputs:
                 raise ConfigError(f"FGO.compile: {split} example {i + 1} has no input fields "
                                   "(call example.with_inputs(...))")
