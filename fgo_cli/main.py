@@ -44,7 +44,8 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="start a new optimization session")
     src = r.add_mutually_exclusive_group()
-    src.add_argument("--suite", help="built-in suite: household, invoices, tools, bbh, alfworld")
+    src.add_argument("--suite", help="a built-in suite (household, invoices, tools, bbh, alfworld) or an installed "
+                                     "plugin's")
     src.add_argument("--tasks", metavar="FILE",
                      help="your own tasks: a .jsonl file (one JSON object per line) or a .csv file (a header row)")
     r.add_argument("--config", metavar="FILE", help="a TOML or JSON config file; flags override it")
