@@ -197,10 +197,8 @@ def _parse_options(pairs: list[str]) -> dict[str, Any]:
     return parse_key_values(pairs, "--option")
 
 
-def config_from_args(a: argparse.Namespace) -> RunConfig:
-    data: dict[str, Any] = {}
-    if a.config:
-        data = RunConfig.load(a.config).to_dict()
+def _source_args(a: argparse.Namespace, data: dict[str, Any]) -> None:
+    """What to optimize: --suite, or --tasks FILE with its --scorer and --map."""
     if a.suite:
         data["suite"] = a.suite
     if a.tasks:
@@ -212,6 +210,13 @@ def config_from_args(a: argparse.Namespace) -> RunConfig:
         if data.get("suite") != "jsonl":
             raise ConfigError("--map names the columns of a task file: use it with --tasks FILE")
         data.setdefault("suite_options", {})["mapping"] = _parse_map(a.map)
+
+
+def config_from_args(a: argparse.Namespace) -> RunConfig:
+    data: dict[str, Any] = {}
+    if a.config:
+        data = RunConfig.load(a.config).to_dict()
+    _source_args(a, data)
     opts = _parse_options(a.option)
     if opts:
         data.setdefault("suite_options", {}).update(opts)

@@ -22,7 +22,7 @@ from fgo_engine.method import prompts
 from fgo_engine.method.control import Control
 from fgo_engine.method.executor import Executor, ThreadExecutor
 from fgo_engine.method.review import ReviewGate
-from fgo_engine.persistence import writes as rows
+from fgo_engine.persistence import writes
 from fgo_engine.suites.base import Suite
 from fgo_engine.types import Completion, Module, Scope, Task, Trajectory
 
@@ -111,9 +111,8 @@ class Runtime:
     def save_module(self, module_id: str, module: Module, *, origin: str, parent_id: str | None = None,
                     subset_id: int | None = None, node_id: str | None = None, epoch: int | None = None,
                     score: float | None = None, adopted: bool | None = None, note: str = "") -> str:
-        self.store.insert("modules", rows.module(module_id, module, origin=origin, parent_id=parent_id,
-                                                 subset_id=subset_id, node_id=node_id, epoch=epoch, score=score,
-                                                 adopted=adopted, note=note), replace=True)
+        writes.module(self.store, module_id, module, origin=origin, parent_id=parent_id, subset_id=subset_id,
+                      node_id=node_id, epoch=epoch, score=score, adopted=adopted, note=note)
         return module_id
 
     def usable(self, old: Module, text: str) -> bool:
@@ -130,7 +129,7 @@ class Runtime:
 
     # -- rollouts ---------------------------------------------------------------------
     def agent_llm(self, scope: Scope, task_id: str) -> Callable[..., Completion]:
-        inner = self.gw.bind("agent", replace(scope, task_id=task_id))
+        inner = self.gw.bind("agent", replace(scope, task_id=task_id), sample=scope.draw)
         bus, control = self.bus, self.control
 
         def call(messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None) -> Completion:
@@ -174,12 +173,10 @@ class Runtime:
         results = []
         for (_, module_id, tasks, _, epoch), (scope, futures) in zip(passes, submitted):
             trajs = [f.result() for f in futures]
-            out = []
             for t, tr in zip(tasks, trajs):
-                out.append(rows.trajectory(scope, epoch, module_id, t, tr, subset_id))
                 self.bus.emit(ev.TrajectoryDone(scope.kind, scope.id, scope.phase, epoch, t.id, tr.success,
                                                 tr.score))
-            self.store.insert_many("trajectories", out, replace=True)
+            writes.trajectories(self.store, scope, epoch, module_id, zip(tasks, trajs), subset_id)
             results.append(trajs)
         return results
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from fgo_engine import events as ev
 from fgo_engine.config import RunConfig
 from fgo_engine.errors import ConfigError
-from fgo_engine.persistence import queries
+from fgo_engine.persistence import queries, writes
 
 if TYPE_CHECKING:
     from fgo_engine.persistence.store import Store
@@ -85,7 +85,7 @@ class MlflowTracker:
                                          tags={"fgo.session": str(Path(store.path).resolve()),
                                                "fgo.suite": config.suite})
             self.run_id = run.info.run_id
-            store.meta_set(RUN_ID_KEY, self.run_id)
+            writes.meta_value(store, RUN_ID_KEY, self.run_id)
             for key, value in params_of(config).items():
                 self.client.log_param(self.run_id, key, value)
 
