@@ -16,7 +16,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml examples/plugin_suite/pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(VENV_PATH) $(BIN)/python -m pip install --quiet -e '.[test,alfworld,ray]'
+	$(VENV_PATH) $(BIN)/python -m pip install --quiet -e '.[test,alfworld,ray,track,dspy]'
 	$(BIN)/python -m pip install --quiet -e examples/plugin_suite  # the example plugin package the tests load
 	$(BIN)/python -m compileall -q fgo_engine fgo_tui  # cached bytecode even where PYTHONDONTWRITEBYTECODE is set
 	touch $(STAMP)

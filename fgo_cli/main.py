@@ -45,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="start a new optimization session")
     src = r.add_mutually_exclusive_group()
-    src.add_argument("--suite", help="built-in suite: household, invoices, tools, bbh, alfworld")
+    src.add_argument("--suite", help="a built-in suite (household, invoices, tools, bbh, alfworld) or an installed "
+                                     "plugin's")
     src.add_argument("--tasks", metavar="FILE",
                      help="your own tasks: a .jsonl file (one JSON object per line) or a .csv file (a header row)")
     r.add_argument("--config", metavar="FILE", help="a TOML or JSON config file; flags override it")
@@ -81,6 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="suite option, e.g. n_train=24 (repeatable)")
     _module_flags(r)
+    r.add_argument("--track", choices=("mlflow",),
+                   help="log params, scores, tokens and modules to MLflow (MLFLOW_TRACKING_URI, else ./mlruns)")
     r.add_argument("--no-cache", action="store_true", help="bypass the response cache")
     r.add_argument("--verbose", "-v", action="store_true")
 
@@ -92,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     rs.add_argument("--review", choices=REVIEWS)
     rs.add_argument("--executor", choices=EXECUTORS, help="run the rest on threads or on ray")
     rs.add_argument("--ray-address", metavar="ADDR", help="the Ray cluster to join (with --executor ray)")
+    rs.add_argument("--track", choices=("mlflow",), help="log the rest of the run to MLflow")
     rs.add_argument("--verbose", "-v", action="store_true")
 
     s = sub.add_parser("sessions", help="list, show or delete sessions")
@@ -224,7 +228,7 @@ def config_from_args(a: argparse.Namespace) -> RunConfig:
         data.pop("toolbox", None)
         data.update(start)
     for flag in ("method", "subsets", "epochs", "threshold", "cluster", "partition", "seed", "workers", "review",
-                 "budget_tokens", "budget_cost", "backtest", "executor", "ray_address"):
+                 "budget_tokens", "budget_cost", "backtest", "executor", "ray_address", "track"):
         v = getattr(a, flag)
         if v is not None:
             data[flag] = v
@@ -365,7 +369,7 @@ def cmd_resume(a: argparse.Namespace) -> int:
 
     overrides = {k: v for k, v in (("budget_tokens", a.budget_tokens), ("budget_cost", a.budget_cost),
                                    ("review", a.review), ("executor", a.executor),
-                                   ("ray_address", a.ray_address)) if v is not None}
+                                   ("ray_address", a.ray_address), ("track", a.track)) if v is not None}
     if a.executor == "threads":
         overrides["ray_address"] = None
     elif a.ray_address:
