@@ -240,19 +240,32 @@ def run_bench(suite: str, *, methods: list[str], seeds: int = 1, model: str | No
     cats = sorted({c for s in summaries.values() for r in s.runs for c in r["test_by_category"]})
     models = {r: spec["model"] for r, spec in settings["roles"].items()}
     shown = {k: v for k, v in settings.items() if k != "roles"}
+    unread = _unread_prompts(rows, models)
     report: dict[str, Any] = {
         "suite": suite, "model": models["agent"] if len(set(models.values())) == 1 else models, "roles": models,
         "seeds": seeds, "subsets": subsets, "epochs": epochs, "window": window, "review": settings["review"],
         "threshold": threshold, "latency": latency, "prefill_rate": prefill_rate, "decode_rate": decode_rate,
         "config": shown, "workers": workers, "categories": cats, "api_base": api_base,
         "simulated": all(m.startswith("fgo-sim/") for m in models.values()),
-        "methods": {m: _summary(s, cats) for m, s in summaries.items()},
+        "methods": {m: {**_summary(s, cats), "unread_prompts": m in unread} for m, s in summaries.items()},
     }
     fgo = report["methods"].get("fgo")
     aao = report["methods"].get("all-at-once")
     if fgo and aao and aao["prompt_tokens"][0]:
         report["fgo_vs_all_at_once"] = compare(fgo, aao)
     return report
+
+
+# GEPA writes its own reflection prompt, which the simulated optimizer cannot read (it only
+# knows this project's prompt tags and answers such a prompt as an agent would)
+UNREAD = "the simulated optimizer cannot read GEPA's reflection prompt: its proposals and score say nothing about GEPA"
+
+
+def _unread_prompts(rows: list[tuple[str, str, dict[str, Any]]], models: dict[str, str]) -> set[str]:
+    """The rows whose optimizer prompts the simulated optimizer cannot read."""
+    if not models.get("optimizer", "").startswith("fgo-sim/"):
+        return set()
+    return {label for label, method, _ in rows if method == "gepa"}
 
 
 def _run_one(job: dict[str, Any]) -> dict[str, Any]:
@@ -333,15 +346,23 @@ def to_markdown(report: dict[str, Any]) -> str:
     lines.append("")
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "---|" * len(head))
+    unread = [m for m, s in report["methods"].items() if s.get("unread_prompts")]
     for m, s in report["methods"].items():
         mark = "*" if s["overflowed"] else ""
-        cells = [m + mark] + [_pct(*s["by_category"][c]) for c in cats] + [
-            f"**{_pct(*s['overall'])}**", _num(s["prompt_tokens"][0]), _num(s["cached_prompt_tokens"][0]),
+        scores = ([_pct(*s["by_category"][c]) for c in cats] + [f"**{_pct(*s['overall'])}**"]
+                  if m not in unread else ["n/a†"] * (len(cats) + 1))
+        cells = [m + mark] + scores + [
+            _num(s["prompt_tokens"][0]), _num(s["cached_prompt_tokens"][0]),
             _num(s["completion_tokens"][0]), _num(s["optimizer_prompt_tokens"][0]),
             _num(s["train_wall_seconds"][0], ".1f"), _num(s["train_critical_path_seconds"][0], ".1f"),
             _num(s["wall_seconds"][0], ".1f"),
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    if unread:
+        lines.append("")
+        lines.append(f"† {', '.join(unread)}: {UNREAD}; its tokens and times are as measured (its metric-call "
+                     "budget is FGO's training rollouts). Give a real optimizer model (--optimizer-model) to "
+                     "compare scores.")
     lines.append("")
     lines.append("Prompt tokens per phase, spent / cached:")
     lines.append("")
