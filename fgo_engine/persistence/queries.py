@@ -603,3 +603,10 @@ def elapsed_seconds(store: Store) -> float:
         return float(store.meta_get(ELAPSED_KEY) or 0.0)
     except (TypeError, ValueError):
         return 0.0
+
+
+def test_task_scores(store: Store, module_id: str) -> dict[str, float]:
+    """Per test task: the module's score (the bench pairs methods task by task)."""
+    rows = store.query("select task_id, avg(score) s from trajectories where phase = 'test' and module_id = ? "
+                       "group by task_id order by task_id", (module_id,))
+    return {r["task_id"]: r["s"] for r in rows}

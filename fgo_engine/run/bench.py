@@ -18,6 +18,7 @@ from typing import Any
 from fgo_engine.config import BENCH_DEFAULTS, DEFAULT_MAX_TOKENS, METHODS, ROLES, RunConfig
 from fgo_engine.errors import ConfigError
 from fgo_engine.method.prompts import REPLY_RESERVE
+from fgo_engine.persistence import queries
 from fgo_engine.report.critical_path import critical_path_of
 from fgo_engine.run.session import RunResult, Session
 
@@ -285,6 +286,8 @@ def _run_one(job: dict[str, Any]) -> dict[str, Any]:
     crit = critical_path_of(path)
     row = asdict(res)
     row.pop("final_module")
+    row["final_text"] = res.final_module.text if res.final_module else None
+    row["test_by_task"] = _test_by_task(path, res.final_module_id)
     row["opt_prompt_tokens"] = res.optimization_prompt_tokens
     row["opt_completion_tokens"] = sum(v["completion_tokens"] for k, v in res.by_phase.items() if k != "test")
     row["optimizer_prompt_tokens"] = sum(res.by_role.get(r, {}).get("prompt_tokens", 0)
@@ -303,6 +306,53 @@ def _run_one(job: dict[str, Any]) -> dict[str, Any]:
     row["train_critical_path_seconds"] = crit["loops"] + crit["merge_tree"]
     row["train_wall_over_critical_path"] = _ratio(row["train_wall_seconds"], row["train_critical_path_seconds"])
     return row
+
+
+def _test_by_task(path: Path, module_id: str | None) -> dict[str, float]:
+    if not module_id:
+        return {}
+    store = queries.open_readonly(path)
+    try:
+        return queries.test_task_scores(store, module_id)
+    finally:
+        store.close()
+
+
+Z95 = 1.959964  # the normal quantile of a two-sided 95% interval
+
+
+def paired_difference(report: dict[str, Any], label: str, base: str = "vanilla") -> dict[str, Any] | None:
+    """``label``'s test score minus ``base``'s, paired task by task within each seed (the same
+    test tasks for every method): the mean difference and a 95% interval (normal
+    approximation over the paired tasks). None when either row has no per-task scores."""
+    runs = {r["seed"]: r for r in report["methods"].get(label, {}).get("runs", [])}
+    base_runs = {r["seed"]: r for r in report["methods"].get(base, {}).get("runs", [])}
+    diffs = []
+    for seed, r in runs.items():
+        b = base_runs.get(seed)
+        if b is None:
+            continue
+        ours, theirs = r.get("test_by_task") or {}, b.get("test_by_task") or {}
+        diffs += [ours[t] - theirs[t] for t in ours.keys() & theirs.keys()]
+    if not diffs:
+        return None
+    mean = statistics.fmean(diffs)
+    half = Z95 * statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else float("inf")
+    return {"difference": mean, "low": mean - half, "high": mean + half, "paired_tasks": len(diffs)}
+
+
+def _difference_lines(report: dict[str, Any]) -> list[str]:
+    rows = []
+    for label in report["methods"]:
+        d = None if label == "vanilla" else paired_difference(report, label)
+        if d is not None:
+            rows.append(f"| {label} | {100 * d['difference']:+.1f} | [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}] "
+                        f"| {d['paired_tasks']} |")
+    if not rows:
+        return []
+    return ["", "Test score minus vanilla's, paired task by task within each seed (points; 95% interval, "
+                "normal approximation):", "", "| method | difference | 95% interval | paired tasks |",
+            "|---|---|---|---|", *rows]
 
 
 def _pct(x: float | None, sd: float | None = None) -> str:
@@ -363,6 +413,7 @@ def to_markdown(report: dict[str, Any]) -> str:
         lines.append(f"† {', '.join(unread)}: {UNREAD}; its tokens and times are as measured (its metric-call "
                      "budget is FGO's training rollouts). Give a real optimizer model (--optimizer-model) to "
                      "compare scores.")
+    lines += _difference_lines(report)
     lines.append("")
     lines.append("Prompt tokens per phase, spent / cached:")
     lines.append("")

@@ -153,3 +153,28 @@ def test_fgo_bench_flags_reach_every_run(tmp_path):
         assert cfg.roles["agent"].model == "fgo-sim/large"
         assert cfg.roles["evaluator"].model == "fgo-sim/small"
         assert cfg.roles["optimizer"].model == cfg.roles["merger"].model == "fgo-sim/medium:window=50000"
+
+
+def test_every_run_keeps_its_per_task_test_scores_and_the_adopted_text(tmp_path):
+    report = bench.run_bench("toy", methods=["vanilla", "fgo"], subsets=2, epochs=1, seeds=2,
+                             progress=lambda s: None, out_dir=tmp_path)
+    for label in ("vanilla", "fgo"):
+        for run in report["methods"][label]["runs"]:
+            assert run["test_by_task"] and run["final_text"]
+            assert sum(run["test_by_task"].values()) / len(run["test_by_task"]) == pytest.approx(run["test_score"])
+    d = bench.paired_difference(report, "fgo")
+    n = sum(len(r["test_by_task"]) for r in report["methods"]["fgo"]["runs"])
+    assert d is not None and d["paired_tasks"] == n
+    mean = (sum(r["test_score"] * len(r["test_by_task"]) for r in report["methods"]["fgo"]["runs"])
+            - sum(r["test_score"] * len(r["test_by_task"]) for r in report["methods"]["vanilla"]["runs"])) / n
+    assert d["difference"] == pytest.approx(mean)
+    assert d["low"] <= d["difference"] <= d["high"]
+    assert "| fgo |" in bench.to_markdown(report).split("paired task by task")[1]
+
+
+def test_the_paired_interval_is_the_normal_one_over_paired_tasks():
+    runs = lambda scores: [{"seed": 0, "test_by_task": dict(enumerate(scores))}]  # noqa: E731
+    report = {"methods": {"vanilla": {"runs": runs([0, 0, 1, 1])}, "fgo": {"runs": runs([1, 0, 1, 1])}}}
+    d = bench.paired_difference(report, "fgo")
+    assert d["difference"] == pytest.approx(0.25) and d["paired_tasks"] == 4
+    assert d["high"] - d["difference"] == pytest.approx(1.959964 * 0.5 / 2)  # sd of [1,0,0,0] = 0.5
