@@ -17,6 +17,9 @@ from typing import Any
 import fgo_engine  # noqa: F401  (environment defaults first)
 from fgo_engine.config import (
     BENCH_DEFAULTS,
+    BENCH_METHODS,
+    BENCH_VARIANTS,
+    BENCH_VARY_KEYS,
     CLUSTERS,
     EXECUTORS,
     METHODS,
@@ -42,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="start a new optimization session")
     src = r.add_mutually_exclusive_group()
     src.add_argument("--suite", help="built-in suite: household, invoices, tools, bbh, alfworld")
-    src.add_argument("--tasks", metavar="FILE.jsonl", help="your own tasks, one JSON object per line")
+    src.add_argument("--tasks", metavar="FILE",
+                     help="your own tasks: a .jsonl file (one JSON object per line) or a .csv file (a header row)")
     r.add_argument("--config", metavar="FILE", help="a TOML or JSON config file; flags override it")
     r.add_argument("--model", help="model for every role (litellm name, or fgo-sim/<profile>)")
     for role in ROLES:
@@ -70,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--budget-cost", type=float, help="stop cleanly after this cost in USD")
     r.add_argument("--scorer", help="scorer for --tasks: exact, normalized, regex, contains, numeric, "
                                     "final_answer, llm_judge")
+    r.add_argument("--map", action="append", default=[], metavar="FIELD=COLUMN",
+                   help="for --tasks: the column (or JSON key) holding a field, e.g. input=question (repeatable)")
     r.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="suite option, e.g. n_train=24 (repeatable)")
     _module_flags(r)
@@ -99,10 +105,19 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("doctor", help="check this machine: the tool sandbox's OS layer, Python, SQLite, keys set")
 
-    b = sub.add_parser("bench", help="compare FGO with the baselines (paper-style table)")
-    b.add_argument("--suite", required=True)
-    b.add_argument("--methods", default="vanilla,all-at-once,batch-wise,bootstrapping,fgo")
-    b.add_argument("--seeds", type=int, default=1)
+    b = sub.add_parser("bench", help="compare FGO with the baselines (paper-style table)",
+                       description="Run each method on the same training and test tasks "
+                                   "and print a table of test scores, tokens, cost and wall times (training apart "
+                                   "from the final test), saved as Markdown and JSON under --out.")
+    bsrc = b.add_mutually_exclusive_group(required=True)
+    bsrc.add_argument("--suite", help="built-in suite: household, invoices, tools, bbh, alfworld (or a plugin's)")
+    bsrc.add_argument("--tasks", metavar="FILE", help="your own tasks (JSONL), as `fgo run --tasks`")
+    b.add_argument("--scorer", help="scorer for --tasks: exact, normalized, regex, contains, numeric, "
+                                    "final_answer, llm_judge")
+    b.add_argument("--methods", default=",".join(BENCH_METHODS),
+                   help="comma-separated, in table order; choose from " + ", ".join((*METHODS, *BENCH_VARIANTS))
+                        + " (default %(default)s)")
+    b.add_argument("--seeds", type=int, default=1, help="runs per method, seeds 0..K-1 (default 1)")
     b.add_argument("--config", metavar="FILE", help="a TOML or JSON config file the bench's settings override")
     b.add_argument("--model", help="model for every role (default fgo-sim/medium, or the --config file's)")
     for role in ROLES:
@@ -110,9 +125,12 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--api-base", help="API base URL for every role (a local server, say)")
     b.add_argument("--window", type=int, metavar="TOKENS",
                    help="the optimizer's and merger's context window, hence their prompt budget (any model)")
-    b.add_argument("--subsets", type=int, default=BENCH_DEFAULTS["subsets"])
-    b.add_argument("--epochs", type=int, default=BENCH_DEFAULTS["epochs"])
-    b.add_argument("--threshold", type=int, default=BENCH_DEFAULTS["threshold"])
+    b.add_argument("--subsets", type=int, default=BENCH_DEFAULTS["subsets"],
+                   help="N: subsets for FGO and no-merge, batches for batch-wise (default %(default)s)")
+    b.add_argument("--epochs", type=int, default=BENCH_DEFAULTS["epochs"],
+                   help="E: optimization epochs (default %(default)s)")
+    b.add_argument("--threshold", type=int, default=BENCH_DEFAULTS["threshold"],
+                   help="t: FGO merges groups of at most t modules in one call (default %(default)s)")
     b.add_argument("--latency", type=float, default=0.0, help="simulated seconds per LLM call")
     b.add_argument("--prefill-rate", type=float, default=0.0,
                    help="simulated prompt tokens per second (adds prompt_tokens / rate to each call)")
@@ -128,9 +146,11 @@ def _parser() -> argparse.ArgumentParser:
                         "fgo-if-not-worse in --methods is the if-not-worse variant")
     b.add_argument("--jobs", type=int, default=1,
                    help="runs (seed x method) in that many processes at once; wall times then share the cores")
-    b.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
+    b.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="suite option, e.g. n_train=24 (repeatable)")
     b.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2",
-                   help="FGO ablation rows: cluster, partition, subsets, threshold or epochs (repeatable)")
+                   help="an FGO row per value with one setting changed; KEY is one of "
+                        + ", ".join(BENCH_VARY_KEYS) + " (repeatable)")
     b.add_argument("--out", default="bench-out", help="folder for the table (Markdown + JSON) and sessions")
     _module_flags(b)
     return p
@@ -154,14 +174,27 @@ def _module_args(a: argparse.Namespace) -> dict[str, str]:
     return out
 
 
+def _parse_map(pairs: list[str]) -> dict[str, str]:
+    """``--map input=question --map expected=answer`` → ``{"input": "question", "expected": "answer"}``."""
+    from fgo_engine.suites.jsonl_tasks import check_mapping
+
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, column = pair.partition("=")
+        if not sep or not key.strip() or not column.strip():
+            raise ConfigError(f"--map: write FIELD=COLUMN, e.g. input=question (got {pair!r})")
+        if key.strip() in out:
+            raise ConfigError(f"--map: {key.strip()} is mapped twice")
+        out[key.strip()] = column.strip()
+    return check_mapping(out)
+
+
 def _parse_options(pairs: list[str]) -> dict[str, Any]:
     return parse_key_values(pairs, "--option")
 
 
-def config_from_args(a: argparse.Namespace) -> RunConfig:
-    data: dict[str, Any] = {}
-    if a.config:
-        data = RunConfig.load(a.config).to_dict()
+def _source_args(a: argparse.Namespace, data: dict[str, Any]) -> None:
+    """What to optimize: --suite, or --tasks FILE with its --scorer and --map."""
     if a.suite:
         data["suite"] = a.suite
     if a.tasks:
@@ -169,6 +202,17 @@ def config_from_args(a: argparse.Namespace) -> RunConfig:
         data.setdefault("suite_options", {})["path"] = str(Path(a.tasks).resolve())
         if a.scorer:
             data["suite_options"]["scorer"] = a.scorer
+    if a.map:
+        if data.get("suite") != "jsonl":
+            raise ConfigError("--map names the columns of a task file: use it with --tasks FILE")
+        data.setdefault("suite_options", {})["mapping"] = _parse_map(a.map)
+
+
+def config_from_args(a: argparse.Namespace) -> RunConfig:
+    data: dict[str, Any] = {}
+    if a.config:
+        data = RunConfig.load(a.config).to_dict()
+    _source_args(a, data)
     opts = _parse_options(a.option)
     if opts:
         data.setdefault("suite_options", {}).update(opts)
@@ -212,11 +256,12 @@ def _default_session_path(cfg: RunConfig) -> Path:
     return SESSIONS_DIR / f"{cfg.suite}-{time.strftime('%Y%m%d-%H%M%S')}.db"
 
 
-def _headless_gate(review: str):
+def _headless_gate(review: str, path: Path):
+    """``ask``: the console asks, and the app following the run may answer instead."""
     if review == "ask":
         from fgo_engine.run.console_gate import ConsoleGate
 
-        return ConsoleGate()
+        return ConsoleGate(session=path)
     return None
 
 
@@ -279,7 +324,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     from fgo_engine.run.session import Session
 
     if not a.suite and not a.tasks and not a.config:
-        raise ConfigError("say what to optimize: --suite NAME or --tasks FILE.jsonl")
+        raise ConfigError("say what to optimize: --suite NAME or --tasks FILE (.jsonl or .csv)")
     cfg = config_from_args(a)
     path = Path(a.session) if a.session else _default_session_path(cfg)
     if path.exists():
@@ -288,7 +333,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         from fgo_tui.app import run_app
 
         return run_app(new_config=cfg, session_path=path)
-    session = Session.create(path, cfg, gate=_headless_gate(cfg.review))
+    session = Session.create(path, cfg, gate=_headless_gate(cfg.review, path))
     for role, rc in cfg.roles.items():
         print(f"{role}: {rc.summary()}")
     print(f"review: {cfg.review}")
@@ -329,7 +374,7 @@ def cmd_resume(a: argparse.Namespace) -> int:
 
         return run_app(resume_path=path, overrides=overrides)
     session = Session.open(path, config_overrides=overrides)
-    gate = _headless_gate(session.config.review)
+    gate = _headless_gate(session.config.review, path)
     if gate is not None:
         session.gate = gate
     return _run_headless(session, a.verbose)
@@ -463,10 +508,16 @@ def cmd_bench(a: argparse.Namespace) -> int:
         extra["roles"] = {r: {"max_concurrency": a.max_concurrency} for r in ROLES}
     base = RunConfig.load(a.config).to_dict() if a.config else None
     roles = {r: getattr(a, f"{r}_model") for r in ROLES if getattr(a, f"{r}_model")}
-    report = bench.run_bench(a.suite, methods=methods, seeds=a.seeds, model=a.model, subsets=a.subsets,
+    suite, options = a.suite, _parse_options(a.option)
+    if a.tasks:
+        suite = "jsonl"
+        options = {"path": str(Path(a.tasks).resolve()), **({"scorer": a.scorer} if a.scorer else {}), **options}
+    elif a.scorer:
+        raise ConfigError("--scorer goes with --tasks FILE")
+    report = bench.run_bench(suite, methods=methods, seeds=a.seeds, model=a.model, subsets=a.subsets,
                              epochs=a.epochs, threshold=a.threshold, latency=a.latency,
                              prefill_rate=a.prefill_rate, decode_rate=a.decode_rate, workers=a.workers,
-                             extra=extra, suite_options=_parse_options(a.option), out_dir=a.out,
+                             extra=extra, suite_options=options, out_dir=a.out,
                              vary=_parse_vary(a.vary), jobs=a.jobs, window=a.window, review=a.review,
                              roles=roles, api_base=a.api_base, base_config=base)
     print()

@@ -30,6 +30,10 @@ DEFAULT_MAX_TOKENS = {"agent": 1024, "evaluator": 512, "optimizer": 4096, "merge
 # paper's FGO adopts every merged module (review "auto"): the row called `fgo`.
 BENCH_DEFAULTS: dict[str, Any] = {"model": "fgo-sim/medium", "subsets": 4, "epochs": 2, "threshold": 2,
                                   "workers": 4, "review": "auto", "backtest": "full", "window": None}
+# `fgo bench`: the methods of its default table, the named variant rows, the keys --vary changes
+BENCH_METHODS = ("vanilla", "all-at-once", "batch-wise", "bootstrapping", "fgo")
+BENCH_VARIANTS = ("fgo-if-not-worse",)
+BENCH_VARY_KEYS = ("cluster", "partition", "subsets", "threshold", "epochs", "backtest", "review")
 # Remote APIs serve many requests at once; a local server (llama.cpp, Ollama) serves one at a
 # time and keeps generating after a client gives up, so a retried timeout only repeats it.
 REMOTE_DEFAULTS = {"max_concurrency": 8, "timeout": 120.0, "retry_timeouts": True}

@@ -57,3 +57,14 @@ class BudgetExceededError(FGOError):
 
 class CancelledError(FGOError):
     """The run was cancelled by the operator."""
+
+
+class UserCodeError(FGOError):
+    """The user's own agent or scorer (``fgo_engine.optimize``) raised, or returned what the
+    engine cannot use. ``task_id`` names the task; ``user_traceback`` is the user's traceback
+    (also written to the session log)."""
+
+    def __init__(self, message: str, *, task_id: str | None = None, user_traceback: str = ""):
+        super().__init__(message)
+        self.task_id = task_id
+        self.user_traceback = user_traceback

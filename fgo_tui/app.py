@@ -17,20 +17,25 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import on, work
-from textual.app import App, SystemCommand
+from textual.app import SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
+from fgo_tui.base import StudioApp
 from fgo_tui.messages import DeleteSession, Exported, OpenSession, RunUpdated, SessionsChanged, StartSession
 from fgo_tui.model.run import EngineSessions, RunController, SessionFactory
 from fgo_tui.screens.dashboard import DashboardScreen
 from fgo_tui.screens.dialogs import BudgetModal, ConfirmModal, MessageModal
 from fgo_tui.screens.review import ReviewScreen
 from fgo_tui.screens.sessions import SessionsScreen
+
+if TYPE_CHECKING:
+    from fgo_engine.types import ReviewRequest
 
 DEMO_NAME = "demo.db"
 QUIT_DURING_RUN = 130  # the documented exit code of a cancelled run
@@ -71,7 +76,7 @@ def _one_line(exc: BaseException) -> str:
     return text if isinstance(exc, FGOError) else f"{type(exc).__name__}: {text}"
 
 
-class FGOApp(App[int]):
+class FGOApp(StudioApp):
     CSS_PATH = "app.tcss"
     TITLE = "FGO Studio"
     BINDINGS = [
@@ -96,11 +101,12 @@ class FGOApp(App[int]):
         self.ctl: RunController | None = None
         self.dashboard: DashboardScreen | None = None
         self.sessions_screen: SessionsScreen | None = None
-        self._drain_timer = None
+        self._drain_timer: Timer | None = None
         self._quitting = False
         self.exit_note: str | None = None  # printed once the app is gone ("saved: fgo resume …")
         self._live_review: ReviewScreen | None = None
-        self._review_deferred: Any = None  # a review that arrived while the command palette was open
+        self._review_deferred: ReviewRequest | None = None  # a review that arrived while the command palette was open
+        self._offered: Any = None  # the last review of a followed run shown by itself
         self.warmed = threading.Event()  # the engine's modules are imported (see _warm_up)
         self.ticks = 0  # drain timer ticks
         self.drains = 0  # ticks that carried events (diagnostics, tests)
@@ -149,7 +155,7 @@ class FGOApp(App[int]):
 
     def open_session(self, path: Path, *, resume: bool = False, overrides: dict[str, Any] | None = None) -> None:
         path = Path(path)
-        if self.ctl is not None and self.ctl.path.resolve() == path.resolve():
+        if self.ctl is not None and self.ctl.path.resolve() == path.resolve() and not self._run_elsewhere_ended():
             self._show_dashboard()
             if resume:
                 self.resume_run()
@@ -170,9 +176,9 @@ class FGOApp(App[int]):
             self.push_screen(MessageModal(f"Cannot open {ctl.path.name}", _one_line(exc)))
             return
         self._activate(ctl)
-        if ctl.cannot_run:
+        if ctl.cannot_run and not ctl.following:  # (following: the dashboard's bar says so)
             self.notify(f"view only: {ctl.cannot_run}", severity="warning", timeout=8, markup=False)
-        if resume:
+        if resume and not ctl.following:  # `fgo resume` of a session that runs elsewhere: follow it
             self.resume_run()
 
     @on(StartSession)
@@ -301,6 +307,13 @@ class FGOApp(App[int]):
                 self.notify("resumed")
             self._refresh_dashboard()
             return
+        if ctl.following:
+            if not self._run_elsewhere_ended():
+                self.notify("another process runs this session; it can be resumed here once that one stops",
+                            severity="warning", timeout=6)
+                return
+            self._open_worker(RunController(ctl.path, self.factory, clock=self.clock), True, None)  # take it over
+            return
         if not ctl.can_run:
             self.notify(f"this session cannot run here: {ctl.cannot_run}", severity="error", markup=False)
             return
@@ -317,6 +330,11 @@ class FGOApp(App[int]):
             self.push_screen(BudgetModal(ctl.view.budget_tokens, ctl.view.tokens), answered)
             return
         self._start_run(ctl)
+
+    def _run_elsewhere_ended(self) -> bool:
+        """Following a session whose other process has let it go (finished, stopped, killed)."""
+        ctl = self.ctl
+        return bool(ctl is not None and ctl.follower is not None and not ctl.follower.running_elsewhere)
 
     def _start_run(self, ctl: RunController) -> None:
         ctl.mark_started()
@@ -402,6 +420,7 @@ class FGOApp(App[int]):
         from fgo_engine import events as ev
 
         ctl.observe_progress()
+        followed = ctl.follow_tick()  # a run elsewhere: the view read from its file
 
         if batch or batch.total_tokens is not None:
             self.drains += 1
@@ -409,8 +428,12 @@ class FGOApp(App[int]):
             for e in batch.events:
                 if isinstance(e, ev.RunFinished):
                     self._finished(e)
+        offered = ctl.pending_request if ctl.following else None
         if batch.reviews:
             self._show_review(batch.reviews[-1])
+        elif offered is not None and offered is not self._offered:
+            self._offered = offered  # offered once: escape leaves it for v
+            self._show_review(offered)
         elif self._review_deferred is not None:
             from textual.command import CommandPalette
 
@@ -418,7 +441,7 @@ class FGOApp(App[int]):
                 request, self._review_deferred = self._review_deferred, None
                 self._show_review(request)
         self._close_stale_review()
-        if batch or ctl.running or (self.dashboard is not None and self.screen is self.dashboard
+        if batch or followed or ctl.running or (self.dashboard is not None and self.screen is self.dashboard
                                     and self.dashboard.behind):
             if self.dashboard is not None and self.screen is self.dashboard:
                 self.dashboard.refresh_view()  # in this tick: a message would wait behind the dashboard's queue
@@ -447,7 +470,7 @@ class FGOApp(App[int]):
             self.notify(f"run stopped: {e.status}: {e.message}", severity="warning", timeout=10, markup=False)
 
     # -- reviews ------------------------------------------------------------------------
-    def _show_review(self, request: Any) -> None:
+    def _show_review(self, request: ReviewRequest) -> None:
         ctl = self.ctl
         if ctl is None or ctl.pending_request is not request:
             return
@@ -483,10 +506,14 @@ class FGOApp(App[int]):
             self.notify("that review is no longer pending", severity="warning")
             return
         node = ctl.pending_request.node_id
-        ctl.decide(decision)
+        if not ctl.decide(decision):
+            self.notify(f"merge {node} was decided already (in another window); its decision stands",
+                        severity="warning", timeout=6)
+            return
         verb = {"approve": "approved", "edit": "edited", "rollback": "rolled back"}[decision.decision]
         ctl.view.log("info", f"review of merge {node}: {verb} by you")
-        self.notify(f"merge {node} {verb}; backtesting…", timeout=4)
+        elsewhere = " (sent to the process running it)" if ctl.following else ""
+        self.notify(f"merge {node} {verb}{elsewhere}; backtesting…", timeout=4)
 
     def _close_stale_review(self) -> None:
         """Close the review the app opened once its merge is no longer pending (auto-approve,

@@ -20,6 +20,7 @@ from fgo_engine.errors import ConfigError
 from fgo_engine.method import prompts
 from fgo_engine.method.projection import Plan
 from fgo_engine.method.runtime import Runtime, short_hash
+from fgo_engine.persistence import queries, writes
 from fgo_engine.types import Module, Scope, Task, Trajectory
 
 log = logging.getLogger("fgo.method")
@@ -65,7 +66,7 @@ class _Adapter:
     def _module(self, candidate: dict[str, str]) -> tuple[Module, str]:
         module = Module(self.kind, candidate[self.kind])
         module_id = f"gepa.{short_hash(module.text)}"
-        if self.rt.store.get("modules", module_id) is None:
+        if queries.module(self.rt.store, module_id) is None:
             self.rt.save_module(module_id, module, origin="optimize", note="proposed by GEPA")
         return module, module_id
 
@@ -110,5 +111,5 @@ def run_gepa(rt: Runtime, train: list[Task], start: Module, budget: int) -> tupl
                            display_progress_bar=False, raise_on_exception=True)
     module, module_id = adapter._module({start.kind: result.best_candidate[start.kind]})
     score = float(result.val_aggregate_scores[result.best_idx])
-    rt.store.update("modules", module_id, {"score": score, "adopted": 1})
+    writes.candidate_scored(rt.store, module_id, score, True)
     return module, module_id, score, calls["n"]

@@ -14,7 +14,7 @@ from fgo_engine.errors import BudgetExceededError, CancelledError, ContextOverfl
 from fgo_engine.method import prompts, resample
 from fgo_engine.method.divide import subset_name
 from fgo_engine.method.runtime import Item, Runtime, mean, short_hash
-from fgo_engine.persistence import writes as rows
+from fgo_engine.persistence import queries, writes
 from fgo_engine.types import Critique, Module, Scope, Task, Trajectory
 
 
@@ -51,12 +51,10 @@ def evaluate(rt: Runtime, module: Module, module_id: str, tasks: list[Task], tra
 
     futures = [rt.pool.submit(scope.key, one, t, tr) for t, tr in zip(tasks, trajs)]
     crits = [f.result() for f in futures]
-    out = []
     for t, c in zip(tasks, crits):
-        out.append(rows.critique(scope, epoch, module_id, t, c, subset_id))
         if not c.correct and subset_id is not None:
             rt.bus.emit(ev.CritiqueMade(subset_id, epoch, t.id, c.correct, c.failure, c.suggestion))
-    rt.store.insert_many("critiques", out, replace=True)
+    writes.critiques(rt.store, scope, epoch, module_id, zip(tasks, crits), subset_id)
     return crits
 
 
@@ -146,7 +144,7 @@ def optimize_loop(rt: Runtime, start: Module, start_id: str, batches: list[list[
             cand_trajs = explored[1]
             cand_score = mean([t.score for t in cand_trajs])
             adopted = cand_score >= best_score
-            rt.store.update("modules", candidate_id, {"score": cand_score, "adopted": int(adopted)})
+            writes.candidate_scored(rt.store, candidate_id, cand_score, adopted)
             if adopted:
                 history.append(f"step {step}: {cand_score:.3f} (adopted; previous best {best_score:.3f})")
                 best, best_id, best_score, best_trajs = candidate, candidate_id, cand_score, cand_trajs
@@ -155,9 +153,9 @@ def optimize_loop(rt: Runtime, start: Module, start_id: str, batches: list[list[
                 rejected.append(candidate.text)
         else:
             history.append(f"step {step}: {best_score:.3f} (starting point)")
-        rt.store.insert("epochs", rows.epoch(scope_kind, scope_id, step, subset_id=subset_id, module_id=best_id,
-                                             candidate_id=candidate_id, score=best_score, candidate_score=cand_score,
-                                             adopted=adopted, label=label), replace=True)
+        writes.epoch(rt.store, scope_kind, scope_id, step, subset_id=subset_id, module_id=best_id,
+                     candidate_id=candidate_id, score=best_score, candidate_score=cand_score, adopted=adopted,
+                     label=label)
         if subset_id is not None:
             rt.bus.emit(ev.EpochDone(subset_id, step, cand_score if cand_score is not None else best_score,
                                      best_score, adopted, best_id))
@@ -185,10 +183,9 @@ def optimize_subsets(rt: Runtime, groups: list[list[Task]], start: Module, start
     """Run Algorithm 1 on every subset (loops submitted to the executor); finished subsets are
     loaded, not re-run."""
     cfg = rt.cfg
-    existing = {r["id"]: r for r in rt.store.rows("subsets")}
-    new = [rows.subset(i, subset_name(g, i), [t.id for t in g]) for i, g in enumerate(groups) if i not in existing]
-    if new:
-        rt.store.insert_many("subsets", new, replace=True)
+    existing = {r["id"]: r for r in queries.subsets(rt.store)}
+    writes.subsets(rt.store, [(i, subset_name(g, i), [t.id for t in g]) for i, g in enumerate(groups)
+                              if i not in existing])
     results: dict[int, Item] = {}
     errors: list[tuple[str, Exception]] = []
 
@@ -197,18 +194,16 @@ def optimize_subsets(rt: Runtime, groups: list[list[Task]], start: Module, start
         cats = tuple(sorted({t.category for t in group}))
         rt.bus.emit(ev.SubsetStarted(i, subset_name(group, i), len(group), cats, node=rt.executor.place(i)))
         if row and row["status"] == "done" and row["best_module_id"]:
-            m = rt.store.get("modules", row["best_module_id"])
+            m = queries.module(rt.store, row["best_module_id"])
             assert m is not None  # written before the subset was marked done
             item = Item(f"s{i}", Module(m["kind"], m["text"]), row["best_module_id"], row["best_score"],
                         [t.id for t in group], subset_ids=[i])
             rt.bus.emit(ev.SubsetDone(i, item.score, item.module_id))
             return item
-        rt.store.update("subsets", i, {"status": "running"})
+        writes.subset_started(rt.store, i)
         res = optimize_loop(rt, start, start_id, [group] * cfg.epochs, scope_kind="subset",
                             scope_id=str(i), subset_id=i, label=f"s{i}")
-        rt.store.update("subsets", i, {"status": "done", "best_module_id": res.best_id,
-                                       "best_score": res.best_score})
-        rt.store.update("modules", res.best_id, {"adopted": 1})
+        writes.subset_finished(rt.store, i, res.best_id, res.best_score)
         rt.bus.emit(ev.SubsetDone(i, res.best_score, res.best_id))
         return Item(f"s{i}", res.best, res.best_id, res.best_score, [t.id for t in group], subset_ids=[i])
 
@@ -220,7 +215,7 @@ def optimize_subsets(rt: Runtime, groups: list[list[Task]], start: Module, start
             rt.control.stop(exc)
             errors.append(("stop", exc))
         except FGOError as exc:
-            rt.store.update("subsets", i, {"status": "failed"})
+            writes.subset_failed(rt.store, i)
             rt.bus.emit(ev.SubsetDone(i, 0.0, "", error=str(exc)))
             errors.append(("fail", SessionError(f"subset {i} failed: {exc}")))
     stops = [e for k, e in errors if k == "stop"]

@@ -30,6 +30,13 @@ def open_readonly(path: str | Path) -> Store:
     return Store.open(path, readonly=True)
 
 
+def session_holder(path: str | Path) -> str | None:
+    """Which process is writing the session now ("pid 12 on host h"), or None."""
+    from fgo_engine.persistence.store import session_holder as holder
+
+    return holder(path)
+
+
 # -- ledger totals --------------------------------------------------------------------------
 
 
@@ -146,6 +153,11 @@ def subsets(store: Store) -> list[dict]:
 def subset_epochs(store: Store) -> list[dict]:
     """The epochs of every subset, in subset and epoch order."""
     return store.rows("epochs", "subset_id is not null", order_by="subset_id, epoch")
+
+
+def trajectory_count(store: Store) -> int:
+    """How many agent runs the session holds."""
+    return store.count("trajectories")
 
 
 def last_failed_critique(store: Store, subset_id: int) -> dict | None:
@@ -338,6 +350,22 @@ def failed_critiques(store: Store, subset_ids: list[int], limit: int = 30) -> li
         "select subset_id, epoch, task_id, failure, suggestion from critiques where correct = 0 and subset_id in "
         f"({','.join('?' * len(subset_ids)) or 'null'}) order by subset_id, epoch, task_id limit ?",
         (*subset_ids, limit))
+
+
+def failed_critiques_of(store: Store, module_id: str | None, epoch: int | None,
+                        subset_id: int | None = None) -> list[dict]:
+    """The failed critiques that led from a module (in one subset, when given), in the order made."""
+    where = "module_id = ? and epoch = ? and correct = 0"
+    params: tuple = (module_id, epoch)
+    if subset_id is not None:
+        where, params = where + " and subset_id = ?", (*params, subset_id)
+    return store.rows("critiques", where, params, order_by="rowid")
+
+
+def timed_calls(store: Store) -> list[dict]:
+    """Every LLM call that did not fail, with its timing and place (the critical path's input)."""
+    return store.query("select scope_kind, scope_id, phase, epoch, task_id, latency_ms, cache_hit, "
+                       "started_at, ended_at, queue_ms from ledger where error is null")
 
 
 def node_detail(store: Store, node_id: str, trail_limit: int = 30) -> NodeDetail | None:
@@ -603,6 +631,15 @@ def elapsed_seconds(store: Store) -> float:
         return float(store.meta_get(ELAPSED_KEY) or 0.0)
     except (TypeError, ValueError):
         return 0.0
+
+
+def pending_reviews(store: Store) -> list[str]:
+    """Merge nodes waiting for a person's decision (no review recorded yet), in the order the run
+    asks them: what a follower of a run started elsewhere can answer."""
+    rows = store.query(
+        "select n.id from merge_nodes n where n.status = 'pending_review' and n.proposed_module_id is not null "
+        "and not exists (select 1 from reviews r where r.node_id = n.id)")
+    return sorted((r["id"] for r in rows), key=lambda i: (len(i), i))
 
 
 def test_task_scores(store: Store, module_id: str) -> dict[str, float]:

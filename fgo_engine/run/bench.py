@@ -15,14 +15,23 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fgo_engine.config import BENCH_DEFAULTS, DEFAULT_MAX_TOKENS, METHODS, ROLES, RunConfig
+from fgo_engine.config import (
+    BENCH_DEFAULTS,
+    BENCH_METHODS,
+    BENCH_VARIANTS,
+    BENCH_VARY_KEYS,
+    DEFAULT_MAX_TOKENS,
+    METHODS,
+    ROLES,
+    RunConfig,
+)
 from fgo_engine.errors import ConfigError
 from fgo_engine.method.prompts import REPLY_RESERVE
 from fgo_engine.persistence import queries
 from fgo_engine.report.critical_path import critical_path_of
 from fgo_engine.run.session import RunResult, Session
 
-DEFAULT_METHODS = ("vanilla", "all-at-once", "batch-wise", "bootstrapping", "fgo")
+DEFAULT_METHODS = BENCH_METHODS
 PHASES = ("explore", "evaluate", "optimize", "merge", "backtest")
 
 
@@ -63,7 +72,8 @@ class MethodSummary:
 # if-not-worse is the named variant row `fgo-if-not-worse`.
 DEFAULTS = BENCH_DEFAULTS
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {"fgo-if-not-worse": ("fgo", {"review": "if-not-worse"})}
-VARY_KEYS = ("cluster", "partition", "subsets", "threshold", "epochs", "backtest", "review")
+assert set(VARIANTS) == set(BENCH_VARIANTS)
+VARY_KEYS = BENCH_VARY_KEYS
 WINDOW_ROLES = ("optimizer", "merger")  # --window: the roles whose prompts the budget shapes
 
 

@@ -14,28 +14,32 @@ from typing import TYPE_CHECKING, Any, Protocol
 from fgo_engine.method.review import QueueGate, ReviewGate, gate_for_policy
 from fgo_engine.types import ReviewRequest
 from fgo_tui.model.bridge import EventBuffer
+from fgo_tui.model.follow import Follower, carry_over
 from fgo_tui.model.state import RunView
 
 if TYPE_CHECKING:
+    from fgo_engine.config import RunConfig
     from fgo_engine.persistence.store import Store
     from fgo_engine.run.session import Session
 
 
 class SessionFactory(Protocol):
-    def create(self, path: Path, config: Any, *, gate: Any, sinks: list[Callable]) -> Any: ...
+    def create(self, path: Path, config: RunConfig, *, gate: ReviewGate, sinks: list[Callable]) -> Session: ...
 
-    def open(self, path: Path, *, overrides: dict[str, Any] | None, gate: Any, sinks: list[Callable]) -> Any: ...
+    def open(self, path: Path, *, overrides: dict[str, Any] | None, gate: ReviewGate,
+             sinks: list[Callable]) -> Session: ...
 
 
 class EngineSessions:
     """The real thing: :class:`fgo_engine.run.session.Session`."""
 
-    def create(self, path: Path, config: Any, *, gate: Any, sinks: list[Callable]) -> Any:
+    def create(self, path: Path, config: RunConfig, *, gate: ReviewGate, sinks: list[Callable]) -> Session:
         from fgo_engine.run.session import Session
 
         return Session.create(path, config, gate=gate, sinks=sinks)
 
-    def open(self, path: Path, *, overrides: dict[str, Any] | None, gate: Any, sinks: list[Callable]) -> Any:
+    def open(self, path: Path, *, overrides: dict[str, Any] | None, gate: ReviewGate,
+             sinks: list[Callable]) -> Session:
         from fgo_engine.run.session import Session
 
         return Session.open(path, config_overrides=overrides, gate=gate, sinks=sinks)
@@ -62,6 +66,7 @@ class RunController:
         self.gate: ReviewGate | None = None
         self.view = RunView(path=str(path))
         self.cannot_run: str | None = None  # why this session can only be viewed
+        self.follower: Follower | None = None  # another process runs it: followed live, reviews answered here
         self.started_at: float | None = None
         self.finished_at: float | None = None
         self.running = False  # a run() is in progress (mark_started / mark_stopped, around the app's worker)
@@ -73,14 +78,14 @@ class RunController:
         self.meter = RateMeter()
 
     # -- building (worker threads) ------------------------------------------------------
-    def create(self, config: Any) -> None:
+    def create(self, config: RunConfig) -> None:
         self.gate = make_gate(config.review, self.buffer)
         self.session = self.factory.create(self.path, config, gate=self.gate, sinks=[self.buffer])
         self.store = self.session.store
         self._load_view()
 
     def open(self, overrides: dict[str, Any] | None = None) -> None:
-        from fgo_engine.errors import FGOError
+        from fgo_engine.errors import FGOError, SessionLockedError
         from fgo_engine.persistence import queries as q
 
         policy = "auto"
@@ -94,32 +99,62 @@ class RunController:
             self.gate = make_gate(policy, self.buffer)
             self.session = self.factory.open(self.path, overrides=overrides, gate=self.gate, sinks=[self.buffer])
             self.store = self.session.store
+        except SessionLockedError as exc:
+            # another process runs it: follow it live, answer the reviews it asks for
+            self.cannot_run = str(exc)
+            self.session = None
+            self.store = q.open_readonly(self.path)
+            self.follower = Follower(self.path, lambda store: self.read_view(store, live=True))
         except FGOError as exc:
             # e.g. a suite that is not installed here: still show everything, read-only
             self.cannot_run = str(exc)
             self.session = None
             self.store = q.open_readonly(self.path)
         self._load_view()
+        if self.follower is not None:
+            self.follower.start()
 
     def _load_view(self) -> None:
+        assert self.store is not None
+        self.view = self.read_view(self.store, live=self.follower is not None)
+
+    def read_view(self, store: Store, *, live: bool = False) -> RunView:
+        """The view of everything the session file holds (``live``: a run elsewhere is under
+        way, so what it has running stays running)."""
         from fgo_engine.run.session import elapsed_seconds
         from fgo_tui.model.data import load_run_view
 
-        view = load_run_view(self.store)
+        view = load_run_view(store, live=live)
         view.path = str(self.path)
-        view.elapsed_before = elapsed_seconds(self.store)
+        view.elapsed_before = elapsed_seconds(store)
         from fgo_engine.persistence import queries as q
 
-        cfg = q.session_info(self.store).get("config_json") or {}
+        cfg = q.session_info(store).get("config_json") or {}
         view.workers = int(cfg.get("workers") or 0)
-        view.settle(view.status)  # subsets a stopped run left "running" are not running
-        for phase, t in q.ledger_totals(self.store).by_phase.items():
+        if not live:
+            view.settle(view.status)  # subsets a stopped run left "running" are not running
+        for phase, t in q.ledger_totals(store).by_phase.items():
             view.phase_tokens[phase or "other"] = t.tokens
         # what the panels show (module and latest change), read here rather than on the UI thread
         ids = ["initial"] + [i for s in view.subsets.values() for i in (s.module_id, s.prev_module_id, s.proposed_id)
                              if i]
-        view.module_texts.update(q.module_texts(self.store, ids))
-        self.view = view
+        view.module_texts.update(q.module_texts(store, ids))
+        return view
+
+    # -- following a run elsewhere (UI thread) ------------------------------------------
+    @property
+    def following(self) -> bool:
+        return self.follower is not None
+
+    def follow_tick(self) -> bool:
+        """Swap in the view the follower read since the last tick; True when it changed."""
+        if self.follower is None:
+            return False
+        fresh = self.follower.take_view()
+        if fresh is None:
+            return False
+        self.view = carry_over(self.view, fresh)
+        return True
 
     def prepare(self) -> tuple[Any, Any] | None:
         """A cancelled or finished Session keeps its stop flag: open a new one (worker thread).
@@ -157,6 +192,7 @@ class RunController:
         ui(self.adopt, self.prepare())
         ui(self._started)
         result = None
+        assert self.session is not None  # adopt() put one in place
         try:
             result = self.session.run()
             return result
@@ -254,15 +290,26 @@ class RunController:
         self.gate.set_auto(on)
         return True
 
-    def decide(self, decision: Any) -> None:
+    def decide(self, decision: Any) -> bool:
+        """Hand the decision to the run; False when it was decided already (following a run
+        elsewhere, another app answered first)."""
+        if self.follower is not None:
+            request = self.follower.pending
+            return request is not None and self.follower.decide(request, decision)
         if isinstance(self.gate, QueueGate):
             self.gate.decide(decision)
+        return True
 
     @property
     def pending_request(self) -> ReviewRequest | None:
+        if self.follower is not None:
+            return self.follower.pending
         return self.gate.pending if isinstance(self.gate, QueueGate) else None
 
     def close(self) -> None:
+        if self.follower is not None:
+            self.follower.stop()
+            self.follower = None
         try:
             if self.session is not None:
                 self.session.close()

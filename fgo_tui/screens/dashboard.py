@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual import on, work
+from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -22,6 +22,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, Log, Static, TabbedContent, TabPane, Tree
 
 from fgo_engine.persistence import queries as q
+from fgo_tui.base import StudioApp
 from fgo_tui.messages import RunUpdated
 from fgo_tui.model.state import NodeView, fmt_score, fmt_tokens
 from fgo_tui.widgets.merge_tree import MergeTree
@@ -46,6 +47,15 @@ def fmt_elapsed(seconds: float | None) -> str:
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
+def following_note(holder: str | None, status: str) -> tuple[str, str]:
+    """The bar's line for a session another process runs (and, once it stopped, what next)."""
+    if holder is not None:
+        return (f"following a run elsewhere ({holder}): live; its reviews open here", "cyan")
+    if status == "done":
+        return ("the run elsewhere has finished", "green")
+    return (f"the process that ran it has stopped ({status}): r resumes the run here", "yellow")
+
+
 def detail_key(item_id: str, v) -> tuple:
     """What the node detail shows moves with this, not with every token batch (a re-read then)."""
     if item_id.startswith("n"):
@@ -66,6 +76,8 @@ class SubsetGrid(VerticalScroll):
 
 
 class DashboardScreen(Screen):
+    app = getters.app(StudioApp)  # self.app is typed: see fgo_tui/base.py
+
     BINDINGS = [
         # the tabs show 1/2/3 themselves; short descriptions keep the footer whole at 100 columns
         Binding("1", "tab('tab-subsets')", "Subsets", show=False),
@@ -91,6 +103,7 @@ class DashboardScreen(Screen):
         self._logs_seen = 0
         self._binding_state: tuple = ()
         self._detail_version: tuple = ()
+        self._takeover = False
         self._module_misses: dict[str, int] = {}
         self._module_reads: set[str] = set()  # module texts being read in a worker
         self._bar_lines = 0
@@ -186,6 +199,10 @@ class DashboardScreen(Screen):
 
     def _refresh_view(self) -> None:
         v = self.view
+        takeover = self.ctl.follower is not None and not self.ctl.follower.running_elsewhere
+        if takeover != self._takeover:  # the footer shows r once the run elsewhere has stopped
+            self._takeover = takeover
+            self.refresh_bindings()
         self._render_bar()
         budget = v.budget_tokens
         bar = self.query_one("#budget-bar", TokenBar)
@@ -229,8 +246,23 @@ class DashboardScreen(Screen):
             self.refresh_bindings()
 
     def _render_bar(self) -> None:
-        v, ctl = self.view, self.ctl
         t = Text()
+        self._bar_head(t)
+        self._bar_progress(t)
+        self._bar_usage(t)
+        for text, style in self._bar_notes():
+            t.append("\n")
+            t.append(text, style=style)
+        bar = self.query_one("#run-bar", TextBox)
+        bar.set(t)
+        lines = t.plain.count("\n") + 1
+        if lines != self._bar_lines:  # a height change needs a layout: only then
+            self._bar_lines = lines
+            bar.styles.height = lines
+
+    def _bar_head(self, t: Text) -> None:
+        """Name, shape, status, subsets and merges done, the review policy as it stands."""
+        v, ctl = self.view, self.ctl
         t.append(f"◆ {v.name}", style="bold")
         t.append(f"  {v.suite} · {v.method} · N={v.n_subsets} E={v.epochs} t={v.threshold}", style="")
         status = "paused" if ctl.paused else v.status
@@ -248,6 +280,9 @@ class DashboardScreen(Screen):
             review = "auto, switched to ask"
         t.append(f"   review: {review}", style="dim")
         t.append("\n")
+
+    def _bar_progress(self, t: Text) -> None:
+        v, ctl = self.view, self.ctl
         if v.expected_calls and (ctl.running or v.status == "done"):
             share, eta = ctl.progress()
             cells = 20
@@ -259,6 +294,10 @@ class DashboardScreen(Screen):
             if eta is not None:
                 t.append(f" · ETA {fmt_elapsed(eta)}")
             t.append("\n")
+
+    def _bar_usage(self, t: Text) -> None:
+        """Tokens, calls, elapsed time, scores, the models."""
+        v, ctl = self.view, self.ctl
         t.append(f"tokens {fmt_tokens(v.tokens)}", style="bold")
         t.append(f" · {v.calls:,} calls, {v.cache_hits:,} cached", style="dim")
         if ctl.elapsed is not None:
@@ -273,12 +312,18 @@ class DashboardScreen(Screen):
             t.append("\nmodels " + ", ".join(models), style="dim")
             if all(m.startswith("fgo-sim/") for m in models):
                 t.append(" (simulated LLM: a test bed, not evidence of real-model quality)", style="dim italic")
-        notes = []
+
+    def _bar_notes(self) -> list[tuple[str, str]]:
+        """What needs the operator: a review, a pause, why it stopped or cannot run here."""
+        v, ctl = self.view, self.ctl
+        notes: list[tuple[str, str]] = []
         if ctl.pending_request is not None:
             notes.append((f"⚠ merge {ctl.pending_request.node_id} waits for your review: press v", "bold yellow"))
         if ctl.paused:
             notes.append(("paused: work in flight finishes, nothing new starts · r resumes", "yellow"))
-        if ctl.cannot_run:
+        if ctl.follower is not None:
+            notes.append(following_note(ctl.follower.holder, v.status))
+        elif ctl.cannot_run:
             notes.append((f"view only: {ctl.cannot_run}", "red"))
         elif not ctl.running and v.status in ("cancelled", "paused", "failed", "budget", "running", "new"):
             if v.pending_review:
@@ -289,15 +334,7 @@ class DashboardScreen(Screen):
                               "yellow"))
             if v.message and v.status in ("failed", "budget"):
                 notes.append((v.message, "red" if v.status == "failed" else "yellow"))
-        for text, style in notes:
-            t.append("\n")
-            t.append(text, style=style)
-        bar = self.query_one("#run-bar", TextBox)
-        bar.set(t)
-        lines = t.plain.count("\n") + 1
-        if lines != self._bar_lines:  # a height change needs a layout: only then
-            self._bar_lines = lines
-            bar.styles.height = lines
+        return notes
 
     def _render_panels(self) -> None:
         v = self.view
@@ -389,6 +426,8 @@ class DashboardScreen(Screen):
         if action == "pause":
             return ctl.running and not ctl.paused
         if action == "resume":
+            if ctl.follower is not None:  # a run elsewhere: taken over here once its process stopped
+                return not ctl.follower.running_elsewhere and self.view.status != "done"
             return (ctl.running and ctl.paused) or (not ctl.running and ctl.can_run and self.view.status != "done")
         if action == "cancel":
             return ctl.running

@@ -57,6 +57,11 @@ the run, `escape` goes back.
 | `x` | export a Markdown report into the sessions folder |
 | `escape` | back to the sessions list (a run keeps going) |
 
+A session that another process is running (`fgo run --headless`, a script) opens as a live
+view: the bar says "following a run elsewhere", the view updates as that process writes, and
+the reviews it asks for open here (approve, edit, roll back: sent to it). Once that process
+stops, `r` resumes the run here.
+
 ## Merge review
 | key | |
 |---|---|
