@@ -17,7 +17,7 @@ PARTITIONS = ("category", "random", "cluster")
 REVIEWS = ("auto", "if-not-worse", "ask")
 SANDBOX_MODES = ("strict", "auto", "in-process")  # fgo_engine.tools.isolation.MODES
 BACKTESTS = ("full", "adaptive")
-METHODS = ("fgo", "vanilla", "all-at-once", "batch-wise", "bootstrapping", "no-merge")
+METHODS = ("fgo", "vanilla", "all-at-once", "batch-wise", "bootstrapping", "no-merge", "gepa")  # gepa: its extra
 EXECUTORS = ("threads", "ray")  # fgo_engine.run.executors
 DEFAULT_MODEL = "fgo-sim/medium"
 # settings that once existed: still accepted in session files and configs written then, and ignored
