@@ -29,6 +29,8 @@ class RunStarted(Event):
     n_test: int
     projected_calls: dict[str, int] = field(default_factory=dict)  # upper bound per role
     projection: dict[str, Any] = field(default_factory=dict)  # Projection.to_dict(): expected calls, tokens, cost
+    # what earlier runs of the session did, per role: {"calls", "timed", "seconds"} (progress survives a resume)
+    done_before: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,7 @@ class TokensUsed(Event):
     cache_hit: bool
     total_tokens: int  # session total spent so far (cache hits excluded)
     error: str | None = None
+    latency_ms: float = 0.0  # the call's own time (0 for a cache hit): the ETA's per-role rates
 
 
 @dataclass(frozen=True)
