@@ -19,6 +19,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from fgo_engine.timeutil import fmt_duration
+
+__all__ = ["Progress", "RoleProgress", "expected_calls", "fmt_duration", "fraction"]
+
 RATE_WINDOW = 60.0  # seconds of active history the concurrency is measured over
 
 
@@ -161,13 +165,6 @@ def fraction(done: float, expected: float, *, finished: bool = False) -> float:
     if expected <= 0:
         return 0.0
     return min(0.99, done / expected)
-
-
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    s = int(seconds)
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
 def expected_calls(projection: dict) -> float:

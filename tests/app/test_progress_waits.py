@@ -22,3 +22,18 @@ async def test_the_eta_pauses_and_says_so_while_a_review_waits(make_app, session
         assert "waiting for a review" in bar and "not counted" in bar and "ETA" in bar
         ctl.cancel()
         await wait_for(pilot, lambda: not ctl.running, timeout=60, what="run stopped")
+
+
+async def test_the_form_projects_without_the_key(make_app, monkeypatch):
+    from .test_form import open_form
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        form = await open_form(pilot, app)
+        form.query_one("#f-suite").value = "toy"
+        form.query_one("#f-model-all").value = "openai/gpt-4o-mini"
+        await wait_for(pilot, lambda: "OPENAI_API_KEY is not set" in form.error, timeout=60, what="missing key")
+        shown = await wait_for(pilot, lambda: (t := str(form.query_one("#projection").render()))
+                               and "estimated wall time" in t and t, timeout=60, what="the projection")
+        assert "total" in shown and "assumed" in shown and "at once" in shown
