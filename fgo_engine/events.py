@@ -231,3 +231,30 @@ def event_payload(event: Event) -> dict[str, Any]:
     from dataclasses import asdict
 
     return {"kind": type(event).__name__, **asdict(event)}
+
+
+# what a session keeps of its events (the high-rate ones, steps and calls, are in their own tables)
+HISTORY_EVENTS: tuple[type[Event], ...] = (RunStarted, RunStatus, SubsetStarted, EpochDone, SubsetDone,
+                                           MergeNodeUpdated, ReviewRequested, Log)
+
+
+def event_from_payload(kind: str, payload: dict[str, Any]) -> Event | None:
+    """The event a stored payload was made from (None for a kind this version does not know);
+    a field the row lacks is None, one it has that the class lacks is left out."""
+    from dataclasses import MISSING, fields
+
+    cls = next((c for c in (*HISTORY_EVENTS, RunFinished) if c.__name__ == kind), None)
+    if cls is None:
+        return None
+    args: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name in payload:
+            value = payload[f.name]
+            args[f.name] = tuple(value) if isinstance(value, list) and f.name in ("child_ids", "categories",
+                                                                                "interval") else value
+        elif f.default is MISSING and f.default_factory is MISSING:
+            args[f.name] = None
+    try:
+        return cls(**args)
+    except TypeError:
+        return None

@@ -99,6 +99,22 @@ def calls_done(store: Store) -> dict[str, dict[str, Any]]:
     return out
 
 
+def event_history(store: Store, limit: int = 10_000) -> list[tuple[str, str, dict[str, Any]]]:
+    """The session's kept events, oldest first: (ts, kind, payload)."""
+    rows = store.query("select ts, kind, payload_json from events where kind != 'RejectedOutput' "
+                       "order by id desc limit ?", (limit,))
+    out = []
+    for r in reversed(rows):
+        payload = r["payload_json"]
+        if isinstance(payload, str):
+            try:
+                payload = json.loads(payload)
+            except ValueError:
+                continue
+        out.append((r["ts"] or "", r["kind"] or "", payload if isinstance(payload, dict) else {}))
+    return out
+
+
 # -- sessions -------------------------------------------------------------------------------
 
 

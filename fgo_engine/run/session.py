@@ -187,6 +187,12 @@ class Session:
     def tasks(self, split: str) -> list[Task]:
         return queries.tasks(self.store, split)
 
+    def _keep_event(self, e: ev.Event) -> None:
+        """The session keeps its history (the Events tab of a reopened session shows it)."""
+        if isinstance(e, ev.HISTORY_EVENTS):
+            payload = ev.event_payload(e)
+            writes.history_event(self.store, payload.pop("kind"), payload)
+
     def _log_event(self, e: ev.Event) -> None:
         """What the run reports is also in the session log (marked, so the console does not repeat it)."""
         mark = {"event": True}
@@ -263,6 +269,7 @@ class Session:
         start = time.perf_counter()
         self.session_log.open()
         self.bus.add(self._log_event)
+        self.bus.add(self._keep_event)
         train, test = self.tasks("train"), self.tasks("test")
         cfg = self.config
         method = method_for(cfg.method)
@@ -326,6 +333,7 @@ class Session:
                                              result.final_module_id, result.message))
             finally:
                 self.bus.remove(self._log_event)
+                self.bus.remove(self._keep_event)
                 self.session_log.close()
         return result
 

@@ -115,8 +115,11 @@ class RunController:
             self.follower.start()
 
     def _load_view(self) -> None:
+        from fgo_tui.model.data import load_history
+
         assert self.store is not None
         self.view = self.read_view(self.store, live=self.follower is not None)
+        load_history(self.store, self.view)  # once: a followed run's later views carry the log over
 
     def read_view(self, store: Store, *, live: bool = False) -> RunView:
         """The view of everything the session file holds (``live``: a run elsewhere is under
