@@ -69,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="join a Ray cluster (ray://host:10001, host:6379 or auto); default: a local instance")
     r.add_argument("--session", metavar="PATH", help="session file to create (default sessions/<suite>-<time>.db)")
     r.add_argument("--headless", action="store_true", help="run in the terminal without the app")
+    r.add_argument("--dry-run", action="store_true",
+                   help="print the projection (calls, tokens, cost, estimated wall time) and stop; "
+                        "no session file, no LLM call, no API key needed")
     r.add_argument("--review", choices=REVIEWS, help="merge review: if-not-worse (default), auto, ask")
     r.add_argument("--backtest", choices=("full", "adaptive"),
                    help="backtest merges on the whole union (full, default) or a stratified sample (adaptive)")
@@ -214,7 +217,7 @@ def _source_args(a: argparse.Namespace, data: dict[str, Any]) -> None:
         data.setdefault("suite_options", {})["mapping"] = _parse_map(a.map)
 
 
-def config_from_args(a: argparse.Namespace) -> RunConfig:
+def config_from_args(a: argparse.Namespace, *, keys: bool = True) -> RunConfig:
     data: dict[str, Any] = {}
     if a.config:
         data = RunConfig.load(a.config).to_dict()
@@ -247,15 +250,15 @@ def config_from_args(a: argparse.Namespace) -> RunConfig:
         if a.api_key_env:
             spec["api_key_env"] = a.api_key_env
     cfg = RunConfig.from_dict(data)
-    _check_models(cfg)
+    _check_models(cfg, keys=keys)
     return cfg
 
 
-def _check_models(cfg: RunConfig) -> None:
+def _check_models(cfg: RunConfig, *, keys: bool = True) -> None:
     """Catch a mistyped model name or a missing API key before any file is written."""
     from fgo_engine.run.preflight import check_models
 
-    check_models(cfg)
+    check_models(cfg, keys=keys)
 
 
 def _default_session_path(cfg: RunConfig) -> Path:
@@ -331,6 +334,8 @@ def cmd_run(a: argparse.Namespace) -> int:
 
     if not a.suite and not a.tasks and not a.config:
         raise ConfigError("say what to optimize: --suite NAME or --tasks FILE (.jsonl or .csv)")
+    if a.dry_run:
+        return dry_run(config_from_args(a, keys=False))
     cfg = config_from_args(a)
     path = Path(a.session) if a.session else _default_session_path(cfg)
     if path.exists():
@@ -345,6 +350,29 @@ def cmd_run(a: argparse.Namespace) -> int:
     print(f"review: {cfg.review}")
     print_projection(session)
     return _run_headless(session, a.verbose)
+
+
+def dry_run(cfg: RunConfig) -> int:
+    """``fgo run --dry-run``: the projection and its wall time, with or without the providers' keys."""
+    from fgo_engine.method.methods import project
+    from fgo_engine.method.walltime import wall_time
+    from fgo_engine.run.preflight import missing_keys
+    from fgo_engine.suites.base import build_suite
+
+    suite = build_suite(cfg)
+    train, test = suite.train_tasks(), suite.test_tasks()
+    proj = project(cfg, suite, train, test)
+    print(f"dry run: {cfg.method} on {cfg.suite}, {len(train)} train / {len(test)} test tasks; nothing is written "
+          "and no LLM is called (calls ≤ is a hard bound; ~ are expected values)")
+    for line in proj.lines() + wall_time(proj, cfg).lines():
+        print("  " + line)
+    for note in proj.notes:
+        print(f"  note: {note}")
+    for warning in proj.budget_warnings(cfg):
+        print(f"warning: {warning}")
+    for problem in missing_keys(cfg):
+        print(f"note: {problem}: needed to run, not for this projection")
+    return 0
 
 
 def print_projection(session) -> None:

@@ -128,6 +128,25 @@ def event(store: Store, kind: str, payload: dict[str, Any]) -> None:
     store._writes().insert("events", {"ts": now(), "kind": kind, "payload_json": payload})
 
 
+HISTORY_KEEP = 10_000  # events a session keeps (the oldest go first)
+HISTORY_PRUNE_EVERY = 200  # rows between two prunes
+
+
+def history_event(store: Store, kind: str, payload: dict[str, Any], *, keep: int = HISTORY_KEEP) -> None:
+    """An event kept in the session's history, bounded to its last ``keep`` events (rejected
+    replies, which the audit reads, are never pruned)."""
+    row = encode_row({"ts": now(), "kind": kind, "payload_json": payload})
+
+    def add(db: Database) -> None:
+        new_id = db.table("events").insert(row).last_pk
+        if isinstance(new_id, int) and new_id % HISTORY_PRUNE_EVERY == 0:
+            db.execute("delete from events where kind != 'RejectedOutput' and id <= ("
+                       "select id from events where kind != 'RejectedOutput' order by id desc limit 1 offset ?)",
+                       [keep])
+
+    store._writes().submit(add, f"history event {kind}")
+
+
 def run_finished(store: Store, *, status: str, message: str | None, train_score: float | None,
                  test_score: float | None) -> None:
     event(store, "RunFinished", {"status": status, "message": message, "train_score": train_score,

@@ -308,7 +308,11 @@ class DashboardScreen(Screen):
             t.append("░" * (cells - full), style="grey30")
             t.append(f" {share:.0%}", style="bold")
             t.append(f" of ~{round(v.expected_calls):,} calls", style="dim")
-            if eta is not None:
+            waiting = ctl.waiting_for_person
+            if waiting and v.status != "done":
+                t.append(f" · waiting for {waiting}: ETA paused (time waiting for a person is not counted)",
+                         style="yellow")
+            elif eta is not None:
                 t.append(f" · ETA {fmt_elapsed(eta)}")
             t.append("\n")
 
