@@ -419,7 +419,7 @@ class FGOApp(StudioApp):
         batch = ctl.buffer.drain()
         from fgo_engine import events as ev
 
-        ctl.observe_progress()
+        ctl.observe_progress(batch)
         followed = ctl.follow_tick()  # a run elsewhere: the view read from its file
 
         if batch or batch.total_tokens is not None:

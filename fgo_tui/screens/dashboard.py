@@ -308,7 +308,11 @@ class DashboardScreen(Screen):
             t.append("░" * (cells - full), style="grey30")
             t.append(f" {share:.0%}", style="bold")
             t.append(f" of ~{round(v.expected_calls):,} calls", style="dim")
-            if eta is not None:
+            waiting = ctl.waiting_for_person
+            if waiting and v.status != "done":
+                t.append(f" · waiting for {waiting}: ETA paused (time waiting for a person is not counted)",
+                         style="yellow")
+            elif eta is not None:
                 t.append(f" · ETA {fmt_elapsed(eta)}")
             t.append("\n")
 
@@ -334,6 +338,8 @@ class DashboardScreen(Screen):
         """What needs the operator: a review, a pause, why it stopped or cannot run here."""
         v, ctl = self.view, self.ctl
         notes: list[tuple[str, str]] = []
+        if v.sandbox_warning:
+            notes.append((f"⚠ {v.sandbox_warning}", "yellow"))
         if ctl.pending_request is not None:
             notes.append((f"⚠ merge {ctl.pending_request.node_id} waits for your review: press v", "bold yellow"))
         if ctl.paused:

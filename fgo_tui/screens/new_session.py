@@ -69,7 +69,7 @@ def starting_module(suite: str, value: str) -> dict[str, str]:
     return {kind: value}
 
 
-def projection_text(proj: Any, n_train: int, n_test: int, warnings: list[str]) -> Text:
+def projection_text(proj: Any, n_train: int, n_test: int, warnings: list[str], wall: Any = None) -> Text:
     """The projection as the form shows it: calls (bound, expected), tokens and cost per role."""
     from fgo_engine.method.projection import fmt_cost, fmt_count
 
@@ -87,6 +87,9 @@ def projection_text(proj: Any, n_train: int, n_test: int, warnings: list[str]) -
     t.append(f"{'total':<9}{fmt_count(proj.calls_max):>7}{fmt_count(proj.calls):>6}{fmt_count(proj.tokens):>7}"
              f"{cost(proj.cost):>7}\n", style="bold")
     t.append(f"at most about {fmt_count(proj.tokens_max)} tokens · {fmt_cost(proj.cost_max)}\n", style="dim")
+    if wall is not None:
+        for i, line in enumerate(wall.lines()):
+            t.append(line.strip() + "\n", style="" if i == 0 else "dim")
     for w in warnings:
         t.append(f"⚠ {w}\n", style="yellow")
     for n in proj.notes:
@@ -346,7 +349,7 @@ class NewSessionScreen(Screen):
         self._project(cfg)
 
     @work(thread=True, exclusive=True, group="projection", exit_on_error=False)
-    def _project(self, cfg: Any) -> tuple[Any, int, int, list[str]]:
+    def _project(self, cfg: Any) -> tuple[Any, int, int, list[str], list[str], Any]:
         from fgo_engine.method.methods import project
         from fgo_engine.suites.base import build_suite
 
@@ -360,34 +363,36 @@ class NewSessionScreen(Screen):
             from fgo_engine.errors import ConfigError
 
             raise ConfigError(f"suite {cfg.suite!r} has no training tasks")
-        from fgo_engine.run.preflight import check_models
+        from fgo_engine.method.walltime import wall_time
+        from fgo_engine.run.preflight import check_models, missing_keys
 
-        check_models(cfg)  # litellm knows the models, and their API keys are set
+        check_models(cfg, keys=False)  # litellm knows the models; a missing key hides no projection
         proj = project(cfg, suite, train, test)
-        return proj, len(train), len(test), proj.budget_warnings(cfg)
+        return proj, len(train), len(test), proj.budget_warnings(cfg), missing_keys(cfg), wall_time(proj, cfg)
 
     @on(Worker.StateChanged)
     def _projected(self, event: Worker.StateChanged) -> None:
         if event.worker.group != "projection":
             return
         if event.state == WorkerState.SUCCESS and event.worker.result is not None:
-            proj, n_train, n_test, warnings = event.worker.result
+            proj, n_train, n_test, warnings, keys, wall = event.worker.result
             self.projection = proj
-            self.show_error("")
-            self.query_one("#projection", Static).update(projection_text(proj, n_train, n_test, warnings))
+            self.show_error("; ".join(keys), keep_projection=True)  # needed to run, not to project
+            self.query_one("#projection", Static).update(projection_text(proj, n_train, n_test, warnings, wall))
         elif event.state == WorkerState.ERROR:
             err = event.worker.error
             from fgo_engine.errors import FGOError
 
             self.show_error(str(err) if isinstance(err, FGOError) else f"{type(err).__name__}: {err}")
 
-    def show_error(self, message: str) -> None:
+    def show_error(self, message: str, *, keep_projection: bool = False) -> None:
         self.error = message
         box = self.query_one("#form-error", Static)
         if message:
             box.update(Text.assemble(("✖ ", "bold red"), (message, "red")))
-            self.query_one("#projection", Static).update(Text("(fix the form to see the projection)",
-                                                              style="dim"))
+            if not keep_projection:
+                self.query_one("#projection", Static).update(Text("(fix the form to see the projection)",
+                                                                  style="dim"))
         else:
             box.update("")
         box.set_class(bool(message), "-error")
