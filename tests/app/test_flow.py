@@ -93,7 +93,8 @@ async def test_new_session_run_review_edit_rollback_and_reopen(make_app, session
         assert "best child" in review.diff_plain and review.request.proposed.text.splitlines()[-1] in review.diff_plain
         await pilot.press("e")
         editor = review.query_one(TextArea)
-        assert editor.has_focus and editor.text == review.request.proposed.text
+        await wait_for(pilot, lambda: editor.has_focus, what="the editor focused")  # a tick later under load
+        assert editor.text == review.request.proposed.text
         editor.text = MY_EDIT
         await pilot.press("ctrl+s")
 
