@@ -117,6 +117,7 @@ class NewSessionScreen(Screen):
         self._debounce: Timer | None = None
         self._labels: dict[str, str] = {}  # field id → its label (the words errors use)
         self.busy: str | None = None  # the one-run-at-a-time line shown above the form ('' when none)
+        self._refused = False  # ctrl+s was refused while another run was in progress
 
     # -- layout -------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -386,6 +387,9 @@ class NewSessionScreen(Screen):
             self.show_error(str(err) if isinstance(err, FGOError) else f"{type(err).__name__}: {err}")
 
     def show_error(self, message: str, *, keep_projection: bool = False) -> None:
+        if not message and self._refused and self.busy:
+            message = self.busy.removeprefix("⚠ ")  # why ctrl+s did nothing, until that run ends
+            keep_projection = True
         self.error = message
         box = self.query_one("#form-error", Static)
         if message:
@@ -409,6 +413,9 @@ class NewSessionScreen(Screen):
         text = self.busy_text()
         if text != self.busy:
             self.busy = text
+            if not text and self._refused:
+                self._refused = False
+                self.show_error("", keep_projection=True)
             box = self.query_one("#form-busy", Static)
             box.update(Text(text, style="bold yellow"))
             box.display = bool(text)
@@ -418,8 +425,9 @@ class NewSessionScreen(Screen):
         from fgo_engine.errors import ConfigError
 
         if self.busy_text():
+            self._refused = True
             self._show_busy()
-            self.show_error(self.busy_text().removeprefix("⚠ "))
+            self.show_error("")
             return
         try:
             cfg = self.build_config()
