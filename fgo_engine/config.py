@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from fgo_engine.errors import ConfigError
-from fgo_engine.redaction import is_secret_header
+from fgo_engine.redaction import is_secret_name
+from fgo_engine.types import is_simulated
 
 ROLES = ("agent", "evaluator", "optimizer", "merger")
 CLUSTERS = ("kmeans", "spectral", "bisect", "none")
@@ -107,9 +108,9 @@ class RoleConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("api_key")
-        params = {k: v for k, v in self.params.items() if "key" not in k.lower()}
+        params = {k: v for k, v in self.params.items() if not is_secret_name(k)}
         if isinstance(params.get("extra_headers"), dict):  # Authorization & co. stay in memory
-            params["extra_headers"] = {h: v for h, v in params["extra_headers"].items() if not is_secret_header(h)}
+            params["extra_headers"] = {h: v for h, v in params["extra_headers"].items() if not is_secret_name(h)}
         d["params"] = params
         return d
 
@@ -271,7 +272,7 @@ class RunConfig:
             need(rc.max_tokens is None or (is_int(rc.max_tokens) and rc.max_tokens > 0),
                  f"roles.{role}.max_tokens must be a positive whole number")
             need(isinstance(rc.params, dict), f"roles.{role}.params must be a table")
-            if rc.model.startswith("fgo-sim/"):
+            if is_simulated(rc.model):
                 from fgo_engine.llm.sim.profiles import parse_model
 
                 prof = parse_model(rc.model)

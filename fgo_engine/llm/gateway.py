@@ -29,9 +29,8 @@ from fgo_engine.errors import BudgetExceededError, ContextOverflowError, LLMErro
 from fgo_engine.llm import tokens
 from fgo_engine.llm.scheduling import FairSlots
 from fgo_engine.timeutil import now
-from fgo_engine.types import Budget, Completion, LedgerEntry, Scope, Totals
+from fgo_engine.types import Budget, Completion, LedgerEntry, Scope, Totals, is_simulated
 
-SIM_PREFIX = "fgo-sim/"
 log = logging.getLogger("fgo.llm.gateway")
 _litellm_lock = threading.Lock()
 _litellm_mod = None
@@ -69,13 +68,6 @@ _LEDGER_INSERT = (f"insert into ledger ({', '.join(_LEDGER_COLUMNS)}) "
 
 
 _NO_SCOPE = Scope()
-
-
-def redact(text: str, secrets: list[str]) -> str:
-    for s in secrets:
-        if s and len(s) >= 6:
-            text = text.replace(s, "***")
-    return redaction.scrub(text)  # and every other secret the process knows
 
 
 class Gateway:
@@ -198,7 +190,7 @@ class Gateway:
 
     def window(self, model: str) -> int | None:
         if model not in self._windows:
-            if model.startswith(SIM_PREFIX):
+            if is_simulated(model):
                 from fgo_engine.llm.sim.profiles import parse_model
 
                 self._windows[model] = parse_model(model).window
@@ -261,15 +253,6 @@ class Gateway:
                                                           on_queue=on_queue)
             return slots
 
-    def _secrets(self) -> list[str]:
-        out = []
-        for rc in self.roles.values():
-            if rc.api_key:
-                out.append(rc.api_key)
-            if rc.api_key_env and os.environ.get(rc.api_key_env):
-                out.append(os.environ[rc.api_key_env])
-        return out
-
     def _load_totals(self) -> None:
         """A resumed session continues the totals (and budgets) where its ledger stands."""
         from fgo_engine.persistence.queries import ledger_totals  # the query layer imports Totals from here
@@ -306,7 +289,7 @@ class Gateway:
         if e.started_at is None:
             e.started_at = e.ended_at - e.latency_ms / 1000.0
         if e.error:
-            e.error = redact(e.error, self._secrets())
+            e.error = redaction.scrub(e.error)  # the roles' keys are registered (register_role)
         with self._lock:
             for agg in (self.total, self.by_role[e.role], self.by_scope[(e.scope.kind, e.scope.id)],
                         self.by_phase[e.scope.phase]):
@@ -344,26 +327,7 @@ class Gateway:
         litellm = get_litellm()
         retryable = (litellm.RateLimitError, litellm.Timeout, litellm.APIConnectionError,
                      litellm.InternalServerError, litellm.ServiceUnavailableError, MalformedReply)
-        kwargs: dict[str, Any] = {"model": rc.model, "messages": messages, "timeout": rc.timeout,
-                                  "temperature": rc.temperature, "seed": sample, "num_retries": 0,
-                                  "max_retries": 0}
-        if rc.max_tokens:
-            kwargs["max_tokens"] = rc.max_tokens
-        if tools:
-            kwargs["tools"] = tools
-            # Our tools are plain functions; without this litellm imports its MCP bridge,
-            # which needs the optional `mcp` package.
-            kwargs["_skip_mcp_handler"] = True
-        if rc.api_base:
-            kwargs["api_base"] = rc.api_base
-        api_key = rc.api_key or (os.environ.get(rc.api_key_env) if rc.api_key_env else None)
-        if rc.api_key_env and not api_key:
-            raise LLMError(f"{rc.model} ({role}): the environment variable {rc.api_key_env} is not set")
-        if not api_key and rc.api_base and rc.model.startswith("openai/") and not os.environ.get("OPENAI_API_KEY"):
-            api_key = "no-key"  # a local OpenAI-compatible server (llama.cpp, vLLM, Ollama) wants some key
-        if api_key:
-            kwargs["api_key"] = api_key
-        kwargs.update(rc.params)
+        kwargs = _request(role, rc, messages, sample, tools)
         slots = self._slots_for(rc)
         attempt = 0
 
@@ -388,44 +352,56 @@ class Gateway:
                 raise ContextOverflowError(msg, prompt_tokens=prompt_tokens,
                                            window=self.window(rc.model) or 0) from exc
             except retryable as exc:
-                kind = type(exc).__name__
-                secrets = self._secrets()
-                log.warning("%s (%s) try %d: %s", rc.model, role, attempt + 1, redact(str(exc), secrets))
-                if _is_auth_problem(exc):  # litellm reports some credential problems as server errors
-                    msg = redact(f"{rc.model} ({role}): credentials problem: {_short(exc)}", secrets)
-                    self._record(entry(0, 0, 0.0, msg))
-                    raise LLMError(msg) from None
-                p_used, c_used = _usage_tokens(getattr(exc, "usage", None))
-                self._record(entry(p_used, c_used, 0.0, f"{kind}: {_short(exc)}"))
-                gives_up = attempt >= self.retries
-                if isinstance(exc, litellm.Timeout) and not rc.retry_timeouts:
-                    gives_up = True  # a local server is still generating the abandoned reply
-                if gives_up:
-                    msg = redact(_user_message(rc, role, exc, attempt + 1), secrets)
-                    log.error("%s", msg)
-                    raise LLMError(msg) from None
-                wait = _retry_after(exc)
-                if wait is not None:
-                    delay = min(self.max_retry_after, wait)  # the server said when; capped by a setting
-                else:
-                    delay = min(self.max_backoff, self.backoff * (2 ** attempt))
-                    delay *= 0.5 + self._rng.random()  # jitter
-                self.sleep(delay)
+                self.sleep(self._retry_delay(litellm, role, rc, exc, attempt, entry))
                 attempt += 1
                 continue
             except Exception as exc:  # auth, bad request, unknown model: not worth retrying
-                secrets = self._secrets()
-                log.error("%s (%s): %s", rc.model, role, redact(str(exc), secrets))
-                msg = redact(_user_message(rc, role, exc, 0), secrets)
+                log.error("%s (%s): %s", rc.model, role, redaction.scrub(str(exc)))
+                msg = redaction.scrub(_user_message(rc, role, exc, 0))
                 self._record(entry(0, 0, 0.0, msg))
                 raise LLMError(msg) from None
             break
-        latency = _ms(start)
+        comp = self._completion(litellm, rc, resp, messages, tools, prompt_tokens, _ms(start))
+        payload = {"text": comp.text, "tool_calls": comp.tool_calls, "prompt_tokens": comp.prompt_tokens,
+                   "completion_tokens": comp.completion_tokens, "cost": comp.cost}
+        if comp.finish_reason:
+            payload["finish_reason"] = comp.finish_reason
+        done = entry(comp.prompt_tokens, comp.completion_tokens, comp.cost, None)
+        done.latency_ms = comp.latency_ms
+        self._record(done, payload if self.use_cache or self.store else None)
+        return comp
+
+    def _retry_delay(self, litellm, role: str, rc: RoleConfig, exc: BaseException, attempt: int,
+                     entry: Callable[[int, int, float, str | None], LedgerEntry]) -> float:
+        """A retryable failure ledgered; how long to wait before the next try, or the
+        :class:`LLMError` that ends the call (a credentials problem, no tries left)."""
+        log.warning("%s (%s) try %d: %s", rc.model, role, attempt + 1, redaction.scrub(str(exc)))
+        if _is_auth_problem(exc):  # litellm reports some credential problems as server errors
+            msg = f"{rc.model} ({role}): credentials problem: {_short(exc)}"
+            self._record(entry(0, 0, 0.0, msg))
+            raise LLMError(msg) from None
+        p_used, c_used = _usage_tokens(getattr(exc, "usage", None))
+        self._record(entry(p_used, c_used, 0.0, f"{type(exc).__name__}: {_short(exc)}"))
+        gives_up = attempt >= self.retries
+        if isinstance(exc, litellm.Timeout) and not rc.retry_timeouts:
+            gives_up = True  # a local server is still generating the abandoned reply
+        if gives_up:
+            msg = redaction.scrub(_user_message(rc, role, exc, attempt + 1))
+            log.error("%s", msg)
+            raise LLMError(msg) from None
+        wait = _retry_after(exc)
+        if wait is not None:
+            return min(self.max_retry_after, wait)  # the server said when; capped by a setting
+        delay = min(self.max_backoff, self.backoff * (2 ** attempt))
+        return delay * (0.5 + self._rng.random())  # jitter
+
+    def _completion(self, litellm, rc: RoleConfig, resp, messages, tools, prompt_tokens: int | None,
+                    latency: float) -> Completion:
+        """The reply as a :class:`Completion`; tokens the server did not report are counted here."""
         msg = resp.choices[0].message
         text = msg.content or ""
-        calls = []
-        for tc in getattr(msg, "tool_calls", None) or []:
-            calls.append({"id": tc.id, "name": tc.function.name, "arguments": tc.function.arguments or "{}"})
+        calls = [{"id": tc.id, "name": tc.function.name, "arguments": tc.function.arguments or "{}"}
+                 for tc in getattr(msg, "tool_calls", None) or []]
         usage = getattr(resp, "usage", None)
         p = getattr(usage, "prompt_tokens", None) or prompt_tokens
         if not p:
@@ -433,19 +409,11 @@ class Gateway:
         c = getattr(usage, "completion_tokens", None)
         if c is None:
             c = tokens.count_text(text, rc.model)
-        cost = 0.0 if rc.model.startswith(SIM_PREFIX) else self._cost(litellm, rc.model, resp)
+        cost = 0.0 if is_simulated(rc.model) else self._cost(litellm, rc.model, resp)
         finish = getattr(resp.choices[0], "finish_reason", None)
-        comp = Completion(text=text, tool_calls=calls, prompt_tokens=int(p), completion_tokens=int(c),
+        return Completion(text=text, tool_calls=calls, prompt_tokens=int(p), completion_tokens=int(c),
                           cost=cost, latency_ms=latency, cached=False, model=rc.model,
                           finish_reason=str(finish) if finish else None)
-        payload = {"text": comp.text, "tool_calls": comp.tool_calls, "prompt_tokens": comp.prompt_tokens,
-                   "completion_tokens": comp.completion_tokens, "cost": comp.cost}
-        if comp.finish_reason:
-            payload["finish_reason"] = comp.finish_reason
-        done = entry(comp.prompt_tokens, comp.completion_tokens, cost, None)
-        done.latency_ms = latency
-        self._record(done, payload if self.use_cache or self.store else None)
-        return comp
 
     @staticmethod
     def _send(litellm, rc: RoleConfig, release: Callable[[], None], kwargs: dict[str, Any]):
@@ -453,7 +421,7 @@ class Gateway:
         The HTTP client's timeout bounds each read, not the whole reply: a body trickled in
         slowly would never end. ``release`` gives the slot back when the request really ends,
         so an abandoned request keeps it (a local server is still busy with it)."""
-        if rc.model.startswith(SIM_PREFIX):
+        if is_simulated(rc.model):
             from fgo_engine.llm.sim.provider import cpu_turn
 
             try:
@@ -533,14 +501,38 @@ def _retry_after(exc: BaseException) -> float | None:
     return None
 
 
+def _request(role: str, rc: RoleConfig, messages, sample: int, tools) -> dict[str, Any]:
+    """litellm's arguments for one call of ``role``: its own retries off (the gateway retries)."""
+    kwargs: dict[str, Any] = {"model": rc.model, "messages": messages, "timeout": rc.timeout,
+                              "temperature": rc.temperature, "seed": sample, "num_retries": 0,
+                              "max_retries": 0}
+    if rc.max_tokens:
+        kwargs["max_tokens"] = rc.max_tokens
+    if tools:
+        kwargs["tools"] = tools
+        # Our tools are plain functions; without this litellm imports its MCP bridge,
+        # which needs the optional `mcp` package.
+        kwargs["_skip_mcp_handler"] = True
+    if rc.api_base:
+        kwargs["api_base"] = rc.api_base
+    api_key = rc.api_key or (os.environ.get(rc.api_key_env) if rc.api_key_env else None)
+    if rc.api_key_env and not api_key:
+        raise LLMError(f"{rc.model} ({role}): the environment variable {rc.api_key_env} is not set")
+    if not api_key and rc.api_base and rc.model.startswith("openai/") and not os.environ.get("OPENAI_API_KEY"):
+        api_key = "no-key"  # a local OpenAI-compatible server (llama.cpp, vLLM, Ollama) wants some key
+    if api_key:
+        kwargs["api_key"] = api_key
+    kwargs.update(rc.params)
+    return kwargs
+
+
 _PREFIXES = re.compile(r"^(?:litellm\.\w+:\s*)?(?:\w+Error:\s*)?(?:\w+Exception\s*-\s*)?")
 
 
 def _reason(exc: BaseException, limit: int = 160) -> str:
     """The provider's own words, without litellm's prefixes, on one short line."""
-    text = redaction.scrub(" ".join(str(exc).split()))  # before cutting: never half a key
-    text = _PREFIXES.sub("", text).strip() or type(exc).__name__
-    return text if len(text) <= limit else text[:limit] + "…"
+    text = _PREFIXES.sub("", redaction.scrub(" ".join(str(exc).split()))).strip() or type(exc).__name__
+    return redaction.clip(text, limit)
 
 
 def _is_connection_problem(exc: BaseException) -> bool:
@@ -601,5 +593,4 @@ def _ms(start: float) -> float:
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:
-    s = redaction.scrub(" ".join(str(exc).split()))  # before cutting: never half a key
-    return s if len(s) <= limit else s[:limit] + "…"
+    return redaction.clip(" ".join(str(exc).split()), limit)

@@ -21,7 +21,7 @@ from fgo_engine.method.optimize import optimize_loop, optimize_subsets
 from fgo_engine.method.projection import Loop, MergeStep, Plan, Projection, estimate, tree_plan
 from fgo_engine.method.runtime import Runtime
 from fgo_engine.suites.base import Suite
-from fgo_engine.types import Module, Task
+from fgo_engine.types import Module, Task, is_simulated
 
 
 @dataclass
@@ -174,7 +174,7 @@ def check_run(config: RunConfig, suite: Suite, train: list[Task]) -> None:
 def run_notes(config: RunConfig, suite: Suite) -> list[str]:
     """What the operator should know before starting: the suite's notes, the simulator's limits."""
     notes = list(getattr(suite, "notes", None) or [])
-    sim_roles = [r for r, rc in config.roles.items() if rc.model.startswith("fgo-sim/")]
+    sim_roles = [r for r, rc in config.roles.items() if is_simulated(rc.model)]
     if config.suite == "jsonl" and "agent" in sim_roles:
         notes.append("the simulated LLM cannot answer your own tasks (it replies 'unknown'): use a real model "
                      "for the agent to learn anything")

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from fgo_engine import redaction
 from fgo_engine.types import Critique, Module, Task, Trajectory
 
 EVALUATOR_SYSTEM = """You are the evaluator in an optimization loop for an LLM agent.
@@ -173,7 +174,7 @@ def parse_critique(task_id: str, text: str) -> Critique:
         except json.JSONDecodeError:
             pass
     return Critique(task_id=task_id, correct=False, failure="", pattern="",
-                    suggestion=text.strip()[:500], raw=text, parsed=False)
+                    suggestion=redaction.clip(text.strip(), 500, mark=""), raw=text, parsed=False)
 
 
 def optimizer_messages(

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from fgo_engine import events as ev
+from fgo_engine import redaction
 from fgo_engine.config import RunConfig
 from fgo_engine.errors import BudgetExceededError, CancelledError, LLMError, MalformedOutputError
 from fgo_engine.llm import tokens
@@ -138,7 +139,8 @@ class Runtime:
             comp = inner(messages, tools=tools)
             last = next((m.get("content") or "" for m in reversed(messages) if m.get("role") in ("user", "tool")), "")
             action = comp.text or ", ".join(f"{c['name']}({c['arguments']})" for c in comp.tool_calls)
-            bus.emit(ev.AgentStep(scope.kind, scope.id, task_id, str(last)[-400:], action[:400]))
+            bus.emit(ev.AgentStep(scope.kind, scope.id, task_id, redaction.clip(str(last), 400, keep="tail"),
+                                  redaction.clip(action, 400)))
             return comp
 
         return call

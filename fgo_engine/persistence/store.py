@@ -18,7 +18,6 @@ import itertools
 import json
 import os
 import queue
-import re
 import socket
 import sqlite3
 import sys
@@ -62,11 +61,6 @@ SESSION_STATUSES = frozenset(
 _MAX_BATCH = 1000
 _WRITER_BUSY_MS = 30_000
 _READER_BUSY_MS = 5_000
-# Config keys that look like credentials never reach the session file.
-# ``api_key_env`` names an environment variable (not a secret) and is kept, so a resumed
-# session still knows where to find its key.
-_SECRET_KEY = re.compile(r"api[_-]?key(?![_-]?env$)|secret|password|passwd|authorization|access[_-]?token",
-                         re.IGNORECASE)
 
 
 utc_now = now  # the one timestamp helper (fgo_engine.timeutil)
@@ -247,7 +241,7 @@ def _scrub_secrets(value: Any) -> Any:
     """API keys are never stored, even when a caller passes a config that holds one."""
     if isinstance(value, dict):
         return {k: _scrub_secrets(v) for k, v in value.items()
-                if not (isinstance(k, str) and _SECRET_KEY.search(k))}
+                if not (isinstance(k, str) and redaction.is_secret_name(k))}
     if isinstance(value, (list, tuple)):
         return [_scrub_secrets(v) for v in value]
     return value

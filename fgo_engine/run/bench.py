@@ -19,6 +19,7 @@ from fgo_engine.config import METHODS, RunConfig
 from fgo_engine.errors import ConfigError
 from fgo_engine.report.critical_path import critical_path_of
 from fgo_engine.run.session import RunResult, Session
+from fgo_engine.types import is_simulated
 
 DEFAULT_METHODS = ("vanilla", "all-at-once", "batch-wise", "bootstrapping", "fgo")
 PHASES = ("explore", "evaluate", "optimize", "merge", "backtest")
@@ -80,7 +81,7 @@ def run_bench(suite: str, *, methods: list[str], seeds: int = 1, model: str = "f
             raise ConfigError(f"--vary {key}: only {', '.join(sorted(allowed))} can be varied")
         runs += [(f"fgo[{key}={v}]", "fgo", {key: v}) for v in values]
     timing = {"latency": latency, "prefill_rate": prefill_rate, "decode_rate": decode_rate}
-    if model.startswith("fgo-sim/"):
+    if is_simulated(model):
         for key, value in timing.items():
             if value:
                 model = f"{model}{',' if ':' in model else ':'}{key}={value}"
@@ -129,7 +130,7 @@ def run_bench(suite: str, *, methods: list[str], seeds: int = 1, model: str = "f
         "suite": suite, "model": model, "seeds": seeds, "subsets": subsets, "epochs": epochs,
         "threshold": threshold, "latency": latency, "prefill_rate": prefill_rate, "decode_rate": decode_rate,
         "config": dict(extra or {}), "workers": workers, "categories": cats,
-        "simulated": model.startswith("fgo-sim/"),
+        "simulated": is_simulated(model),
         "methods": {m: {"runs": s.runs, "overall": s.stat("test_score"),
                         "prompt_tokens": s.stat("opt_prompt_tokens"),
                         "completion_tokens": s.stat("opt_completion_tokens"),

@@ -122,4 +122,4 @@ class ConsolePrinter:
                 parts.append(e.message)
             self._say(" · ".join(parts))
         elif isinstance(e, ev.AgentStep) and self.verbose:
-            self._say(f"  {e.scope_kind}{e.scope_id} {e.task_id}: {e.action[:80]}")
+            self._say(f"  {e.scope_kind}{e.scope_id} {e.task_id}: {redaction.clip(e.action, 80)}")

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fgo_engine import redaction
 from fgo_engine.tools import isolation
 
 __all__ = ["ToolResult", "run_tool"]
@@ -366,11 +367,12 @@ def _fmt_seconds(t: float) -> str:
 
 
 def _one_line(s: str, n: int = 300) -> str:
-    s = " ".join(s.split())
+    s = redaction.scrub(" ".join(s.split()))  # before cutting: never half a key
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
 def _truncate(s: str, n: int, total: int | None = None) -> str:
+    s = redaction.scrub(s)  # before cutting: never half a key
     if len(s) <= n and (total is None or total <= len(s)):
         return s
     mark = f"\n... [truncated: {max(len(s), total or 0)} chars in all]"

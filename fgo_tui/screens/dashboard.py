@@ -22,6 +22,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, Log, Static, TabbedContent, TabPane, Tree
 
 from fgo_engine.persistence import queries as q
+from fgo_engine.types import is_simulated
 from fgo_tui.messages import RunUpdated
 from fgo_tui.model.state import NodeView, fmt_score, fmt_tokens
 from fgo_tui.widgets.merge_tree import MergeTree
@@ -270,7 +271,7 @@ class DashboardScreen(Screen):
         models = sorted(set(v.models.values()))
         if models:
             t.append("\nmodels " + ", ".join(models), style="dim")
-            if all(m.startswith("fgo-sim/") for m in models):
+            if all(is_simulated(m) for m in models):
                 t.append(" (simulated LLM: a test bed, not evidence of real-model quality)", style="dim italic")
         notes = []
         if ctl.pending_request is not None:

@@ -18,6 +18,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
+from fgo_engine.types import is_simulated
 from fgo_tui.messages import StartSession
 
 DEFAULT_MODEL = "fgo-sim/medium"
@@ -230,7 +231,7 @@ class NewSessionScreen(Screen):
             errors["f-tasks"] = "give the path of a JSONL task file (one JSON object per line)"
         for role in ROLES:
             model = self.value(f"f-model-{role}").strip() or DEFAULT_MODEL
-            if model.startswith("fgo-sim/") or "/" not in model:
+            if is_simulated(model) or "/" not in model:
                 from fgo_engine.run.preflight import model_problem
 
                 problem = model_problem(model)
