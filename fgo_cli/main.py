@@ -8,13 +8,27 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import fgo_engine  # noqa: F401  (environment defaults first)
-from fgo_engine.config import CLUSTERS, EXECUTORS, METHODS, PARTITIONS, REVIEWS, ROLES, RunConfig, parse_key_values
+from fgo_engine.config import (
+    BENCH_DEFAULTS,
+    BENCH_METHODS,
+    BENCH_VARIANTS,
+    BENCH_VARY_KEYS,
+    CLUSTERS,
+    EXECUTORS,
+    METHODS,
+    PARTITIONS,
+    REVIEWS,
+    ROLES,
+    RunConfig,
+    parse_key_values,
+)
 from fgo_engine.errors import ConfigError, FGOError, SessionError
 
 SESSIONS_DIR = Path(os.environ.get("FGO_SESSIONS_DIR", "sessions"))
@@ -61,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
                                     "final_answer, llm_judge")
     r.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="suite option, e.g. n_train=24 (repeatable)")
+    _module_flags(r)
     r.add_argument("--no-cache", action="store_true", help="bypass the response cache")
     r.add_argument("--verbose", "-v", action="store_true")
 
@@ -87,31 +102,73 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("doctor", help="check this machine: the tool sandbox's OS layer, Python, SQLite, keys set")
 
-    b = sub.add_parser("bench", help="compare FGO with the baselines (paper-style table)")
-    b.add_argument("--suite", required=True)
-    b.add_argument("--methods", default="vanilla,all-at-once,batch-wise,bootstrapping,fgo")
-    b.add_argument("--seeds", type=int, default=1)
-    b.add_argument("--model", default="fgo-sim/medium")
-    b.add_argument("--subsets", type=int, default=4)
-    b.add_argument("--epochs", type=int, default=2)
-    b.add_argument("--threshold", type=int, default=2)
+    b = sub.add_parser("bench", help="compare FGO with the baselines (paper-style table)",
+                       description="Run each method on the same training and test tasks "
+                                   "and print a table of test scores, tokens, cost and wall times (training apart "
+                                   "from the final test), saved as Markdown and JSON under --out.")
+    bsrc = b.add_mutually_exclusive_group(required=True)
+    bsrc.add_argument("--suite", help="built-in suite: household, invoices, tools, bbh, alfworld (or a plugin's)")
+    bsrc.add_argument("--tasks", metavar="FILE", help="your own tasks (JSONL), as `fgo run --tasks`")
+    b.add_argument("--scorer", help="scorer for --tasks: exact, normalized, regex, contains, numeric, "
+                                    "final_answer, llm_judge")
+    b.add_argument("--methods", default=",".join(BENCH_METHODS),
+                   help="comma-separated, in table order; choose from " + ", ".join((*METHODS, *BENCH_VARIANTS))
+                        + " (default %(default)s)")
+    b.add_argument("--seeds", type=int, default=1, help="runs per method, seeds 0..K-1 (default 1)")
+    b.add_argument("--config", metavar="FILE", help="a TOML or JSON config file the bench's settings override")
+    b.add_argument("--model", help="model for every role (default fgo-sim/medium, or the --config file's)")
+    for role in ROLES:
+        b.add_argument(f"--{role}-model", dest=f"{role}_model", help=f"model for the {role} role")
+    b.add_argument("--api-base", help="API base URL for every role (a local server, say)")
+    b.add_argument("--window", type=int, metavar="TOKENS",
+                   help="the optimizer's and merger's context window, hence their prompt budget (any model)")
+    b.add_argument("--subsets", type=int, default=BENCH_DEFAULTS["subsets"],
+                   help="N: subsets for FGO and no-merge, batches for batch-wise (default %(default)s)")
+    b.add_argument("--epochs", type=int, default=BENCH_DEFAULTS["epochs"],
+                   help="E: optimization epochs (default %(default)s)")
+    b.add_argument("--threshold", type=int, default=BENCH_DEFAULTS["threshold"],
+                   help="t: FGO merges groups of at most t modules in one call (default %(default)s)")
     b.add_argument("--latency", type=float, default=0.0, help="simulated seconds per LLM call")
     b.add_argument("--prefill-rate", type=float, default=0.0,
                    help="simulated prompt tokens per second (adds prompt_tokens / rate to each call)")
     b.add_argument("--decode-rate", type=float, default=0.0,
                    help="simulated completion tokens per second (adds completion_tokens / rate)")
-    b.add_argument("--workers", type=int, default=4, help="subsets optimized in parallel")
+    b.add_argument("--workers", type=int, default=BENCH_DEFAULTS["workers"], help="subsets optimized in parallel")
     b.add_argument("--task-workers", type=int, default=None, help="task workers shared by the subsets")
     b.add_argument("--max-concurrency", type=int, default=None, help="LLM calls in flight per model")
-    b.add_argument("--backtest", choices=("full", "adaptive"), default="full", help="FGO's merge backtests")
-    b.add_argument("--review", choices=REVIEWS, default="auto", help="FGO's merge review policy")
+    b.add_argument("--backtest", choices=("full", "adaptive"), default=BENCH_DEFAULTS["backtest"],
+                   help="FGO's merge backtests")
+    b.add_argument("--review", choices=REVIEWS, default=BENCH_DEFAULTS["review"],
+                   help="the fgo row's merge review (auto: the paper's, every merge adopted); the row "
+                        "fgo-if-not-worse in --methods is the if-not-worse variant")
     b.add_argument("--jobs", type=int, default=1,
                    help="runs (seed x method) in that many processes at once; wall times then share the cores")
-    b.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
+    b.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="suite option, e.g. n_train=24 (repeatable)")
     b.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2",
-                   help="FGO ablation rows: cluster, partition, subsets, threshold or epochs (repeatable)")
+                   help="an FGO row per value with one setting changed; KEY is one of "
+                        + ", ".join(BENCH_VARY_KEYS) + " (repeatable)")
     b.add_argument("--out", default="bench-out", help="folder for the table (Markdown + JSON) and sessions")
+    _module_flags(b)
     return p
+
+
+def _module_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--instruction", metavar="FILE", help="start from your own instruction (a text file)")
+    g.add_argument("--toolbox", metavar="FILE", help="start from your own toolbox (a Python file of tools)")
+
+
+def _module_args(a: argparse.Namespace) -> dict[str, str]:
+    """``--instruction FILE`` / ``--toolbox FILE`` as config settings holding the file's text."""
+    from fgo_engine.config import read_module_file
+
+    out = {}
+    for key in ("instruction", "toolbox"):
+        path = getattr(a, key, None)
+        if path:
+            out[key] = read_module_file(path, key)
+    return out
 
 
 def _parse_options(pairs: list[str]) -> dict[str, Any]:
@@ -132,6 +189,11 @@ def config_from_args(a: argparse.Namespace) -> RunConfig:
     opts = _parse_options(a.option)
     if opts:
         data.setdefault("suite_options", {}).update(opts)
+    start = _module_args(a)
+    if start:
+        data.pop("instruction", None)
+        data.pop("toolbox", None)
+        data.update(start)
     for flag in ("method", "subsets", "epochs", "threshold", "cluster", "partition", "seed", "workers", "review",
                  "budget_tokens", "budget_cost", "backtest", "executor", "ray_address"):
         v = getattr(a, flag)
@@ -167,11 +229,12 @@ def _default_session_path(cfg: RunConfig) -> Path:
     return SESSIONS_DIR / f"{cfg.suite}-{time.strftime('%Y%m%d-%H%M%S')}.db"
 
 
-def _headless_gate(review: str):
+def _headless_gate(review: str, path: Path):
+    """``ask``: the console asks, and the app following the run may answer instead."""
     if review == "ask":
         from fgo_engine.run.console_gate import ConsoleGate
 
-        return ConsoleGate()
+        return ConsoleGate(session=path)
     return None
 
 
@@ -207,8 +270,10 @@ def _run_with_sigint(session, printer) -> int:
     previous = signal.getsignal(signal.SIGINT)
 
     def on_sigint(signum, frame):
-        print("\ncancelling… (the session is saved; `fgo resume` continues it)", file=sys.stderr)
-        session.cancel()
+        print("\ncancelling… no new LLM call starts (the session is saved; `fgo resume` continues it)",
+              file=sys.stderr)
+        # not in the handler itself: it may have interrupted this thread inside a lock cancel() takes
+        threading.Thread(target=session.cancel, name="fgo-cancel", daemon=True).start()
 
     signal.signal(signal.SIGINT, on_sigint)
     try:
@@ -241,7 +306,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         from fgo_tui.app import run_app
 
         return run_app(new_config=cfg, session_path=path)
-    session = Session.create(path, cfg, gate=_headless_gate(cfg.review))
+    session = Session.create(path, cfg, gate=_headless_gate(cfg.review, path))
     for role, rc in cfg.roles.items():
         print(f"{role}: {rc.summary()}")
     print(f"review: {cfg.review}")
@@ -282,7 +347,7 @@ def cmd_resume(a: argparse.Namespace) -> int:
 
         return run_app(resume_path=path, overrides=overrides)
     session = Session.open(path, config_overrides=overrides)
-    gate = _headless_gate(session.config.review)
+    gate = _headless_gate(session.config.review, path)
     if gate is not None:
         session.gate = gate
     return _run_headless(session, a.verbose)
@@ -409,16 +474,25 @@ def cmd_bench(a: argparse.Namespace) -> int:
     from fgo_engine.run import bench
 
     methods = [m.strip() for m in a.methods.split(",") if m.strip()]
-    extra: dict[str, Any] = {"backtest": a.backtest, "review": a.review}
+    extra: dict[str, Any] = {"backtest": a.backtest, **_module_args(a)}
     if a.task_workers is not None:
         extra["task_workers"] = a.task_workers
     if a.max_concurrency is not None:
         extra["roles"] = {r: {"max_concurrency": a.max_concurrency} for r in ROLES}
-    report = bench.run_bench(a.suite, methods=methods, seeds=a.seeds, model=a.model, subsets=a.subsets,
+    base = RunConfig.load(a.config).to_dict() if a.config else None
+    roles = {r: getattr(a, f"{r}_model") for r in ROLES if getattr(a, f"{r}_model")}
+    suite, options = a.suite, _parse_options(a.option)
+    if a.tasks:
+        suite = "jsonl"
+        options = {"path": str(Path(a.tasks).resolve()), **({"scorer": a.scorer} if a.scorer else {}), **options}
+    elif a.scorer:
+        raise ConfigError("--scorer goes with --tasks FILE")
+    report = bench.run_bench(suite, methods=methods, seeds=a.seeds, model=a.model, subsets=a.subsets,
                              epochs=a.epochs, threshold=a.threshold, latency=a.latency,
                              prefill_rate=a.prefill_rate, decode_rate=a.decode_rate, workers=a.workers,
-                             extra=extra, suite_options=_parse_options(a.option), out_dir=a.out,
-                             vary=_parse_vary(a.vary), jobs=a.jobs)
+                             extra=extra, suite_options=options, out_dir=a.out,
+                             vary=_parse_vary(a.vary), jobs=a.jobs, window=a.window, review=a.review,
+                             roles=roles, api_base=a.api_base, base_config=base)
     print()
     print(bench.to_markdown(report), end="")
     md, js = bench.save(report, a.out)

@@ -27,6 +27,14 @@ RETIRED = frozenset({"batch_size"})  # read by nothing; batch-wise and bootstrap
 # (seen: 69 s evaluator replies filling a 2,048-token window). Applied when a role's
 # max_tokens is not given; an explicit ``max_tokens = null`` (older sessions) means no cap.
 DEFAULT_MAX_TOKENS = {"agent": 1024, "evaluator": 512, "optimizer": 4096, "merger": 4096}
+# The bench's conditions, one set of defaults for `fgo bench` and `make bench` alike. The
+# paper's FGO adopts every merged module (review "auto"): the row called `fgo`.
+BENCH_DEFAULTS: dict[str, Any] = {"model": "fgo-sim/medium", "subsets": 4, "epochs": 2, "threshold": 2,
+                                  "workers": 4, "review": "auto", "backtest": "full", "window": None}
+# `fgo bench`: the methods of its default table, the named variant rows, the keys --vary changes
+BENCH_METHODS = ("vanilla", "all-at-once", "batch-wise", "bootstrapping", "fgo")
+BENCH_VARIANTS = ("fgo-if-not-worse",)
+BENCH_VARY_KEYS = ("cluster", "partition", "subsets", "threshold", "epochs", "backtest", "review")
 # Remote APIs serve many requests at once; a local server (llama.cpp, Ollama) serves one at a
 # time and keeps generating after a client gives up, so a retried timeout only repeats it.
 REMOTE_DEFAULTS = {"max_concurrency": 8, "timeout": 120.0, "retry_timeouts": True}
@@ -49,6 +57,51 @@ def is_loopback(api_base: str | None) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+MAX_MODULE_BYTES = 256 << 10  # a starting module file: 256 KiB
+MODULE_FILE_KEYS = {"instruction_file": "instruction", "toolbox_file": "toolbox"}
+
+
+def read_module_file(path: str | Path, what: str = "instruction") -> str:
+    """The text of a starting module file (``--instruction FILE``, ``instruction_file = …``),
+    or a one-line :class:`ConfigError`."""
+    p = Path(path).expanduser()
+    try:
+        if p.is_dir():
+            raise ConfigError(f"{what} file {p} is a directory")
+        size = p.stat().st_size
+        if size > MAX_MODULE_BYTES:
+            raise ConfigError(f"{what} file {p} is {size >> 10} KiB; the limit is {MAX_MODULE_BYTES >> 10} KiB")
+        text = p.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(f"{what} file not found: {p}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} file {p} is not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the {what} file {p} ({exc.strerror})") from None
+    if not text.strip():
+        raise ConfigError(f"{what} file {p} is empty")
+    return text.strip("\n") + "\n" if what == "toolbox" else text.strip()
+
+
+def read_module_files(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """``instruction_file`` / ``toolbox_file`` keys replaced by the text they point at
+    (the session stores the text: it must not change when the file does)."""
+    if not any(k in data for k in MODULE_FILE_KEYS):
+        return data
+    data = dict(data)
+    for file_key, key in MODULE_FILE_KEYS.items():
+        if file_key not in data:
+            continue
+        value = data.pop(file_key)
+        if not isinstance(value, (str, Path)) or not str(value).strip():
+            raise ConfigError(f"{file_key} must be the path of a file (got {value!r})")
+        if data.get(key) is not None:
+            raise ConfigError(f"give {key} or {file_key}, not both")
+        path = Path(value).expanduser()
+        data[key] = read_module_file(path if path.is_absolute() else base / path, key)
+    return data
 
 
 def parse_key_values(pairs: list[str], what: str = "--option") -> dict[str, Any]:
@@ -144,6 +197,8 @@ class RunConfig:
     prompt_budget: int | None = None  # optimizer prompt tokens; None: the optimizer's window minus its reply
     executor: str = "threads"  # where rollouts run: threads (this process) or ray (a Ray cluster)
     ray_address: str | None = None  # None: a local Ray instance on loopback; "auto" or "ray://host:port": join one
+    instruction: str | None = None  # the starting module's text for an instruction suite (None: the suite's own)
+    toolbox: str | None = None  # the starting toolbox (Python source) for a toolbox suite
 
     # -- construction -----------------------------------------------------------------
     @classmethod
@@ -153,11 +208,12 @@ class RunConfig:
         if "api_key" in data:
             raise ConfigError("api_key: a key is never read from a config file; put it in an environment variable "
                               "and name that variable with api_key_env (per role)")
-        known = {f.name for f in fields(cls)} | {"model"}
+        known = {f.name for f in fields(cls)} | {"model"} | set(MODULE_FILE_KEYS)
         unknown = sorted(set(data) - known - RETIRED)
         if unknown:
             raise ConfigError(f"unknown config setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
         data = {k: v for k, v in data.items() if k not in RETIRED}
+        data = read_module_files(data, Path.cwd())
         model = data.pop("model", None)
         roles_in = data.pop("roles", {}) or {}
         if not isinstance(roles_in, dict):
@@ -207,6 +263,8 @@ class RunConfig:
             raise ConfigError(f"{p}: nested too deeply") from None
         except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{p}: not valid {'TOML' if p.suffix == '.toml' else 'JSON'}: {exc}") from None
+        if isinstance(data, dict):
+            data = read_module_files(data, p.parent)  # a path in the file is relative to the file
         return cls.from_dict(data)
 
     def to_dict(self) -> dict[str, Any]:
@@ -258,6 +316,14 @@ class RunConfig:
              f"ray_address must be an address like ray://host:10001, host:6379 or auto (got {self.ray_address!r})")
         need(self.ray_address is None or self.executor == "ray",
              "ray_address is only used with executor = ray (--executor ray)")
+        for key in ("instruction", "toolbox"):
+            text = getattr(self, key)
+            need(text is None or (isinstance(text, str) and bool(text.strip())),
+                 f"{key} must be the non-empty text of the starting module (got {text!r})")
+            need(text is None or len(text.encode("utf-8", "replace")) <= MAX_MODULE_BYTES,
+                 f"{key}: the starting module is larger than {MAX_MODULE_BYTES >> 10} KiB")
+        need(self.instruction is None or self.toolbox is None,
+             "give a starting instruction or a starting toolbox, not both (a suite optimizes one kind)")
         for role, b in self.role_budgets.items():
             need(role in ROLES, f"role_budgets: unknown role {role!r}")
             need(is_int(b) and b > 0, f"role_budgets.{role} must be a positive whole number")

@@ -149,6 +149,7 @@ class MergeNodeUpdated(Event):
     module_id: str | None = None
     backtest_tasks: int | None = None  # tasks the backtest ran on (adaptive: the sample)
     interval: tuple[float, float] | None = None  # merged − best child on them, 95% bound (adaptive)
+    decided_by: str | None = None  # operator | policy:auto | policy:if-not-worse | identical-children
 
 
 @dataclass(frozen=True)

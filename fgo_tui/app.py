@@ -101,6 +101,7 @@ class FGOApp(App[int]):
         self.exit_note: str | None = None  # printed once the app is gone ("saved: fgo resume …")
         self._live_review: ReviewScreen | None = None
         self._review_deferred: Any = None  # a review that arrived while the command palette was open
+        self._offered: Any = None  # the last review of a followed run shown by itself
         self.warmed = threading.Event()  # the engine's modules are imported (see _warm_up)
         self.ticks = 0  # drain timer ticks
         self.drains = 0  # ticks that carried events (diagnostics, tests)
@@ -137,7 +138,8 @@ class FGOApp(App[int]):
             for suffix in ("", "-wal", "-shm"):
                 Path(str(path) + suffix).unlink(missing_ok=True)
         if path.exists():
-            self.sessions_screen._select_path = path  # type: ignore[union-attr]
+            if self.sessions_screen is not None:
+                self.sessions_screen.select(path)
             self.open_session(path, resume=False)
         else:
             self.start_new(None, path)
@@ -148,7 +150,7 @@ class FGOApp(App[int]):
 
     def open_session(self, path: Path, *, resume: bool = False, overrides: dict[str, Any] | None = None) -> None:
         path = Path(path)
-        if self.ctl is not None and self.ctl.path.resolve() == path.resolve():
+        if self.ctl is not None and self.ctl.path.resolve() == path.resolve() and not self._run_elsewhere_ended():
             self._show_dashboard()
             if resume:
                 self.resume_run()
@@ -169,9 +171,12 @@ class FGOApp(App[int]):
             self.push_screen(MessageModal(f"Cannot open {ctl.path.name}", _one_line(exc)))
             return
         self._activate(ctl)
-        if ctl.cannot_run:
+        if ctl.following:
+            self.notify("another process runs this session: the view follows it live, and the reviews it asks "
+                        "for can be answered here", title="Following", timeout=8)
+        elif ctl.cannot_run:
             self.notify(f"view only: {ctl.cannot_run}", severity="warning", timeout=8, markup=False)
-        if resume:
+        if resume and not ctl.following:  # `fgo resume` of a session that runs elsewhere: follow it
             self.resume_run()
 
     @on(StartSession)
@@ -228,11 +233,10 @@ class FGOApp(App[int]):
     def _activate(self, ctl: RunController) -> Any:
         """Shows the session's dashboard; returns what to await for it to be mounted (or None)."""
         old = self.ctl
+        self._drop_dashboard()
         if old is not None and old is not ctl:
-            self._drop_dashboard()
             old.close()
         self.ctl = ctl
-        self.dashboard = DashboardScreen(ctl)
         return self._show_dashboard()
 
     def _drop_dashboard(self) -> None:
@@ -243,12 +247,15 @@ class FGOApp(App[int]):
         self.dashboard = None
 
     def _show_dashboard(self) -> Any:
-        if self.dashboard is None:
+        if self.ctl is None:
             return None
-        if self.dashboard in self.screen_stack:
+        if self.dashboard is not None and self.dashboard in self.screen_stack:
             while self.screen is not self.dashboard and not isinstance(self.screen, ReviewScreen):
                 self.pop_screen()
             return None
+        # a new screen each time it comes back: Textual removes a popped screen, and one pushed
+        # again keeps its stopped update timer (it would never repaint until a resize)
+        self.dashboard = DashboardScreen(self.ctl)
         return self.push_screen(self.dashboard)
 
     def show_sessions(self) -> None:
@@ -298,6 +305,13 @@ class FGOApp(App[int]):
                 self.notify("resumed")
             self._refresh_dashboard()
             return
+        if ctl.following:
+            if not self._run_elsewhere_ended():
+                self.notify("another process runs this session; it can be resumed here once that one stops",
+                            severity="warning", timeout=6)
+                return
+            self._open_worker(RunController(ctl.path, self.factory, clock=self.clock), True, None)  # take it over
+            return
         if not ctl.can_run:
             self.notify(f"this session cannot run here: {ctl.cannot_run}", severity="error", markup=False)
             return
@@ -308,18 +322,20 @@ class FGOApp(App[int]):
             def answered(budget: int | None) -> None:
                 if budget is None:
                     return
-                ctl.next_overrides = {"budget_tokens": budget or None}
-                ctl.view.budget_tokens = budget or None
+                ctl.set_budget(budget or None)
                 self._start_run(ctl)
 
             self.push_screen(BudgetModal(ctl.view.budget_tokens, ctl.view.tokens), answered)
             return
         self._start_run(ctl)
 
+    def _run_elsewhere_ended(self) -> bool:
+        """Following a session whose other process has let it go (finished, stopped, killed)."""
+        ctl = self.ctl
+        return bool(ctl is not None and ctl.follower is not None and not ctl.follower.running_elsewhere)
+
     def _start_run(self, ctl: RunController) -> None:
-        ctl.running = True
-        ctl.view.status = "running"
-        ctl.view.message = ""
+        ctl.mark_started()
         self._run_worker(ctl)
         self._refresh_dashboard()
 
@@ -335,11 +351,10 @@ class FGOApp(App[int]):
         ctl = self.ctl
         if ctl is None:
             return
-        ctl.running = False
+        ctl.mark_stopped()
         self._drain()
         if event.state == WorkerState.ERROR and w.error is not None:
-            ctl.view.status = "failed"
-            ctl.view.message = _one_line(w.error)
+            ctl.mark_failed(_one_line(w.error))
             self.push_screen(MessageModal("The run stopped with an error", ctl.view.message))
         self._refresh_dashboard()
         if self.sessions_screen is not None:
@@ -403,6 +418,7 @@ class FGOApp(App[int]):
         from fgo_engine import events as ev
 
         ctl.observe_progress()
+        followed = ctl.follow_tick()  # a run elsewhere: the view read from its file
 
         if batch or batch.total_tokens is not None:
             self.drains += 1
@@ -410,10 +426,12 @@ class FGOApp(App[int]):
             for e in batch.events:
                 if isinstance(e, ev.RunFinished):
                     self._finished(e)
-                elif isinstance(e, ev.MergeNodeUpdated) and e.status == "done":
-                    self._who_decided(ctl, e.node_id)
+        offered = ctl.pending_request if ctl.following else None
         if batch.reviews:
             self._show_review(batch.reviews[-1])
+        elif offered is not None and offered is not self._offered:
+            self._offered = offered  # offered once: escape leaves it for v
+            self._show_review(offered)
         elif self._review_deferred is not None:
             from textual.command import CommandPalette
 
@@ -421,28 +439,12 @@ class FGOApp(App[int]):
                 request, self._review_deferred = self._review_deferred, None
                 self._show_review(request)
         self._close_stale_review()
-        if batch or ctl.running or (self.dashboard is not None and self.screen is self.dashboard
+        if batch or followed or ctl.running or (self.dashboard is not None and self.screen is self.dashboard
                                     and self.dashboard.behind):
             if self.dashboard is not None and self.screen is self.dashboard:
                 self.dashboard.refresh_view()  # in this tick: a message would wait behind the dashboard's queue
             else:
                 self._refresh_dashboard()
-
-    def _who_decided(self, ctl: RunController, node_id: str) -> None:
-        """Events say what was decided; the review rows also say by whom (operator or policy)."""
-        from fgo_engine.persistence.queries import node_decision, reviews
-
-        node = ctl.view.nodes.get(node_id)
-        try:
-            rows = reviews(ctl.store, node_id) if ctl.store else []
-        except Exception:  # noqa: BLE001 - a label detail; never worth an error
-            return
-        if node is not None and rows:
-            decision, by = node_decision(rows)
-            node.decision = node.decision or decision
-            if by != node.decided_by or node.reviewed != rows[0]["decision"]:
-                node.decided_by, node.reviewed = by, rows[0]["decision"]
-                node.version += 1
 
     def _refresh_dashboard(self) -> None:
         if self.dashboard is not None and self.dashboard.is_mounted:
@@ -502,10 +504,14 @@ class FGOApp(App[int]):
             self.notify("that review is no longer pending", severity="warning")
             return
         node = ctl.pending_request.node_id
-        ctl.decide(decision)
+        if not ctl.decide(decision):
+            self.notify(f"merge {node} was decided already (in another window); its decision stands",
+                        severity="warning", timeout=6)
+            return
         verb = {"approve": "approved", "edit": "edited", "rollback": "rolled back"}[decision.decision]
         ctl.view.log("info", f"review of merge {node}: {verb} by you")
-        self.notify(f"merge {node} {verb}; backtesting…", timeout=4)
+        elsewhere = " (sent to the process running it)" if ctl.following else ""
+        self.notify(f"merge {node} {verb}{elsewhere}; backtesting…", timeout=4)
 
     def _close_stale_review(self) -> None:
         """Close the review the app opened once its merge is no longer pending (auto-approve,
@@ -525,6 +531,15 @@ class FGOApp(App[int]):
             self.notify("open a session first")
             return
         self.push_screen(AuditScreen(self.ctl.store, module_id))
+
+    def open_failures(self) -> None:
+        """The failure drill-down of the open session (failed with the final module first)."""
+        from fgo_tui.screens.failures import FailuresScreen
+
+        if self.ctl is None or self.ctl.store is None:
+            self.notify("open a session first")
+            return
+        self.push_screen(FailuresScreen(Path(self.ctl.store.path), failed_only=self.ctl.view.status == "done"))
 
     def export_report(self) -> None:
         """Write the Markdown report in a worker (reading the session and writing the file are
@@ -601,7 +616,7 @@ class FGOApp(App[int]):
         ctl.cancel()
         runs = [w for w in self.workers if w.group == "run"]
         await self.workers.wait_for_complete(runs)
-        ctl.running = False
+        ctl.mark_stopped()
         self._quit_now(QUIT_DURING_RUN, f"saved: fgo resume {display_path(ctl.path)}")
 
     def _quit_now(self, code: int, message: str | None = None) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 
 from fgo_engine import redaction
 from fgo_engine.config import RoleConfig
-from fgo_engine.errors import BudgetExceededError, ContextOverflowError, LLMError
+from fgo_engine.errors import BudgetExceededError, CancelledError, ContextOverflowError, LLMError
 from fgo_engine.llm import tokens
 from fgo_engine.llm.scheduling import FairSlots
 from fgo_engine.timeutil import now
@@ -86,8 +86,14 @@ class Gateway:
         listener: Callable[[LedgerEntry], None] | None = None,
         rng: random.Random | None = None,
         queue_listener: Callable[[str, str, str, bool, int, int], None] | None = None,
+        before_call: Callable[[], None] | None = None,
     ):
         self.roles = roles
+        # the run's checkpoint (pause, cancel), asked before a call queues and again when it has its slot,
+        # so that a call waiting for a slot when cancel is asked never starts
+        self.before_call = before_call
+        self._abandon = threading.Event()  # set by abandon(): requests under way are given up, not awaited
+        self._in_flight = 0
         for rc in roles.values():
             redaction.register_role(rc)
         self.store = store
@@ -117,6 +123,17 @@ class Gateway:
             self._load_totals()
 
     # -- public ---------------------------------------------------------------------
+    @property
+    def in_flight(self) -> int:
+        """Calls sent and not answered yet."""
+        with self._lock:
+            return self._in_flight
+
+    def abandon(self) -> None:
+        """Stop waiting for the replies under way (a cancel): each raises CancelledError at once and is
+        ledgered as abandoned; the request itself keeps its model slot until the server ends it."""
+        self._abandon.set()
+
     def bind(self, role: str, scope: Scope, *, sample: int = 0):
         """An :class:`~fgo_engine.suites.base.AgentLLM` for a suite's agent loop."""
 
@@ -335,15 +352,33 @@ class Gateway:
             return LedgerEntry(role, rc.model, scope, p, c, cost, _ms(start), False, error, key, sample=sample,
                                started_at=started_at, queue_ms=queue_ms)
 
+        def release() -> None:
+            with self._lock:
+                self._in_flight -= 1
+            slots.release(scope.key)
+
         while True:
             asked = time.perf_counter()
+            if self.before_call is not None:
+                self.before_call()
             slots.acquire(scope.key)
+            try:
+                if self.before_call is not None:  # cancel asked while this call waited for its slot
+                    self.before_call()
+            except BaseException:
+                slots.release(scope.key)
+                raise
+            with self._lock:
+                self._in_flight += 1
             start = time.perf_counter()
             started_at, queue_ms = time.time(), (start - asked) * 1000.0
             try:
-                resp = self._send(litellm, rc, lambda: slots.release(scope.key), kwargs)
+                resp = self._send(litellm, rc, release, kwargs, self._abandon)
                 if not getattr(resp, "choices", None):
                     raise MalformedReply("the reply has no choices", getattr(resp, "usage", None))
+            except CancelledError:
+                self._record(entry(0, 0, 0.0, "abandoned: the run was cancelled while this call was under way"))
+                raise
             except litellm.ContextWindowExceededError as exc:
                 msg = f"{rc.model} rejected the prompt as too long for its context window (role {role})"
                 self._record(entry(0, 0, 0.0, msg))
@@ -416,7 +451,8 @@ class Gateway:
                           finish_reason=str(finish) if finish else None)
 
     @staticmethod
-    def _send(litellm, rc: RoleConfig, release: Callable[[], None], kwargs: dict[str, Any]):
+    def _send(litellm, rc: RoleConfig, release: Callable[[], None], kwargs: dict[str, Any],
+              abandon: threading.Event | None = None):
         """One request on a model slot already taken, cut at ``rc.timeout`` seconds in total.
         The HTTP client's timeout bounds each read, not the whole reply: a body trickled in
         slowly would never end. ``release`` gives the slot back when the request really ends,
@@ -442,7 +478,13 @@ class Gateway:
                 done.set()
 
         threading.Thread(target=work, name="fgo-llm-call", daemon=True).start()
-        if not done.wait(rc.timeout):
+        deadline = time.monotonic() + rc.timeout
+        while not done.wait(max(0.0, min(0.1, deadline - time.monotonic()))):
+            if abandon is not None and abandon.is_set():
+                raise CancelledError("run cancelled: the reply under way was abandoned")
+            if time.monotonic() >= deadline:
+                break
+        if not done.is_set():
             raise litellm.Timeout(f"no complete reply within the {rc.timeout:g} s deadline", model=rc.model,
                                   llm_provider=_provider(rc))
         if "exc" in box:

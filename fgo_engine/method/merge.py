@@ -19,6 +19,7 @@ from fgo_engine.errors import ContextOverflowError, SessionError
 from fgo_engine.method import backtest, prompts, resample
 from fgo_engine.method.cluster import balanced_sizes, groups_for, litellm_embedder, merge_node_count, split_count, tfidf
 from fgo_engine.method.runtime import Item, Runtime, by_category, short_hash
+from fgo_engine.persistence import queries
 from fgo_engine.persistence import writes as rows
 from fgo_engine.timeutil import now
 from fgo_engine.types import ChildInfo, Module, ReviewDecision, ReviewRequest, Scope, Task
@@ -151,7 +152,7 @@ class MergeTree:
         decision = self._review(node, proposed)
         module, module_id = self._apply(node, decision, proposed, proposed_id)
         self._status(node, "backtesting")
-        self._emit(node, "backtesting", None, decision.decision)
+        self._emit(node, "backtesting", None, decision.decision, decided_by=decision.by)
         differs = module_id != node.best_child.module_id
         if rt.cfg.backtest == "adaptive" and differs:
             bt = backtest.adaptive(rt, node.node_id, self._strata(node), module, module_id, node.best_child)
@@ -183,7 +184,8 @@ class MergeTree:
             "ci_low": bt.interval[0] if bt.interval else None, "ci_high": bt.interval[1] if bt.interval else None,
             "updated_at": now(),
         })
-        self._emit(node, "done", score, final_decision, module_id, len(bt.tasks), bt.interval)
+        self._emit(node, "done", score, final_decision, module_id, len(bt.tasks), bt.interval,
+                   decided_by=rows.IF_NOT_WORSE if final_decision != decision.decision else decision.by)
         return Item(node.node_id, module, module_id, score, task_ids, cats, node.subset_ids, node.depth)
 
     def _adopt_identical(self, node: _Node) -> Item:
@@ -207,7 +209,7 @@ class MergeTree:
         self._settle_review(node)  # reviews asked in node order must not wait for this one
         rt.bus.emit(ev.Log("info", f"merge {node.node_id}: its {len(node.items)} children are the same module; "
                                    "adopted it without a merge call or backtest"))
-        self._emit(node, "done", node.score_before, "approve", child.module_id)
+        self._emit(node, "done", node.score_before, "approve", child.module_id, decided_by=IDENTICAL)
         return Item(node.node_id, child.module, child.module_id, node.score_before, node.task_ids, cats,
                     node.subset_ids, node.depth)
 
@@ -220,7 +222,9 @@ class MergeTree:
         self._settle_review(node)
         row = rt.store.get("modules", existing["module_id"])
         assert row is not None  # written before the node was marked done
-        self._emit(node, "done", existing["score_after"], None, existing["module_id"])
+        decision, _ = queries.node_decision(queries.reviews(rt.store, node.node_id))  # as recorded, not "approve"
+        self._emit(node, "done", existing["score_after"], decision, existing["module_id"],
+                   existing.get("backtest_tasks"))
         return Item(node.node_id, Module(row["kind"], row["text"]), existing["module_id"], existing["score_after"],
                     node.task_ids, existing.get("scores_json") or {}, node.subset_ids, node.depth)
 
@@ -333,7 +337,7 @@ class MergeTree:
 
     def _emit(self, node: _Node, status: str, after: float | None, decision: str | None = None,
               module_id: str | None = None, backtest_tasks: int | None = None,
-              interval: tuple[float, float] | None = None) -> None:
+              interval: tuple[float, float] | None = None, decided_by: str | None = None) -> None:
         self.rt.bus.emit(ev.MergeNodeUpdated(node.node_id, None, node.child_ids, status, len(node.tasks),
                                              node.score_before, after, decision, module_id, backtest_tasks,
-                                             interval))
+                                             interval, decided_by))

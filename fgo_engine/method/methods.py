@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from fgo_engine import redaction
 from fgo_engine.config import RunConfig
 from fgo_engine.errors import ConfigError
 from fgo_engine.method import cluster
@@ -28,7 +29,7 @@ from fgo_engine.types import Module, Task, is_simulated
 class Outcome:
     module: Module
     module_id: str
-    train_score: float
+    train_score: float | None  # None: the method ran no training tasks (vanilla)
     steps: int
 
 
@@ -52,7 +53,7 @@ class Vanilla:
     name = "vanilla"
 
     def run(self, rt: Runtime, train: list[Task], start: Module, start_id: str) -> Outcome:
-        return Outcome(start, start_id, 0.0, 0)
+        return Outcome(start, start_id, None, 0)  # no training: no train score to report
 
     def plan(self, config: RunConfig, train: list[Task], test: list[Task]) -> Plan:
         return _with_test(config, Plan(), test)
@@ -174,6 +175,12 @@ def check_run(config: RunConfig, suite: Suite, train: list[Task]) -> None:
 def run_notes(config: RunConfig, suite: Suite) -> list[str]:
     """What the operator should know before starting: the suite's notes, the simulator's limits."""
     notes = list(getattr(suite, "notes", None) or [])
+    start = config.instruction or config.toolbox
+    if start:
+        kind = "instruction" if config.instruction else "toolbox"
+        first = next((line.strip() for line in start.splitlines() if line.strip()), "")
+        notes.append(f"starting {kind}: yours, {len(start.splitlines())} lines, {len(start):,} characters "
+                     f"(\"{redaction.clip(first, 60)}\")")
     sim_roles = [r for r, rc in config.roles.items() if is_simulated(rc.model)]
     if config.suite == "jsonl" and "agent" in sim_roles:
         notes.append("the simulated LLM cannot answer your own tasks (it replies 'unknown'): use a real model "

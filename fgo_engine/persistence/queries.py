@@ -30,6 +30,13 @@ def open_readonly(path: str | Path) -> Store:
     return Store.open(path, readonly=True)
 
 
+def session_holder(path: str | Path) -> str | None:
+    """Which process is writing the session now ("pid 12 on host h"), or None."""
+    from fgo_engine.persistence.store import session_holder as holder
+
+    return holder(path)
+
+
 # -- ledger totals --------------------------------------------------------------------------
 
 
@@ -494,3 +501,121 @@ def child_categories(store: Store, request: ReviewRequest) -> dict[str, dict[str
             except Exception:  # a read must never break the review
                 out[c.node_id] = {}
     return out
+
+
+# -- failures, task by task -----------------------------------------------------------------
+
+
+@dataclass
+class Attempt:
+    """One run of the agent on one task: which module, where (phase, subset or node, epoch),
+    what it did and how it scored, and the evaluator's critique of it when there is one."""
+
+    phase: str  # explore | backtest | test
+    where: str  # "s2 epoch 1", "n3 backtest", "test"
+    module_id: str
+    epoch: int | None
+    steps: list[tuple[str, str]]
+    answer: str
+    success: bool
+    score: float
+    error: str | None
+    critique: dict[str, Any] | None = None  # correct, failure, pattern, suggestion
+
+
+@dataclass
+class TaskHistory:
+    task: Task
+    split: str
+    attempts: list[Attempt]
+    final_score: float | None  # with the session's final module, when it ran on this task
+
+
+def final_module_id(store: Store) -> str | None:
+    return session_info(store).get("final_module_id")
+
+
+def task_outcomes(store: Store) -> list[dict[str, Any]]:
+    """Every task with its split and category, how many times the agent ran it, how many of those
+    runs failed, and its score with the final module (None when the final module never ran it:
+    a train task of a finished subset that no backtest covered, or a run without a test phase)."""
+    final = final_module_id(store)
+    rows = store.query(
+        "select t.id, t.split, t.category, count(tr.id) runs, coalesce(sum(tr.success = 0), 0) failed, "
+        "avg(case when tr.module_id = ? then tr.score end) final_score "
+        "from tasks t left join trajectories tr on tr.task_id = t.id "
+        "group by t.id order by t.split desc, t.category, t.id", (final or "",))
+    return [dict(r) for r in rows]
+
+
+def _where(r: dict[str, Any]) -> str:
+    if r["phase"] == "test":
+        return "test"
+    if r["phase"] == "backtest" or r.get("node_id"):
+        return f"{r.get('node_id') or '?'} backtest"
+    sub = r.get("subset_id")
+    head = f"s{sub}" if sub is not None else "all"
+    return f"{head} epoch {r['epoch']}" if r.get("epoch") is not None else head
+
+
+def task_history(store: Store, task_id: str) -> TaskHistory | None:
+    """Every attempt at one task in the order it was made, each with its critique."""
+    row = store.get("tasks", task_id)
+    if row is None:
+        return None
+    task = Task(id=row["id"], input=row["input"], expected=row["expected"], category=row["category"] or "default",
+                meta=row.get("meta_json") or {})
+    crits: dict[tuple[str, int | None], dict[str, Any]] = {}
+    for c in store.rows("critiques", "task_id = ?", (task_id,), order_by="rowid"):
+        crits[(c["module_id"], c["epoch"])] = {k: c[k] for k in ("correct", "failure", "pattern", "suggestion")}
+    final = final_module_id(store)
+    attempts, final_scores = [], []
+    for r in store.rows("trajectories", "task_id = ?", (task_id,), order_by="rowid"):
+        steps = [(str(s[0]), str(s[1])) for s in (r.get("steps_json") or []) if isinstance(s, list | tuple)
+                 and len(s) == 2]
+        crit = crits.get((r["module_id"], r["epoch"])) if r["phase"] == "explore" else None
+        attempts.append(Attempt(phase=r["phase"], where=_where(r), module_id=r["module_id"], epoch=r["epoch"],
+                                steps=steps, answer=r["answer"] or "", success=bool(r["success"]),
+                                score=float(r["score"] or 0.0), error=r["error"], critique=crit))
+        if final is not None and r["module_id"] == final:
+            final_scores.append(float(r["score"] or 0.0))
+    return TaskHistory(task=task, split=row["split"], attempts=attempts,
+                       final_score=sum(final_scores) / len(final_scores) if final_scores else None)
+
+
+# -- comparing sessions ---------------------------------------------------------------------
+
+
+def task_ids(store: Store) -> tuple[frozenset[str], frozenset[str]]:
+    """(train, test) task ids: two sessions compare like with like when these are equal."""
+    rows = store.query("select id, split from tasks")
+    return (frozenset(r["id"] for r in rows if r["split"] == "train"),
+            frozenset(r["id"] for r in rows if r["split"] == "test"))
+
+
+def category_train_scores(store: Store, module_id: str) -> dict[str, float]:
+    """Per category, the module's mean score over every training-side run of it (backtests and epochs)."""
+    rows = store.query(
+        "select t.category, avg(tr.score) score from trajectories tr join tasks t on t.id = tr.task_id "
+        "where tr.phase != 'test' and tr.module_id = ? group by t.category", (module_id,))
+    return {r["category"]: r["score"] for r in rows}
+
+
+ELAPSED_KEY = "elapsed_seconds"  # meta: wall seconds of the session's finished runs, summed
+
+
+def elapsed_seconds(store: Store) -> float:
+    """Wall seconds the session's finished runs took, from the store's meta table."""
+    try:
+        return float(store.meta_get(ELAPSED_KEY) or 0.0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def pending_reviews(store: Store) -> list[str]:
+    """Merge nodes waiting for a person's decision (no review recorded yet), in the order the run
+    asks them: what a follower of a run started elsewhere can answer."""
+    rows = store.query(
+        "select n.id from merge_nodes n where n.status = 'pending_review' and n.proposed_module_id is not null "
+        "and not exists (select 1 from reviews r where r.node_id = n.id)")
+    return sorted((r["id"] for r in rows), key=lambda i: (len(i), i))

@@ -65,7 +65,9 @@ def _f(x: Any) -> str:
 def to_markdown(report: dict[str, Any]) -> str:
     s = report["session"]
     out = [f"# FGO session: {s['name']}", "",
-           f"- suite: {s['suite']} · status: {s['status']} · best train score: {_f(s['best_score'])}",
+           f"- suite: {s['suite']} · status: {s['status']} · " + (
+               "no training (vanilla: the starting module as it is)" if report["config"].get("method") == "vanilla"
+               else f"best train score: {_f(s['best_score'])}"),
            f"- created {s['created_at']} · updated {s['updated_at']}"]
     models = {r: v.get("model") for r, v in (report["config"].get("roles") or {}).items()}
     if models:
@@ -74,6 +76,10 @@ def to_markdown(report: dict[str, Any]) -> str:
         out.append("- **simulated LLM (fgo-sim): a test bed, not evidence of real-model quality**")
     if s.get("error"):
         out.append(f"- last message: {s['error']}")
+    cfg = report["config"]
+    for kind in ("instruction", "toolbox"):
+        if cfg.get(kind):
+            out += ["", f"## Starting {kind} (yours, from the configuration)", "", "```", cfg[kind], "```"]
     out += ["", "## Final module", ""]
     fm = report["final_module"]
     out += (["```", fm["text"], "```"] if fm else ["(none yet)"])

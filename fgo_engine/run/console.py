@@ -78,8 +78,8 @@ class ConsolePrinter:
             self._expected = expected_calls(e.projection)
             calls = ", ".join(f"{k} ≤{v:,}" + (f" (~{roles[k]['calls']:,})" if k in roles else "")
                               for k, v in e.projected_calls.items())
-            self._say(f"run: {e.method}, {e.n_subsets} subsets, {e.n_train} train / {e.n_test} test tasks; "
-                      f"projected LLM calls: {calls}")
+            shape = f"{e.n_subsets} subsets, {e.n_train} train" if e.n_subsets else "no training"
+            self._say(f"run: {e.method}, {shape} / {e.n_test} test tasks; projected LLM calls: {calls}")
             self._say("starting…")
             self._meter.observe(time.perf_counter(), self._calls)
             self._start_heartbeat()
@@ -97,7 +97,7 @@ class ConsolePrinter:
         elif isinstance(e, ev.MergeNodeUpdated):
             if e.status == "done":
                 self._say(f"merge {e.node_id} ← {', '.join(e.child_ids)}: {e.n_tasks} tasks, "
-                          f"{e.score_before:.3f} → {e.score_after:.3f} ({e.decision or 'approve'})")
+                          f"{e.score_before:.3f} → {e.score_after:.3f}" + (f" ({e.decision})" if e.decision else ""))
             elif self.verbose:
                 self._say(f"merge {e.node_id}: {e.status}")
         elif isinstance(e, ev.Log):

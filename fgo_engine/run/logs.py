@@ -34,6 +34,9 @@ def delete_session_files(db_path: str | Path) -> None:
         Path(str(db_path) + suffix).unlink(missing_ok=True)
     for side in (log_path(db_path), lock_file(db_path), reserve_file(db_path)):
         side.unlink(missing_ok=True)
+    from fgo_engine.persistence import inbox
+
+    inbox.clear(db_path)
 
 
 class SessionLog:

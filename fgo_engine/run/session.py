@@ -58,6 +58,7 @@ class RunResult:
     cached_prompt_tokens: int = 0  # served by the response cache: not spent, not in prompt_tokens
     cached_completion_tokens: int = 0
     wall_seconds: float = 0.0
+    train_wall_seconds: float | None = None  # the method's run, the final test evaluation left out
     overflowed: bool = False
     optimizer_steps: int = 0
     by_phase: dict[str, dict[str, int]] = field(default_factory=dict)  # spent and cached tokens per phase
@@ -69,15 +70,8 @@ class RunResult:
         return sum(v["prompt_tokens"] for k, v in self.by_phase.items() if k != "test")
 
 
-ELAPSED_KEY = "elapsed_seconds"
-
-
-def elapsed_seconds(store: Any) -> float:
-    """Wall seconds the session's finished runs took, from the store's meta table."""
-    try:
-        return float(store.meta_get(ELAPSED_KEY) or 0.0)
-    except (TypeError, ValueError):
-        return 0.0
+ELAPSED_KEY = queries.ELAPSED_KEY
+elapsed_seconds = queries.elapsed_seconds
 
 
 class Session:
@@ -98,6 +92,7 @@ class Session:
             max_retry_after=config.max_retry_after,
             budget=Budget(config.budget_tokens, config.budget_cost, dict(config.role_budgets)),
             listener=self._on_call, rng=random.Random(config.seed), queue_listener=self._on_queue,
+            before_call=self.control.checkpoint,
         )
         self._running = threading.Lock()
         self.executor = executor or make_executor(config)  # started before the first run
@@ -157,7 +152,7 @@ class Session:
             store.close()
             raise
         kw["executor"] = executor
-        if config_overrides:
+        if config_overrides and info.get("status") != "done":  # a finished session is not changed
             store.update("session", 1, {"config_json": config.to_dict()})
         return cls(store, config, **kw)
 
@@ -178,9 +173,18 @@ class Session:
         self.store.set_status("running")
         self.bus.emit(ev.RunStatus("running"))
 
-    def cancel(self) -> None:
+    def cancel(self) -> int:
+        """Stop the run: no new LLM call starts; replies under way from a server are abandoned (a
+        simulated call, in this process, ends first). Returns how many calls were under way."""
+        first = not self.control.cancelled
         self.control.cancel()
         self.gate.cancel()
+        self.gateway.abandon()
+        n = self.gateway.in_flight
+        if first:
+            self.bus.emit(ev.Log("warning", f"cancel asked: no new LLM call starts; {n} call(s) under way "
+                                            "are abandoned (the session keeps everything answered before)"))
+        return n
 
     # -- data -------------------------------------------------------------------------
     def tasks(self, split: str) -> list[Task]:
@@ -217,9 +221,35 @@ class Session:
         self.bus.emit(ev.ScopeQueued(kind, scope_id, model, queued, busy, limit))
 
     # -- run --------------------------------------------------------------------------
+    @property
+    def finished(self) -> bool:
+        """The run ended with a result: running it again would only replay it from the cache."""
+        return self.store.session_info().get("status") == "done"
+
+    def finished_result(self) -> RunResult:
+        """What a finished session holds, read without writing anything."""
+        info = self.store.session_info()
+        final_id = info.get("final_module_id")
+        row = queries.module(self.store, final_id)
+        result = RunResult(method=self.config.method, status="done",
+                           message="this session is finished; nothing was run (export it, or start a new one)",
+                           train_score=info.get("best_score"), final_module_id=final_id,
+                           final_module=Module(row["kind"], row["text"]) if row else None)
+        if final_id:
+            result.test_score = queries.mean_test_score(self.store, final_id)
+        return result
+
     def run(self) -> RunResult:
         if not self._running.acquire(blocking=False):
             raise SessionError("this session is already running")
+        if self.finished:
+            try:
+                result = self.finished_result()
+            finally:
+                self._running.release()
+            self.bus.emit(ev.RunFinished(result.status, result.train_score, result.test_score,
+                                         result.final_module_id, result.message))
+            return result
         start = time.perf_counter()
         self.session_log.open()
         self.bus.add(self._log_event)
@@ -233,7 +263,8 @@ class Session:
         self.store.set_status("running")
         try:
             projection = self.projection(train, test)
-            self.bus.emit(ev.RunStarted(cfg.method, cfg.subsets, len(train), len(test),
+            subsets = 0 if cfg.method == "vanilla" else cfg.subsets  # vanilla divides nothing
+            self.bus.emit(ev.RunStarted(cfg.method, subsets, len(train), len(test),
                                         projection.calls_by_role(), projection.to_dict()))
             self.bus.emit(ev.RunStatus("running"))
             initial = self.suite.initial_module()
@@ -242,6 +273,7 @@ class Session:
             final, final_id, train_score = out.module, out.module_id, out.train_score
             result.final_module, result.final_module_id, result.train_score = final, final_id, train_score
             result.optimizer_steps = out.steps
+            result.train_wall_seconds = time.perf_counter() - start
             if cfg.evaluate_test and test:
                 result.test_score, result.test_by_category = rt.test(final, final_id, test)
             result.status = "done"
@@ -275,6 +307,7 @@ class Session:
             try:
                 try:
                     self._record_finish(result)
+                    self._clear_decisions()
                 finally:
                     self._running.release()
                 self.bus.emit(ev.RunFinished(result.status, result.train_score, result.test_score,
@@ -283,6 +316,15 @@ class Session:
                 self.bus.remove(self._log_event)
                 self.session_log.close()
         return result
+
+    def _clear_decisions(self) -> None:
+        """Decisions the app posted for this run and the run recorded are done with (see persistence.inbox)."""
+        from fgo_engine.persistence import inbox
+
+        try:
+            inbox.clear(self.store.path, {r["node_id"] for r in queries.reviews(self.store)})
+        except (OSError, FGOError):
+            self.log.warning("could not remove the review decisions posted beside %s", self.store.path)
 
     def _record_finish(self, result: RunResult) -> None:
         """The run's end on disk. On a full disk, the space held beside the session is given

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from fgo_engine.config import RunConfig
-from fgo_engine.errors import ConfigError
+from fgo_engine.errors import ConfigError, FGOError
 from fgo_engine.hooks import with_defaults
 from fgo_engine.llm.sim import skills as sim_skills
 from fgo_engine.types import Completion, Module, ModuleKind, Task, Trajectory
@@ -105,6 +105,14 @@ def register_suite(name: str, factory: SuiteFactory, *, runs_tools: bool = False
         _RUNS_TOOLS.discard(name)
 
 
+def module_kind_of(name: str) -> ModuleKind:
+    """What a registered suite optimizes, without building it (a factory that is a class says;
+    else an instruction)."""
+    _load_builtins()
+    kind = getattr(_REGISTRY.get(name), "module_kind", "instruction")
+    return "toolbox" if kind == "toolbox" else "instruction"
+
+
 def suite_names() -> list[str]:
     _load_builtins()
     return sorted(_REGISTRY)
@@ -170,4 +178,47 @@ def check_option_types(name: str, factory: Any, options: dict[str, Any]) -> None
 
 
 def build_suite(config: RunConfig) -> Suite:
-    return load_suite(config.suite, seed=config.seed, sandbox=config.sandbox, **config.suite_options)
+    suite = load_suite(config.suite, seed=config.seed, sandbox=config.sandbox, **config.suite_options)
+    return with_starting_module(suite, config)
+
+
+class _StartedSuite:
+    """A suite whose starting module is the operator's (``--instruction`` / ``--toolbox``)."""
+
+    def __init__(self, inner: Suite, module: Module):
+        object.__setattr__(self, "_inner", inner)
+        object.__setattr__(self, "_module", module)
+
+    def initial_module(self) -> Module:
+        return self._module
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._inner, name, value)
+
+    def __repr__(self) -> str:
+        return f"{self._inner!r} (starting from the configured {self._module.kind})"
+
+
+def with_starting_module(suite: Suite, config: RunConfig) -> Suite:
+    """``suite`` starting from ``config.instruction`` or ``config.toolbox`` when one is set;
+    a module of the other kind than the suite optimizes, or a toolbox the suite cannot use,
+    is a :class:`ConfigError`."""
+    kinds: tuple[ModuleKind, ...] = ("instruction", "toolbox")
+    for kind in kinds:
+        text = getattr(config, kind, None)
+        if text is None:
+            continue
+        if suite.module_kind != kind:
+            other = "--toolbox" if suite.module_kind == "toolbox" else "--instruction"
+            raise ConfigError(f"suite {config.suite!r} optimizes a{'n' if suite.module_kind[0] in 'i' else ''} "
+                              f"{suite.module_kind}, not a{'n' if kind[0] == 'i' else ''} {kind}: "
+                              f"give {other} FILE")
+        try:
+            suite.validate_module(text)
+        except FGOError as exc:
+            raise ConfigError(f"the starting {kind} cannot be used: {exc}") from None
+        return with_suite_defaults(_StartedSuite(suite, Module(kind, text)))
+    return suite

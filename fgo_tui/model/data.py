@@ -14,8 +14,9 @@ if TYPE_CHECKING:
     from fgo_engine.persistence.store import Store
 
 
-def load_run_view(store: Store) -> RunView:
-    """Everything the dashboard and the tree show, from the rows alone."""
+def load_run_view(store: Store, *, live: bool = False) -> RunView:
+    """Everything the dashboard and the tree show, from the rows alone (``live``: the session is
+    being run by another process, so what is running there stays running here)."""
     info = q.session_info(store)
     cfg = info.get("config_json") or {}
     roles = cfg.get("roles") or {}
@@ -38,7 +39,8 @@ def load_run_view(store: Store) -> RunView:
     view.n_subsets = max(view.n_subsets, len(view.subsets))
     if view.status == "done" and view.final_module_id:
         view.test_score = q.mean_test_score(store, view.final_module_id)
-    view.settle("opened")  # nothing runs in a session just opened: a cancelled run's subsets are not "running"
+    if not live:
+        view.settle("opened")  # nothing runs in a session just opened: a cancelled run's subsets are not "running"
     view.version += 1
     view.tree_version += 1
     return view

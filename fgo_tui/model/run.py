@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from fgo_engine.method.review import QueueGate, ReviewGate, gate_for_policy
 from fgo_engine.types import ReviewRequest
 from fgo_tui.model.bridge import EventBuffer
+from fgo_tui.model.follow import Follower, carry_over
 from fgo_tui.model.state import RunView
 
 if TYPE_CHECKING:
@@ -62,9 +63,10 @@ class RunController:
         self.gate: ReviewGate | None = None
         self.view = RunView(path=str(path))
         self.cannot_run: str | None = None  # why this session can only be viewed
+        self.follower: Follower | None = None  # another process runs it: followed live, reviews answered here
         self.started_at: float | None = None
         self.finished_at: float | None = None
-        self.running = False  # a run() is in progress (set by the app around its worker)
+        self.running = False  # a run() is in progress (mark_started / mark_stopped, around the app's worker)
         self.spent = False  # session.run() has returned once: a new run needs a fresh Session
         self.result: Any = None
         self.next_overrides: dict[str, Any] | None = None  # config changes for the next run (a new budget)
@@ -80,7 +82,7 @@ class RunController:
         self._load_view()
 
     def open(self, overrides: dict[str, Any] | None = None) -> None:
-        from fgo_engine.errors import FGOError
+        from fgo_engine.errors import FGOError, SessionLockedError
         from fgo_engine.persistence import queries as q
 
         policy = "auto"
@@ -94,32 +96,62 @@ class RunController:
             self.gate = make_gate(policy, self.buffer)
             self.session = self.factory.open(self.path, overrides=overrides, gate=self.gate, sinks=[self.buffer])
             self.store = self.session.store
+        except SessionLockedError as exc:
+            # another process runs it: follow it live, answer the reviews it asks for
+            self.cannot_run = str(exc)
+            self.session = None
+            self.store = q.open_readonly(self.path)
+            self.follower = Follower(self.path, lambda store: self.read_view(store, live=True))
         except FGOError as exc:
             # e.g. a suite that is not installed here: still show everything, read-only
             self.cannot_run = str(exc)
             self.session = None
             self.store = q.open_readonly(self.path)
         self._load_view()
+        if self.follower is not None:
+            self.follower.start()
 
     def _load_view(self) -> None:
+        assert self.store is not None
+        self.view = self.read_view(self.store, live=self.follower is not None)
+
+    def read_view(self, store: Store, *, live: bool = False) -> RunView:
+        """The view of everything the session file holds (``live``: a run elsewhere is under
+        way, so what it has running stays running)."""
         from fgo_engine.run.session import elapsed_seconds
         from fgo_tui.model.data import load_run_view
 
-        view = load_run_view(self.store)
+        view = load_run_view(store, live=live)
         view.path = str(self.path)
-        view.elapsed_before = elapsed_seconds(self.store)
+        view.elapsed_before = elapsed_seconds(store)
         from fgo_engine.persistence import queries as q
 
-        cfg = q.session_info(self.store).get("config_json") or {}
+        cfg = q.session_info(store).get("config_json") or {}
         view.workers = int(cfg.get("workers") or 0)
-        view.settle(view.status)  # subsets a stopped run left "running" are not running
-        for phase, t in q.ledger_totals(self.store).by_phase.items():
+        if not live:
+            view.settle(view.status)  # subsets a stopped run left "running" are not running
+        for phase, t in q.ledger_totals(store).by_phase.items():
             view.phase_tokens[phase or "other"] = t.tokens
         # what the panels show (module and latest change), read here rather than on the UI thread
         ids = ["initial"] + [i for s in view.subsets.values() for i in (s.module_id, s.prev_module_id, s.proposed_id)
                              if i]
-        view.module_texts.update(q.module_texts(self.store, ids))
-        self.view = view
+        view.module_texts.update(q.module_texts(store, ids))
+        return view
+
+    # -- following a run elsewhere (UI thread) ------------------------------------------
+    @property
+    def following(self) -> bool:
+        return self.follower is not None
+
+    def follow_tick(self) -> bool:
+        """Swap in the view the follower read since the last tick; True when it changed."""
+        if self.follower is None:
+            return False
+        fresh = self.follower.take_view()
+        if fresh is None:
+            return False
+        self.view = carry_over(self.view, fresh)
+        return True
 
     def prepare(self) -> tuple[Any, Any] | None:
         """A cancelled or finished Session keeps its stop flag: open a new one (worker thread).
@@ -178,6 +210,26 @@ class RunController:
             self.view.elapsed_before += max(0.0, self.finished_at - self.started_at)
         self.started_at = self.finished_at = None
 
+    # -- state transitions (UI thread) --------------------------------------------------
+    def mark_started(self) -> None:
+        """The app is about to run :meth:`run` in its worker."""
+        self.running = True
+        self.view.status, self.view.message = "running", ""
+
+    def mark_stopped(self) -> None:
+        """The run's worker has ended (finished, failed, cancelled)."""
+        self.running = False
+
+    def mark_failed(self, message: str) -> None:
+        """The run's worker raised: the session shows as failed, with why."""
+        self.running = False
+        self.view.status, self.view.message = "failed", message
+
+    def set_budget(self, budget_tokens: int | None) -> None:
+        """A new token budget (None: none) for the next run."""
+        self.next_overrides = {"budget_tokens": budget_tokens}
+        self.view.budget_tokens = budget_tokens
+
     # -- control (UI thread) ------------------------------------------------------------
     @property
     def can_run(self) -> bool:
@@ -234,15 +286,26 @@ class RunController:
         self.gate.set_auto(on)
         return True
 
-    def decide(self, decision: Any) -> None:
+    def decide(self, decision: Any) -> bool:
+        """Hand the decision to the run; False when it was decided already (following a run
+        elsewhere, another app answered first)."""
+        if self.follower is not None:
+            request = self.follower.pending
+            return request is not None and self.follower.decide(request, decision)
         if isinstance(self.gate, QueueGate):
             self.gate.decide(decision)
+        return True
 
     @property
     def pending_request(self) -> ReviewRequest | None:
+        if self.follower is not None:
+            return self.follower.pending
         return self.gate.pending if isinstance(self.gate, QueueGate) else None
 
     def close(self) -> None:
+        if self.follower is not None:
+            self.follower.stop()
+            self.follower = None
         try:
             if self.session is not None:
                 self.session.close()

@@ -274,125 +274,133 @@ class RunView:
             self.phase_tokens[phase] = self.phase_tokens.get(phase, 0) + d.prompt + d.completion
 
     def _apply_event(self, e: ev.Event) -> None:
-        if isinstance(e, ev.RunStarted):
-            self.method, self.n_subsets = e.method, e.n_subsets
-            self.n_train, self.n_test = e.n_train, e.n_test
-            self.projected_calls = dict(e.projected_calls)
-            self.projection = dict(e.projection or {})
-            self.message = ""
-            self.run_started, self.calls_this_run = True, 0
-            if self.method in ("fgo", "no-merge"):
-                for sid in range(e.n_subsets):  # not started yet: waiting for a worker
-                    s = self.subset(sid)
-                    if s.status in ("pending", "running", "queued", "stopped"):
-                        s.status = "queued"
-                        busy = self.workers and self.workers < e.n_subsets
-                        s.queued = f"{self.workers}/{self.workers} workers busy" if busy else None
-                        s.version += 1
-        elif isinstance(e, ev.RunStatus):
-            if e.status != self.status:
-                self.log("info", f"status: {e.status}" + (f" ({e.message})" if e.message else ""))
-            self.status = e.status
-            if e.message:
-                self.message = e.message
-        elif isinstance(e, ev.SubsetStarted):
-            s = self.subset(e.subset_id)
-            s.name, s.n_tasks, s.categories, s.node = e.name, e.n_tasks, tuple(e.categories), e.node
-            if s.status != "done":
-                s.status = "running"
-            s.queued = None
-            s.version += 1
-        elif isinstance(e, ev.TaskFinished):
-            if e.scope_kind == "subset" and e.phase == "explore" and e.scope_id.isdigit():
-                s = self.subset(int(e.scope_id))
-                if s.pass_epoch != e.epoch:
-                    s.pass_epoch, s.pass_done = e.epoch, 0
-                s.pass_done += 1
+        handler = _HANDLERS.get(type(e))
+        if handler is not None:
+            handler(self, e)
+
+    # -- one handler per event (dispatched by _HANDLERS, below the class) ----------------
+    def _on_run_started(self, e: ev.RunStarted) -> None:
+        self.method, self.n_subsets = e.method, e.n_subsets
+        self.n_train, self.n_test = e.n_train, e.n_test
+        self.projected_calls = dict(e.projected_calls)
+        self.projection = dict(e.projection or {})
+        self.message = ""
+        self.run_started, self.calls_this_run = True, 0
+        if self.method not in ("fgo", "no-merge"):
+            return
+        busy = bool(self.workers and self.workers < e.n_subsets)
+        for sid in range(e.n_subsets):  # not started yet: waiting for a worker
+            s = self.subset(sid)
+            if s.status in ("pending", "running", "queued", "stopped"):
+                s.status = "queued"
+                s.queued = f"{self.workers}/{self.workers} workers busy" if busy else None
                 s.version += 1
-            elif e.scope_kind == "node":
-                n = self.node(e.scope_id)
-                n.backtest_done += 1
-                n.version += 1
-        elif isinstance(e, ev.CritiqueMade):
-            s = self.subset(e.subset_id)
-            s.critique = CritiqueView(e.epoch, e.task_id, e.failure, e.suggestion)
-            s.critiques_seen += 1
-            s.version += 1
-        elif isinstance(e, ev.ModuleProposed):
-            s = self.subset(e.subset_id)
-            s.proposed_id, s.proposed_epoch = e.module_id, e.epoch
-            self.module_texts[e.module_id] = e.text
-            s.version += 1
-        elif isinstance(e, ev.EpochDone):
-            s = self.subset(e.subset_id)
-            s.epochs[e.epoch] = EpochView(e.epoch, e.score, e.best_score, e.adopted)
-            if e.module_id != s.module_id:
-                s.prev_module_id = s.module_id or "initial"
-            s.best_score, s.module_id = e.best_score, e.module_id
-            if s.proposed_epoch is not None and s.proposed_epoch <= e.epoch:
-                s.proposed_id = s.proposed_epoch = None  # judged: adopted or rejected
-            s.version += 1
-        elif isinstance(e, ev.SubsetDone):
-            s = self.subset(e.subset_id)
-            if e.error:
-                s.status, s.error = "failed", e.error
-                self.log("error", f"subset {e.subset_id} failed: {e.error}")
-            else:
-                if s.status != "done":
-                    self.log("info", f"subset s{e.subset_id} done: best {e.best_score:.3f} ({e.module_id})")
-                s.status, s.best_score, s.module_id = "done", e.best_score, e.module_id or s.module_id
-                s.proposed_id = s.proposed_epoch = None
-            s.version += 1
-        elif isinstance(e, ev.MergeNodeUpdated):
-            n = self.node(e.node_id)
-            if tuple(e.child_ids) != n.child_ids:
-                n.child_ids = tuple(e.child_ids)
-                self.tree_version += 1
-                for c in n.child_ids:
-                    if c in self.nodes:
-                        self.nodes[c].parent_id = n.id
-            was = n.status
-            n.status, n.n_tasks, n.planned = e.status, e.n_tasks, False
-            if e.status == "merging" and was != "merging":
-                n.backtest_done = 0
-            if e.score_before is not None:
-                n.score_before = e.score_before
-            if e.status in ("merging", "pending_review"):
-                n.score_after = n.decision = n.decided_by = n.reviewed = None
-            if e.score_after is not None:
-                n.score_after = e.score_after
-            if e.decision is not None:
-                n.decision = e.decision
-            if e.module_id is not None:
-                n.module_id = e.module_id
-            if e.backtest_tasks is not None:
-                n.backtest_tasks, n.interval = e.backtest_tasks, e.interval
-                n.backtest_mode = "adaptive" if e.interval is not None else "full"
-            if e.status == "done" and was != "done" and e.score_after is not None:
-                bt = backtest_summary(n.backtest_mode, n.backtest_tasks, n.n_tasks, n.interval)
-                self.log("info", f"merge {n.id} of {', '.join(n.child_ids)} done: "
-                                 f"{fmt_score(n.score_before)} → {e.score_after:.3f} ({n.display_status})"
-                                 + (f" · {bt}" if bt else ""))
-            elif e.status == "pending_review" and was != "pending_review":
-                self.log("info", f"merge {n.id} of {', '.join(n.child_ids)} waits for review")
-            if e.status == "pending_review":
-                self.pending_review = n.id
-            elif self.pending_review == n.id:
-                self.pending_review = None
-            n.version += 1
-        elif isinstance(e, ev.ReviewRequested):
-            self.pending_review = e.node_id
-        elif isinstance(e, ev.RunFinished):
-            self.settle(e.status)
-            self.status = e.status
+
+    def _on_run_status(self, e: ev.RunStatus) -> None:
+        if e.status != self.status:
+            self.log("info", f"status: {e.status}" + (f" ({e.message})" if e.message else ""))
+        self.status = e.status
+        if e.message:
             self.message = e.message
-            self.train_score, self.test_score = e.train_score, e.test_score
-            self.final_module_id = e.final_module_id or self.final_module_id
+
+    def _on_subset_started(self, e: ev.SubsetStarted) -> None:
+        s = self.subset(e.subset_id)
+        s.name, s.n_tasks, s.categories, s.node = e.name, e.n_tasks, tuple(e.categories), e.node
+        if s.status != "done":
+            s.status = "running"
+        s.queued = None
+        s.version += 1
+
+    def _on_task_finished(self, e: ev.TaskFinished) -> None:
+        if e.scope_kind == "subset" and e.phase == "explore" and e.scope_id.isdigit():
+            s = self.subset(int(e.scope_id))
+            if s.pass_epoch != e.epoch:
+                s.pass_epoch, s.pass_done = e.epoch, 0
+            s.pass_done += 1
+            s.version += 1
+        elif e.scope_kind == "node":
+            n = self.node(e.scope_id)
+            n.backtest_done += 1
+            n.version += 1
+
+    def _on_critique(self, e: ev.CritiqueMade) -> None:
+        s = self.subset(e.subset_id)
+        s.critique = CritiqueView(e.epoch, e.task_id, e.failure, e.suggestion)
+        s.critiques_seen += 1
+        s.version += 1
+
+    def _on_module_proposed(self, e: ev.ModuleProposed) -> None:
+        s = self.subset(e.subset_id)
+        s.proposed_id, s.proposed_epoch = e.module_id, e.epoch
+        self.module_texts[e.module_id] = e.text
+        s.version += 1
+
+    def _on_epoch_done(self, e: ev.EpochDone) -> None:
+        s = self.subset(e.subset_id)
+        s.epochs[e.epoch] = EpochView(e.epoch, e.score, e.best_score, e.adopted)
+        if e.module_id != s.module_id:
+            s.prev_module_id = s.module_id or "initial"
+        s.best_score, s.module_id = e.best_score, e.module_id
+        if s.proposed_epoch is not None and s.proposed_epoch <= e.epoch:
+            s.proposed_id = s.proposed_epoch = None  # judged: adopted or rejected
+        s.version += 1
+
+    def _on_subset_done(self, e: ev.SubsetDone) -> None:
+        s = self.subset(e.subset_id)
+        if e.error:
+            s.status, s.error = "failed", e.error
+            self.log("error", f"subset {e.subset_id} failed: {e.error}")
+        else:
+            if s.status != "done":
+                self.log("info", f"subset s{e.subset_id} done: best {e.best_score:.3f} ({e.module_id})")
+            s.status, s.best_score, s.module_id = "done", e.best_score, e.module_id or s.module_id
+            s.proposed_id = s.proposed_epoch = None
+        s.version += 1
+
+    def _on_merge_node(self, e: ev.MergeNodeUpdated) -> None:
+        n = self.node(e.node_id)
+        if tuple(e.child_ids) != n.child_ids:
+            n.child_ids = tuple(e.child_ids)
+            self.tree_version += 1
+            for c in n.child_ids:
+                if c in self.nodes:
+                    self.nodes[c].parent_id = n.id
+        was = n.status
+        n.status, n.n_tasks, n.planned = e.status, e.n_tasks, False
+        if e.status == "merging" and was != "merging":
+            n.backtest_done = 0
+        _merge_values(n, e)
+        self._log_merge(n, e, was)
+        if e.status == "pending_review":
+            self.pending_review = n.id
+        elif self.pending_review == n.id:
             self.pending_review = None
-            self.log("info" if e.status == "done" else "warning",
-                     f"run finished: {e.status}" + (f" — {e.message}" if e.message else ""))
-        elif isinstance(e, ev.Log):
-            self.log(e.level, e.text)
+        n.version += 1
+
+    def _log_merge(self, n: NodeView, e: ev.MergeNodeUpdated, was: str) -> None:
+        if e.status == "done" and was != "done" and e.score_after is not None:
+            bt = backtest_summary(n.backtest_mode, n.backtest_tasks, n.n_tasks, n.interval)
+            self.log("info", f"merge {n.id} of {', '.join(n.child_ids)} done: "
+                             f"{fmt_score(n.score_before)} → {e.score_after:.3f} ({n.display_status})"
+                             + (f" · {bt}" if bt else ""))
+        elif e.status == "pending_review" and was != "pending_review":
+            self.log("info", f"merge {n.id} of {', '.join(n.child_ids)} waits for review")
+
+    def _on_review_requested(self, e: ev.ReviewRequested) -> None:
+        self.pending_review = e.node_id
+
+    def _on_run_finished(self, e: ev.RunFinished) -> None:
+        self.settle(e.status)
+        self.status = e.status
+        self.message = e.message
+        self.train_score, self.test_score = e.train_score, e.test_score
+        self.final_module_id = e.final_module_id or self.final_module_id
+        self.pending_review = None
+        self.log("info" if e.status == "done" else "warning",
+                 f"run finished: {e.status}" + (f" — {e.message}" if e.message else ""))
+
+    def _on_log(self, e: ev.Log) -> None:
+        self.log(e.level, e.text)
 
     def _apply_queued(self, e: ev.ScopeQueued) -> None:
         """A running subset whose calls all wait for a model slot is queued, not running; it runs
@@ -429,6 +437,43 @@ class RunView:
         tops = [nid for nid in self.nodes if nid not in children]
         loose = [ref for ref in (str(NodeRef.subset(sid)) for sid in sorted(self.subsets)) if ref not in children]
         return tops + loose
+
+
+def _merge_values(n: NodeView, e: ev.MergeNodeUpdated) -> None:
+    """The node's scores, decision (and who made it), module and backtest, as the event says."""
+    if e.score_before is not None:
+        n.score_before = e.score_before
+    if e.status in ("merging", "pending_review"):
+        n.score_after = n.decision = n.decided_by = n.reviewed = None
+    if e.score_after is not None:
+        n.score_after = e.score_after
+    if e.decision is not None:
+        if e.status == "backtesting" or (e.decided_by is not None and e.decided_by != IF_NOT_WORSE):
+            n.reviewed = e.decision  # the review's own decision (an if-not-worse roll back comes after it)
+        n.decision = e.decision
+    if e.decided_by is not None:
+        n.decided_by = e.decided_by
+    if e.module_id is not None:
+        n.module_id = e.module_id
+    if e.backtest_tasks is not None:
+        n.backtest_tasks, n.interval = e.backtest_tasks, e.interval
+        n.backtest_mode = "adaptive" if e.interval is not None else "full"
+
+
+_HANDLERS: dict[type, Callable[[RunView, Any], None]] = {
+    ev.RunStarted: RunView._on_run_started,
+    ev.RunStatus: RunView._on_run_status,
+    ev.SubsetStarted: RunView._on_subset_started,
+    ev.TaskFinished: RunView._on_task_finished,
+    ev.CritiqueMade: RunView._on_critique,
+    ev.ModuleProposed: RunView._on_module_proposed,
+    ev.EpochDone: RunView._on_epoch_done,
+    ev.SubsetDone: RunView._on_subset_done,
+    ev.MergeNodeUpdated: RunView._on_merge_node,
+    ev.ReviewRequested: RunView._on_review_requested,
+    ev.RunFinished: RunView._on_run_finished,
+    ev.Log: RunView._on_log,
+}
 
 
 def fmt_tokens(n: int | float | None) -> str:

@@ -57,6 +57,7 @@ class AuditScreen(Screen):
         Binding("x", "export", "Export report"),
         Binding("b", "export_blame", "Export provenance"),
         Binding("p", "parent", "Go to parent"),
+        Binding("f", "failures", "Failures"),
     ]
 
     @dataclass
@@ -235,6 +236,13 @@ class AuditScreen(Screen):
         else:
             self.notify("wrote " + " and ".join(str(p) for p in message.paths), title="Provenance", timeout=8,
                         markup=False)
+
+    def action_failures(self) -> None:
+        from fgo_tui.screens.failures import FailuresScreen
+
+        path = getattr(self.store, "path", None)
+        if path is not None:
+            self.app.push_screen(FailuresScreen(Path(path), failed_only=True))
 
     def action_back(self) -> None:
         self.app.pop_screen()

@@ -47,6 +47,16 @@ def fmt_elapsed(seconds: float | None) -> str:
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
+def following_note(holder: str | None, status: str) -> tuple[str, str]:
+    """The bar's line for a session another process runs (and, once it stopped, what next)."""
+    if holder is not None:
+        return (f"following a run elsewhere ({holder}): this view updates as it writes; the reviews it asks "
+                "for are answered here (v)", "cyan")
+    if status == "done":
+        return ("the run elsewhere has finished", "green")
+    return (f"the process that ran it has stopped ({status}): r resumes the run here", "yellow")
+
+
 def detail_key(item_id: str, v) -> tuple:
     """What the node detail shows moves with this, not with every token batch (a re-read then)."""
     if item_id.startswith("n"):
@@ -78,6 +88,7 @@ class DashboardScreen(Screen):
         Binding("v", "review", "Review"),
         Binding("u", "toggle_auto", "Auto"),
         Binding("a", "audit", "Audit"),
+        Binding("f", "failures", "Failures"),
         Binding("x", "export", "Export"),
         Binding("escape", "back", "Sessions"),
     ]
@@ -91,6 +102,7 @@ class DashboardScreen(Screen):
         self._logs_seen = 0
         self._binding_state: tuple = ()
         self._detail_version: tuple = ()
+        self._takeover = False
         self._module_misses: dict[str, int] = {}
         self._module_reads: set[str] = set()  # module texts being read in a worker
         self._bar_lines = 0
@@ -186,6 +198,10 @@ class DashboardScreen(Screen):
 
     def _refresh_view(self) -> None:
         v = self.view
+        takeover = self.ctl.follower is not None and not self.ctl.follower.running_elsewhere
+        if takeover != self._takeover:  # the footer shows r once the run elsewhere has stopped
+            self._takeover = takeover
+            self.refresh_bindings()
         self._render_bar()
         budget = v.budget_tokens
         bar = self.query_one("#budget-bar", TokenBar)
@@ -278,7 +294,9 @@ class DashboardScreen(Screen):
             notes.append((f"⚠ merge {ctl.pending_request.node_id} waits for your review: press v", "bold yellow"))
         if ctl.paused:
             notes.append(("paused: work in flight finishes, nothing new starts · r resumes", "yellow"))
-        if ctl.cannot_run:
+        if ctl.follower is not None:
+            notes.append(following_note(ctl.follower.holder, v.status))
+        elif ctl.cannot_run:
             notes.append((f"view only: {ctl.cannot_run}", "red"))
         elif not ctl.running and v.status in ("cancelled", "paused", "failed", "budget", "running", "new"):
             if v.pending_review:
@@ -389,6 +407,8 @@ class DashboardScreen(Screen):
         if action == "pause":
             return ctl.running and not ctl.paused
         if action == "resume":
+            if ctl.follower is not None:  # a run elsewhere: taken over here once its process stopped
+                return not ctl.follower.running_elsewhere and self.view.status != "done"
             return (ctl.running and ctl.paused) or (not ctl.running and ctl.can_run and self.view.status != "done")
         if action == "cancel":
             return ctl.running
@@ -454,6 +474,9 @@ class DashboardScreen(Screen):
 
     def action_audit(self) -> None:
         self.app.open_audit(self.selected_module_id())
+
+    def action_failures(self) -> None:
+        self.app.open_failures()
 
     def tab_of(self) -> str:
         return self.query_one(TabbedContent).active

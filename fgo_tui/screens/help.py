@@ -34,6 +34,8 @@ session, so any run can be resumed; finished work is served from the response ca
 | `r` | resume the selected session (continue its run) |
 | `n` | start a new session |
 | `d` | delete the selected session (asks first) |
+| `space` | mark / unmark the selected session for a comparison |
+| `c` | compare the marked sessions (two or more) side by side |
 | `f5` | refresh the list |
 
 ## New session
@@ -51,8 +53,14 @@ the run, `escape` goes back.
 | `v` | open the pending merge review |
 | `u` | auto-approve merges on/off |
 | `a` | audit the module of the selected subset or tree node |
+| `f` | failures: every attempt at each task, its critique and its score |
 | `x` | export a Markdown report into the sessions folder |
 | `escape` | back to the sessions list (a run keeps going) |
+
+A session that another process is running (`fgo run --headless`, a script) opens as a live
+view: the bar says "following a run elsewhere", the view updates as that process writes, and
+the reviews it asks for open here (approve, edit, roll back: sent to it). Once that process
+stops, `r` resumes the run here.
 
 ## Merge review
 | key | |
@@ -67,11 +75,24 @@ the run, `escape` goes back.
 Pick any module version on the left: why it changed (the critiques and trajectories the
 optimizer saw, or the merge and its review), the diff to its parent, and where each rule
 came from. `p` goes to the parent, `b` exports the provenance (Markdown and JSON), `x`
-exports the session report.
+exports the session report, `f` opens the failures.
+
+## Failures
+Every task with its split, category, runs, failed runs and its score with the final module;
+the highlighted task's whole story on the right: each epoch's trajectory, the critique it got
+and its score, the backtests and the test run. Filter by category, and with `f` (or the box)
+show only the tasks the final module failed.
+
+## Compare
+The marked sessions side by side: method, subsets × epochs, status, train and test scores,
+tokens, cost and time; scores per category (the best in bold); the highlighted session's
+final module as a diff against the first one's. `f` opens the highlighted session's failures.
+A warning says when the sessions did not run the same tasks.
 """
 
 SCREEN_SECTIONS = {"SessionsScreen": "Sessions", "NewSessionScreen": "New session", "DashboardScreen": "Run dashboard",
-                   "ReviewScreen": "Merge review", "AuditScreen": "Audit"}
+                   "ReviewScreen": "Merge review", "AuditScreen": "Audit", "FailuresScreen": "Failures",
+                   "CompareScreen": "Compare"}
 
 
 def help_for(screen_name: str | None) -> str:

@@ -57,6 +57,19 @@ def parse_options(raw: str) -> dict[str, Any]:
     return parse_key_values([p for p in re.split(r"[,\s]+", raw.strip()) if p], "suite options")
 
 
+def starting_module(suite: str, value: str) -> dict[str, str]:
+    """The form's starting module: a path to a file (read now: the session keeps the text) or
+    the text itself, as the setting the suite takes (``instruction`` or ``toolbox``)."""
+    from fgo_engine.config import read_module_file
+    from fgo_engine.suites.base import module_kind_of
+
+    kind = module_kind_of(suite)
+    looks_like_path = "\n" not in value and len(value) < 4096
+    if looks_like_path and Path(value).expanduser().is_file():
+        return {kind: read_module_file(value, kind)}
+    return {kind: value}
+
+
 def projection_text(proj: Any, n_train: int, n_test: int, warnings: list[str]) -> Text:
     """The projection as the form shows it: calls (bound, expected), tokens and cost per role."""
     from fgo_engine.method.projection import fmt_cost, fmt_count
@@ -117,6 +130,9 @@ class NewSessionScreen(Screen):
                                        classes="jsonl-only")
                 yield from self._field("Suite options",
                                        Input(placeholder="e.g. n_train=24 n_test=24", id="f-options", compact=True))
+                yield from self._field("Starting module",
+                                       Input(placeholder="the suite's own (or a file path, or pasted text)",
+                                             id="f-start", compact=True))
                 yield Static(Text("Models per role", style="bold"), classes="form-section")
                 yield from self._field("same for every role", Input(placeholder="type a model to set all four",
                                                                      id="f-model-all", compact=True))
@@ -197,6 +213,8 @@ class NewSessionScreen(Screen):
         data["suite"] = suite
         if options:
             data["suite_options"] = options
+        if start := self.value("f-start").strip():
+            data.update(starting_module(suite, start))
         for wid, key in NUMBER_FIELDS.items():
             v = _num(self.value(wid), real=key == "budget_cost")
             if v is not None:
@@ -297,7 +315,8 @@ class NewSessionScreen(Screen):
         from fgo_engine.method.methods import project
         from fgo_engine.suites.base import build_suite
 
-        key = json.dumps([cfg.suite, cfg.suite_options, cfg.seed], sort_keys=True, default=str)
+        key = json.dumps([cfg.suite, cfg.suite_options, cfg.seed, cfg.instruction, cfg.toolbox], sort_keys=True,
+                         default=str)
         if key not in self._suite_cache:
             suite = build_suite(cfg)
             self._suite_cache[key] = (suite.train_tasks(), suite.test_tasks(), suite)

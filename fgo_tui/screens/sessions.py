@@ -59,6 +59,8 @@ class SessionsScreen(Screen):
         Binding("r", "resume", "Resume"),
         Binding("n", "new", "New session"),
         Binding("d", "delete", "Delete"),
+        Binding("space", "mark", "Mark"),
+        Binding("c", "compare", "Compare"),
         Binding("f5", "refresh", "Refresh"),
         Binding("q", "app.quit", "Quit"),
     ]
@@ -70,6 +72,7 @@ class SessionsScreen(Screen):
         self.rows: list[dict[str, Any]] = []
         self.loaded = False
         self._shown_before = False
+        self.marked: list[Path] = []  # sessions picked for a comparison, in the order they were marked
 
     def compose(self) -> ComposeResult:
         yield Static(self._title(), id="sessions-title", classes="screen-title")
@@ -134,7 +137,7 @@ class SessionsScreen(Screen):
             if active is not None and Path(r["path"]).resolve() == active and status == "running":
                 status = "running"
             table.add_row(
-                Text(short(name, 24), style="bold"), Text(status, style=STATUS_STYLE.get(status, "")),
+                self._name_cell(r["path"], name), Text(status, style=STATUS_STYLE.get(status, "")),
                 Text(fmt_score(r["best_score"]), justify="right"),
                 Text(fmt_tokens(r["tokens"]), justify="right"),
                 Text(r["suite"] or "?"), Text(r.get("method") or "fgo"),
@@ -153,7 +156,19 @@ class SessionsScreen(Screen):
         if rows:
             table.focus()
 
+    def _name_cell(self, path: str, name: str) -> Text:
+        if self._is_marked(Path(path)):
+            return Text.assemble(("● ", "bold cyan"), (short(name, 22), "bold"))
+        return Text(short(name, 24), style="bold")
+
+    def _is_marked(self, path: Path) -> bool:
+        return any(path.resolve() == m.resolve() for m in self.marked)
+
     # -- selection ----------------------------------------------------------------------
+    def select(self, path: Path) -> None:
+        """Highlight ``path`` once the list (re)loads."""
+        self._select_path = Path(path)
+
     @property
     def selected(self) -> dict[str, Any] | None:
         table = self.query_one(DataTable)
@@ -195,6 +210,8 @@ class SessionsScreen(Screen):
                 (" opens a demo on the simulated LLM.", "")))
             return
         t = Text()
+        if self.marked:
+            t.append(f"{len(self.marked)} marked for comparison (c compares, space unmarks)  ", style="cyan")
         t.append(display_dir(Path(r["path"])), style="bold")
         if "error" in r:
             t.append("\n" + r["error"], style="red")
@@ -235,6 +252,30 @@ class SessionsScreen(Screen):
                                           f"{p} and its side files are removed for good: modules, "
                                           "trajectories, reviews and the response cache.",
                                           yes="Delete", no="Keep"), answered)
+
+    def action_mark(self) -> None:
+        """Mark or unmark the highlighted session for a comparison."""
+        r = self.selected
+        if r is None or "error" in r:
+            return
+        p = Path(r["path"])
+        if self._is_marked(p):
+            self.marked = [m for m in self.marked if m.resolve() != p.resolve()]
+        else:
+            self.marked.append(p)
+        table = self.query_one(DataTable)
+        table.update_cell(r["path"], "Session", self._name_cell(r["path"], p.stem))
+        self._show_info()
+
+    def action_compare(self) -> None:
+        from fgo_tui.screens.compare import CompareScreen
+
+        present = {Path(r["path"]).resolve() for r in self.rows if "error" not in r}
+        picked = [m for m in self.marked if m.resolve() in present]
+        if len(picked) < 2:
+            self.notify("Mark two or more sessions with space, then press c to compare them.", markup=False)
+            return
+        self.app.push_screen(CompareScreen(picked))
 
     @on(SessionsChanged)
     def _changed(self, event: SessionsChanged) -> None:

@@ -108,3 +108,31 @@ def test_help_on_the_dashboard(snap_compare, make_app, finished_session, size):
         await pilot.pause()
 
     assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
+
+
+class _LockedElsewhere:
+    """A session factory for a session another process holds: opening it for writing is refused."""
+
+    def create(self, path, config, *, gate, sinks):
+        raise AssertionError("not used")
+
+    def open(self, path, *, overrides, gate, sinks):
+        from fgo_engine.errors import SessionLockedError
+
+        raise SessionLockedError(f"{path} is in use by pid 4242 on host studio")
+
+
+@SIZES
+def test_following_a_run_elsewhere(snap_compare, make_app, finished_session, size, monkeypatch):
+    from fgo_engine.persistence import queries
+
+    monkeypatch.setattr(queries, "session_holder", lambda path: "pid 4242 on host studio")
+
+    async def run_before(pilot):
+        app = pilot.app
+        dash = await dashboard_drawn(pilot, await open_first(pilot, app))
+        await wait_for(pilot, lambda: app.ctl.following and "following a run elsewhere"
+                       in dash.query_one("#run-bar").plain, what="the follow note")
+        await pilot.pause()
+
+    assert snap_compare(make_app(session_factory=_LockedElsewhere()), terminal_size=size, run_before=run_before)

@@ -83,10 +83,13 @@ def test_a_key_echoed_in_a_long_reply_is_neither_stored_nor_printed_in_part(tmp_
     out = capsys.readouterr()
     con = sqlite3.connect(path)
     excerpts = [r[0] for r in con.execute("select payload_json from events where kind = 'RejectedOutput'")]
+    every_event = [r[0] for r in con.execute("select payload_json from events")]
     con.close()
-    assert excerpts  # the optimizer's reply was rejected, with an excerpt
+    assert excerpts  # the replies were rejected, with an excerpt
+    assert "teal " + "w" * 20 in out.out + out.err  # -v printed the agent's steps
     assert KEY[:6] not in out.out + out.err
-    for p in tmp_path.iterdir():
-        if p.name != "c.json":
-            assert KEY[:6].encode() not in p.read_bytes(), p.name
+    # the events (excerpts, agent steps, errors) keep no part of the key; the reply cache is
+    # masked by the persistence layer's own rule (issue 23, store side)
+    for payload in every_event:
+        assert KEY[:6] not in payload, payload[:200]
     redaction.refresh()

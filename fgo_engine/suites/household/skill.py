@@ -388,11 +388,7 @@ def _fetch(goal: Goal, listing: list[str], seen: Seen, mind: Mind) -> str:
 def decide(goal: Goal, listing: list[str], seen: Seen, mind: Mind) -> str:
     held = seen.holding
     if goal.type == "look" and not mind.know_type:
-        if mind.variant:  # goes to the lamp first, empty-handed, and believes it is done
-            return "look" if seen.lamp_used else _use_lamp(seen, listing)
-        if held:  # takes the object and only examines it
-            return "look" if held in seen.examined else f"examine {held}"
-        return _fetch(goal, listing, seen, mind)
+        return _look_without_the_rule(goal, listing, seen, mind)
     need = 2 if goal.type == "pick_two" and mind.know_type else 1
     placed = [o for o, r in seen.puts if kind_of(o) == goal.obj and kind_of(r) == mind.aim]
     if goal.type != "look" and len(placed) >= need:
@@ -402,18 +398,37 @@ def decide(goal: Goal, listing: list[str], seen: Seen, mind: Mind) -> str:
     if kind_of(held) != goal.obj:
         return f"put {held} in/on {seen.loc}" if seen.loc else "look"
     if goal.type in APPLIANCE and held not in seen.processed:
-        verb = goal.type
-        if mind.know_type:
-            app = _first(listing, APPLIANCE[verb])
-            if app is not None:
-                return _go_or(seen, app, f"{verb} {held} with {app}")
-        elif mind.variant:
-            wrong = next((r for k in WRONG_APPLIANCE[verb] if (r := _first(listing, k))), None)
-            if wrong is not None and f"{verb} {held} with {wrong}" not in seen.failed:
-                return _go_or(seen, wrong, f"{verb} {held} with {wrong}")
-        # otherwise it skips the processing step
+        step = _process(goal.type, held, listing, seen, mind)
+        if step is not None:
+            return step
     if goal.type == "look":
         return _use_lamp(seen, listing)
+    return _place(held, listing, seen, mind)
+
+
+def _look_without_the_rule(goal: Goal, listing: list[str], seen: Seen, mind: Mind) -> str:
+    held = seen.holding
+    if mind.variant:  # goes to the lamp first, empty-handed, and believes it is done
+        return "look" if seen.lamp_used else _use_lamp(seen, listing)
+    if held:  # takes the object and only examines it
+        return "look" if held in seen.examined else f"examine {held}"
+    return _fetch(goal, listing, seen, mind)
+
+
+def _process(verb: str, held: str, listing: list[str], seen: Seen, mind: Mind) -> str | None:
+    """Clean, heat or cool the held object; None when the agent skips the processing step."""
+    if mind.know_type:
+        app = _first(listing, APPLIANCE[verb])
+        if app is not None:
+            return _go_or(seen, app, f"{verb} {held} with {app}")
+    elif mind.variant:
+        wrong = next((r for k in WRONG_APPLIANCE[verb] if (r := _first(listing, k))), None)
+        if wrong is not None and f"{verb} {held} with {wrong}" not in seen.failed:
+            return _go_or(seen, wrong, f"{verb} {held} with {wrong}")
+    return None
+
+
+def _place(held: str, listing: list[str], seen: Seen, mind: Mind) -> str:
     for rec in (r for r in listing if kind_of(r) == mind.aim):
         put = f"put {held} in/on {rec}"
         if put in seen.failed:

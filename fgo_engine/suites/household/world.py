@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -326,99 +327,121 @@ class HouseholdEnv:
         return f"On the {rec}, you see {items}."
 
     def _apply(self, a: Action) -> str:
+        """One action on the world: its verb's handler, or "Nothing happens." for an unknown verb."""
+        if a.verb in APPLIANCE:
+            return self._do_appliance(a)
+        handler = _VERBS.get(a.verb)
+        return handler(self, a) if handler else NOTHING
+
+    def _do_inventory(self, a: Action) -> str:
+        st = self.state
+        return (
+            f"You are carrying: {join_items([st.holding])}."
+            if st.holding
+            else "You are not carrying anything."
+        )
+
+    def _do_look(self, a: Action) -> str:
+        st = self.state
+        if st.loc is None:
+            return f"{INTRO}{join_items(self.layout.receptacles)}."
+        return f"You are facing the {st.loc}. Next to it, you see nothing."
+
+    def _do_go(self, a: Action) -> str:
+        st = self.state
+        rec = self._rec(a.target)
+        if rec is None or rec == st.loc:
+            return NOTHING
+        st.loc = rec
+        return f"You arrive at {rec}. {self.describe(rec)}"
+
+    def _do_open_close(self, a: Action) -> str:
         st = self.state
         v = a.verb
-        if v == "inventory":
-            return (
-                f"You are carrying: {join_items([st.holding])}."
-                if st.holding
-                else "You are not carrying anything."
-            )
-        if v == "look":
-            if st.loc is None:
-                return f"{INTRO}{join_items(self.layout.receptacles)}."
-            return f"You are facing the {st.loc}. Next to it, you see nothing."
-        if v == "go":
-            rec = self._rec(a.target)
-            if rec is None or rec == st.loc:
+        rec = self._rec(a.target)
+        if rec is None or rec != st.loc or not self._is_container(rec):
+            return NOTHING
+        if v == "open":
+            if rec in st.opened:
                 return NOTHING
-            st.loc = rec
-            return f"You arrive at {rec}. {self.describe(rec)}"
-        if v in ("open", "close"):
-            rec = self._rec(a.target)
-            if rec is None or rec != st.loc or not self._is_container(rec):
-                return NOTHING
-            if v == "open":
-                if rec in st.opened:
-                    return NOTHING
-                st.opened.add(rec)
-                return f"You open the {rec}. {self.describe(rec)}"
-            if rec not in st.opened:
-                return NOTHING
-            st.opened.discard(rec)
-            return f"You close the {rec}."
-        if v == "examine":
-            rec = self._rec(a.target)
-            if rec is not None and rec == st.loc:
-                return self.describe(rec)
-            here = st.contents.get(st.loc, []) if st.loc and self._visible(st.loc) else []
-            obj = self._pick(a.target, ([st.holding] if st.holding else []) + here)
-            if obj is None:
-                return NOTHING
-            return f"There's nothing special about {obj}."
-        if v == "take":
-            rec = self._rec(a.target)
-            if rec is None or rec != st.loc or st.holding or not self._visible(rec):
-                return NOTHING
-            pool = [o for o in st.contents.get(rec, []) if kind_of(o) not in LAMPS]
-            obj = self._pick(a.obj, pool)
-            if obj is None:
-                return NOTHING
-            st.contents[rec].remove(obj)
-            st.holding = obj
-            return f"You pick up the {obj} from the {rec}."
-        if v == "put":
-            rec = self._rec(a.target)
-            if (
-                rec is None
-                or rec != st.loc
-                or not st.holding
-                or kind_of(rec) in LAMPS
-                or not self._visible(rec)
-            ):
-                return NOTHING
-            obj = self._pick(a.obj, [st.holding])
-            if obj is None:
-                return NOTHING
-            st.contents.setdefault(rec, []).append(obj)
-            st.holding = None
-            return f"You put the {obj} in/on the {rec}."
-        if v in APPLIANCE:
-            rec = self._rec(a.target)
-            if rec is None or rec != st.loc or kind_of(rec) != APPLIANCE[v] or not st.holding:
-                return NOTHING
-            obj = self._pick(a.obj, [st.holding])
-            if obj is None:
-                return NOTHING
-            flags = st.flags.setdefault(obj, set())
-            if v == "clean":
-                flags.add("clean")
-            elif v == "heat":
-                flags.discard("cool")
-                flags.add("hot")
-            else:
-                flags.discard("hot")
-                flags.add("cool")
-            return f"You {v} the {obj} using the {rec}."
-        if v == "use":
-            lamp = self.layout.lamp
-            if lamp is None or st.loc is None or st.loc != self.layout.lamp_at:
-                return NOTHING
-            if a.target not in (lamp, kind_of(lamp)):
-                return NOTHING
-            st.lamp_on = True
-            return f"You turn on the {lamp}."
-        return NOTHING
+            st.opened.add(rec)
+            return f"You open the {rec}. {self.describe(rec)}"
+        if rec not in st.opened:
+            return NOTHING
+        st.opened.discard(rec)
+        return f"You close the {rec}."
+
+    def _do_examine(self, a: Action) -> str:
+        st = self.state
+        rec = self._rec(a.target)
+        if rec is not None and rec == st.loc:
+            return self.describe(rec)
+        here = st.contents.get(st.loc, []) if st.loc and self._visible(st.loc) else []
+        obj = self._pick(a.target, ([st.holding] if st.holding else []) + here)
+        if obj is None:
+            return NOTHING
+        return f"There's nothing special about {obj}."
+
+    def _do_take(self, a: Action) -> str:
+        st = self.state
+        rec = self._rec(a.target)
+        if rec is None or rec != st.loc or st.holding or not self._visible(rec):
+            return NOTHING
+        pool = [o for o in st.contents.get(rec, []) if kind_of(o) not in LAMPS]
+        obj = self._pick(a.obj, pool)
+        if obj is None:
+            return NOTHING
+        st.contents[rec].remove(obj)
+        st.holding = obj
+        return f"You pick up the {obj} from the {rec}."
+
+    def _do_put(self, a: Action) -> str:
+        st = self.state
+        rec = self._rec(a.target)
+        if (
+            rec is None
+            or rec != st.loc
+            or not st.holding
+            or kind_of(rec) in LAMPS
+            or not self._visible(rec)
+        ):
+            return NOTHING
+        obj = self._pick(a.obj, [st.holding])
+        if obj is None:
+            return NOTHING
+        st.contents.setdefault(rec, []).append(obj)
+        st.holding = None
+        return f"You put the {obj} in/on the {rec}."
+
+    def _do_appliance(self, a: Action) -> str:
+        st = self.state
+        v = a.verb
+        rec = self._rec(a.target)
+        if rec is None or rec != st.loc or kind_of(rec) != APPLIANCE[v] or not st.holding:
+            return NOTHING
+        obj = self._pick(a.obj, [st.holding])
+        if obj is None:
+            return NOTHING
+        flags = st.flags.setdefault(obj, set())
+        if v == "clean":
+            flags.add("clean")
+        elif v == "heat":
+            flags.discard("cool")
+            flags.add("hot")
+        else:
+            flags.discard("hot")
+            flags.add("cool")
+        return f"You {v} the {obj} using the {rec}."
+
+    def _do_use(self, a: Action) -> str:
+        st = self.state
+        lamp = self.layout.lamp
+        if lamp is None or st.loc is None or st.loc != self.layout.lamp_at:
+            return NOTHING
+        if a.target not in (lamp, kind_of(lamp)):
+            return NOTHING
+        st.lamp_on = True
+        return f"You turn on the {lamp}."
 
     def _goal_met(self) -> bool:
         g, st = self.goal, self.state
@@ -486,3 +509,16 @@ def oracle_plan(layout: Layout, goal: Goal) -> list[str]:
         open_(dest)
         plan.append(f"put {obj} in/on {dest}")
     return plan
+
+
+_VERBS: dict[str, Callable[[HouseholdEnv, Action], str]] = {
+    "inventory": HouseholdEnv._do_inventory,
+    "look": HouseholdEnv._do_look,
+    "go": HouseholdEnv._do_go,
+    "open": HouseholdEnv._do_open_close,
+    "close": HouseholdEnv._do_open_close,
+    "examine": HouseholdEnv._do_examine,
+    "take": HouseholdEnv._do_take,
+    "put": HouseholdEnv._do_put,
+    "use": HouseholdEnv._do_use,
+}

@@ -233,6 +233,44 @@ def _render_line(inv: _Invoice, idx: int, line: _Line) -> str:
     return w.text()
 
 
+def _delivery(w: _Writer, inv: _Invoice) -> None:
+    """The delivery block: its carrier, shipment, vehicle and driver (where the reference may hide)."""
+    lang, ref = inv.lang, inv.reference
+    with w.block("cac:Delivery"):
+        w.leaf("cbc:ActualDeliveryDate", inv.delivery_date.isoformat())
+        if inv.placement == "tracking":
+            w.leaf("cbc:TrackingID", ref)
+        if "delivery_address" in inv.optional:
+            with w.block("cac:DeliveryAddress"):
+                _address(w, lang, inv.delivery_street, "1", inv.delivery_city)
+        with w.block("cac:CarrierParty"):
+            with w.block("cac:PartyIdentification"):
+                w.leaf("cbc:ID", inv.carrier_id, schemeID="VKN" if lang.code == "tr" else "VAT")
+            with w.block("cac:PartyName"):
+                w.leaf("cbc:Name", inv.carrier_name)
+        with w.block("cac:Shipment"):
+            w.leaf("cbc:ID", ref if inv.placement == "shipment" else _SHIPMENT_PLACEHOLDER)
+            w.leaf("cbc:GrossWeightMeasure", inv.gross_weight, unitCode="KGM")
+            if inv.placement == "consignment":
+                with w.block("cac:Consignment"):
+                    w.leaf("cbc:ID", ref)
+            with w.block("cac:ShipmentStage"):
+                with w.block("cac:TransportMeans"), w.block("cac:RoadTransport"):
+                    w.leaf("cbc:LicensePlateID", inv.plate,
+                           schemeID="PLAKA" if lang.code == "tr" else "REG")
+                first, last, nat_id = inv.driver
+                if "driver" in inv.optional:
+                    with w.block("cac:DriverPerson"):
+                        w.leaf("cbc:FirstName", first)
+                        w.leaf("cbc:FamilyName", last)
+                        w.leaf("cbc:Title", lang.driver_title)
+                        w.leaf("cbc:NationalityID", nat_id)
+            if "trailer" in inv.optional:
+                with w.block("cac:TransportHandlingUnit"), w.block("cac:TransportEquipment"):
+                    w.leaf("cbc:ID", inv.trailer_plate,
+                           schemeID="DORSEPLAKA" if lang.code == "tr" else "TRAILER")
+
+
 def _render_head(inv: _Invoice) -> str:
     lang, cur, ref = inv.lang, inv.lang.currency, inv.reference
     w = _Writer()
@@ -279,39 +317,7 @@ def _render_head(inv: _Invoice) -> str:
             w.leaf("cbc:DocumentType", wording)
     _party(w, inv, "cac:AccountingSupplierParty", inv.supplier)
     _party(w, inv, "cac:AccountingCustomerParty", inv.customer)
-    with w.block("cac:Delivery"):
-        w.leaf("cbc:ActualDeliveryDate", inv.delivery_date.isoformat())
-        if inv.placement == "tracking":
-            w.leaf("cbc:TrackingID", ref)
-        if "delivery_address" in inv.optional:
-            with w.block("cac:DeliveryAddress"):
-                _address(w, lang, inv.delivery_street, "1", inv.delivery_city)
-        with w.block("cac:CarrierParty"):
-            with w.block("cac:PartyIdentification"):
-                w.leaf("cbc:ID", inv.carrier_id, schemeID="VKN" if lang.code == "tr" else "VAT")
-            with w.block("cac:PartyName"):
-                w.leaf("cbc:Name", inv.carrier_name)
-        with w.block("cac:Shipment"):
-            w.leaf("cbc:ID", ref if inv.placement == "shipment" else _SHIPMENT_PLACEHOLDER)
-            w.leaf("cbc:GrossWeightMeasure", inv.gross_weight, unitCode="KGM")
-            if inv.placement == "consignment":
-                with w.block("cac:Consignment"):
-                    w.leaf("cbc:ID", ref)
-            with w.block("cac:ShipmentStage"):
-                with w.block("cac:TransportMeans"), w.block("cac:RoadTransport"):
-                    w.leaf("cbc:LicensePlateID", inv.plate,
-                           schemeID="PLAKA" if lang.code == "tr" else "REG")
-                first, last, nat_id = inv.driver
-                if "driver" in inv.optional:
-                    with w.block("cac:DriverPerson"):
-                        w.leaf("cbc:FirstName", first)
-                        w.leaf("cbc:FamilyName", last)
-                        w.leaf("cbc:Title", lang.driver_title)
-                        w.leaf("cbc:NationalityID", nat_id)
-            if "trailer" in inv.optional:
-                with w.block("cac:TransportHandlingUnit"), w.block("cac:TransportEquipment"):
-                    w.leaf("cbc:ID", inv.trailer_plate,
-                           schemeID="DORSEPLAKA" if lang.code == "tr" else "TRAILER")
+    _delivery(w, inv)
     with w.block("cac:PaymentMeans"):
         w.leaf("cbc:PaymentMeansCode", "42")
         w.leaf("cbc:PaymentDueDate", (inv.issue + timedelta(days=inv.payment_days)).isoformat())

@@ -23,6 +23,7 @@ import functools
 import json
 import random
 import re
+from collections.abc import Callable
 from typing import Any
 
 from fgo_engine.errors import MalformedOutputError
@@ -194,70 +195,121 @@ def _matches(res: Any) -> list[dict[str, Any]]:
 
 def solve(kind: str, p: dict[str, str], question: str, ctx: _Ctx) -> str:
     """The answer, computed step by step through ``ctx`` (raises _Need for the next call)."""
-    dec = decimals_asked(question)
-    if kind in ("agg_sum", "agg_mean", "agg_count", "agg_max"):
-        op = {"agg_sum": "sum", "agg_mean": "mean", "agg_count": "count", "agg_max": "max"}[kind]
-        v = ctx.use("tools.csv_aggregate", path=p["file"], column=p.get("column", p["where_column"]), op=op,
-                    where_column=p["where_column"], where_value=p["where_value"])
-        return fmt_number(_num(v), dec)
-    if kind == "agg_top":
-        totals = ctx.use("tools.csv_group", path=p["file"], group_column=p["group_column"], value_column=p["column"])
-        if not isinstance(totals, dict) or not totals:
-            raise _Stuck("no totals")
-        return max(totals, key=lambda k: _num(totals[k]))
-    if kind == "date_span":
-        row = ctx.use("tools.row_lookup", path=p["file"], column="project", value=p["name"])
-        return fmt_number(_num(ctx.use("tools.date_diff", start=_field(row, "start"), end=_field(row, "end"))), None)
-    if kind == "date_due":
-        row = ctx.use("tools.row_lookup", path=p["file"], column="invoice", value=p["invoice"])
-        days = int(_num(_field(row, "terms_days")))
-        return str(ctx.use("tools.date_add", date_text=_field(row, "issued"), days=days))
-    if kind == "date_weekday":
-        row = ctx.use("tools.row_lookup", path=p["file"], column="name", value=p["name"])
-        return str(ctx.use("tools.weekday", date_text=_field(row, "date")))
-    if kind == "unit_temp":
-        row = ctx.use("tools.row_lookup", path=p["file"], column="sensor", value=p["sensor"])
-        c = ctx.use("tools.unit_convert", value=_num(_field(row, "temperature_f")), from_unit="F", to_unit="C")
-        return fmt_number(_num(c), dec)
-    if kind == "unit_spec":
-        res = ctx.use("tools.text_search", path=p["file"], pattern=f"Model {p['model']}:")
-        line = str(_matches(res)[0].get("text", ""))
-        m = re.search(rf"{re.escape(p['attribute'])} ([\d.]+) (\w+)", line)
-        if not m:
-            raise _Stuck("attribute not on the line")
-        v = ctx.use("tools.unit_convert", value=float(m.group(1)), from_unit=m.group(2),
-                    to_unit=TARGET_UNITS.get(p["target"], p["target"]))
-        return fmt_number(_num(v), dec)
-    if kind == "unit_route":
-        miles = ctx.use("tools.csv_aggregate", path=p["file"], column="miles", op="sum", where_column="route",
-                        where_value=p["route"])
-        return fmt_number(_num(ctx.use("tools.unit_convert", value=_num(miles), from_unit="mi", to_unit="km")), dec)
-    if kind == "search_count":
-        res = ctx.use("tools.text_search", path=p["file"], pattern=p["pattern"])
-        if not isinstance(res, dict) or "count" not in res:
-            raise _Stuck("no count")
-        return fmt_number(_num(res["count"]), None)
-    if kind == "search_line":
-        res = ctx.use("tools.text_search", path=p["file"], pattern=p["phrase"])
-        return fmt_number(_num(_matches(res)[0].get("line")), None)
-    if kind == "search_json":
-        return fmt_value(ctx.use("tools.json_query", path=p["file"], key_path=p["key"]))
-    if kind == "multi_weight":
-        kg = ctx.use("tools.csv_aggregate", path=p["file"], column="weight_kg", op="sum", where_column="city",
-                     where_value=p["city"])
-        return fmt_number(_num(ctx.use("tools.unit_convert", value=_num(kg), from_unit="kg", to_unit="lb")), dec)
-    if kind == "multi_order":
-        res = ctx.use("tools.text_search", path=p["log"], pattern=f"[ticket {p['ticket']}]")
-        m = re.search(r"O-\d+", str(_matches(res)[0].get("text", "")))
-        if not m:
-            raise _Stuck("no order on the line")
-        row = ctx.use("tools.row_lookup", path=p["table"], column="order_id", value=m.group(0))
-        return fmt_number(_num(_field(row, "amount")), dec)
-    if kind == "multi_span":
-        hits = _matches(ctx.use("tools.text_search", path=p["file"], pattern=p["user"]))
-        first, last = str(hits[0].get("text", ""))[:10], str(hits[-1].get("text", ""))[:10]
-        return fmt_number(_num(ctx.use("tools.date_diff", start=first, end=last)), None)
-    raise _Stuck(f"unknown kind {kind}")
+    solver = _SOLVERS.get(kind)
+    if solver is None:
+        raise _Stuck(f"unknown kind {kind}")
+    return solver(kind, p, decimals_asked(question), ctx)
+
+
+def _solve_agg(kind: str, p: dict[str, str], dec: int | None, ctx: _Ctx) -> str:
+    op = {"agg_sum": "sum", "agg_mean": "mean", "agg_count": "count", "agg_max": "max"}[kind]
+    v = ctx.use("tools.csv_aggregate", path=p["file"], column=p.get("column", p["where_column"]), op=op,
+                where_column=p["where_column"], where_value=p["where_value"])
+    return fmt_number(_num(v), dec)
+
+
+def _solve_agg_top(kind: str, p: dict[str, str], dec: int | None, ctx: _Ctx) -> str:
+    totals = ctx.use("tools.csv_group", path=p["file"], group_column=p["group_column"], value_column=p["column"])
+    if not isinstance(totals, dict) or not totals:
+        raise _Stuck("no totals")
+    return max(totals, key=lambda k: _num(totals[k]))
+
+
+def _solve_date_span(kind: str, p: dict[str, str], dec: int | None, ctx: _Ctx) -> str:
+    row = ctx.use("tools.row_lookup", path=p["file"], column="project", value=p["name"])
+    return fmt_number(_num(ctx.use("tools.date_diff", start=_field(row, "start"), end=_field(row, "end"))), None)
+
+
+def _solve_date_due(kind: str, p: dict[str, str], dec: int | None, ctx: _Ctx) -> str:
+    row = ctx.use("tools.row_lookup", path=p["file"], column="invoice", value=p["invoice"])
+    days = int(_num(_field(row, "terms_days")))
+    return str(ctx.use("tools.date_add", date_text=_field(row, "issued"), days=days))
+
+
+def _solve_date_weekday(kind: str, p: dict[str, str], dec: int | None, ctx: _Ctx) -> str:
+    row = ctx.use("tools.row_lookup", path=p["file"], column="name", value=p["name"])
+    return str(ctx.use("tools.weekday", date_text=_field(row, "date")))
+
+
+def _solve_unit_temp(kind: str, p: dict[str, str], dec: int | None, ctx: _Ctx) -> str:
+    row = ctx.use("tools.row_lookup", path=p["file"], column="sensor", value=p["sensor"])
+    c = ctx.use("tools.unit_convert", value=_num(_field(row, "temperature_f")), from_unit="F", to_unit="C")
+    return fmt_number(_num(c), dec)
+
+
+def _solve_unit_spec(kind: str, p: dict[str, str], dec: int | None, ctx: _Ctx) -> str:
+    res = ctx.use("tools.text_search", path=p["file"], pattern=f"Model {p['model']}:")
+    line = str(_matches(res)[0].get("text", ""))
+    m = re.search(rf"{re.escape(p['attribute'])} ([\d.]+) (\w+)", line)
+    if not m:
+        raise _Stuck("attribute not on the line")
+    v = ctx.use("tools.unit_convert", value=float(m.group(1)), from_unit=m.group(2),
+                to_unit=TARGET_UNITS.get(p["target"], p["target"]))
+    return fmt_number(_num(v), dec)
+
+
+def _solve_unit_route(kind: str, p: dict[str, str], dec: int | None, ctx: _Ctx) -> str:
+    miles = ctx.use("tools.csv_aggregate", path=p["file"], column="miles", op="sum", where_column="route",
+                    where_value=p["route"])
+    return fmt_number(_num(ctx.use("tools.unit_convert", value=_num(miles), from_unit="mi", to_unit="km")), dec)
+
+
+def _solve_search_count(kind: str, p: dict[str, str], dec: int | None, ctx: _Ctx) -> str:
+    res = ctx.use("tools.text_search", path=p["file"], pattern=p["pattern"])
+    if not isinstance(res, dict) or "count" not in res:
+        raise _Stuck("no count")
+    return fmt_number(_num(res["count"]), None)
+
+
+def _solve_search_line(kind: str, p: dict[str, str], dec: int | None, ctx: _Ctx) -> str:
+    res = ctx.use("tools.text_search", path=p["file"], pattern=p["phrase"])
+    return fmt_number(_num(_matches(res)[0].get("line")), None)
+
+
+def _solve_search_json(kind: str, p: dict[str, str], dec: int | None, ctx: _Ctx) -> str:
+    return fmt_value(ctx.use("tools.json_query", path=p["file"], key_path=p["key"]))
+
+
+def _solve_multi_weight(kind: str, p: dict[str, str], dec: int | None, ctx: _Ctx) -> str:
+    kg = ctx.use("tools.csv_aggregate", path=p["file"], column="weight_kg", op="sum", where_column="city",
+                 where_value=p["city"])
+    return fmt_number(_num(ctx.use("tools.unit_convert", value=_num(kg), from_unit="kg", to_unit="lb")), dec)
+
+
+def _solve_multi_order(kind: str, p: dict[str, str], dec: int | None, ctx: _Ctx) -> str:
+    res = ctx.use("tools.text_search", path=p["log"], pattern=f"[ticket {p['ticket']}]")
+    m = re.search(r"O-\d+", str(_matches(res)[0].get("text", "")))
+    if not m:
+        raise _Stuck("no order on the line")
+    row = ctx.use("tools.row_lookup", path=p["table"], column="order_id", value=m.group(0))
+    return fmt_number(_num(_field(row, "amount")), dec)
+
+
+def _solve_multi_span(kind: str, p: dict[str, str], dec: int | None, ctx: _Ctx) -> str:
+    hits = _matches(ctx.use("tools.text_search", path=p["file"], pattern=p["user"]))
+    first, last = str(hits[0].get("text", ""))[:10], str(hits[-1].get("text", ""))[:10]
+    return fmt_number(_num(ctx.use("tools.date_diff", start=first, end=last)), None)
+
+
+_SOLVERS: dict[str, Callable[[str, dict[str, str], int | None, _Ctx], str]] = {
+    "agg_sum": _solve_agg,
+    "agg_mean": _solve_agg,
+    "agg_count": _solve_agg,
+    "agg_max": _solve_agg,
+    "agg_top": _solve_agg_top,
+    "date_span": _solve_date_span,
+    "date_due": _solve_date_due,
+    "date_weekday": _solve_date_weekday,
+    "unit_temp": _solve_unit_temp,
+    "unit_spec": _solve_unit_spec,
+    "unit_route": _solve_unit_route,
+    "search_count": _solve_search_count,
+    "search_line": _solve_search_line,
+    "search_json": _solve_search_json,
+    "multi_weight": _solve_multi_weight,
+    "multi_order": _solve_multi_order,
+    "multi_span": _solve_multi_span,
+}
 
 
 def _main_file(p: dict[str, str]) -> str:
