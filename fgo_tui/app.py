@@ -66,8 +66,9 @@ def display_path(path: Path) -> str:
 
 def _one_line(exc: BaseException) -> str:
     from fgo_engine.errors import FGOError
+    from fgo_engine.redaction import scrub
 
-    text = " ".join(str(exc).split())
+    text = scrub(" ".join(str(exc).split()))
     return text if isinstance(exc, FGOError) else f"{type(exc).__name__}: {text}"
 
 

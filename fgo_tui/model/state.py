@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fgo_engine import events as ev
+from fgo_engine import redaction
 from fgo_engine.types import IF_NOT_WORSE, NodeRef, subset_ref
 from fgo_tui.model.bridge import Batch
 
@@ -506,6 +507,6 @@ def fmt_score(x: float | None) -> str:
 
 
 def short(text: Any, width: int) -> str:
-    """One line, at most ``width`` characters."""
-    s = " ".join(str(text or "").split())
+    """One line, at most ``width`` characters; masked before it is cut (never half a key)."""
+    s = redaction.scrub(" ".join(str(text or "").split()))
     return s if len(s) <= width else s[: max(1, width - 1)] + "…"

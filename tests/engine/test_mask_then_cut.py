@@ -93,3 +93,11 @@ def test_a_key_echoed_in_a_long_reply_is_neither_stored_nor_printed_in_part(tmp_
     for payload in every_event:
         assert KEY[:6] not in payload, payload[:200]
     redaction.refresh()
+
+
+def test_the_apps_short_lines_keep_no_prefix(key):
+    from fgo_tui.model.state import short
+
+    shown = short("the tool said " + "q" * 20 + key, 50)
+    assert key[:6] not in shown and shown.startswith("the tool said")
+    assert short("exactly ten", 11) == "exactly ten"
