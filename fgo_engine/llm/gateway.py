@@ -28,6 +28,8 @@ from fgo_engine.config import RoleConfig
 from fgo_engine.errors import BudgetExceededError, CancelledError, ContextOverflowError, LLMError
 from fgo_engine.llm import tokens
 from fgo_engine.llm.scheduling import FairSlots
+from fgo_engine.llm.sim import faults as sim_faults
+from fgo_engine.llm.sim.faults import Faults
 from fgo_engine.timeutil import now
 from fgo_engine.types import Budget, Completion, LedgerEntry, Scope, Totals, is_simulated
 
@@ -93,6 +95,7 @@ class Gateway:
         # so that a call waiting for a slot when cancel is asked never starts
         self.before_call = before_call
         self._abandon = threading.Event()  # set by abandon(): requests under way are given up, not awaited
+        self.faults = Faults()  # what the simulated LLM fails with on this gateway's calls (tests)
         self._in_flight = 0
         for rc in roles.values():
             redaction.register_role(rc)
@@ -373,7 +376,7 @@ class Gateway:
             start = time.perf_counter()
             started_at, queue_ms = time.time(), (start - asked) * 1000.0
             try:
-                resp = self._send(litellm, rc, release, kwargs, self._abandon)
+                resp = self._send(litellm, rc, release, kwargs, self._abandon, self.faults)
                 if not getattr(resp, "choices", None):
                     raise MalformedReply("the reply has no choices", getattr(resp, "usage", None))
             except CancelledError:
@@ -452,7 +455,7 @@ class Gateway:
 
     @staticmethod
     def _send(litellm, rc: RoleConfig, release: Callable[[], None], kwargs: dict[str, Any],
-              abandon: threading.Event | None = None):
+              abandon: threading.Event | None = None, faults: Faults | None = None):
         """One request on a model slot already taken, cut at ``rc.timeout`` seconds in total.
         The HTTP client's timeout bounds each read, not the whole reply: a body trickled in
         slowly would never end. ``release`` gives the slot back when the request really ends,
@@ -461,7 +464,7 @@ class Gateway:
             from fgo_engine.llm.sim.provider import cpu_turn
 
             try:
-                with cpu_turn():  # the simulator's CPU is this process's: see cpu_turn
+                with cpu_turn(), sim_faults.bound(faults):  # the simulator's CPU is this process's: see cpu_turn
                     return litellm.completion(**kwargs)
             finally:
                 release()
