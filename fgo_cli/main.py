@@ -178,7 +178,9 @@ def _parse_options(pairs: list[str]) -> dict[str, Any]:
 def config_from_args(a: argparse.Namespace) -> RunConfig:
     data: dict[str, Any] = {}
     if a.config:
-        data = RunConfig.load(a.config).to_dict()
+        # as written, not resolved: a flag laid over them has the same consequences as
+        # without a file (--api-base on loopback: a local server's defaults)
+        data = RunConfig.settings(a.config)
     if a.suite:
         data["suite"] = a.suite
     if a.tasks:
@@ -479,7 +481,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
         extra["task_workers"] = a.task_workers
     if a.max_concurrency is not None:
         extra["roles"] = {r: {"max_concurrency": a.max_concurrency} for r in ROLES}
-    base = RunConfig.load(a.config).to_dict() if a.config else None
+    base = RunConfig.settings(a.config) if a.config else None
     roles = {r: getattr(a, f"{r}_model") for r in ROLES if getattr(a, f"{r}_model")}
     suite, options = a.suite, _parse_options(a.option)
     if a.tasks:
@@ -560,6 +562,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fgo: interrupted", file=sys.stderr)
         return 130
+    except (RecursionError, OverflowError, ValueError) as exc:
+        from fgo_engine.errors import python_limit
+
+        limit = python_limit(exc)  # Python's own limits reached by the user's data: not a bug here
+        if limit is None:
+            raise
+        print(f"fgo: error: the input goes beyond Python's limits ({limit})", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
