@@ -29,6 +29,8 @@ class RunStarted(Event):
     n_test: int
     projected_calls: dict[str, int] = field(default_factory=dict)  # upper bound per role
     projection: dict[str, Any] = field(default_factory=dict)  # Projection.to_dict(): expected calls, tokens, cost
+    has_merge_tree: bool = False  # the method's subsets meet in merge nodes (Method.has_merge_tree)
+    max_merge_nodes: int = 0  # ... at most this many (Method.max_merge_nodes)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ ModuleKind = Literal["instruction", "toolbox"]
 OPERATOR = "operator"
 AUTO_APPROVE = "policy:auto"
 IF_NOT_WORSE = "policy:if-not-worse"  # who rolls back a merge that scored below its best child
+IDENTICAL_CHILDREN = "identical-children"  # the engine: a node whose children were one module
 
 SIM_PREFIX = "fgo-sim/"  # models of the simulated LLM (a test bed, never evidence of real-model quality)
 

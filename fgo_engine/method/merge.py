@@ -22,10 +22,20 @@ from fgo_engine.method.runtime import Item, Runtime, by_category, short_hash
 from fgo_engine.persistence import queries
 from fgo_engine.persistence import writes as rows
 from fgo_engine.timeutil import now
-from fgo_engine.types import ChildInfo, Module, ReviewDecision, ReviewRequest, Scope, Task
+from fgo_engine.types import (
+    AUTO_APPROVE,
+    IDENTICAL_CHILDREN,
+    IF_NOT_WORSE,
+    ChildInfo,
+    Module,
+    ReviewDecision,
+    ReviewRequest,
+    Scope,
+    Task,
+)
 
 log = logging.getLogger("fgo.method")
-IDENTICAL = "identical-children"  # the reviews.by of a node whose children were one module
+IDENTICAL = IDENTICAL_CHILDREN  # the reviews.by of a node whose children were one module
 
 
 def _json_cols(row: dict) -> dict:
@@ -171,7 +181,7 @@ class MergeTree:
                 module, module_id, trajs, score = (node.best_child.module, node.best_child.module_id,
                                                    bt.child_trajs, child_score)
                 final_decision = "rollback"
-        elif decision.by == "policy:auto" and score < node.score_before:
+        elif decision.by == AUTO_APPROVE and score < node.score_before:
             text = (f"merge {node.node_id} scored {score:.3f} on its {len(node.tasks)} tasks, below its children's "
                     f"{node.score_before:.3f}, and auto-approve kept it; --review if-not-worse keeps only merges "
                     "that are not worse than their best child")
@@ -185,7 +195,7 @@ class MergeTree:
             "updated_at": now(),
         })
         self._emit(node, "done", score, final_decision, module_id, len(bt.tasks), bt.interval,
-                   decided_by=rows.IF_NOT_WORSE if final_decision != decision.decision else decision.by)
+                   decided_by=IF_NOT_WORSE if final_decision != decision.decision else decision.by)
         return Item(node.node_id, module, module_id, score, task_ids, cats, node.subset_ids, node.depth)
 
     def _adopt_identical(self, node: _Node) -> Item:
@@ -269,7 +279,7 @@ class MergeTree:
             self._settle_review(node)
             return decision
         number = int(node.node_id[1:])
-        ordered = getattr(rt.gate, "policy", "") == "ask"
+        ordered = rt.gate.asks_person  # a person is asked in node order
         with self._review_lock:
             while ordered and any(i not in self._reviewed for i in range(1, number)):
                 if self._failed is not None:
@@ -322,8 +332,8 @@ class MergeTree:
         rt = self.rt
         rt.bus.emit(ev.Log("info", f"merge {node.node_id} scored {score:.3f} on its tasks, below its best "
                                    f"child's {child_score:.3f}; rolled back"))
-        if not rt.store.count("reviews", "node_id = ? and by = ?", (node.node_id, rows.IF_NOT_WORSE)):
-            rt.store.insert("reviews", rows.review(node.node_id, ReviewDecision("rollback", by=rows.IF_NOT_WORSE)))
+        if not rt.store.count("reviews", "node_id = ? and by = ?", (node.node_id, IF_NOT_WORSE)):
+            rt.store.insert("reviews", rows.review(node.node_id, ReviewDecision("rollback", by=IF_NOT_WORSE)))
 
     def _stored_decision(self, node_id: str) -> ReviewDecision | None:
         rows = self.rt.store.rows("reviews", "node_id = ?", (node_id,), order_by="id")

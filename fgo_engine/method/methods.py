@@ -35,6 +35,12 @@ class Outcome:
 
 class Method(Protocol):
     name: str
+    has_merge_tree: bool
+    """Works in subsets whose modules meet in merge nodes (what the app shows as panels and a tree)."""
+
+    def max_merge_nodes(self, n_subsets: int) -> int:
+        """The merge nodes a full run makes at most."""
+        ...
 
     def run(self, rt: Runtime, train: list[Task], start: Module, start_id: str) -> Outcome: ...
 
@@ -49,7 +55,14 @@ def _with_test(config: RunConfig, plan: Plan, test: list[Task]) -> Plan:
     return plan
 
 
-class Vanilla:
+class _NoTree:
+    has_merge_tree = False
+
+    def max_merge_nodes(self, n_subsets: int) -> int:
+        return 0
+
+
+class Vanilla(_NoTree):
     name = "vanilla"
 
     def run(self, rt: Runtime, train: list[Task], start: Module, start_id: str) -> Outcome:
@@ -63,6 +76,10 @@ class FGO:
     """Divide into subsets, optimize each in parallel, merge through the clustered tree."""
 
     name = "fgo"
+    has_merge_tree = True
+
+    def max_merge_nodes(self, n_subsets: int) -> int:
+        return max(0, n_subsets - 1)  # every merge takes two modules or more
 
     def run(self, rt: Runtime, train: list[Task], start: Module, start_id: str) -> Outcome:
         cfg = rt.cfg
@@ -91,6 +108,9 @@ class NoMerge(FGO):
 
     name = "no-merge"
 
+    def max_merge_nodes(self, n_subsets: int) -> int:
+        return 1 if n_subsets > 1 else 0
+
     def merge(self, tree: MergeTree, items):
         return items[0] if len(items) == 1 else tree.merge_all_at_once(items)
 
@@ -100,7 +120,7 @@ class NoMerge(FGO):
         return [MergeStep(len(groups), [t for g in groups for t in g])]
 
 
-class _Batched:
+class _Batched(_NoTree):
     """A baseline: one optimizer loop over a list of batches, N×E steps."""
 
     name = ""

@@ -265,7 +265,9 @@ class Session:
             projection = self.projection(train, test)
             subsets = 0 if cfg.method == "vanilla" else cfg.subsets  # vanilla divides nothing
             self.bus.emit(ev.RunStarted(cfg.method, subsets, len(train), len(test),
-                                        projection.calls_by_role(), projection.to_dict()))
+                                        projection.calls_by_role(), projection.to_dict(),
+                                        has_merge_tree=method.has_merge_tree,
+                                        max_merge_nodes=method.max_merge_nodes(subsets)))
             self.bus.emit(ev.RunStatus("running"))
             initial = self.suite.initial_module()
             initial_id = rt.save_module("initial", initial, origin="initial")

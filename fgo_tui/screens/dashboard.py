@@ -118,7 +118,7 @@ class DashboardScreen(Screen):
                 with SubsetGrid(id="subset-grid"):
                     # the panels the run will fill, mounted with the screen: not in the first ticks of the run
                     v = self.view
-                    sids = sorted(set(v.subsets) | (set(range(v.n_subsets)) if v.method in ("fgo", "no-merge")
+                    sids = sorted(set(v.subsets) | (set(range(v.n_subsets)) if v.has_merge_tree
                                                     else set()))
                     self._unmounted = sids[PANEL_CHUNK:]  # mounted by _render_panels, a chunk per refresh
                     for sid in sids[:PANEL_CHUNK]:
@@ -255,7 +255,7 @@ class DashboardScreen(Screen):
         t.append("  ● ", style=STATUS_STYLE.get(status, ""))
         t.append(status, style=STATUS_STYLE.get(status, ""))
         t.append(f"   subsets {v.subsets_done}/{v.n_subsets or len(v.subsets)}")
-        if v.method in ("fgo", "no-merge"):
+        if v.has_merge_tree:
             t.append(f" · merges {v.nodes_done}/≤{v.max_nodes}")
         auto, review = ctl.auto, v.review_policy
         if auto is not None and review == "ask" and auto:
