@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import fgo_engine  # noqa: F401  (environment defaults first)
+from fgo_engine._env import sessions_dir
 from fgo_engine.config import (
     BENCH_DEFAULTS,
     BENCH_METHODS,
@@ -31,7 +32,7 @@ from fgo_engine.config import (
 )
 from fgo_engine.errors import ConfigError, FGOError, SessionError
 
-SESSIONS_DIR = Path(os.environ.get("FGO_SESSIONS_DIR", "sessions"))
+SESSIONS_DIR = sessions_dir()
 EXIT = {"done": 0, "failed": 1, "budget": 3, "cancelled": 130, "paused": 0}
 
 

@@ -38,7 +38,9 @@ DEMO_MODEL = "fgo-sim/medium:latency=0.02"
 
 
 def default_sessions_dir() -> Path:
-    return Path(os.environ.get("FGO_SESSIONS_DIR", "sessions"))
+    from fgo_engine._env import sessions_dir
+
+    return sessions_dir()
 
 
 def demo_config() -> Any:

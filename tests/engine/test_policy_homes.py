@@ -66,3 +66,16 @@ def test_gates_say_whether_a_person_answers():
 
     assert with_gate_defaults(PluginGate()).asks_person is False
     assert AutoApprove().review(None).by == AUTO_APPROVE and IfNotWorse().review(None).by == IF_NOT_WORSE
+
+
+def test_fgo_environment_variables_are_read_in_one_place(monkeypatch, tmp_path):
+    reads = re.compile(r"""(environ\.get|environ\[|getenv)\(?\s*["']FGO_""")
+    found = sorted(str(p.relative_to(ROOT)) for p in SOURCES if reads.search(p.read_text(encoding="utf-8")))
+    assert found in ([], ["fgo_engine/_env.py"]), found
+    from fgo_engine import _env
+
+    monkeypatch.setenv(_env.SESSIONS_DIR, str(tmp_path))
+    monkeypatch.setenv(_env.PLUGINS, " a.b, ,c ")
+    assert _env.sessions_dir() == tmp_path and _env.plugins() == ["a.b", "c"]
+    monkeypatch.delenv(_env.SESSIONS_DIR)
+    assert _env.sessions_dir() == Path("sessions")

@@ -30,7 +30,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from fgo_engine import redaction
+from fgo_engine import _env, redaction
 from fgo_engine.config import RunConfig
 from fgo_engine.errors import CancelledError, ConfigError, FGOError, LLMError
 from fgo_engine.method.executor import RolloutHost, SubsetThreads
@@ -70,8 +70,8 @@ def secret_env(config: RunConfig) -> dict[str, str]:
         if is_secret_name(name) and any(name.startswith(p) for p in providers):
             names.add(name)
     env = {n: os.environ[n] for n in sorted(names) if os.environ.get(n)}
-    if os.environ.get("FGO_PLUGINS"):
-        env["FGO_PLUGINS"] = os.environ["FGO_PLUGINS"]
+    if os.environ.get(_env.PLUGINS):
+        env[_env.PLUGINS] = os.environ[_env.PLUGINS]
     return env
 
 
