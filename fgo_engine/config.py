@@ -398,8 +398,3 @@ class RunConfig:
              "embedding_model must be a model name")
         need(is_num(self.max_retry_after) and self.max_retry_after >= 0,
              f"max_retry_after must be a number of seconds ≥ 0 (got {self.max_retry_after!r})")
-
-    def with_model(self, model: str) -> RunConfig:
-        for rc in self.roles.values():
-            rc.model = model
-        return self

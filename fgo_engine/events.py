@@ -9,11 +9,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-
-class EventSink(Protocol):
-    def __call__(self, event: Event) -> None: ...
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -224,9 +220,3 @@ class EventBus:
 
     def __call__(self, event: Event) -> None:
         self.emit(event)
-
-
-def event_payload(event: Event) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return {"kind": type(event).__name__, **asdict(event)}

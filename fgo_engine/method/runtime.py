@@ -117,10 +117,6 @@ class Runtime:
                                                  adopted=adopted, note=note), replace=True)
         return module_id
 
-    def usable(self, old: Module, text: str) -> bool:
-        """An LLM-written module is usable if it is not empty and the suite accepts it."""
-        return self.module_problem(old.kind, text) is None
-
     def module_problem(self, kind: str, text: str) -> str | None:
         """Why the suite cannot use this module text (None: it can)."""
         try:

@@ -86,7 +86,6 @@ class Session:
         self.bus = ev.EventBus(sinks, log=self.log)
         self.gate = gate or gate_for_policy(config.review)
         self.control = Control()
-        self._sleep = sleep
         self.gateway = Gateway(
             config.roles, store=store, use_cache=config.cache, retries=config.retries, sleep=sleep,
             max_retry_after=config.max_retry_after,
