@@ -248,7 +248,7 @@ class Gateway:
 
     @staticmethod
     def cache_key(rc: RoleConfig, messages: list[dict[str, Any]], sample: int, tools: list | None) -> str:
-        params = {k: v for k, v in rc.params.items() if "key" not in k.lower()}
+        params = {k: v for k, v in rc.params.items() if not redaction.is_secret_name(k)}  # the one rule
         blob = json.dumps(
             {"model": rc.model, "messages": messages, "temperature": rc.temperature,
              "max_tokens": rc.max_tokens, "tools": tools, "sample": sample, "params": params,
