@@ -14,9 +14,10 @@ LLAMA_CMAKE := CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF"
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): $(BIN)/python pyproject.toml
+$(STAMP): $(BIN)/python pyproject.toml examples/plugin_suite/pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(VENV_PATH) $(BIN)/python -m pip install --quiet -e '.[test,alfworld,ray]'
+	$(BIN)/python -m pip install --quiet -e examples/plugin_suite  # the example plugin package the tests load
 	$(BIN)/python -m compileall -q fgo_engine fgo_tui  # cached bytecode even where PYTHONDONTWRITEBYTECODE is set
 	touch $(STAMP)
 

@@ -34,6 +34,7 @@ import toy_suite  # noqa: E402,F401  (a tiny suite registered for tests and benc
 import fgo_engine  # noqa: E402,F401
 from fgo_engine.config import ROLES, RoleConfig, RunConfig  # noqa: E402
 from fgo_engine.llm.gateway import Gateway, get_litellm  # noqa: E402
+from fgo_engine.persistence import queries  # noqa: E402
 from fgo_engine.persistence.store import Store  # noqa: E402
 from fgo_engine.run.session import Session  # noqa: E402
 
@@ -137,11 +138,11 @@ def scale(n_tasks: int, n_subsets: int) -> dict:
         reads = []
         for _ in range(20):
             t0 = time.perf_counter()
-            s.store.rows("merge_nodes")
-            s.store.query("select subset_id, max(score) from epochs group by subset_id")
+            queries.merge_nodes(s.store)
+            queries.subset_epochs(s.store)
             reads.append((time.perf_counter() - t0) * 1000)
-        nodes = s.store.count("merge_nodes")
-        trajs = s.store.count("trajectories")
+        nodes = len(queries.merge_nodes(s.store))
+        trajs = queries.trajectory_count(s.store)
         s.close()
         size = sum(p.stat().st_size for p in Path(d).iterdir()) / 1e6
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux

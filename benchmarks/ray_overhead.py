@@ -129,23 +129,17 @@ def relay_throughput(ray_ex: RayExecutor, folder: Path, callers: int, per: int) 
 def writer_throughput(folder: Path, callers: int, per: int) -> float:
     """Rows per second the store commits when every caller waits for its commit (the
     gateway's path for a fresh answer: ledger row + cache row, then flush)."""
+    from fgo_engine.persistence import writes
     from fgo_engine.persistence.store import Store
+    from fgo_engine.types import LedgerEntry, Scope
 
     store = Store.create(folder / f"writer-{callers}.db", name="w", config={})
 
     def one(c: int) -> None:
         for i in range(per):
-            row = {"ts": "", "role": "agent", "model": "m", "scope_kind": "subset", "scope_id": str(c),
-                   "phase": "explore", "prompt_tokens": 100, "completion_tokens": 20, "cost": 0.0,
-                   "latency_ms": 1.0, "cache_hit": 0, "error": None, "cache_key": f"{c}-{i}"}
-            cache = {"key": f"{c}-{i}", "model": "m", "created_at": "", "response_json": '{"text": "x" }'}
-
-            def write(db, row=row, cache=cache) -> None:
-                db["ledger"].insert(row)
-                db["cache"].insert(cache, replace=True)
-
-            store.write(write)
-            store.flush()
+            entry = LedgerEntry("agent", "m", Scope("subset", str(c), "explore"), prompt_tokens=100,
+                                completion_tokens=20, latency_ms=1.0, cache_key=f"{c}-{i}")
+            writes.llm_call(store, entry, {"text": "x"})  # returns once its own rows are committed
 
     threads = [threading.Thread(target=one, args=(c,)) for c in range(callers)]
     t = time.perf_counter()

@@ -46,7 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="start a new optimization session")
     src = r.add_mutually_exclusive_group()
     src.add_argument("--suite", help="built-in suite: household, invoices, tools, bbh, alfworld")
-    src.add_argument("--tasks", metavar="FILE.jsonl", help="your own tasks, one JSON object per line")
+    src.add_argument("--tasks", metavar="FILE",
+                     help="your own tasks: a .jsonl file (one JSON object per line) or a .csv file (a header row)")
     r.add_argument("--config", metavar="FILE", help="a TOML or JSON config file; flags override it")
     r.add_argument("--model", help="model for every role (litellm name, or fgo-sim/<profile>)")
     for role in ROLES:
@@ -74,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--budget-cost", type=float, help="stop cleanly after this cost in USD")
     r.add_argument("--scorer", help="scorer for --tasks: exact, normalized, regex, contains, numeric, "
                                     "final_answer, llm_judge")
+    r.add_argument("--map", action="append", default=[], metavar="FIELD=COLUMN",
+                   help="for --tasks: the column (or JSON key) holding a field, e.g. input=question (repeatable)")
     r.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="suite option, e.g. n_train=24 (repeatable)")
     _module_flags(r)
@@ -172,8 +175,38 @@ def _module_args(a: argparse.Namespace) -> dict[str, str]:
     return out
 
 
+def _parse_map(pairs: list[str]) -> dict[str, str]:
+    """``--map input=question --map expected=answer`` → ``{"input": "question", "expected": "answer"}``."""
+    from fgo_engine.suites.jsonl_tasks import check_mapping
+
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, column = pair.partition("=")
+        if not sep or not key.strip() or not column.strip():
+            raise ConfigError(f"--map: write FIELD=COLUMN, e.g. input=question (got {pair!r})")
+        if key.strip() in out:
+            raise ConfigError(f"--map: {key.strip()} is mapped twice")
+        out[key.strip()] = column.strip()
+    return check_mapping(out)
+
+
 def _parse_options(pairs: list[str]) -> dict[str, Any]:
     return parse_key_values(pairs, "--option")
+
+
+def _source_args(a: argparse.Namespace, data: dict[str, Any]) -> None:
+    """What to optimize: --suite, or --tasks FILE with its --scorer and --map."""
+    if a.suite:
+        data["suite"] = a.suite
+    if a.tasks:
+        data["suite"] = "jsonl"
+        data.setdefault("suite_options", {})["path"] = str(Path(a.tasks).resolve())
+        if a.scorer:
+            data["suite_options"]["scorer"] = a.scorer
+    if a.map:
+        if data.get("suite") != "jsonl":
+            raise ConfigError("--map names the columns of a task file: use it with --tasks FILE")
+        data.setdefault("suite_options", {})["mapping"] = _parse_map(a.map)
 
 
 def config_from_args(a: argparse.Namespace) -> RunConfig:
@@ -182,13 +215,7 @@ def config_from_args(a: argparse.Namespace) -> RunConfig:
         # as written, not resolved: a flag laid over them has the same consequences as
         # without a file (--api-base on loopback: a local server's defaults)
         data = RunConfig.settings(a.config)
-    if a.suite:
-        data["suite"] = a.suite
-    if a.tasks:
-        data["suite"] = "jsonl"
-        data.setdefault("suite_options", {})["path"] = str(Path(a.tasks).resolve())
-        if a.scorer:
-            data["suite_options"]["scorer"] = a.scorer
+    _source_args(a, data)
     opts = _parse_options(a.option)
     if opts:
         data.setdefault("suite_options", {}).update(opts)
@@ -300,7 +327,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     from fgo_engine.run.session import Session
 
     if not a.suite and not a.tasks and not a.config:
-        raise ConfigError("say what to optimize: --suite NAME or --tasks FILE.jsonl")
+        raise ConfigError("say what to optimize: --suite NAME or --tasks FILE (.jsonl or .csv)")
     cfg = config_from_args(a)
     path = Path(a.session) if a.session else _default_session_path(cfg)
     if path.exists():

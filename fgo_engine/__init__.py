@@ -6,6 +6,7 @@ is ever imported (litellm itself is imported lazily, inside the gateway).
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, Any
 
 from fgo_engine import _env
 
@@ -15,3 +16,17 @@ _env.apply_defaults()
 logging.getLogger("fgo").addHandler(logging.NullHandler())
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from fgo_engine.run.api import OptimizeResult, optimize
+
+__all__ = ["OptimizeResult", "optimize", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    # The Python API, imported on first use: `import fgo_engine` stays light (no litellm, no sqlite_utils).
+    if name in ("optimize", "OptimizeResult"):
+        from fgo_engine.run import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'fgo_engine' has no attribute {name!r}")

@@ -59,6 +59,17 @@ class CancelledError(FGOError):
     """The run was cancelled by the operator."""
 
 
+class UserCodeError(FGOError):
+    """The user's own agent or scorer (``fgo_engine.optimize``) raised, or returned what the
+    engine cannot use. ``task_id`` names the task; ``user_traceback`` is the user's traceback
+    (also written to the session log)."""
+
+    def __init__(self, message: str, *, task_id: str | None = None, user_traceback: str = ""):
+        super().__init__(message)
+        self.task_id = task_id
+        self.user_traceback = user_traceback
+
+
 def python_limit(exc: BaseException) -> str | None:
     """What went beyond one of Python's own limits on data (a whole number of more than
     4300 digits, nesting deeper than the interpreter recurses, a number too large for a

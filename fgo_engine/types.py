@@ -161,6 +161,7 @@ class Scope:
     phase: str = ""
     task_id: str | None = None  # the task an agent or evaluator call served
     epoch: int | None = None
+    draw: int = 0  # the agent's sample: a fresh draw (≠ 0) is never served the runs a module was selected on
 
     @property
     def key(self) -> tuple[str, str]:

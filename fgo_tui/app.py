@@ -17,20 +17,25 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import on, work
-from textual.app import App, SystemCommand
+from textual.app import SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
+from fgo_tui.base import StudioApp
 from fgo_tui.messages import DeleteSession, Exported, OpenSession, RunUpdated, SessionsChanged, StartSession
 from fgo_tui.model.run import EngineSessions, RunController, SessionFactory
 from fgo_tui.screens.dashboard import DashboardScreen
 from fgo_tui.screens.dialogs import BudgetModal, ConfirmModal, MessageModal
 from fgo_tui.screens.review import ReviewScreen
 from fgo_tui.screens.sessions import SessionsScreen
+
+if TYPE_CHECKING:
+    from fgo_engine.types import ReviewRequest
 
 DEMO_NAME = "demo.db"
 QUIT_DURING_RUN = 130  # the documented exit code of a cancelled run
@@ -74,7 +79,7 @@ def _one_line(exc: BaseException) -> str:
     return text if isinstance(exc, FGOError) else f"{type(exc).__name__}: {text}"
 
 
-class FGOApp(App[int]):
+class FGOApp(StudioApp):
     CSS_PATH = "app.tcss"
     TITLE = "FGO Studio"
     BINDINGS = [
@@ -99,11 +104,11 @@ class FGOApp(App[int]):
         self.ctl: RunController | None = None
         self.dashboard: DashboardScreen | None = None
         self.sessions_screen: SessionsScreen | None = None
-        self._drain_timer = None
+        self._drain_timer: Timer | None = None
         self._quitting = False
         self.exit_note: str | None = None  # printed once the app is gone ("saved: fgo resume …")
         self._live_review: ReviewScreen | None = None
-        self._review_deferred: Any = None  # a review that arrived while the command palette was open
+        self._review_deferred: ReviewRequest | None = None  # a review that arrived while the command palette was open
         self._offered: Any = None  # the last review of a followed run shown by itself
         self.warmed = threading.Event()  # the engine's modules are imported (see _warm_up)
         self.ticks = 0  # drain timer ticks
@@ -174,10 +179,7 @@ class FGOApp(App[int]):
             self.push_screen(MessageModal(f"Cannot open {ctl.path.name}", _one_line(exc)))
             return
         self._activate(ctl)
-        if ctl.following:
-            self.notify("another process runs this session: the view follows it live, and the reviews it asks "
-                        "for can be answered here", title="Following", timeout=8)
-        elif ctl.cannot_run:
+        if ctl.cannot_run and not ctl.following:  # (following: the dashboard's bar says so)
             self.notify(f"view only: {ctl.cannot_run}", severity="warning", timeout=8, markup=False)
         if resume and not ctl.following:  # `fgo resume` of a session that runs elsewhere: follow it
             self.resume_run()
@@ -471,7 +473,7 @@ class FGOApp(App[int]):
             self.notify(f"run stopped: {e.status}: {e.message}", severity="warning", timeout=10, markup=False)
 
     # -- reviews ------------------------------------------------------------------------
-    def _show_review(self, request: Any) -> None:
+    def _show_review(self, request: ReviewRequest) -> None:
         ctl = self.ctl
         if ctl is None or ctl.pending_request is not request:
             return

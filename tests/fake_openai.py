@@ -29,6 +29,12 @@ class Reply:
     completion_tokens: int = 3
     seconds: float = 0.0  # trickle: how long the body takes to arrive
     finish_reason: str = "stop"
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # {"name", "arguments": dict}
+
+
+def tool_call(name: str, arguments: dict[str, Any], *, text: str = "") -> Reply:
+    """A reply that asks for one function call (``finish_reason`` ``tool_calls``)."""
+    return Reply("ok", text, finish_reason="tool_calls", tool_calls=[{"name": name, "arguments": arguments}])
 
 
 def ok(text: str = "Answer: 42", *, prompt_tokens: int = 11, completion_tokens: int = 3,
@@ -54,9 +60,13 @@ def trickle(text: str = "Answer: 42", *, seconds: float = 16.0) -> Reply:
 
 
 def _completion_body(r: Reply, model: str) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": r.text}
+    if r.tool_calls:
+        message["tool_calls"] = [{"id": f"call_{i}", "type": "function",
+                                  "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}}
+                                 for i, c in enumerate(r.tool_calls)]
     choices = [] if r.kind == "empty_choices" else [{
-        "index": 0, "finish_reason": r.finish_reason,
-        "message": {"role": "assistant", "content": r.text},
+        "index": 0, "finish_reason": r.finish_reason, "message": message,
     }]
     return {"id": "chatcmpl-fake", "object": "chat.completion", "created": 1700000000, "model": model,
             "choices": choices,

@@ -18,13 +18,21 @@ BASE = ("--suite", "toy", "--model", "fgo-sim/medium", "--subsets", "3", "--epoc
         "--workers", "3", "--review", "ask", "--headless")
 
 
-def wait_until(cond, timeout=120.0, what="condition"):
+def wait_until(cond, timeout=120.0, what="condition", proc: subprocess.Popen | None = None):
+    """Poll ``cond``; with ``proc``, fail at once (with its output) if that process has ended."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = cond()
         if value:
             return value
+        if proc is not None and proc.poll() is not None:
+            out = proc.stdout.read() if proc.stdout else ""
+            raise AssertionError(f"the run ended (exit {proc.returncode}) before {what}:\n{out[-3000:]}")
         time.sleep(0.05)
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        out, _ = proc.communicate()
+        raise AssertionError(f"timed out waiting for {what}; the run's output:\n{(out or '')[-3000:]}")
     raise AssertionError(f"timed out waiting for {what}")
 
 

@@ -30,6 +30,7 @@ from fgo_engine.llm import tokens
 from fgo_engine.llm.scheduling import FairSlots
 from fgo_engine.llm.sim import faults as sim_faults
 from fgo_engine.llm.sim.faults import Faults
+from fgo_engine.persistence import writes
 from fgo_engine.timeutil import now
 from fgo_engine.types import Budget, Completion, LedgerEntry, Scope, Totals, is_simulated
 
@@ -60,13 +61,6 @@ def get_litellm():
             litellm.custom_provider_map = existing + [{"provider": "fgo-sim", "custom_handler": SimLLM()}]
             _litellm_mod = litellm
     return _litellm_mod
-
-
-_LEDGER_COLUMNS = ("ts", "role", "model", "scope_kind", "scope_id", "phase", "prompt_tokens", "completion_tokens",
-                   "cost", "latency_ms", "cache_hit", "error", "cache_key", "started_at", "ended_at", "queue_ms",
-                   "task_id", "epoch", "sample")
-_LEDGER_INSERT = (f"insert into ledger ({', '.join(_LEDGER_COLUMNS)}) "
-                  f"values ({', '.join('?' * len(_LEDGER_COLUMNS))})")
 
 
 _NO_SCOPE = Scope()
@@ -110,7 +104,7 @@ class Gateway:
         self.listener = listener
         self._rng = rng or random.Random(0)
         self._lock = threading.Lock()
-        self._mem_cache: dict[str, dict] = {}
+        self._mem_cache: dict[str, dict] = {}  # the cache of a gateway without a session only
         self._inflight: dict[str, threading.Event] = {}
         self._slots: dict[str, FairSlots] = {}
         self.queue_listener = queue_listener
@@ -281,11 +275,12 @@ class Gateway:
         self.total, self.by_role, self.by_scope, self.by_phase = led.total, led.by_role, led.by_scope, led.by_phase
 
     def _cache_lookup(self, key: str) -> dict | None:
+        """The session's response cache (which shows an answer from the moment it is queued);
+        a gateway without a session keeps its answers in memory."""
+        if self.store is not None:
+            return self.store.cache_get(key)
         with self._lock:
-            hit = self._mem_cache.get(key)
-        if hit is None and self.store is not None:
-            hit = self.store.cache_get(key)
-        return hit
+            return self._mem_cache.get(key)
 
     def _check_budget(self, role: str) -> None:
         b = self.budget
@@ -314,32 +309,13 @@ class Gateway:
             for agg in (self.total, self.by_role[e.role], self.by_scope[(e.scope.kind, e.scope.id)],
                         self.by_phase[e.scope.phase]):
                 agg.add(e)
-            if response is not None:
+            if response is not None and self.store is None:
                 self._mem_cache[e.cache_key] = response
         if self.store is not None:
-            row = {
-                "ts": e.ts, "role": e.role, "model": e.model, "scope_kind": e.scope.kind,
-                "scope_id": e.scope.id, "phase": e.scope.phase, "prompt_tokens": e.prompt_tokens,
-                "completion_tokens": e.completion_tokens, "cost": e.cost, "latency_ms": e.latency_ms,
-                "cache_hit": int(e.cache_hit), "error": e.error, "cache_key": e.cache_key,
-                "started_at": e.started_at, "ended_at": e.ended_at, "queue_ms": e.queue_ms,
-                "task_id": e.scope.task_id, "epoch": e.scope.epoch, "sample": e.sample,
-            }
             if response is None:
-                self.store.insert("ledger", row)
+                writes.ledger_entry(self.store, e)
             else:
-                cache_row = {"key": e.cache_key, "model": e.model, "created_at": e.ts,
-                             "response_json": json.dumps(response, ensure_ascii=False)}
-
-                def ledger_and_cache(db) -> None:
-                    # plain statements: sqlite-utils' insert inspects the table on every call
-                    db.execute(_LEDGER_INSERT, [row[c] for c in _LEDGER_COLUMNS])
-                    db.execute("insert or replace into cache (key, model, created_at, response_json) "
-                               "values (?, ?, ?, ?)", (cache_row["key"], cache_row["model"],
-                                                       cache_row["created_at"], cache_row["response_json"]))
-
-                # waits for this call's own rows only: concurrent calls share one commit
-                self.store.commit(ledger_and_cache)
+                writes.llm_call(self.store, e, response)
         if self.listener is not None:
             self.listener(e)
 

@@ -53,9 +53,11 @@ def stratified(strata: list[tuple[int, list[float]]]) -> tuple[float, float, flo
 
 
 def full(rt: Runtime, node_id: str, tasks: list[Task], module: Module, module_id: str,
-         child: Item | None = None) -> Backtest:
-    """The whole union; with ``child`` (if-not-worse), the best child runs beside it."""
-    scope = Scope("node", node_id, "backtest")
+         child: Item | None = None, *, draw: int = 0) -> Backtest:
+    """The whole union; with ``child`` (if-not-worse), the best child runs beside it.
+    ``draw`` ≠ 0: both run on fresh agent samples, so the child is not judged on the very
+    runs it was selected on (a winner's curse) while the merged module gets new ones."""
+    scope = Scope("node", node_id, "backtest", draw=draw)
     if child is None:
         trajs = rt.explore(module, module_id, tasks, scope=scope, epoch=0)
         return Backtest("full", tasks, trajs, mean([t.score for t in trajs]))
@@ -65,8 +67,8 @@ def full(rt: Runtime, node_id: str, tasks: list[Task], module: Module, module_id
 
 
 def adaptive(rt: Runtime, node_id: str, strata: list[list[Task]], module: Module, module_id: str,
-             child: Item) -> Backtest:
-    scope = Scope("node", node_id, "backtest")
+             child: Item, *, draw: int = 0) -> Backtest:
+    scope = Scope("node", node_id, "backtest", draw=draw)
     orders = []
     for h, tasks in enumerate(strata):
         order = list(tasks)

@@ -8,7 +8,6 @@ if-not-worse policy, a comparison with the best child on the same tasks.
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -19,9 +18,7 @@ from fgo_engine.errors import ContextOverflowError, SessionError
 from fgo_engine.method import backtest, prompts, resample
 from fgo_engine.method.cluster import balanced_sizes, groups_for, litellm_embedder, merge_node_count, split_count, tfidf
 from fgo_engine.method.runtime import Item, Runtime, by_category, short_hash
-from fgo_engine.persistence import queries
-from fgo_engine.persistence import writes as rows
-from fgo_engine.timeutil import now
+from fgo_engine.persistence import queries, writes
 from fgo_engine.types import (
     AUTO_APPROVE,
     IDENTICAL_CHILDREN,
@@ -36,10 +33,6 @@ from fgo_engine.types import (
 
 log = logging.getLogger("fgo.method")
 IDENTICAL = IDENTICAL_CHILDREN  # the reviews.by of a node whose children were one module
-
-
-def _json_cols(row: dict) -> dict:
-    return {k: json.dumps(v, ensure_ascii=False) if k.endswith("_json") else v for k, v in row.items()}
 
 
 @dataclass
@@ -145,17 +138,14 @@ class MergeTree:
                      max(items, key=lambda it: (it.score, -items.index(it))))
         for it in items:
             if it.node_id.startswith("n"):
-                rt.store.update("merge_nodes", it.node_id, {"parent_id": node.node_id})
+                writes.merge_node_parent(rt.store, it.node_id, node.node_id)
         done = self._load_done(node)
         if done is not None:
             return done
         if len({it.module.text.strip() for it in items}) == 1:
             return self._adopt_identical(node)
-        rt.store.insert("merge_nodes", {
-            "id": node.node_id, "parent_id": None, "depth": node.depth, "child_ids_json": list(node.child_ids),
-            "subset_ids_json": node.subset_ids, "task_ids_json": task_ids, "score_before": node.score_before,
-            "status": "merging", "created_at": now(), "updated_at": now(),
-        }, replace=True)
+        writes.merge_node_started(rt.store, node.node_id, child_ids=list(node.child_ids), subset_ids=node.subset_ids,
+                                  task_ids=task_ids, score_before=node.score_before, depth=node.depth)
         self._emit(node, "merging", None)
         # a decision stored before a resume is not asked again: the node never waits for review
         proposed, proposed_id = self._propose(node, ask=self._stored_decision(node.node_id) is None)
@@ -164,14 +154,19 @@ class MergeTree:
         self._status(node, "backtesting")
         self._emit(node, "backtesting", None, decision.decision, decided_by=decision.by)
         differs = module_id != node.best_child.module_id
+        check = rt.gate.post_check and decision.decision != "rollback" and differs
+        # a comparison that can roll back runs both modules on fresh draws, one per node: neither
+        # is judged on the runs it was selected on (its subset's, or a child node's backtest)
+        draw = int(node.node_id[1:]) if check else 0
         if rt.cfg.backtest == "adaptive" and differs:
-            bt = backtest.adaptive(rt, node.node_id, self._strata(node), module, module_id, node.best_child)
+            bt = backtest.adaptive(rt, node.node_id, self._strata(node), module, module_id, node.best_child,
+                                   draw=draw)
         else:  # if-not-worse compares with the best child: both run side by side
-            check = rt.gate.post_check and decision.decision != "rollback" and differs
-            bt = backtest.full(rt, node.node_id, node.tasks, module, module_id, node.best_child if check else None)
+            bt = backtest.full(rt, node.node_id, node.tasks, module, module_id, node.best_child if check else None,
+                               draw=draw)
         trajs, score, child_score = bt.trajs, bt.score, bt.child_score
         if module_id not in {it.module_id for it in items}:  # a merged or edited module: its own score
-            rt.store.update("modules", module_id, {"score": score})
+            writes.module_scored(rt.store, module_id, score)
         final_decision = decision.decision
         if rt.gate.post_check and decision.decision != "rollback":
             if bt.child_trajs is None:  # the backtested module is the best child itself
@@ -188,12 +183,9 @@ class MergeTree:
             rt.bus.emit(ev.Log("warning", text))
             log.warning(text)
         cats = by_category(bt.tasks, trajs)
-        rt.store.update("merge_nodes", node.node_id, {
-            "status": "done", "module_id": module_id, "score_after": score, "scores_json": cats,
-            "backtest_mode": bt.mode, "backtest_tasks": len(bt.tasks), "child_score": child_score,
-            "ci_low": bt.interval[0] if bt.interval else None, "ci_high": bt.interval[1] if bt.interval else None,
-            "updated_at": now(),
-        })
+        writes.merge_node_backtested(rt.store, node.node_id, module_id=module_id, score=score, scores_by_category=cats,
+                                     mode=bt.mode, n_tasks=len(bt.tasks), child_score=child_score,
+                                     interval=bt.interval)
         self._emit(node, "done", score, final_decision, module_id, len(bt.tasks), bt.interval,
                    decided_by=IF_NOT_WORSE if final_decision != decision.decision else decision.by)
         return Item(node.node_id, module, module_id, score, task_ids, cats, node.subset_ids, node.depth)
@@ -205,17 +197,10 @@ class MergeTree:
         cats: dict[str, float] = {}
         for it in node.items:
             cats.update(it.scores_by_category)
-        row = {"id": node.node_id, "parent_id": None, "depth": node.depth, "child_ids_json": list(node.child_ids),
-               "subset_ids_json": node.subset_ids, "task_ids_json": node.task_ids, "score_before": node.score_before,
-               "status": "done", "module_id": child.module_id, "score_after": node.score_before,
-               "scores_json": cats, "created_at": now(), "updated_at": now()}
-        review = {"node_id": node.node_id, "decision": "approve", "text": None, "by": IDENTICAL, "created_at": now()}
-
-        def node_and_review(db) -> None:
-            db["merge_nodes"].insert(_json_cols(row), replace=True)
-            db["reviews"].insert(review)
-
-        rt.store.write(node_and_review)
+        writes.merge_node_identical(rt.store, node.node_id, child_ids=list(node.child_ids),
+                                    subset_ids=node.subset_ids, task_ids=node.task_ids,
+                                    score_before=node.score_before, depth=node.depth, module_id=child.module_id,
+                                    scores_by_category=cats, by=IDENTICAL)
         self._settle_review(node)  # reviews asked in node order must not wait for this one
         rt.bus.emit(ev.Log("info", f"merge {node.node_id}: its {len(node.items)} children are the same module; "
                                    "adopted it without a merge call or backtest"))
@@ -226,11 +211,11 @@ class MergeTree:
     def _load_done(self, node: _Node) -> Item | None:
         """A node finished before a resume is loaded as it was, not merged again."""
         rt = self.rt
-        existing = rt.store.get("merge_nodes", node.node_id)
+        existing = queries.merge_node(rt.store, node.node_id)
         if not (existing and existing["status"] == "done" and existing.get("module_id")):
             return None
         self._settle_review(node)
-        row = rt.store.get("modules", existing["module_id"])
+        row = queries.module(rt.store, existing["module_id"])
         assert row is not None  # written before the node was marked done
         decision, _ = queries.node_decision(queries.reviews(rt.store, node.node_id))  # as recorded, not "approve"
         self._emit(node, "done", existing["score_after"], decision, existing["module_id"],
@@ -262,10 +247,8 @@ class MergeTree:
         proposed = Module(kind, proposed_text)
         proposed_id = rt.save_module(f"{node.node_id}.merged", proposed, origin="merge", node_id=node.node_id,
                                      note=note, parent_id=node.best_child.module_id)
-        status = "pending_review" if ask else "merging"
-        rt.store.update("merge_nodes", node.node_id, {"status": status, "proposed_module_id": proposed_id,
-                                                      "updated_at": now()})
-        self._emit(node, status, None)
+        writes.merge_node_proposed(rt.store, node.node_id, proposed_id, awaits_review=ask)
+        self._emit(node, "pending_review" if ask else "merging", None)
         return proposed, proposed_id
 
     def _review(self, node: _Node, proposed: Module) -> ReviewDecision:
@@ -293,7 +276,7 @@ class MergeTree:
                 rt.store.flush()  # the pending review is on disk before anyone is asked
                 rt.bus.emit(ev.ReviewRequested(node.node_id))
                 decision = rt.gate.review(request)
-                rt.store.insert("reviews", rows.review(node.node_id, decision))
+                writes.review(rt.store, node.node_id, decision)
             finally:
                 self._reviewed.add(number)
                 self._review_lock.notify_all()
@@ -320,7 +303,7 @@ class MergeTree:
         mine = set(node.task_ids)
         out = []
         for sid in node.subset_ids:
-            row = self.rt.store.get("subsets", sid)
+            row = queries.subset(self.rt.store, sid)
             ids = [t for t in (row or {}).get("task_ids_json") or [] if t in mine]
             out.append([self.rt.tasks[t] for t in ids])
         covered = {t.id for s in out for t in s}
@@ -332,18 +315,17 @@ class MergeTree:
         rt = self.rt
         rt.bus.emit(ev.Log("info", f"merge {node.node_id} scored {score:.3f} on its tasks, below its best "
                                    f"child's {child_score:.3f}; rolled back"))
-        if not rt.store.count("reviews", "node_id = ? and by = ?", (node.node_id, IF_NOT_WORSE)):
-            rt.store.insert("reviews", rows.review(node.node_id, ReviewDecision("rollback", by=IF_NOT_WORSE)))
+        writes.merge_rolled_back(rt.store, node.node_id, IF_NOT_WORSE)  # after the review that let it be backtested
 
     def _stored_decision(self, node_id: str) -> ReviewDecision | None:
-        rows = self.rt.store.rows("reviews", "node_id = ?", (node_id,), order_by="id")
+        rows = queries.reviews(self.rt.store, node_id)
         if not rows:
             return None
         r = rows[0]
         return ReviewDecision(r["decision"], r["text"], r["by"] or "stored")
 
     def _status(self, node: _Node, status: str) -> None:
-        self.rt.store.update("merge_nodes", node.node_id, {"status": status, "updated_at": now()})
+        writes.merge_node_status(self.rt.store, node.node_id, status)
 
     def _emit(self, node: _Node, status: str, after: float | None, decision: str | None = None,
               module_id: str | None = None, backtest_tasks: int | None = None,

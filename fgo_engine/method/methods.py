@@ -149,16 +149,21 @@ class AllAtOnce(_Batched):
 
 
 class BatchWise(_Batched):
-    """Fixed-size batches (|train| / N) in sequence within each epoch."""
+    """N consecutive batches of |train| / N tasks (sizes differ by at most one) in sequence
+    within each epoch: always N×E steps (fixed-size ⌈T/N⌉ chunks gave fewer, e.g. 6 for T=9, N=4)."""
 
     name = "batch-wise"
 
     def batches(self, config: RunConfig, train: list[Task], rng: random.Random) -> list[list[Task]]:
-        size = math.ceil(len(train) / config.subsets)
-        batches: list[list[Task]] = []
-        for _ in range(config.epochs):
-            batches += [train[i:i + size] for i in range(0, len(train), size)]
-        return batches[:config.subsets * config.epochs]
+        n = max(1, min(config.subsets, len(train)))
+        small, extra = divmod(len(train), n)
+        epoch: list[list[Task]] = []
+        start = 0
+        for i in range(n):
+            size = small + (1 if i < extra else 0)
+            epoch.append(train[start:start + size])
+            start += size
+        return [list(b) for _ in range(config.epochs) for b in epoch]
 
 
 class Bootstrapping(_Batched):

@@ -6,6 +6,7 @@ best so far on the same batch.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from fgo_engine import events as ev
@@ -13,7 +14,7 @@ from fgo_engine.errors import BudgetExceededError, CancelledError, ContextOverfl
 from fgo_engine.method import prompts, resample
 from fgo_engine.method.divide import subset_name
 from fgo_engine.method.runtime import Item, Runtime, mean, short_hash
-from fgo_engine.persistence import writes as rows
+from fgo_engine.persistence import queries, writes
 from fgo_engine.types import Critique, Module, Scope, Task, Trajectory
 
 
@@ -38,9 +39,7 @@ def evaluate(rt: Runtime, module: Module, module_id: str, tasks: list[Task], tra
             return Critique(task.id, True, raw="(success: not sent to the evaluator)")
 
         def judge(comp) -> str | None:
-            if prompts.parse_critique(task.id, comp.text).parsed:
-                return None
-            return "not a JSON object" if comp.text.strip() else "empty reply"
+            return prompts.critique_problem(comp.text)
 
         comp, problem = resample.ask(rt, "evaluator", prompts.evaluator_messages(describe, module, task, tr),
                                     scope=replace(scope, task_id=task.id, epoch=epoch), samples=2,
@@ -52,16 +51,30 @@ def evaluate(rt: Runtime, module: Module, module_id: str, tasks: list[Task], tra
 
     futures = [rt.pool.submit(scope.key, one, t, tr) for t, tr in zip(tasks, trajs)]
     crits = [f.result() for f in futures]
-    out = []
     for t, c in zip(tasks, crits):
-        out.append(rows.critique(scope, epoch, module_id, t, c, subset_id))
         if not c.correct and subset_id is not None:
             rt.bus.emit(ev.CritiqueMade(subset_id, epoch, t.id, c.correct, c.failure, c.suggestion))
-    rt.store.insert_many("critiques", out, replace=True)
+    writes.critiques(rt.store, scope, epoch, module_id, zip(tasks, crits), subset_id)
     return crits
 
 
 # -- optimize -------------------------------------------------------------------------
+def keep_unchanged(rt: Runtime) -> Callable[[str], bool]:
+    """When an "unchanged" reply is the optimizer's answer (``resample.ask``'s ``final``): at
+    a temperature above 0 at once; at 0 after one more sample, with a note and a raised
+    temperature, since the same request (and every later step's near-identical one) gets
+    the same reply back (issue 22: all-at-once's steps 2 and 3 got step 1's answer)."""
+    greedy = rt.gw.roles["optimizer"].temperature <= 0
+    seen: list[str] = []
+
+    def final(reason: str) -> bool:
+        if not prompts.is_unchanged(reason):
+            return False
+        seen.append(reason)
+        return not greedy or len(seen) > 1
+    return final
+
+
 def propose(rt: Runtime, module: Module, tasks: list[Task], trajs: list[Trajectory], crits: list[Critique],
             history: list[str], rejected: list[str], *, scope: Scope) -> Module | None:
     """One optimizer step under the one prompt policy (``prompts.pack_optimizer_prompt``):
@@ -82,7 +95,7 @@ def propose(rt: Runtime, module: Module, tasks: list[Task], trajs: list[Trajecto
         try:
             comp, problem = resample.ask(rt, "optimizer", msgs, scope=scope, samples=3, note_kind=module.kind,
                                         judge=lambda c: resample.proposal_problem(rt, module.kind, c.text, module.text),
-                                        final=prompts.is_unchanged, whole=True)
+                                        final=keep_unchanged(rt), whole=True)
             if problem is None:
                 return Module(module.kind, prompts.extract_module(module.kind, comp.text) or "")
             level = "info" if prompts.is_unchanged(problem) else "warning"  # the rejection itself warned
@@ -116,17 +129,22 @@ def optimize_loop(rt: Runtime, start: Module, start_id: str, batches: list[list[
     for step, batch in enumerate(batches + [batches[-1]]):  # the last pass only judges the last candidate
         final = step == len(batches)
         explore_scope = Scope(scope_kind, scope_id, "explore")
-        best_trajs = rt.explore(best, best_id, batch, scope=explore_scope, epoch=step, subset_id=subset_id)
+        # the best module and the candidate on this batch are independent: side by side
+        passes = [(best, best_id, batch, explore_scope, step)]
+        if candidate is not None:
+            assert candidate_id is not None
+            passes.append((candidate, candidate_id, batch, explore_scope, step))
+        explored = rt.explore_together(passes, subset_id=subset_id)
+        best_trajs = explored[0]
         best_score = mean([t.score for t in best_trajs])
         adopted = None
         cand_score = None
         if candidate is not None:
             assert candidate_id is not None
-            cand_trajs = rt.explore(candidate, candidate_id, batch, scope=explore_scope, epoch=step,
-                                    subset_id=subset_id)
+            cand_trajs = explored[1]
             cand_score = mean([t.score for t in cand_trajs])
             adopted = cand_score >= best_score
-            rt.store.update("modules", candidate_id, {"score": cand_score, "adopted": int(adopted)})
+            writes.candidate_scored(rt.store, candidate_id, cand_score, adopted)
             if adopted:
                 history.append(f"step {step}: {cand_score:.3f} (adopted; previous best {best_score:.3f})")
                 best, best_id, best_score, best_trajs = candidate, candidate_id, cand_score, cand_trajs
@@ -135,9 +153,9 @@ def optimize_loop(rt: Runtime, start: Module, start_id: str, batches: list[list[
                 rejected.append(candidate.text)
         else:
             history.append(f"step {step}: {best_score:.3f} (starting point)")
-        rt.store.insert("epochs", rows.epoch(scope_kind, scope_id, step, subset_id=subset_id, module_id=best_id,
-                                             candidate_id=candidate_id, score=best_score, candidate_score=cand_score,
-                                             adopted=adopted, label=label), replace=True)
+        writes.epoch(rt.store, scope_kind, scope_id, step, subset_id=subset_id, module_id=best_id,
+                     candidate_id=candidate_id, score=best_score, candidate_score=cand_score, adopted=adopted,
+                     label=label)
         if subset_id is not None:
             rt.bus.emit(ev.EpochDone(subset_id, step, cand_score if cand_score is not None else best_score,
                                      best_score, adopted, best_id))
@@ -165,10 +183,9 @@ def optimize_subsets(rt: Runtime, groups: list[list[Task]], start: Module, start
     """Run Algorithm 1 on every subset (loops submitted to the executor); finished subsets are
     loaded, not re-run."""
     cfg = rt.cfg
-    existing = {r["id"]: r for r in rt.store.rows("subsets")}
-    new = [rows.subset(i, subset_name(g, i), [t.id for t in g]) for i, g in enumerate(groups) if i not in existing]
-    if new:
-        rt.store.insert_many("subsets", new, replace=True)
+    existing = {r["id"]: r for r in queries.subsets(rt.store)}
+    writes.subsets(rt.store, [(i, subset_name(g, i), [t.id for t in g]) for i, g in enumerate(groups)
+                              if i not in existing])
     results: dict[int, Item] = {}
     errors: list[tuple[str, Exception]] = []
 
@@ -177,18 +194,16 @@ def optimize_subsets(rt: Runtime, groups: list[list[Task]], start: Module, start
         cats = tuple(sorted({t.category for t in group}))
         rt.bus.emit(ev.SubsetStarted(i, subset_name(group, i), len(group), cats, node=rt.executor.place(i)))
         if row and row["status"] == "done" and row["best_module_id"]:
-            m = rt.store.get("modules", row["best_module_id"])
+            m = queries.module(rt.store, row["best_module_id"])
             assert m is not None  # written before the subset was marked done
             item = Item(f"s{i}", Module(m["kind"], m["text"]), row["best_module_id"], row["best_score"],
                         [t.id for t in group], subset_ids=[i])
             rt.bus.emit(ev.SubsetDone(i, item.score, item.module_id))
             return item
-        rt.store.update("subsets", i, {"status": "running"})
+        writes.subset_started(rt.store, i)
         res = optimize_loop(rt, start, start_id, [group] * cfg.epochs, scope_kind="subset",
                             scope_id=str(i), subset_id=i, label=f"s{i}")
-        rt.store.update("subsets", i, {"status": "done", "best_module_id": res.best_id,
-                                       "best_score": res.best_score})
-        rt.store.update("modules", res.best_id, {"adopted": 1})
+        writes.subset_finished(rt.store, i, res.best_id, res.best_score)
         rt.bus.emit(ev.SubsetDone(i, res.best_score, res.best_id))
         return Item(f"s{i}", res.best, res.best_id, res.best_score, [t.id for t in group], subset_ids=[i])
 
@@ -200,7 +215,7 @@ def optimize_subsets(rt: Runtime, groups: list[list[Task]], start: Module, start
             rt.control.stop(exc)
             errors.append(("stop", exc))
         except FGOError as exc:
-            rt.store.update("subsets", i, {"status": "failed"})
+            writes.subset_failed(rt.store, i)
             rt.bus.emit(ev.SubsetDone(i, 0.0, "", error=str(exc)))
             errors.append(("fail", SessionError(f"subset {i} failed: {exc}")))
     stops = [e for k, e in errors if k == "stop"]

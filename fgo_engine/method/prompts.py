@@ -14,13 +14,24 @@ from dataclasses import dataclass
 from fgo_engine import redaction
 from fgo_engine.types import Critique, Module, Task, Trajectory
 
+# The reply's shape names its keys without example values: a small model copies a value
+# shown in the template ("the general mistake behind it") into every critique (issue 22).
 EVALUATOR_SYSTEM = """You are the evaluator in an optimization loop for an LLM agent.
 You read one task, the instruction the agent followed, what the agent did, and the expected result.
 Explain the outcome so that the instruction can be improved: this is a textual gradient.
-Reply with one JSON object and nothing else:
-{"correct": true or false, "failure": "what went wrong, one sentence",
- "pattern": "the general mistake behind it", "suggestion": "one guidance sentence to add to the instruction"}
-If the agent succeeded, set correct to true and leave failure and suggestion empty."""
+Reply with one JSON object and nothing else. It has four keys: "correct" (a boolean) and
+"failure", "pattern", "suggestion" (strings written about this task, in your own words).
+In "failure" say in one sentence what went wrong in this task; in "pattern", the kind of
+mistake it is, for tasks of this kind in general; in "suggestion", one guidance sentence
+that the instruction should contain so that the mistake is not made again.
+If the agent succeeded, set "correct" to true and leave the three strings empty."""
+
+# What an evaluator copies when it repeats a template instead of critiquing: the
+# descriptions this project's template used to show as values, and the current ones.
+_TEMPLATE_TEXT = ("what went wrong, one sentence", "the general mistake behind it",
+                  "one guidance sentence to add to the instruction", "what went wrong in this task",
+                  "the kind of mistake it is", "one guidance sentence that the instruction should contain",
+                  "a boolean", "in your own words")
 
 OPTIMIZER_SYSTEM = """You are the optimizer in an optimization loop for an LLM agent.
 You receive the agent's current {what}, its scores so far, versions that were tried and did worse,
@@ -160,21 +171,53 @@ def evaluator_messages(describe: str, module: Module, task: Task, traj: Trajecto
     return [{"role": "system", "content": EVALUATOR_SYSTEM}, {"role": "user", "content": user}]
 
 
+def _template_copy(value: str) -> bool:
+    v = " ".join(value.casefold().split()).strip(" .,;:\"'")
+    return bool(v) and any(v == t or v.startswith(t) for t in _TEMPLATE_TEXT)
+
+
+def copied_fields(data: dict[str, object]) -> list[str]:
+    """The critique fields whose value is the template's own description, not a critique."""
+    return [k for k in ("failure", "pattern", "suggestion") if _template_copy(str(data.get(k, "") or ""))]
+
+
 def parse_critique(task_id: str, text: str) -> Critique:
-    """Lenient: the first JSON object in the reply; else the raw text as the critique."""
+    """Lenient: the first JSON object in the reply; else the raw text as the critique. A
+    field that repeats the template's description is left empty (it would become a rule
+    such as "one guidance sentence to add to the instruction"), and the critique then
+    counts as not parsed, so the evaluator is asked again."""
     m = re.search(r"\{.*\}", text, re.S)
     if m:
         try:
             data = json.loads(m.group(0))
             if isinstance(data, dict):
-                return Critique(
-                    task_id=task_id, correct=bool(data.get("correct", False)),
-                    failure=str(data.get("failure", "") or ""), pattern=str(data.get("pattern", "") or ""),
-                    suggestion=str(data.get("suggestion", "") or ""), raw=text, parsed=True)
+                copied = copied_fields(data)
+                fields = {k: "" if k in copied else str(data.get(k, "") or "")
+                          for k in ("failure", "pattern", "suggestion")}
+                return Critique(task_id=task_id, correct=bool(data.get("correct", False)), **fields,
+                                raw=text, parsed=not copied)
         except json.JSONDecodeError:
             pass
     return Critique(task_id=task_id, correct=False, failure="", pattern="",
                     suggestion=redaction.clip(text.strip(), 500, mark=""), raw=text, parsed=False)
+
+
+def critique_problem(text: str) -> str | None:
+    """Why an evaluator reply is no usable critique (None: it is)."""
+    if not text.strip():
+        return "empty reply"
+    m = re.search(r"\{.*\}", text, re.S)
+    try:
+        data = json.loads(m.group(0)) if m else None
+    except json.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    copied = copied_fields(data)
+    if copied:
+        return (f"{', '.join(copied)} repeat{'s' if len(copied) == 1 else ''} the reply format's description "
+                "instead of saying what happened in this task")
+    return None
 
 
 def optimizer_messages(
@@ -215,17 +258,38 @@ def merger_messages(describe: str, kind: str, modules: list[tuple[Module, float,
 def extract_module(kind: str, text: str) -> str | None:
     """The module inside the reply's *last* complete tag block; None when missing, empty or
     cut off (never a truncated guess). The last block, because a model that echoes its
-    input first repeats the current module's block and only then writes its own."""
+    input first repeats the current module's block and only then writes its own. Guidance
+    lines ("- …") written right after an instruction's closing tag belong to it: a small
+    model repeats the current block, closes it, then adds its new rules below (issue 22)."""
     tag = "toolbox" if kind == "toolbox" else "instruction"
     found = list(re.finditer(rf"<{tag}>(.*?)</{tag}>", text, re.S))
     if not found:
         return None
     last = found[-1]
-    if f"<{tag}>" in text[last.end():]:
+    after = text[last.end():]
+    if f"<{tag}>" in after:
         return None  # a later block was opened and never closed: the reply was cut off
     body = last.group(1).strip("\n")
     body = re.sub(r"^```[a-z]*\n|\n```$", "", body.strip())
+    if tag == "instruction" and body.strip():
+        extra = _trailing_guidance(after)
+        if extra:
+            body = body.rstrip() + "\n" + "\n".join(extra)
     return body if body.strip() else None
+
+
+def _trailing_guidance(after: str) -> list[str]:
+    """The "- " lines that follow a closing tag, up to the first line that is not one."""
+    out: list[str] = []
+    for line in after.splitlines():
+        if not line.strip():
+            if out:
+                break
+            continue
+        if not line.lstrip().startswith("- ") or "<" in line:
+            break
+        out.append(line.strip())
+    return out
 
 
 # Tags of the optimizer's and merger's prompts: a module holding them is an echo of the prompt.
@@ -241,8 +305,8 @@ def module_problem(kind: str, reply: str, proposal: str | None, current: str | N
         if not reply.strip():
             return "empty reply"
         opened, closed = reply.count(f"<{tag}>"), reply.count(f"</{tag}>")
-        if opened > closed:
-            return f"cut off: the last <{tag}> block is not closed"
+        if opened > closed:  # cut off only if the provider says so (resample.ask adds that)
+            return f"the last <{tag}> block is not closed"
         if opened:
             return f"the <{tag}> block is empty"
         return f"no <{tag}> block in the reply"
@@ -269,8 +333,12 @@ def with_retry_note(messages: list[dict[str, str]], reason: str, kind: str) -> l
     different request, not a repeat (kept in the last user message, no new turn)."""
     what = {"instruction": "complete instruction", "toolbox": "complete toolbox", "critique": "JSON object"}[kind]
     reason = reason.replace("<", "").replace(">", "")  # no tags in the note: the prompt's blocks stay unambiguous
-    note = (f"\n\nNote: your previous reply could not be used ({reason}). Reply again with the {what}, "
-            "following the required format exactly.")
+    if is_unchanged(reason):
+        note = (f"\n\nNote: your previous reply repeated the current {kind} unchanged. Reply again with the "
+                f"{what}, changed so that it fixes the failures shown above, following the required format exactly.")
+    else:
+        note = (f"\n\nNote: your previous reply could not be used ({reason}). Reply again with the {what}, "
+                "following the required format exactly.")
     out = [dict(m) for m in messages]
     out[-1]["content"] = out[-1]["content"] + note
     return out

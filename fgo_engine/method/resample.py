@@ -10,7 +10,6 @@ run replays every sample exactly. Every unusable reply is recorded as a
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Callable
 
@@ -18,7 +17,7 @@ from fgo_engine import events as ev
 from fgo_engine import redaction
 from fgo_engine.method import prompts
 from fgo_engine.method.runtime import Runtime
-from fgo_engine.timeutil import now
+from fgo_engine.persistence import writes
 from fgo_engine.types import Completion, Scope
 
 log = logging.getLogger("fgo.method")
@@ -85,12 +84,4 @@ def record_rejected(rt: Runtime, role: str, scope: Scope, reason: str, text: str
     ref = hashlib.sha256(f"{role}|{scope}|{sample}|{text}".encode()).hexdigest()[:16]
     payload = {"role": role, "scope_kind": scope.kind, "scope_id": scope.id, "phase": scope.phase,
                "sample": sample, "reason": reason, "excerpt": excerpt(text), "ref": ref}
-    row = {"ts": now(), "kind": "RejectedOutput", "payload_json": json.dumps(payload, ensure_ascii=False)}
-
-    def once(db) -> None:
-        seen = db.execute("select 1 from events where kind = 'RejectedOutput' and "
-                          "json_extract(payload_json, '$.ref') = ? limit 1", [ref]).fetchone()
-        if seen is None:
-            db["events"].insert(row)
-
-    rt.store.write(once)
+    writes.rejected_reply(rt.store, payload)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from fgo_engine import events as ev
 from fgo_engine import redaction
 from fgo_engine.config import RunConfig
-from fgo_engine.errors import BudgetExceededError, CancelledError, LLMError, MalformedOutputError
+from fgo_engine.errors import BudgetExceededError, CancelledError, LLMError, MalformedOutputError, UserCodeError
 from fgo_engine.llm import tokens
 from fgo_engine.llm.gateway import Gateway
 from fgo_engine.llm.scheduling import FairPool
@@ -23,7 +23,7 @@ from fgo_engine.method import prompts
 from fgo_engine.method.control import Control
 from fgo_engine.method.executor import Executor, ThreadExecutor
 from fgo_engine.method.review import ReviewGate
-from fgo_engine.persistence import writes as rows
+from fgo_engine.persistence import writes
 from fgo_engine.suites.base import Suite
 from fgo_engine.types import Completion, Module, Scope, Task, Trajectory
 
@@ -64,8 +64,8 @@ def run_rollout(suite: Suite, task: Task, module: Module, llm: Callable[..., Com
     """One rollout: the suite's agent on one task under one module (in this process or on a worker)."""
     try:
         return suite.run_agent(task, module, llm)
-    except (LLMError, MalformedOutputError, CancelledError, BudgetExceededError):
-        raise  # a cancel or a budget stop inside the agent loop is not a suite bug
+    except (LLMError, MalformedOutputError, CancelledError, BudgetExceededError, UserCodeError):
+        raise  # a cancel, a budget stop or the user's own agent failing is not a suite bug
     except Exception as exc:  # a suite bug must not kill the run silently either
         raise LLMError(f"agent run failed on task {task.id}: {type(exc).__name__}: {exc}") from exc
 
@@ -112,9 +112,8 @@ class Runtime:
     def save_module(self, module_id: str, module: Module, *, origin: str, parent_id: str | None = None,
                     subset_id: int | None = None, node_id: str | None = None, epoch: int | None = None,
                     score: float | None = None, adopted: bool | None = None, note: str = "") -> str:
-        self.store.insert("modules", rows.module(module_id, module, origin=origin, parent_id=parent_id,
-                                                 subset_id=subset_id, node_id=node_id, epoch=epoch, score=score,
-                                                 adopted=adopted, note=note), replace=True)
+        writes.module(self.store, module_id, module, origin=origin, parent_id=parent_id, subset_id=subset_id,
+                      node_id=node_id, epoch=epoch, score=score, adopted=adopted, note=note)
         return module_id
 
     def module_problem(self, kind: str, text: str) -> str | None:
@@ -127,7 +126,7 @@ class Runtime:
 
     # -- rollouts ---------------------------------------------------------------------
     def agent_llm(self, scope: Scope, task_id: str) -> Callable[..., Completion]:
-        inner = self.gw.bind("agent", replace(scope, task_id=task_id))
+        inner = self.gw.bind("agent", replace(scope, task_id=task_id), sample=scope.draw)
         bus, control = self.bus, self.control
 
         def call(messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None) -> Completion:
@@ -172,12 +171,10 @@ class Runtime:
         results = []
         for (_, module_id, tasks, _, epoch), (scope, futures) in zip(passes, submitted):
             trajs = [f.result() for f in futures]
-            out = []
             for t, tr in zip(tasks, trajs):
-                out.append(rows.trajectory(scope, epoch, module_id, t, tr, subset_id))
                 self.bus.emit(ev.TrajectoryDone(scope.kind, scope.id, scope.phase, epoch, t.id, tr.success,
                                                 tr.score))
-            self.store.insert_many("trajectories", out, replace=True)
+            writes.trajectories(self.store, scope, epoch, module_id, zip(tasks, trajs), subset_id)
             results.append(trajs)
         return results
 

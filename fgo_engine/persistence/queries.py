@@ -155,6 +155,11 @@ def subset_epochs(store: Store) -> list[dict]:
     return store.rows("epochs", "subset_id is not null", order_by="subset_id, epoch")
 
 
+def trajectory_count(store: Store) -> int:
+    """How many agent runs the session holds."""
+    return store.count("trajectories")
+
+
 def last_failed_critique(store: Store, subset_id: int) -> dict | None:
     rows = store.query(
         "select epoch, task_id, failure, suggestion from critiques where subset_id = ? and correct = 0 "
@@ -345,6 +350,22 @@ def failed_critiques(store: Store, subset_ids: list[int], limit: int = 30) -> li
         "select subset_id, epoch, task_id, failure, suggestion from critiques where correct = 0 and subset_id in "
         f"({','.join('?' * len(subset_ids)) or 'null'}) order by subset_id, epoch, task_id limit ?",
         (*subset_ids, limit))
+
+
+def failed_critiques_of(store: Store, module_id: str | None, epoch: int | None,
+                        subset_id: int | None = None) -> list[dict]:
+    """The failed critiques that led from a module (in one subset, when given), in the order made."""
+    where = "module_id = ? and epoch = ? and correct = 0"
+    params: tuple = (module_id, epoch)
+    if subset_id is not None:
+        where, params = where + " and subset_id = ?", (*params, subset_id)
+    return store.rows("critiques", where, params, order_by="rowid")
+
+
+def timed_calls(store: Store) -> list[dict]:
+    """Every LLM call that did not fail, with its timing and place (the critical path's input)."""
+    return store.query("select scope_kind, scope_id, phase, epoch, task_id, latency_ms, cache_hit, "
+                       "started_at, ended_at, queue_ms from ledger where error is null")
 
 
 def node_detail(store: Store, node_id: str, trail_limit: int = 30) -> NodeDetail | None:

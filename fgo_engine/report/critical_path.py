@@ -64,13 +64,12 @@ def critical_path(rows: list[dict[str, Any]], nodes: list[dict[str, Any]]) -> di
 
 def critical_path_of(path: str | Path) -> dict[str, Any]:
     """Open a session file read-only and compute its critical path."""
-    from fgo_engine.persistence.store import Store
+    from fgo_engine.persistence import queries as q
 
-    store = Store.open(path, readonly=True)
+    store = q.open_readonly(path)
     try:
-        rows = store.query("select scope_kind, scope_id, phase, epoch, task_id, latency_ms, cache_hit, "
-                           "started_at, ended_at, queue_ms from ledger where error is null")
-        nodes = store.rows("merge_nodes")
+        rows = q.timed_calls(store)
+        nodes = q.merge_nodes(store)
     finally:
         store.close()
     return critical_path(rows, nodes)

@@ -18,6 +18,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from fgo_engine.persistence import queries as q
+
 REWRITE_RATIO = 0.6  # two lines this similar are one rule rewritten, not one dropped and one added
 CRITIQUE_OVERLAP = 0.5  # share of a rule's words a critique's suggestion must share to "ask for it"
 STOPWORDS = frozenset("the and for with from that this are was were you your its his her their than then "
@@ -197,11 +199,11 @@ class _Rows:
 
     def __init__(self, store: Any):
         self.store = store
-        self.modules: dict[str, dict] = {}
-        self.nodes = {r["id"]: r for r in store.rows("merge_nodes")}
-        self.subsets = {r["id"]: r for r in store.rows("subsets")}
+        self.modules: dict[str, dict | None] = {}
+        self.nodes = {r["id"]: r for r in q.merge_nodes(store)}
+        self.subsets = {r["id"]: r for r in q.subsets(store)}
         self.reviews: dict[str, list[dict]] = {}
-        for r in store.rows("reviews", order_by="id"):
+        for r in q.reviews(store):
             self.reviews.setdefault(r["node_id"], []).append(r)
         self._crit: dict[tuple, list[dict]] = {}
 
@@ -209,7 +211,7 @@ class _Rows:
         if not mid:
             return None
         if mid not in self.modules:
-            self.modules[mid] = self.store.get("modules", mid)
+            self.modules[mid] = q.module(self.store, mid)
         return self.modules[mid]
 
     def child_module_id(self, child: str) -> str | None:
@@ -222,11 +224,7 @@ class _Rows:
     def critiques(self, parent_id: str | None, subset_id: int | None, epoch: int | None) -> list[dict]:
         key = (parent_id, subset_id, epoch)
         if key not in self._crit:
-            where = "module_id = ? and epoch = ? and correct = 0"
-            params: tuple = (parent_id, epoch)
-            if subset_id is not None:
-                where, params = where + " and subset_id = ?", (*params, subset_id)
-            self._crit[key] = self.store.rows("critiques", where, params, order_by="rowid")
+            self._crit[key] = q.failed_critiques_of(self.store, parent_id, epoch, subset_id)
         return self._crit[key]
 
 

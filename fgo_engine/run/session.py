@@ -24,13 +24,11 @@ from fgo_engine.method.methods import check_run, method_for, project
 from fgo_engine.method.projection import Projection
 from fgo_engine.method.review import ReviewGate, gate_for_policy, with_gate_defaults
 from fgo_engine.method.runtime import Runtime
-from fgo_engine.persistence import queries
-from fgo_engine.persistence import writes as rows
+from fgo_engine.persistence import queries, writes
 from fgo_engine.persistence.store import is_disk_full
 from fgo_engine.run.executors import Executor, make_executor
 from fgo_engine.run.logs import SessionLog
 from fgo_engine.suites.base import Suite, build_suite, with_suite_defaults
-from fgo_engine.timeutil import now
 from fgo_engine.types import Budget, LedgerEntry, Module, Task
 
 if TYPE_CHECKING:
@@ -83,6 +81,7 @@ class Session:
         self.suite = with_suite_defaults(suite or build_suite(config))
         self.session_log = SessionLog(store.path)
         self.log = self.session_log.log
+        self.suite.set_log(self.log)
         self.bus = ev.EventBus(sinks, log=self.log)
         self.gate = gate or gate_for_policy(config.review)
         self.control = Control()
@@ -107,25 +106,21 @@ class Session:
     # -- construction -----------------------------------------------------------------
     @classmethod
     def create(cls, path: str | Path, config: RunConfig, *, name: str | None = None, **kw: Any) -> Session:
-        from fgo_engine.persistence.store import Store
 
         config.validate()
-        suite = build_suite(config)  # validates suite options and task files before any file is written
+        # validates suite options and task files before any file is written; a caller may give the
+        # suite built already (fgo_engine.optimize wraps the user's callables)
+        suite = kw.pop("suite", None) or build_suite(config)
         train, test = suite.train_tasks(), suite.test_tasks()
         check_run(config, suite, train)
         executor = kw.pop("executor", None) or make_executor(config)
         executor.start()  # Ray missing or unreachable: one line, and still no file
-        try:
-            store = Store.create(path, name=name or Path(path).stem, config=config.to_dict())
+        try:  # the tasks are written with the file: a task it cannot hold leaves no file
+            store = writes.new_session(path, name=name or Path(path).stem, config=config.to_dict(),
+                                       suite=config.suite, train=train, test=test)
         except BaseException:
             executor.close()
             raise
-        store.update("session", 1, {"suite": config.suite})
-        task_rows = [rows.task(t, "train") for t in train]
-        train_ids = {t.id for t in train}
-        task_rows += [rows.task(t, "test") for t in test if t.id not in train_ids]
-        store.insert_many("tasks", task_rows, replace=True)
-        store.flush()
         return cls(store, config, suite=suite, executor=executor, **kw)
 
     @classmethod
@@ -152,7 +147,7 @@ class Session:
             raise
         kw["executor"] = executor
         if config_overrides and info.get("status") != "done":  # a finished session is not changed
-            store.update("session", 1, {"config_json": config.to_dict()})
+            writes.session_config(store, config.to_dict())
         return cls(store, config, **kw)
 
     def close(self) -> None:
@@ -164,12 +159,12 @@ class Session:
     # -- control ----------------------------------------------------------------------
     def pause(self) -> None:
         self.control.pause()
-        self.store.set_status("paused")
+        writes.session_status(self.store, "paused")
         self.bus.emit(ev.RunStatus("paused"))
 
     def resume(self) -> None:
         self.control.resume()
-        self.store.set_status("running")
+        writes.session_status(self.store, "running")
         self.bus.emit(ev.RunStatus("running"))
 
     def cancel(self) -> int:
@@ -259,7 +254,7 @@ class Session:
         rt = Runtime(cfg, self.suite, self.store, self.gateway, self.bus, self.gate, self.control,
                      {t.id: t for t in train + test}, executor=self.executor)
         result = RunResult(method=cfg.method, status="running")
-        self.store.set_status("running")
+        writes.session_status(self.store, "running")
         try:
             projection = self.projection(train, test)
             subsets = 0 if cfg.method == "vanilla" else cfg.subsets  # vanilla divides nothing
@@ -278,8 +273,7 @@ class Session:
             if cfg.evaluate_test and test:
                 result.test_score, result.test_by_category = rt.test(final, final_id, test)
             result.status = "done"
-            self.store.update("session", 1, {"best_score": train_score, "final_module_id": final_id,
-                                             "error": None, "updated_at": now()})
+            writes.session_result(self.store, train_score=train_score, final_module_id=final_id)
         except BudgetExceededError as exc:
             result.status, result.message = "budget", f"{exc}; resume with a larger budget to continue"
         except CancelledError as exc:
@@ -294,7 +288,7 @@ class Session:
             rt.close()
             result.overflowed = rt.overflowed
             result.wall_seconds = time.perf_counter() - start
-            self.store.meta_set(ELAPSED_KEY, f"{self.elapsed_before() + result.wall_seconds:.3f}")
+            writes.meta_value(self.store, ELAPSED_KEY, f"{self.elapsed_before() + result.wall_seconds:.3f}")
             t = self.gateway.total
             result.prompt_tokens, result.completion_tokens, result.cost = t.prompt_tokens, t.completion_tokens, t.cost
             result.calls, result.cache_hits = t.calls, t.cache_hits
@@ -331,14 +325,13 @@ class Session:
         """The run's end on disk. On a full disk, the space held beside the session is given
         back so that at least the stop and its reason are recorded."""
         def queue() -> None:
-            self.store.set_status(result.status)
+            writes.session_status(self.store, result.status)
             if result.status != "done":
-                self.store.update("session", 1, {"error": result.message, "updated_at": now()})
+                writes.run_error(self.store, result.message)
 
         queue()
-        self.store.insert("events", rows.event("RunFinished", {
-            "status": result.status, "message": result.message, "train_score": result.train_score,
-            "test_score": result.test_score}))
+        writes.run_finished(self.store, status=result.status, message=result.message,
+                            train_score=result.train_score, test_score=result.test_score)
         try:
             self.store.flush()
         except SessionError as exc:

@@ -7,6 +7,8 @@ The engine only sees this protocol.
 from __future__ import annotations
 
 import inspect
+import logging
+import threading
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
@@ -59,6 +61,11 @@ class Suite(Protocol):
         """The text the merge tree clusters modules by."""
         ...
 
+    def set_log(self, log: Any) -> None:
+        """The session's log (a ``logging.LoggerAdapter``), given when a session takes the suite:
+        a suite running the user's code writes the user's tracebacks there."""
+        ...
+
 
 class SuiteBase:
     """Defaults of the optional :class:`Suite` hooks; a suite inherits it and overrides some."""
@@ -70,6 +77,9 @@ class SuiteBase:
 
     def similarity_text(self, module: Module) -> str:
         return module.text
+
+    def set_log(self, log: Any) -> None:
+        return None
 
 
 def with_suite_defaults(suite: Any) -> Suite:
@@ -93,16 +103,66 @@ def check_data_options(suite: str, where: str, data: Any, unknown: dict[str, Any
 SuiteFactory = Callable[..., Suite]
 _REGISTRY: dict[str, SuiteFactory] = {}
 _RUNS_TOOLS: set[str] = set()
+_UNLISTED: set[str] = set()
+ENTRY_POINTS = "fgo.suites"  # the entry-point group of plugin packages
+_BROKEN: dict[str, str] = {}  # plugin suite name -> why its entry point did not load
+_plugins_loaded = False
+_plugins_lock = threading.RLock()
+_log = logging.getLogger("fgo.suites")
 
 
-def register_suite(name: str, factory: SuiteFactory, *, runs_tools: bool = False) -> None:
+def register_suite(name: str, factory: SuiteFactory, *, runs_tools: bool = False, listed: bool = True) -> None:
     """``runs_tools``: the suite executes LLM-written code, so its factory takes the
-    run's ``sandbox`` setting (``strict`` / ``auto`` / ``in-process``)."""
+    run's ``sandbox`` setting (``strict`` / ``auto`` / ``in-process``). ``listed=False``: loadable
+    by name but not offered in suite lists (the user-agent suite needs the user's code)."""
     _REGISTRY[name] = factory
+    _BROKEN.pop(name, None)
     if runs_tools:
         _RUNS_TOOLS.add(name)
     else:
         _RUNS_TOOLS.discard(name)
+    if listed:
+        _UNLISTED.discard(name)
+    else:
+        _UNLISTED.add(name)
+
+
+def _load_entry_points() -> None:
+    """Suites of installed plugin packages: each entry point of the ``fgo.suites`` group names a
+    suite factory (``name = "pkg.module:Factory"``, registered under the entry point's name) or a
+    module that registers its suites itself. One that fails to import is remembered with its
+    reason (a warning in the log; an error when that suite is asked for), the others still load."""
+    global _plugins_loaded
+    with _plugins_lock:
+        if _plugins_loaded:
+            return
+        _plugins_loaded = True
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group=ENTRY_POINTS):
+            package = ep.dist.name if ep.dist is not None else "?"
+            try:
+                obj = ep.load()
+            except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the others
+                why = (f"suite {ep.name!r} from plugin package {package} ({ENTRY_POINTS} entry point "
+                       f"{ep.value}) cannot be imported: {type(exc).__name__}: {exc}")
+                _BROKEN[ep.name] = " ".join(why.split())
+                _log.warning("%s", _BROKEN[ep.name])
+                continue
+            if inspect.ismodule(obj):
+                continue  # it registered its suites on import
+            if not callable(obj):
+                _BROKEN[ep.name] = (f"suite {ep.name!r} from plugin package {package}: the {ENTRY_POINTS} entry "
+                                    f"point {ep.value} is not a suite factory (got {type(obj).__name__})")
+                _log.warning("%s", _BROKEN[ep.name])
+                continue
+            register_suite(ep.name, obj, runs_tools=bool(getattr(obj, "runs_tools", False)))
+
+
+def broken_plugins() -> dict[str, str]:
+    """Plugin suites whose entry point failed to load: name -> one line saying why."""
+    _load_builtins()
+    return dict(_BROKEN)
 
 
 def module_kind_of(name: str) -> ModuleKind:
@@ -114,8 +174,9 @@ def module_kind_of(name: str) -> ModuleKind:
 
 
 def suite_names() -> list[str]:
+    """The suites to offer: built-in, ``FGO_PLUGINS`` modules and installed plugin packages."""
     _load_builtins()
-    return sorted(_REGISTRY)
+    return sorted(n for n in _REGISTRY if n not in _UNLISTED)
 
 
 def _load_builtins() -> None:
@@ -130,12 +191,13 @@ def _load_builtins() -> None:
         except ImportError as exc:
             raise ConfigError(f"{_env.PLUGINS}: cannot import {plugin!r}: {exc}") from None
 
-    for mod in ("household", "invoices", "jsonl_tasks", "tools", "bbh", "alfworld"):
+    for mod in ("household", "invoices", "jsonl_tasks", "tools", "bbh", "alfworld", "user_agent"):
         try:
             importlib.import_module(f"fgo_engine.suites.{mod}")
         except ModuleNotFoundError as exc:  # a suite still being built
             if exc.name != f"fgo_engine.suites.{mod}":
                 raise
+    _load_entry_points()
 
 
 
@@ -146,7 +208,9 @@ def load_suite(name: str, *, seed: int = 0, sandbox: str | None = None, **option
     path (``jsonl`` with ``path=…``)."""
     _load_builtins()
     if name not in _REGISTRY:
-        raise ConfigError(f"unknown suite {name!r}; choose one of: {', '.join(sorted(_REGISTRY))}")
+        if name in _BROKEN:
+            raise ConfigError(_BROKEN[name])
+        raise ConfigError(f"unknown suite {name!r}; choose one of: {', '.join(suite_names())}")
     if sandbox is not None and name in _RUNS_TOOLS:
         options = {"sandbox": sandbox, **options}
     check_option_types(name, _REGISTRY[name], options)

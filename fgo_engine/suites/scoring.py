@@ -115,6 +115,10 @@ class ContainsScorer:
         return 1.0
 
 
+# A line that states its conclusion last: "… is False.", "… evaluates to True", "… = No".
+# A person reads the value after the final "is"; the values named before it are the question.
+_CONCLUSION_RE = re.compile(r"(?:\bis|\bequals|\bevaluates to|\bgives|=)\s+([^\W\d_]+)[\s.!\"'*)]*$",
+                            re.IGNORECASE)
 # "B", "B.", "B)" or "B:" opening the final answer, as in "B) 12/25/1937".
 _LEADING_LETTER_RE = re.compile(r"^([^\W\d_])(?:[).:]|\s*$)(?:\s|$)")
 
@@ -149,6 +153,9 @@ class FinalAnswerScorer:
         closed = _closed_set(exp[0]) if len(exp) == 1 else None
         if closed is not None:
             named = {t for t in tokens(final) if t in closed}
+            if len(named) > 1:  # "False and not True … is False.": the value the line ends on
+                m = _CONCLUSION_RE.search(final)
+                named = {m.group(1).casefold()} if m else named
             return 1.0 if named == {exp[0]} else 0.0
         if not normalize_text(expected):  # all punctuation, as a Dyck sequence "] ] >"
             return 1.0 if normalize_space(final) == normalize_space(expected) else 0.0

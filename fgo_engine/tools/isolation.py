@@ -4,7 +4,7 @@ Each tool call runs under ``bwrap`` in new PID, network, IPC, UTS (and cgroup)
 namespaces with a private mount namespace built from scratch: ``/usr`` (and the
 ``/bin``, ``/lib*`` links into it), the Python installation and its site-packages,
 all read-only; a fresh ``/proc`` that shows only the sandbox's own processes; a
-minimal ``/dev``; a size-limited tmpfs ``/tmp`` holding the scratch folder (the
+minimal, read-only ``/dev``; a size-limited tmpfs ``/tmp`` holding the scratch folder (the
 only writable place); the task's files bound read-only into it. Nothing else of
 the host is visible: no ``/etc``, no home, no project, no session files.
 
@@ -14,6 +14,8 @@ unprivileged uid (no capabilities, ``no_new_privs``); otherwise bwrap maps the
 user to uid 65534 in a new user namespace. ``--die-with-parent`` and the PID
 namespace make every process of the call die with it: when the tool's process
 exits, is killed at the time limit, or the app itself dies.
+
+bwrap also installs the system-call filter of :mod:`.syscalls` (``--seccomp``).
 
 This module decides whether that layer is available (:func:`probe`), builds the
 command line (:func:`command`) and applies the ``sandbox`` setting
@@ -81,6 +83,24 @@ def _python_paths() -> list[str]:
     return sorted(p for p in paths if os.path.isdir(p))
 
 
+def python_readable_by_others() -> bool:
+    """Whether an unprivileged uid can use this Python in place: every folder on the way
+    to the installation and its site-packages searchable by others (a pyenv under a 0700
+    ``/root`` is not). The in-process layer drops root only then."""
+    for p in _python_paths():
+        parts = p.strip("/").split("/")
+        for n in range(len(parts) + 1):
+            try:
+                mode = os.stat("/" + "/".join(parts[:n])).st_mode
+            except OSError:
+                return False
+            if mode & 0o001 == 0:
+                return False
+        if os.stat(p).st_mode & 0o004 == 0:
+            return False
+    return True
+
+
 def python_executable() -> str:
     """The real interpreter (a venv's ``bin/python`` is a link to it)."""
     return os.path.realpath(sys.executable)
@@ -90,38 +110,52 @@ def _covered(path: str, roots: Sequence[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
 
 
+def _bind_in_place(argv: list[str], paths: Sequence[str], bound: list[str]) -> None:
+    """``--ro-bind p p`` for each host path not already visible, with the folders above
+    it made 0755 (bwrap would copy the host's modes onto them: /root is 0700)."""
+    made: set[str] = set()
+    for p in paths:
+        if _covered(p, bound) or not os.path.exists(p):
+            continue
+        parts = p.strip("/").split("/")[:-1]
+        for n in range(1, len(parts) + 1):
+            parent = "/" + "/".join(parts[:n])
+            if parent not in made and not _covered(parent, bound):
+                argv += ["--perms", "0755", "--dir", parent]
+                made.add(parent)
+        argv += ["--ro-bind", p, p]
+        bound.append(p)
+
+
 def command(layer: Layer, *, scratch: str, files_dir: str | None, read_paths: Sequence[str],
-            tmpfs_bytes: int, info_fd: int) -> list[str]:
+            tmpfs_bytes: int, info_fd: int, programs: Sequence[str] = (), seccomp_fd: int | None = None) -> list[str]:
     """The bwrap argument list (up to and excluding the command to run). ``scratch`` is
     the path inside the sandbox; ``files_dir`` (host) is bound read-only at
-    ``scratch/files``; ``read_paths`` (host) are bound read-only at the same path."""
+    ``scratch/files``; ``read_paths`` and ``programs`` (host) are bound read-only at the
+    same path; ``seccomp_fd`` is a BPF program bwrap installs before starting the command.
+
+    ``/tmp`` is mounted before the binds, so that a virtualenv (or a readable folder)
+    under the host's ``/tmp`` stays visible on top of it; ``/dev`` is read-only (its
+    ``shm`` would be memory outside every limit)."""
     argv = [layer.bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
             "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--info-fd", str(info_fd)]
     if layer.how == "userns":
         argv += ["--unshare-user", "--uid", "65534", "--gid", "65534", "--cap-drop", "ALL"]
+    if seccomp_fd is not None:
+        argv += ["--seccomp", str(seccomp_fd)]
     argv += ["--ro-bind", "/usr", "/usr"]
     for link in _SYSTEM_LINKS:
         if os.path.islink(link):
             argv += ["--symlink", os.readlink(link), link]
         elif os.path.isdir(link):
             argv += ["--ro-bind", link, link]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev",
+             "--size", str(int(tmpfs_bytes)), "--tmpfs", "/tmp"]
     bound = ["/usr", *_SYSTEM_LINKS]
-    made: set[str] = set()
-    for p in [*_python_paths(), *(os.path.realpath(p) for p in read_paths)]:
-        if not _covered(p, bound) and os.path.exists(p):
-            # bwrap would copy the host's modes onto the folders it makes (/root is 0700)
-            parts = p.strip("/").split("/")[:-1]
-            for n in range(1, len(parts) + 1):
-                parent = "/" + "/".join(parts[:n])
-                if parent not in made and not _covered(parent, bound):
-                    argv += ["--perms", "0755", "--dir", parent]
-                    made.add(parent)
-            argv += ["--ro-bind", p, p]
-            bound.append(p)
+    _bind_in_place(argv, [*_python_paths(), *(os.path.realpath(p) for p in [*read_paths, *programs])], bound)
     if os.path.exists("/etc/ld.so.cache"):  # a Python outside /usr finds its libraries
         argv += ["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]
-    argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(int(tmpfs_bytes)), "--tmpfs", "/tmp",
-             "--perms", "0777", "--dir", scratch]
+    argv += ["--perms", "0777", "--dir", scratch]
     if files_dir is not None:
         argv += ["--ro-bind", files_dir, f"{scratch}/files"]
     argv += ["--chdir", scratch, "--"]

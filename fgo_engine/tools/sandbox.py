@@ -1,14 +1,17 @@
 """Run one tool call of an LLM-written toolbox in a fresh, limited child process.
 
-Tool code never runs in the app's process. Each call starts ``python -I -S -B -c
-<bootstrap>`` in its own session, with a minimal environment (no API keys), a
-temporary scratch directory as cwd and the task's files copied into
+Tool code never runs in the app's process. Each call starts ``python -I -S -B
+_sandbox_child.py`` (:mod:`fgo_engine.tools._sandbox_child`, run by path) in its own
+session, with a minimal environment (no API keys), a temporary scratch directory as cwd and the task's files copied into
 ``scratch/files`` (also in ``$TASK_FILES``). The source, tool name and arguments go
 in on stdin as JSON; the result comes back on a dedicated pipe, prefixed with a
 per-call nonce, so nothing the tool prints can be mistaken for it.
 
 Limits, in layers:
 
+- OS: bubblewrap namespaces (:mod:`.isolation`) and a system-call filter (:mod:`.syscalls`);
+  without bubblewrap (``auto``) the child still installs the filter, joins a fresh
+  session keyring and, when the app is root, runs under a uid of its own.
 - kernel: ``RLIMIT_AS`` (memory), ``RLIMIT_CPU``, ``RLIMIT_FSIZE`` (file and
   stdout size), ``RLIMIT_CORE`` = 0, and ``alarm()`` as a backstop should the app
   die; the parent enforces the wall-clock timeout and kills the process group.
@@ -25,12 +28,12 @@ Limits, in layers:
 A blocked action fails the call with a one-line reason even when the tool catches
 the ``PermissionError``. This guards against mistaken or careless LLM code; it is
 not a boundary against deliberately adversarial code (in-process hooks can be
-subverted), for which an OS sandbox (container, namespaces) is the right tool.
-POSIX only.
+subverted), for which the OS layer is the boundary (see docs/sandbox.md). POSIX only.
 """
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import secrets
@@ -44,14 +47,28 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fgo_engine import redaction
-from fgo_engine.tools import isolation
+from fgo_engine.tools import isolation, syscalls
 
-__all__ = ["ToolResult", "run_tool"]
+__all__ = ["ToolResult", "run_tool", "safe_text"]
+
+_CHILD = Path(__file__).resolve().with_name("_sandbox_child.py")
+_log = logging.getLogger("fgo.sandbox")
+_warned_filter = False
+
+
+def safe_text(s: str) -> str:
+    """``s`` with any lone surrogate (``"\\udcff"``, which no UTF-8 store or pipe takes)
+    written as its backslash escape, so the text can be stored and shown as it came."""
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return s.encode("utf-8", "backslashreplace").decode("utf-8")
+    return s
 
 
 @dataclass(frozen=True)
@@ -75,272 +92,6 @@ class ToolResult:
         return text
 
 
-_BOOTSTRAP = r'''
-def _fgo_sandbox_main():
-    import builtins, io, json, os, sys
-    cfg = json.loads(sys.stdin.buffer.read().decode("utf-8"))
-    nonce, rfd, limit = cfg["nonce"], cfg["result_fd"], cfg["max_output"]
-    sys.path.extend(p for p in cfg["site"] if p not in sys.path)
-    import linecache, resource, signal, socket, _posixsubprocess
-    uid = cfg["drop_to_uid"]
-    if uid:  # OS layer as root: the mounts are built, now become nobody of our own
-        os.chown(cfg["scratch"], uid, uid)
-        os.chmod(cfg["scratch"], 0o700)
-        os.setgroups([])
-        os.setresgid(uid, uid, uid)
-        os.setresuid(uid, uid, uid)
-
-    encode = json.JSONEncoder(ensure_ascii=True).encode
-    out_of_memory = (nonce + encode({"ok": False, "value": "", "error": "memory limit exceeded",
-                                     "stdout": "", "traceback": ""}) + "\n").encode()
-
-    def trunc(s, n):
-        if len(s) <= n:
-            return s
-        mark = "\n... [truncated: %d chars in all]" % len(s)
-        return s[: max(0, n - len(mark))] + mark
-
-    def one_line(s):
-        return trunc(" ".join(str(s).split()), 300)
-
-    class Cap(io.TextIOBase):
-        encoding = "utf-8"
-        errors = "replace"
-        def __init__(self):
-            self.parts, self.kept, self.total = [], 0, 0
-            self.buffer = self
-        def write(self, s):
-            if isinstance(s, (bytes, bytearray)):
-                s = bytes(s).decode("utf-8", "replace")
-            if not isinstance(s, str):
-                raise TypeError("write() argument must be str, not %s" % type(s).__name__)
-            self.total += len(s)
-            if self.kept < limit:
-                piece = s[: limit - self.kept]
-                self.parts.append(piece)
-                self.kept += len(piece)
-            return len(s)
-        def writable(self):
-            return True
-        def isatty(self):
-            return False
-        def text(self):
-            s = "".join(self.parts)
-            if self.total > self.kept:
-                mark = "\n... [truncated: %d chars in all]" % self.total
-                s = s[: max(0, limit - len(mark))] + mark
-            return s
-
-    cap = Cap()
-    sys.stdout = sys.stderr = sys.__stdout__ = sys.__stderr__ = cap
-    sys.stdin = sys.__stdin__ = io.StringIO("")
-
-    violations = []
-    NET = "network access is not allowed"
-    PROC = "running other programs is not allowed"
-    WRITE = "write outside the scratch directory is not allowed"
-
-    def deny(msg):
-        violations.append(msg)
-        try:  # reported at once: clearing the list or forging a result later cannot hide it
-            os.write(rfd, (nonce + "!" + one_line(msg) + "\n").encode())
-        except OSError:
-            pass
-        raise PermissionError(msg)
-
-    def no_net(*a, **k):
-        deny(NET)
-
-    class BlockedSocket(socket.socket):
-        def __init__(self, *a, **k):
-            deny(NET)
-
-    socket.socket = socket.SocketType = BlockedSocket
-    for n in ("create_connection", "create_server", "getaddrinfo", "gethostbyname",
-              "gethostbyname_ex", "gethostbyaddr", "getnameinfo", "socketpair", "fromfd"):
-        setattr(socket, n, no_net)
-
-    def no_proc(*a, **k):
-        deny(PROC)
-
-    _posixsubprocess.fork_exec = no_proc
-
-    real = os.path.realpath
-    scratch = real(cfg["scratch"])
-    files = real(cfg["files"]) if cfg["files"] else None
-    roots = tuple(real(p) for p in cfg["read_roots"]) + (scratch, "/proc/%d" % os.getpid())
-
-    def inside(p, root):
-        return p == root or p.startswith(root.rstrip("/") + "/")
-
-    def resolve(p, dir_fd=None):
-        if p is None:
-            p = "."
-        if isinstance(p, int):
-            return None
-        p = os.fsdecode(os.fspath(p))
-        if not os.path.isabs(p):
-            if isinstance(dir_fd, int) and not isinstance(dir_fd, bool) and dir_fd >= 0:
-                try:
-                    base = os.readlink("/proc/self/fd/%d" % dir_fd)
-                except OSError:
-                    deny(WRITE)
-            else:
-                base = os.getcwd()
-            p = os.path.join(base, p)
-        return real(p)
-
-    def check_write(p, dir_fd=None):
-        p = resolve(p, dir_fd)
-        if p is None:
-            return
-        if files and inside(p, files):
-            deny("the task files are read-only")
-        if not inside(p, scratch):
-            deny(WRITE)
-
-    def check_read(p):
-        p = resolve(p)
-        if p is not None and not any(inside(p, r) for r in roots):
-            deny("reading outside the scratch directory is not allowed")
-
-    WFLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
-    # event -> (indexes of paths written, indexes of the matching dir_fd args)
-    PATH_EVENTS = {
-        "os.remove": ((0,), (1,)), "os.rmdir": ((0,), (1,)), "os.mkdir": ((0,), (2,)),
-        "os.rename": ((0, 1), (2, 3)), "os.link": ((1,), (3,)), "os.symlink": ((1,), (2,)),
-        "os.chmod": ((0,), (2,)), "os.chown": ((0,), (3,)), "os.utime": ((0,), (3,)),
-        "os.truncate": ((0,), ()), "os.mkfifo": ((0,), (2,)), "os.mknod": ((0,), (3,)),
-        "os.setxattr": ((0,), ()), "os.removexattr": ((0,), ()), "shutil.rmtree": ((0,), ()),
-        "os.chflags": ((0,), ()), "os.lchflags": ((0,), ()),
-    }
-    NET_EVENTS = {"urllib.Request", "http.client.connect", "ftplib.connect", "smtplib.connect",
-                  "poplib.connect", "imaplib.open", "nntplib.connect", "telnetlib.Telnet.open",
-                  "webbrowser.open"}
-    PROC_EVENTS = {"os.system", "os.exec", "os.fork", "os.forkpty", "os.posix_spawn",
-                   "os.spawn", "subprocess.Popen", "pty.spawn", "os.startfile"}
-    BLOCKED_IMPORTS = {"ctypes", "_ctypes", "_posixsubprocess"}
-    busy = []
-
-    def hook(event, args):
-        if busy:
-            return
-        busy.append(1)
-        try:
-            if event == "open":
-                path, mode, flags = args
-                if isinstance(path, int):
-                    return
-                if isinstance(mode, str):
-                    writing = any(c in mode for c in "wax+")
-                else:
-                    writing = bool((flags or 0) & WFLAGS)
-                if writing:
-                    if mode is None and not os.path.isabs(os.fsdecode(os.fspath(path))):
-                        deny(WRITE)  # os.open: a dir_fd we cannot see may be in play
-                    check_write(path)
-                else:
-                    check_read(path)
-            elif event.startswith("socket.") or event in NET_EVENTS:
-                deny(NET)
-            elif event in PROC_EVENTS:
-                deny(PROC)
-            elif event in ("os.kill", "os.killpg", "signal.pthread_kill"):
-                deny("sending signals is not allowed")
-            elif event.startswith("ctypes."):
-                deny("ctypes is not allowed")
-            elif event in ("resource.setrlimit", "resource.prlimit"):
-                deny("changing resource limits is not allowed")
-            elif event == "import":
-                if str(args[0]).split(".")[0] in BLOCKED_IMPORTS:
-                    raise ImportError("importing %s is not allowed in a tool" % args[0])
-            elif event in PATH_EVENTS:
-                paths, fds = PATH_EVENTS[event]
-                for i, pi in enumerate(paths):
-                    if pi < len(args):
-                        dfd = args[fds[i]] if i < len(fds) and fds[i] < len(args) else None
-                        check_write(args[pi], dfd)
-            elif event in ("os.listdir", "os.scandir"):
-                check_read(args[0] if args else None)
-        finally:
-            busy.pop()
-
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_CPU, (cfg["cpu_s"], cfg["cpu_s"] + 1))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (cfg["fsize"], cfg["fsize"]))
-    if cfg["nproc"]:  # only under the OS layer: there the count is this call's alone
-        resource.setrlimit(resource.RLIMIT_NPROC, (cfg["nproc"], cfg["nproc"]))
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of death
-    signal.alarm(cfg["cpu_s"] + 2)  # wall-clock backstop should the parent be gone
-    mem = cfg["memory"]
-    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-    sys.addaudithook(hook)
-
-    result = {"ok": False, "value": "", "error": None, "stdout": "", "traceback": ""}
-    try:
-        source, name, arguments = cfg["source"], cfg["name"], cfg["arguments"]
-        del cfg
-        linecache.cache["<toolbox>"] = (len(source), None, source.splitlines(True), "<toolbox>")
-        ns = {"__name__": "toolbox", "__builtins__": builtins}
-        exec(compile(source, "<toolbox>", "exec"), ns)
-        fn = ns.get(name)
-        code = getattr(fn, "__code__", None)
-        if name.startswith("_") or code is None or code.co_filename != "<toolbox>":
-            result["error"] = "no tool named %r in the toolbox" % name
-        else:
-            npos = code.co_posonlyargcount
-            args = [arguments.pop(v) for v in code.co_varnames[:npos] if v in arguments]
-            value = fn(*args, **arguments)
-            if isinstance(value, str):
-                text = value
-            else:
-                try:
-                    text = json.dumps(value, ensure_ascii=False)
-                except Exception:
-                    text = repr(value)
-            result["value"] = trunc(text, limit)
-            result["ok"] = True
-    except BaseException as e:
-        if isinstance(e, MemoryError):
-            result["error"] = "memory limit exceeded"
-        elif isinstance(e, SyntaxError) and e.filename == "<toolbox>":
-            result["error"] = one_line("SyntaxError: %s (line %s)" % (e.msg, e.lineno))
-        else:
-            try:
-                msg = str(e)
-            except Exception:
-                msg = "<unprintable message>"
-            result["error"] = one_line(type(e).__name__ + (": " + msg if msg else ""))
-            try:
-                import traceback
-                frames = [f for f in traceback.extract_tb(e.__traceback__)
-                          if f.filename == "<toolbox>"][-5:]
-                result["traceback"] = trunc("\n".join(
-                    "line %s in %s: %s" % (f.lineno, f.name, (f.line or "").strip())
-                    for f in frames), limit)
-            except Exception:
-                pass
-        e = None
-    if violations:
-        result["ok"] = False
-        result["error"] = violations[0]
-    try:
-        result["stdout"] = cap.text()
-        data = (nonce + encode(result) + "\n").encode()
-    except MemoryError:
-        data = out_of_memory
-    while data:
-        try:
-            data = data[os.write(rfd, data):]
-        except InterruptedError:
-            continue
-        except OSError:
-            break
-    os._exit(0)
-
-_fgo_sandbox_main()
-'''
-
 # Not /etc as a whole: /etc/passwd, /etc/shadow and friends are none of a tool's business.
 _SYSTEM_READ_ROOTS = ("/usr", "/lib", "/lib32", "/lib64", "/bin", "/sbin", "/etc/localtime",
                       "/etc/timezone", "/etc/mime.types", "/etc/ld.so.cache",
@@ -358,7 +109,7 @@ def _site_dirs() -> list[str]:
 
 def _read_roots(extra: Sequence[str | Path]) -> list[str]:
     roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
-             *_site_dirs(), *_SYSTEM_READ_ROOTS, *(str(p) for p in extra)}
+             *_site_dirs(), *_SYSTEM_READ_ROOTS, str(_CHILD), *(str(p) for p in extra)}
     return sorted(roots)
 
 
@@ -456,6 +207,211 @@ def _death_reason(returncode: int, output: str, *, isolated: bool) -> str:
     return _one_line(f"{msg}: {last}" if last else msg)
 
 
+@dataclass
+class _Call:
+    """The resources one call holds, released by :meth:`close` whatever happens."""
+
+    fds: list[int] = field(default_factory=list)
+    tmp: str | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    sandbox_pid: int | None = None
+
+    def pipe(self) -> tuple[int, int]:
+        r, w = os.pipe()
+        self.fds += [r, w]
+        return r, w
+
+    def adopt(self, fd: int) -> int:
+        self.fds.append(fd)
+        return fd
+
+    def release(self, fds: Sequence[int]) -> None:
+        """Close the child's ends once it has them."""
+        for fd in fds:
+            os.close(fd)
+            self.fds.remove(fd)
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            _kill(self.proc, self.sandbox_pid)
+        for fd in self.fds:
+            os.close(fd)
+        self.fds.clear()
+        if self.tmp is not None:
+            _remove_tree(self.tmp)
+            self.tmp = None
+
+
+@dataclass
+class _Plan:
+    """How to start the child: its command line and where its scratch folder is."""
+
+    argv: list[str]
+    cwd: str | None
+    scratch: str
+    files: str
+    pass_fds: list[int]
+    info_fd: int = -1
+    drop_to_uid: int = 0
+    nproc: int = 0
+    seccomp: str = ""  # hex BPF the child installs itself (in-process layer)
+
+
+def _checked_arguments(source: Any, name: Any, arguments: Any, files_dir: Path | None, *, timeout: float,
+                       memory_mb: int, max_output: int, max_file_mb: int) -> dict[str, Any]:
+    """The caller's mistakes, raised before anything starts; the arguments as plain JSON."""
+    if not isinstance(source, str) or not isinstance(name, str):
+        raise TypeError("source and name must be str")
+    if not isinstance(arguments, dict):
+        raise TypeError(f"arguments must be a dict, not {type(arguments).__name__}")
+    if timeout <= 0 or memory_mb <= 0 or max_output < 0 or max_file_mb <= 0:
+        raise ValueError("timeout, memory_mb and max_file_mb must be positive, max_output ≥ 0")
+    if files_dir is not None and not Path(files_dir).is_dir():
+        raise FileNotFoundError(f"files_dir {files_dir} is not a directory")
+    try:
+        return json.loads(json.dumps(arguments))
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"tool arguments must be JSON-serializable: {e}") from None
+
+
+def _system_call_filter(mode: str) -> syscalls.Filter:
+    """The seccomp filter; ``strict`` refuses to run without it, ``auto`` says so once."""
+    global _warned_filter
+    filt = syscalls.build()
+    if filt.available:
+        return filt
+    if mode == "strict":
+        raise isolation.SandboxUnavailableError(f"sandbox = \"strict\" but {filt.reason}")
+    if not _warned_filter:
+        _warned_filter = True
+        _log.warning("fgo: tool sandbox: no system-call filter: %s", filt.reason)
+    return filt
+
+
+def _plan_os_layer(call: _Call, layer: isolation.Layer, filt: syscalls.Filter, files_dir: Path | None,
+                   allow_read: Sequence[str | Path], max_file_mb: int) -> _Plan:
+    scratch = f"/tmp/fgo-tool-{secrets.token_hex(6)}/scratch"
+    bind_files = str(Path(files_dir).resolve()) if files_dir is not None else None
+    if files_dir is not None and layer.how == "root" and not _world_readable(str(bind_files)):
+        call.tmp = tempfile.mkdtemp(prefix="fgo-tool-")  # the unprivileged uid must read them
+        os.chmod(call.tmp, 0o755)
+        bind_files = os.path.join(call.tmp, "files")
+        _copy_files(Path(files_dir), Path(bind_files))
+    info_r, info_w = call.pipe()
+    pass_fds = [info_w]
+    seccomp_fd = None
+    if filt.available:
+        seccomp_fd = call.adopt(syscalls.bpf_fd(filt.bpf))
+        pass_fds.append(seccomp_fd)
+    argv = isolation.command(layer, scratch=scratch, files_dir=bind_files,
+                             read_paths=[str(p) for p in allow_read], programs=[str(_CHILD)],
+                             tmpfs_bytes=max(64 << 20, 2 * (int(max_file_mb) << 20)), info_fd=info_w,
+                             seccomp_fd=seccomp_fd)
+    return _Plan(argv=[*argv, isolation.python_executable()], cwd=None, scratch=scratch,
+                 files=f"{scratch}/files" if files_dir is not None else "", pass_fds=pass_fds, info_fd=info_r,
+                 drop_to_uid=isolation.sandbox_uid() if layer.how == "root" else 0, nproc=isolation.NPROC)
+
+
+def _plan_in_process(call: _Call, filt: syscalls.Filter, files_dir: Path | None) -> _Plan:
+    call.tmp = tempfile.mkdtemp(prefix="fgo-tool-")
+    scratch = os.path.join(call.tmp, "scratch")
+    os.mkdir(scratch)
+    files = ""
+    if files_dir is not None:
+        files = os.path.join(scratch, "files")
+        _copy_files(Path(files_dir), Path(files))
+    drop = 0
+    if os.geteuid() == 0 and isolation.python_readable_by_others():
+        # as root the tool still gets a uid of its own (the app's /proc is not its to read),
+        # provided that uid can still import the standard library
+        os.chmod(call.tmp, 0o711)
+        drop = isolation.sandbox_uid()
+    return _Plan(argv=[sys.executable], cwd=scratch, scratch=scratch, files=files, pass_fds=[],
+                 drop_to_uid=drop, nproc=isolation.NPROC if drop else 0, seccomp=filt.bpf.hex())
+
+
+def _environment(scratch: str, files: str) -> dict[str, str]:
+    """The child's whole environment: nothing of the app's (no keys, no paths of its own)."""
+    env = {
+        "PATH": "/usr/bin:/bin", "HOME": scratch, "TMPDIR": scratch,
+        "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "MALLOC_ARENA_MAX": "2",
+        "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+    }
+    if files:
+        env["TASK_FILES"] = files
+    return env
+
+
+def _launch(call: _Call, plan: _Plan, cfg: dict[str, Any], out_f: Any, deadline: float) -> None:
+    """Start the child, hand it its settings on stdin and keep none of its fds."""
+    call.proc = subprocess.Popen(
+        [*plan.argv, "-I", "-S", "-B", "-X", "utf8", str(_CHILD)],
+        stdin=subprocess.PIPE, stdout=out_f, stderr=subprocess.STDOUT,
+        cwd=plan.cwd, env=_environment(plan.scratch, plan.files), pass_fds=plan.pass_fds, start_new_session=True,
+    )
+    call.release(plan.pass_fds)
+    if plan.info_fd >= 0:
+        call.sandbox_pid = _read_sandbox_pid(plan.info_fd, call.proc.pid, deadline)
+    try:
+        assert call.proc.stdin is not None
+        call.proc.stdin.write(json.dumps(cfg).encode("utf-8"))
+        call.proc.stdin.close()
+    except OSError:  # the child died before reading (e.g. memory too small)
+        pass
+
+
+def _await(call: _Call, rfd: int, nonce: str, deadline: float,
+           max_output: int) -> tuple[dict[str, Any] | None, str | None, bool]:
+    """Read the result pipe and reap the child: (result, first violation, timed out)."""
+    assert call.proc is not None
+    raw, eof, timed_out = _collect(rfd, deadline, 16 * max_output + 65536)
+    res, violation = _parse_result(bytes(raw), nonce) if eof else (None, None)
+    if not timed_out:
+        # with a result the child is only exiting: allow it a moment past the deadline
+        grace = 1.0 if res is not None else 0.0
+        try:
+            call.proc.wait(timeout=max(0.0, deadline - time.monotonic()) + grace)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+    if call.proc.returncode is None:
+        _kill(call.proc, call.sandbox_pid)
+    return res, violation, timed_out
+
+
+def _direct_output(out_f: Any, max_output: int) -> str:
+    """What bypassed ``sys.stdout`` (os.write, C code), and bwrap's own messages."""
+    total = out_f.seek(0, os.SEEK_END)
+    out_f.seek(0)
+    text = safe_text(out_f.read(4 * max_output + 4096).decode("utf-8", "replace"))
+    return _truncate(text, max_output, total) if total > len(text) else text
+
+
+def _reported(res: dict[str, Any], violation: str | None, fd_output: str, max_output: int,
+              duration_ms: float) -> ToolResult:
+    stdout = res.get("stdout", "")
+    if fd_output.strip():
+        stdout = stdout + ("\n" if stdout else "") + fd_output
+    limit = max(max_output, 64)  # room for the truncation mark of a tiny limit
+    ok = res["ok"] and violation is None
+    error = None if ok else _one_line(safe_text(violation or res.get("error") or "unknown error"))
+    return ToolResult(ok=ok, value=_truncate(safe_text(res.get("value", "")), limit), error=error,
+                      stdout=_truncate(safe_text(stdout), limit), duration_ms=duration_ms,
+                      traceback=_truncate(safe_text(res.get("traceback", "")), limit))
+
+
+def _failed(call: _Call, violation: str | None, timed_out: bool, fd_output: str, *, timeout: float,
+            isolated: bool, max_output: int, duration_ms: float) -> ToolResult:
+    assert call.proc is not None
+    if violation is not None:
+        error = safe_text(violation)
+    elif timed_out or call.proc.returncode in (-signal.SIGALRM, 128 + signal.SIGALRM):
+        error = f"timed out after {_fmt_seconds(timeout)} s"
+    else:
+        error = _death_reason(call.proc.returncode, fd_output, isolated=isolated)
+    return ToolResult(ok=False, value="", error=error, stdout=_truncate(fd_output, max_output),
+                      duration_ms=duration_ms)
+
+
 def run_tool(
     source: str,
     name: str,
@@ -475,142 +431,44 @@ def run_tool(
     that comes back as ``ok=False`` with a one-line ``error``. Raises only for caller
     mistakes: wrong argument types, non-JSON arguments, a missing ``files_dir``, and
     :class:`~fgo_engine.tools.isolation.SandboxUnavailableError` under ``sandbox="strict"``
-    where the OS layer cannot run. ``files_dir`` appears read-only as ``./files``
-    (``$TASK_FILES``); ``allow_read`` adds directories the tool may read in place.
+    where the OS layer or the system-call filter cannot run. ``files_dir`` appears
+    read-only as ``./files`` (``$TASK_FILES``); ``allow_read`` adds directories the tool
+    may read in place. Text the tool returns is made storable (:func:`safe_text`).
     """
-    if not isinstance(source, str) or not isinstance(name, str):
-        raise TypeError("source and name must be str")
-    if not isinstance(arguments, dict):
-        raise TypeError(f"arguments must be a dict, not {type(arguments).__name__}")
-    if timeout <= 0 or memory_mb <= 0 or max_output < 0 or max_file_mb <= 0:
-        raise ValueError("timeout, memory_mb and max_file_mb must be positive, max_output ≥ 0")
-    if files_dir is not None and not Path(files_dir).is_dir():
-        raise FileNotFoundError(f"files_dir {files_dir} is not a directory")
-    try:
-        args_json = json.loads(json.dumps(arguments))
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"tool arguments must be JSON-serializable: {e}") from None
+    args_json = _checked_arguments(source, name, arguments, files_dir, timeout=timeout, memory_mb=memory_mb,
+                                   max_output=max_output, max_file_mb=max_file_mb)
     layer = isolation.resolve(sandbox)
-
+    filt = _system_call_filter(sandbox)
     started = time.monotonic()
-    tmp: str | None = None
-    fds: list[int] = []
-    proc: subprocess.Popen[bytes] | None = None
-    sandbox_pid: int | None = None
-    info_fd = -1
+    deadline = started + timeout
+    call = _Call()
     try:
-        rfd, wfd = os.pipe()
-        fds += [rfd, wfd]
+        rfd, wfd = call.pipe()
+        if layer is not None:
+            plan = _plan_os_layer(call, layer, filt, files_dir, allow_read, max_file_mb)
+        else:
+            plan = _plan_in_process(call, filt, files_dir)
+        plan.pass_fds.append(wfd)
         nonce = "\x1e" + secrets.token_hex(16) + "\x1e"
         cfg: dict[str, Any] = {
             "nonce": nonce, "result_fd": wfd, "max_output": int(max_output),
             "source": source, "name": name, "arguments": args_json,
             "site": _site_dirs(), "read_roots": _read_roots(allow_read),
             "cpu_s": int(math.ceil(timeout)) + 1, "memory": int(memory_mb) << 20,
-            "fsize": int(max_file_mb) << 20, "drop_to_uid": 0, "nproc": 0,
+            "fsize": int(max_file_mb) << 20, "drop_to_uid": plan.drop_to_uid, "nproc": plan.nproc,
+            "scratch": plan.scratch, "files": plan.files, "seccomp": plan.seccomp, "keyctl_nr": filt.keyctl_nr,
         }
-        pass_fds = [wfd]
-        if layer is not None:
-            scratch = f"/tmp/fgo-tool-{secrets.token_hex(6)}/scratch"
-            files_path = f"{scratch}/files" if files_dir is not None else ""
-            bind_files = str(Path(files_dir).resolve()) if files_dir is not None else None
-            if bind_files is not None and layer.how == "root" and not _world_readable(bind_files):
-                tmp = tempfile.mkdtemp(prefix="fgo-tool-")  # the unprivileged uid must read them
-                os.chmod(tmp, 0o755)
-                bind_files = os.path.join(tmp, "files")
-                _copy_files(Path(files_dir), Path(bind_files))  # type: ignore[arg-type]
-            info_r, info_w = os.pipe()
-            fds += [info_r, info_w]
-            info_fd = info_r
-            pass_fds.append(info_w)
-            argv = isolation.command(layer, scratch=scratch, files_dir=bind_files,
-                                     read_paths=[str(p) for p in allow_read],
-                                     tmpfs_bytes=max(64 << 20, 2 * (int(max_file_mb) << 20)), info_fd=info_w)
-            argv.append(isolation.python_executable())
-            cfg["drop_to_uid"] = isolation.sandbox_uid() if layer.how == "root" else 0
-            cfg["nproc"] = isolation.NPROC
-            cwd = None
-        else:
-            tmp = tempfile.mkdtemp(prefix="fgo-tool-")
-            scratch = os.path.join(tmp, "scratch")
-            os.mkdir(scratch)
-            files_path = ""
-            if files_dir is not None:
-                files_path = os.path.join(scratch, "files")
-                _copy_files(Path(files_dir), Path(files_path))
-            argv = [sys.executable]
-            cwd = scratch
-        cfg["scratch"], cfg["files"] = scratch, files_path
-        env = {
-            "PATH": "/usr/bin:/bin", "HOME": scratch, "TMPDIR": scratch,
-            "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "MALLOC_ARENA_MAX": "2",
-            "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-        }
-        if files_path:
-            env["TASK_FILES"] = files_path
-        deadline = started + timeout
         with tempfile.TemporaryFile() as out_f:  # unlinked: nothing is left should the app die
-            proc = subprocess.Popen(
-                [*argv, "-I", "-S", "-B", "-X", "utf8", "-c", _BOOTSTRAP],
-                stdin=subprocess.PIPE, stdout=out_f, stderr=subprocess.STDOUT,
-                cwd=cwd, env=env, pass_fds=pass_fds, start_new_session=True,
-            )
-            for fd in pass_fds:
-                os.close(fd)
-                fds.remove(fd)
-            if layer is not None:
-                sandbox_pid = _read_sandbox_pid(info_fd, proc.pid, deadline)
-            try:
-                assert proc.stdin is not None
-                proc.stdin.write(json.dumps(cfg).encode("utf-8"))
-                proc.stdin.close()
-            except OSError:  # the child died before reading (e.g. memory too small)
-                pass
-
-            raw, eof, timed_out = _collect(rfd, deadline, 16 * max_output + 65536)
-            res, violation = _parse_result(bytes(raw), nonce) if eof else (None, None)
-            if not timed_out:
-                # with a result the child is only exiting: allow it a moment past the deadline
-                grace = 1.0 if res is not None else 0.0
-                try:
-                    proc.wait(timeout=max(0.0, deadline - time.monotonic()) + grace)
-                except subprocess.TimeoutExpired:
-                    timed_out = True
-            if proc.returncode is None:
-                _kill(proc, sandbox_pid)
+            _launch(call, plan, cfg, out_f, deadline)
+            res, violation, timed_out = _await(call, rfd, nonce, deadline, max_output)
             duration_ms = (time.monotonic() - started) * 1000.0
-            fd_total = out_f.seek(0, os.SEEK_END)
-            out_f.seek(0)  # what bypassed sys.stdout (os.write, C code), and bwrap's own messages
-            fd_output = out_f.read(4 * max_output + 4096).decode("utf-8", "replace")
-        if fd_total > len(fd_output):
-            fd_output = _truncate(fd_output, max_output, fd_total)
+            fd_output = _direct_output(out_f, max_output)
         if res is not None:
-            stdout = res.get("stdout", "")
-            if fd_output.strip():
-                stdout = (stdout + ("\n" if stdout else "") + fd_output)
-            limit = max(max_output, 64)  # room for the truncation mark of a tiny limit
-            ok = res["ok"] and violation is None
-            error = None if ok else _one_line(violation or res.get("error") or "unknown error")
-            return ToolResult(
-                ok=ok, value=_truncate(res.get("value", ""), limit), error=error,
-                stdout=_truncate(stdout, limit), duration_ms=duration_ms,
-                traceback=_truncate(res.get("traceback", ""), limit),
-            )
-        if violation is not None:
-            error = violation
-        elif timed_out or proc.returncode in (-signal.SIGALRM, 128 + signal.SIGALRM):
-            error = f"timed out after {_fmt_seconds(timeout)} s"
-        else:
-            error = _death_reason(proc.returncode, fd_output, isolated=layer is not None)
-        return ToolResult(ok=False, value="", error=error,
-                          stdout=_truncate(fd_output, max_output), duration_ms=duration_ms)
+            return _reported(res, violation, fd_output, max_output, duration_ms)
+        return _failed(call, violation, timed_out, fd_output, timeout=timeout, isolated=layer is not None,
+                       max_output=max_output, duration_ms=duration_ms)
     finally:
-        if proc is not None and proc.returncode is None:
-            _kill(proc, sandbox_pid)
-        for fd in fds:
-            os.close(fd)
-        if tmp is not None:
-            _remove_tree(tmp)
+        call.close()
 
 
 def _world_readable(root: str) -> bool:

@@ -14,7 +14,7 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fgo_engine.persistence import inbox
 from fgo_engine.persistence import queries as q
@@ -25,9 +25,9 @@ if TYPE_CHECKING:
     from fgo_engine.persistence.store import Store
 
 
-def _stamp(path: Path) -> tuple:
+def _stamp(path: Path) -> tuple[tuple[int, int] | None, ...]:
     """What moves when another process commits to the session file."""
-    out = []
+    out: list[tuple[int, int] | None] = []
     for p in (path, path.with_name(path.name + "-wal")):
         try:
             st = os.stat(p)
@@ -147,7 +147,8 @@ def carry_over(old: RunView, new: RunView) -> RunView:
     what changed is logged in a line."""
     new.logs, new.logs_seen = old.logs, old.logs_seen
     new.module_texts = {**old.module_texts, **new.module_texts}
-    for items_new, items_old in ((new.subsets, old.subsets), (new.nodes, old.nodes)):
+    pairs: tuple[tuple[dict[Any, Any], dict[Any, Any]], ...] = ((new.subsets, old.subsets), (new.nodes, old.nodes))
+    for items_new, items_old in pairs:
         for key, item in items_new.items():
             before = items_old.get(key)
             if before is None:

@@ -18,25 +18,28 @@ from fgo_tui.model.follow import Follower, carry_over
 from fgo_tui.model.state import RunView
 
 if TYPE_CHECKING:
+    from fgo_engine.config import RunConfig
     from fgo_engine.persistence.store import Store
     from fgo_engine.run.session import Session
 
 
 class SessionFactory(Protocol):
-    def create(self, path: Path, config: Any, *, gate: Any, sinks: list[Callable]) -> Any: ...
+    def create(self, path: Path, config: RunConfig, *, gate: ReviewGate, sinks: list[Callable]) -> Session: ...
 
-    def open(self, path: Path, *, overrides: dict[str, Any] | None, gate: Any, sinks: list[Callable]) -> Any: ...
+    def open(self, path: Path, *, overrides: dict[str, Any] | None, gate: ReviewGate,
+             sinks: list[Callable]) -> Session: ...
 
 
 class EngineSessions:
     """The real thing: :class:`fgo_engine.run.session.Session`."""
 
-    def create(self, path: Path, config: Any, *, gate: Any, sinks: list[Callable]) -> Any:
+    def create(self, path: Path, config: RunConfig, *, gate: ReviewGate, sinks: list[Callable]) -> Session:
         from fgo_engine.run.session import Session
 
         return Session.create(path, config, gate=gate, sinks=sinks)
 
-    def open(self, path: Path, *, overrides: dict[str, Any] | None, gate: Any, sinks: list[Callable]) -> Any:
+    def open(self, path: Path, *, overrides: dict[str, Any] | None, gate: ReviewGate,
+             sinks: list[Callable]) -> Session:
         from fgo_engine.run.session import Session
 
         return Session.open(path, config_overrides=overrides, gate=gate, sinks=sinks)
@@ -75,7 +78,7 @@ class RunController:
         self.meter = RateMeter()
 
     # -- building (worker threads) ------------------------------------------------------
-    def create(self, config: Any) -> None:
+    def create(self, config: RunConfig) -> None:
         self.gate = make_gate(config.review, self.buffer)
         self.session = self.factory.create(self.path, config, gate=self.gate, sinks=[self.buffer])
         self.store = self.session.store
@@ -189,6 +192,7 @@ class RunController:
         ui(self.adopt, self.prepare())
         ui(self._started)
         result = None
+        assert self.session is not None  # adopt() put one in place
         try:
             result = self.session.run()
             return result

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
 from rich.text import Text
-from textual import on, work
+from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -18,6 +18,7 @@ from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
 from fgo_engine.persistence import queries as q
+from fgo_tui.base import StudioApp
 from fgo_tui.model.state import backtest_summary, fmt_score, short
 from fgo_tui.widgets.provenance_view import blame_lines
 from fgo_tui.widgets.render import categories_text, critique_line, diff_text, heading, kv, module_block, review_lines
@@ -52,6 +53,8 @@ def audit_backtest(a: q.Audit) -> str:
 
 
 class AuditScreen(Screen):
+    app = getters.app(StudioApp)  # self.app is typed: see fgo_tui/base.py
+
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("x", "export", "Export report"),
@@ -167,14 +170,14 @@ class AuditScreen(Screen):
                           Text("")]
         if a.critiques or m["origin"] == "optimize":
             parts.append(heading(f"Critiques the optimizer saw ({len(a.critiques)})"))
-            for c in a.critiques:
-                if c["correct"]:
-                    parts.append(Text(f"{c['task_id']} ✓ correct", style="green"))
+            for cr in a.critiques:
+                if cr["correct"]:
+                    parts.append(Text(f"{cr['task_id']} ✓ correct", style="green"))
                 else:
-                    parts.append(critique_line(m.get("subset_id"), (m.get("epoch") or 1) - 1, c["task_id"],
-                                               c["failure"] or "", c["suggestion"] or ""))
-                    if c.get("pattern"):
-                        parts.append(Text("    pattern: " + short(c["pattern"], 200), style="dim"))
+                    parts.append(critique_line(m.get("subset_id"), (m.get("epoch") or 1) - 1, cr["task_id"],
+                                               cr["failure"] or "", cr["suggestion"] or ""))
+                    if cr.get("pattern"):
+                        parts.append(Text("    pattern: " + short(cr["pattern"], 200), style="dim"))
             if not a.critiques:
                 parts.append(Text("(none recorded)", style="dim"))
         if a.trajectories or m["origin"] == "optimize":
@@ -212,7 +215,7 @@ class AuditScreen(Screen):
         if self.blame is None:
             self.notify("nothing to export yet")
             return
-        out_dir = self.out_dir or getattr(self.app, "sessions_dir", Path("sessions"))
+        out_dir = self.out_dir or self.app.sessions_dir
         self._write_blame(self.blame, Path(out_dir), Path(getattr(self.store, "path", "session")).stem)
 
     @work(thread=True, exclusive=True, group="audit-export", exit_on_error=False)

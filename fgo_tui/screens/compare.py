@@ -11,7 +11,7 @@ from typing import Any
 
 from rich.console import Group
 from rich.text import Text
-from textual import on, work
+from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -19,6 +19,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from fgo_tui.base import StudioApp
 from fgo_tui.model.state import fmt_score, fmt_tokens, short
 from fgo_tui.widgets.render import diff_text, heading
 
@@ -32,6 +33,8 @@ def fmt_seconds(s: float) -> str:
 
 
 class CompareScreen(Screen):
+    app = getters.app(StudioApp)  # self.app is typed: see fgo_tui/base.py
+
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("f", "failures", "Failures"),

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual import on, work
+from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -23,6 +23,7 @@ from textual.widgets import Footer, Log, Static, TabbedContent, TabPane, Tree
 
 from fgo_engine.persistence import queries as q
 from fgo_engine.types import is_simulated
+from fgo_tui.base import StudioApp
 from fgo_tui.messages import RunUpdated
 from fgo_tui.model.state import NodeView, fmt_score, fmt_tokens
 from fgo_tui.widgets.merge_tree import MergeTree
@@ -50,8 +51,7 @@ def fmt_elapsed(seconds: float | None) -> str:
 def following_note(holder: str | None, status: str) -> tuple[str, str]:
     """The bar's line for a session another process runs (and, once it stopped, what next)."""
     if holder is not None:
-        return (f"following a run elsewhere ({holder}): this view updates as it writes; the reviews it asks "
-                "for are answered here (v)", "cyan")
+        return (f"following a run elsewhere ({holder}): live; its reviews open here", "cyan")
     if status == "done":
         return ("the run elsewhere has finished", "green")
     return (f"the process that ran it has stopped ({status}): r resumes the run here", "yellow")
@@ -77,6 +77,8 @@ class SubsetGrid(VerticalScroll):
 
 
 class DashboardScreen(Screen):
+    app = getters.app(StudioApp)  # self.app is typed: see fgo_tui/base.py
+
     BINDINGS = [
         # the tabs show 1/2/3 themselves; short descriptions keep the footer whole at 100 columns
         Binding("1", "tab('tab-subsets')", "Subsets", show=False),
@@ -245,8 +247,23 @@ class DashboardScreen(Screen):
             self.refresh_bindings()
 
     def _render_bar(self) -> None:
-        v, ctl = self.view, self.ctl
         t = Text()
+        self._bar_head(t)
+        self._bar_progress(t)
+        self._bar_usage(t)
+        for text, style in self._bar_notes():
+            t.append("\n")
+            t.append(text, style=style)
+        bar = self.query_one("#run-bar", TextBox)
+        bar.set(t)
+        lines = t.plain.count("\n") + 1
+        if lines != self._bar_lines:  # a height change needs a layout: only then
+            self._bar_lines = lines
+            bar.styles.height = lines
+
+    def _bar_head(self, t: Text) -> None:
+        """Name, shape, status, subsets and merges done, the review policy as it stands."""
+        v, ctl = self.view, self.ctl
         t.append(f"◆ {v.name}", style="bold")
         t.append(f"  {v.suite} · {v.method} · N={v.n_subsets} E={v.epochs} t={v.threshold}", style="")
         status = "paused" if ctl.paused else v.status
@@ -264,6 +281,9 @@ class DashboardScreen(Screen):
             review = "auto, switched to ask"
         t.append(f"   review: {review}", style="dim")
         t.append("\n")
+
+    def _bar_progress(self, t: Text) -> None:
+        v, ctl = self.view, self.ctl
         if v.expected_calls and (ctl.running or v.status == "done"):
             share, eta = ctl.progress()
             cells = 20
@@ -275,6 +295,10 @@ class DashboardScreen(Screen):
             if eta is not None:
                 t.append(f" · ETA {fmt_elapsed(eta)}")
             t.append("\n")
+
+    def _bar_usage(self, t: Text) -> None:
+        """Tokens, calls, elapsed time, scores, the models."""
+        v, ctl = self.view, self.ctl
         t.append(f"tokens {fmt_tokens(v.tokens)}", style="bold")
         t.append(f" · {v.calls:,} calls, {v.cache_hits:,} cached", style="dim")
         if ctl.elapsed is not None:
@@ -289,7 +313,11 @@ class DashboardScreen(Screen):
             t.append("\nmodels " + ", ".join(models), style="dim")
             if all(is_simulated(m) for m in models):
                 t.append(" (simulated LLM: a test bed, not evidence of real-model quality)", style="dim italic")
-        notes = []
+
+    def _bar_notes(self) -> list[tuple[str, str]]:
+        """What needs the operator: a review, a pause, why it stopped or cannot run here."""
+        v, ctl = self.view, self.ctl
+        notes: list[tuple[str, str]] = []
         if ctl.pending_request is not None:
             notes.append((f"⚠ merge {ctl.pending_request.node_id} waits for your review: press v", "bold yellow"))
         if ctl.paused:
@@ -307,15 +335,7 @@ class DashboardScreen(Screen):
                               "yellow"))
             if v.message and v.status in ("failed", "budget"):
                 notes.append((v.message, "red" if v.status == "failed" else "yellow"))
-        for text, style in notes:
-            t.append("\n")
-            t.append(text, style=style)
-        bar = self.query_one("#run-bar", TextBox)
-        bar.set(t)
-        lines = t.plain.count("\n") + 1
-        if lines != self._bar_lines:  # a height change needs a layout: only then
-            self._bar_lines = lines
-            bar.styles.height = lines
+        return notes
 
     def _render_panels(self) -> None:
         v = self.view

@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.console import Group
 from rich.text import Text
-from textual import on, work
+from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -21,6 +21,7 @@ from textual.screen import Screen
 from textual.widgets import Checkbox, DataTable, Footer, Select, Static
 
 from fgo_engine.persistence import queries as q
+from fgo_tui.base import StudioApp
 from fgo_tui.model.state import fmt_score, short
 from fgo_tui.widgets.render import heading
 
@@ -84,6 +85,8 @@ def history_parts(h: q.TaskHistory) -> list[Text]:
 
 class FailuresScreen(Screen):
     """Tasks on the left (filterable), the highlighted task's history on the right."""
+
+    app = getters.app(StudioApp)  # self.app is typed: see fgo_tui/base.py
 
     BINDINGS = [
         Binding("escape", "back", "Back"),

@@ -7,19 +7,25 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
-from textual import on, work
+from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
 from fgo_engine.types import is_simulated
+from fgo_tui.base import StudioApp
 from fgo_tui.messages import StartSession
+
+if TYPE_CHECKING:
+    from fgo_engine.suites.base import Suite
+    from fgo_engine.types import Task
 
 DEFAULT_MODEL = "fgo-sim/medium"
 ROLES = ("agent", "evaluator", "optimizer", "merger")
@@ -98,6 +104,8 @@ def projection_text(proj: Any, n_train: int, n_test: int, warnings: list[str]) -
 
 
 class NewSessionScreen(Screen):
+    app = getters.app(StudioApp)  # self.app is typed: see fgo_tui/base.py
+
     BINDINGS = [
         Binding("ctrl+s", "start", "Start run", priority=True),
         Binding("escape", "back", "Back"),
@@ -109,8 +117,8 @@ class NewSessionScreen(Screen):
         self.suites = [s for s in suites if s != JSONL]
         self.error = ""  # the message shown next to the form ('' when the form is valid)
         self.projection: Any = None  # the latest Projection
-        self._suite_cache: dict[str, tuple[int, int, Any]] = {}
-        self._debounce = None
+        self._suite_cache: dict[str, tuple[list[Task], list[Task], Suite]] = {}
+        self._debounce: Timer | None = None
 
     # -- layout -------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -186,7 +194,7 @@ class NewSessionScreen(Screen):
         yield Static("", id=f"err-{widget.id}", classes=f"field-error {classes}".strip())
 
     def on_mount(self) -> None:
-        blink = getattr(self.app, "cursor_blink", True)
+        blink = self.app.cursor_blink
         for w in self.query(Input):
             w.cursor_blink = blink
         self._toggle_jsonl()
@@ -196,6 +204,7 @@ class NewSessionScreen(Screen):
     # -- form → config ------------------------------------------------------------------
     def value(self, wid: str) -> Any:
         w = self.query_one(f"#{wid}")
+        assert isinstance(w, (Input, Select)), wid
         return w.value
 
     def form_data(self) -> dict[str, Any]:
@@ -258,7 +267,7 @@ class NewSessionScreen(Screen):
         return errors
 
     def show_field_errors(self, errors: dict[str, str]) -> None:
-        for box in self.query(".field-error"):
+        for box in self.query(".field-error").results(Static):
             wid = (box.id or "")[4:]
             msg = errors.get(wid, "")
             box.update(Text("✖ " + msg, style="red") if msg else "")
@@ -335,7 +344,7 @@ class NewSessionScreen(Screen):
     def _projected(self, event: Worker.StateChanged) -> None:
         if event.worker.group != "projection":
             return
-        if event.state == WorkerState.SUCCESS:
+        if event.state == WorkerState.SUCCESS and event.worker.result is not None:
             proj, n_train, n_test, warnings = event.worker.result
             self.projection = proj
             self.show_error("")

@@ -11,7 +11,7 @@ from typing import Any
 
 from rich.console import Group
 from rich.text import Text
-from textual import on, work
+from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -21,6 +21,7 @@ from textual.widgets import Button, Footer, Static, TextArea
 
 from fgo_engine.persistence.queries import unified_diff
 from fgo_engine.types import OPERATOR, subset_ref
+from fgo_tui.base import StudioApp
 from fgo_tui.model.state import backtest_summary, fmt_score
 from fgo_tui.widgets.provenance_view import rollback_cost, rule_diff_lines, rule_matrix
 from fgo_tui.widgets.render import categories_text, diff_text, heading, module_block
@@ -34,6 +35,8 @@ def best_child(request: Any) -> Any:
 
 
 class ReviewScreen(ModalScreen):
+    app = getters.app(StudioApp)  # self.app is typed: see fgo_tui/base.py
+
     BINDINGS = [
         Binding("a", "approve", "Approve"),
         Binding("e", "edit", "Edit"),
@@ -101,7 +104,7 @@ class ReviewScreen(ModalScreen):
         except NoMatches:  # closed before it was laid out (the merge stopped being pending): nothing to set up
             return
         editor.display = False
-        editor.cursor_blink = getattr(self.app, "cursor_blink", True)
+        editor.cursor_blink = self.app.cursor_blink
         self._show_mode()
         self.query_one("#approve", Button).focus()
         if self.store is not None:
@@ -254,7 +257,7 @@ class ReviewScreen(ModalScreen):
         if self.editing or self.auto is None:
             return
         self.app.toggle_auto()
-        self.auto = bool(getattr(self.app, "auto_approve", False))
+        self.auto = self.app.auto_approve
         self.query_one("#review-auto", Static).update(self._auto_label())
         if self.auto:
             self.dismiss(None)  # the gate approves this merge itself now

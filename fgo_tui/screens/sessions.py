@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
 from fgo_engine.types import is_simulated
+from fgo_tui.base import StudioApp
 from fgo_tui.messages import DeleteSession, OpenSession, SessionsChanged
 from fgo_tui.model.state import fmt_score, fmt_tokens, short
 from fgo_tui.widgets.render import STATUS_STYLE
@@ -55,6 +56,8 @@ class SessionsTable(DataTable):
 
 
 class SessionsScreen(Screen):
+    app = getters.app(StudioApp)  # self.app is typed: see fgo_tui/base.py
+
     BINDINGS = [
         Binding("r", "resume", "Resume"),
         Binding("n", "new", "New session"),
@@ -125,7 +128,7 @@ class SessionsScreen(Screen):
         self._select_path = None
         table.clear()
         self.rows = rows
-        active = getattr(self.app, "active_path", None)
+        active = self.app.active_path
         for r in rows:
             name = Path(r["path"]).stem
             if "error" in r:

@@ -79,8 +79,10 @@ class MergeTree(Tree[str]):
             return
         for nid, tn in self._by_id.items():
             item = view.item(nid)
-            key = (item.version, item.tokens) if item is not None else None
-            if item is not None and self._versions.get(nid) != key:
+            if item is None:
+                continue
+            key = (item.version, item.tokens)
+            if self._versions.get(nid) != key:
                 self._versions[nid] = key
                 tn.set_label(self.label_for(item))
 

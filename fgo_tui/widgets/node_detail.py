@@ -108,7 +108,7 @@ class NodeDetail(VerticalScroll):
         else:
             head.append_text(status_text(row["status"].replace("_", " ")))
         n_tasks = len(row["task_ids_json"] or [])
-        parts = [head, kv(("children", ", ".join(c.id for c in d.children)), ("tasks", n_tasks),
+        parts: list[Any] = [head, kv(("children", ", ".join(c.id for c in d.children)), ("tasks", n_tasks),
                           ("before", fmt_score(row["score_before"])), ("after backtest", fmt_score(row["score_after"])),
                           ("tokens", fmt_tokens(view_node.tokens if view_node else 0)))]
         bt = backtest_summary(row.get("backtest_mode"), row.get("backtest_tasks"), n_tasks,

@@ -122,7 +122,12 @@ class SubsetPanel(Vertical, can_focus=True):
             self.border_title, self.border_subtitle = Text(titles[0]), Text(titles[1])
         self.set_class(s.status == "done", "-done")
         self.set_class(s.status == "failed", "-failed")
+        self._status.set(self._status_line(s, view))
+        self._render_scores(s)
+        self._module.set(self._module_lines(s))
+        self._critique.set(self._critique_lines(s))
 
+    def _status_line(self, s: SubsetView, view: RunView) -> Text:
         status = Text()
         status.append(f"{STATUS_ICON.get(s.status, '·')} {s.status}", style=STATUS_STYLE.get(s.status, ""))
         if s.status == "queued" and s.queued:
@@ -134,8 +139,10 @@ class SubsetPanel(Vertical, can_focus=True):
         status.append(fmt_score(s.best_score), style="bold")
         if s.error:
             status.append(f"  {short(s.error, 60)}", style="red")
-        self._status.set(status)
+        return status
 
+    def _render_scores(self, s: SubsetView) -> None:
+        """The scores per epoch (✓ adopted, ✗ kept the best) and their sparkline."""
         scores = Text("scores ", style="dim")
         for i, e in enumerate(sorted(s.epochs.values(), key=lambda e: e.epoch)):
             if i:
@@ -153,6 +160,8 @@ class SubsetPanel(Vertical, can_focus=True):
             self._spark.styles.width = max(2, min(8, 2 * len(data)))
         self._spark.display = bool(data)
 
+    def _module_lines(self, s: SubsetView) -> Text:
+        """The module in use and its latest change (or the candidate under test)."""
         mod = Text()
         if s.module_id:
             mod.append("module ", style="dim")
@@ -177,8 +186,10 @@ class SubsetPanel(Vertical, can_focus=True):
                 self._version = -1  # not readable yet: try again next tick
             for ln in [ln for ln in (initial or "").splitlines() if ln.strip()][-2:]:
                 mod.append("\n" + short(ln, 200), style="dim")
-        self._module.set(mod)
+        return mod
 
+    @staticmethod
+    def _critique_lines(s: SubsetView) -> Text:
         crit = Text()
         if s.critique:
             c = s.critique
@@ -189,7 +200,7 @@ class SubsetPanel(Vertical, can_focus=True):
                 crit.append(short(c.suggestion, 200), style="italic")
         else:
             crit.append("critique: none yet", style="dim")
-        self._critique.set(crit)
+        return crit
 
     def _change(self, old: str | None, new: str | None) -> list[str]:
         """The latest change as rules ('+ added rule …', '− dropped …'), at most two lines."""

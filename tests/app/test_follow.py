@@ -41,7 +41,7 @@ async def test_the_app_follows_a_headless_run_and_answers_its_reviews(make_app, 
     proc = run_cli(db, "run", *BASE, "--session", str(db))
     try:
         # the app opens while the other process runs it and waits for a review
-        wait_until(lambda: pending(db), what="a pending review")
+        wait_until(lambda: pending(db), what="a pending review", proc=proc)
         app = make_app()
         async with app.run_test(size=SIZE) as pilot:
             await sessions_ready(pilot, app)
@@ -81,7 +81,7 @@ async def test_a_followed_run_killed_elsewhere_is_taken_over_in_the_app(make_app
     db = sessions_dir / "taken.db"
     proc = run_cli(db, "run", *BASE, "--session", str(db))
     try:
-        wait_until(lambda: pending(db), what="a pending review")
+        wait_until(lambda: pending(db), what="a pending review", proc=proc)
         app = make_app(resume_path=db)  # `fgo resume` while another process runs it: followed
         async with app.run_test(size=SIZE) as pilot:
             await _dashboard(pilot, app)

@@ -5,6 +5,7 @@ import pytest
 
 from fgo_engine.config import RunConfig
 from fgo_engine.errors import ConfigError
+from fgo_engine.persistence import writes
 from fgo_engine.run.session import Session
 
 
@@ -18,7 +19,7 @@ def test_batch_size_is_retired_but_old_files_still_load():
 def test_a_session_stored_with_batch_size_opens_and_runs(tmp_path, toy_config):
     s = Session.create(tmp_path / "old.db", toy_config(method="vanilla"))
     config = {**s.config.to_dict(), "batch_size": 4}  # what a session file of an earlier version holds
-    s.store.update("session", 1, {"config_json": config})
+    writes.session_config(s.store, config)
     s.close()
     again = Session.open(tmp_path / "old.db")
     try:

@@ -231,3 +231,32 @@ def test_vanilla_only_evaluates_the_starting_module(tmp_path, toy_config):
     _, res, nodes, _ = run(tmp_path, toy_config(method="vanilla"))
     assert res.status == "done" and res.optimizer_steps == 0 and not nodes
     assert res.final_module_id == "initial"
+
+
+def test_if_not_worse_roll_backs_are_recorded_as_roll_backs(tmp_path, toy_config):
+    """The policy approves a merge for its backtest, then rolls it back: both are in the
+    reviews table (the roll back by the policy), so the audit and the export show it."""
+    from fgo_engine.persistence import queries
+    from fgo_engine.report.export import session_report, to_markdown
+    from fgo_engine.types import IF_NOT_WORSE
+
+    junk = {"model": "openai/gpt-4o-mini",
+            "params": {"mock_response": "<instruction>\nYou know nothing about glorps.\n</instruction>"}}
+    cfg = toy_config(subsets=4, threshold=2, review="if-not-worse", roles={"merger": junk})
+    s, res, nodes, _ = run(tmp_path, cfg)
+    assert res.status == "done", res.message
+    st = Session.open(tmp_path / "s.db").store
+    try:
+        merged = [nid for nid, n in nodes.items() if n["proposed_module_id"]]
+        assert merged
+        for nid in merged:
+            rows = queries.reviews(st, nid)
+            assert [(r["decision"], r["by"]) for r in rows] == [("approve", IF_NOT_WORSE), ("rollback", IF_NOT_WORSE)]
+            assert queries.node_decision(rows) == ("rollback", IF_NOT_WORSE)
+            assert nodes[nid]["module_id"] != f"{nid}.merged"  # the child was kept
+        report = session_report(st)
+        assert {(r["node"], r["decision"], r["by"]) for r in report["reviews"]} >= {
+            (nid, "rollback", IF_NOT_WORSE) for nid in merged}
+        assert f"{merged[0]}: rollback ({IF_NOT_WORSE})" in to_markdown(report)
+    finally:
+        st.close()

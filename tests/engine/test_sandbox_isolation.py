@@ -27,16 +27,17 @@ import os
 import sys
 
 
-def _bootstrap_locals():
-    """What a hostile tool reaches through the frame that called it."""
+def _guard_busy():
+    """What a hostile tool reaches through the frames that called it: the audit hook's
+    re-entry flag (the sandbox child's ``guard.busy``)."""
     f = sys._getframe(1)
-    while f is not None and "busy" not in f.f_locals:
+    while f is not None and not hasattr(f.f_locals.get("guard"), "busy"):
         f = f.f_back
-    return f.f_locals
+    return f.f_locals["guard"].busy
 
 
 def _unhook():
-    _bootstrap_locals()["busy"].append(1)  # the audit hook now returns at once
+    _guard_busy().append(1)  # the audit hook now returns at once
 
 
 def system_id():

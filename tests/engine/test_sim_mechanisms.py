@@ -107,7 +107,7 @@ def test_lost_in_the_middle_on_all_at_once_train_score_drops_vs_null(tmp_path, t
     # The issue also predicts that FGO's score drops less. Measured here (this setup, written
     # before the run): all-at-once −5.6 points, FGO −16.7 (one step per subset, while
     # all-at-once's long prompt holds six failing examples per rule), so that half is not
-    # asserted; see the README's mechanism table.
+    # asserted; see the mechanism table in docs/simulator.md.
     off, on = "fgo-sim/null", "fgo-sim/null:middle=0.9,attention=600"
     kw = dict(subsets=6, epochs=1, suite_options={"n_train": 36, "n_test": 6})
     base = run(tmp_path, toy_config, "aao-off", method="all-at-once", model=off, **kw).train_score

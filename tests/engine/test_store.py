@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from fgo_engine.errors import SchemaTooNewError, SessionError
-from fgo_engine.persistence import store as store_mod
+from fgo_engine.persistence import schema, writes
 from fgo_engine.persistence.store import SCHEMA_VERSION, Store
+from fgo_engine.timeutil import now
+from fgo_engine.types import LedgerEntry, Scope
 
 TABLES = {
     "meta", "session", "tasks", "subsets", "modules", "trajectories", "critiques",
@@ -32,6 +34,27 @@ def store(db_path: Path):
     s.close()
 
 
+def _cache_put(s: Store, key: str, model: str, response: dict, scope_id: str = "0") -> None:
+    """A fresh answer recorded the way the gateway records it: its ledger row and its cache
+    row, committed before this returns."""
+    writes.llm_call(s, LedgerEntry("agent", model, Scope("subset", scope_id), cache_key=key, ts=now()), response)
+
+
+def _cache_put_queued(s: Store, key: str, model: str, response: dict) -> threading.Thread:
+    """`_cache_put` on a thread of its own, returned once the answer is queued (the writer
+    may be parked: the put returns only once it is committed)."""
+    w = s._writes()
+    inner = w._queue
+    watched = w._queue = _WatchedQueue(inner)
+    t = threading.Thread(target=_cache_put, args=(s, key, model, response))
+    t.start()
+    try:
+        assert watched.put_one.wait(10)  # queued (and so pending) under the writer's lock
+    finally:
+        w._queue = inner
+    return t
+
+
 def _hold_writer(s: Store) -> threading.Event:
     """Park the writer thread inside a write; the returned event lets it go.
 
@@ -43,7 +66,7 @@ def _hold_writer(s: Store) -> threading.Event:
         entered.set()
         assert release.wait(10)
 
-    s.write(hold)
+    s._writes().submit(hold, "write hold")
     assert entered.wait(10)
     return release
 
@@ -200,13 +223,13 @@ def test_schema_too_new_while_another_process_holds_the_wal(db_path: Path) -> No
 
 def test_older_schema_is_migrated_on_open(db_path: Path, monkeypatch) -> None:
     Store.create(db_path, name="old", config={}).close()
-    old = store_mod.SCHEMA_VERSION
+    old = schema.SCHEMA_VERSION
 
     def to_next(db) -> None:
         db["modules"].add_column("tokens", int)
 
-    monkeypatch.setattr(store_mod, "MIGRATIONS", [*store_mod.MIGRATIONS, to_next])
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", old + 1)
+    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, to_next])
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", old + 1)
 
     ro = Store.open(db_path, readonly=True)  # readonly reads the old schema as is
     assert ro.meta_get("schema_version") == str(old)
@@ -215,7 +238,7 @@ def test_older_schema_is_migrated_on_open(db_path: Path, monkeypatch) -> None:
     s = Store.open(db_path)
     try:
         assert s.meta_get("schema_version") == str(old + 1)
-        s.insert("modules", {"id": "m1", "kind": "instruction", "text": "t", "tokens": 7})
+        s._writes().insert("modules", {"id": "m1", "kind": "instruction", "text": "t", "tokens": 7})
         s.flush()
         assert s.get("modules", "m1")["tokens"] == 7
     finally:
@@ -227,16 +250,16 @@ def test_older_schema_is_migrated_on_open(db_path: Path, monkeypatch) -> None:
 
 def test_json_columns_and_booleans_round_trip(store: Store) -> None:
     steps = [{"kind": "action", "text": "go to desk 1"}, {"kind": "answer", "text": "ç ğ ş"}]
-    store.insert("trajectories", {
+    store._writes().insert("trajectories", {
         "id": "t1", "task_id": "k1", "module_id": "m1", "phase": "explore",
         "subset_id": 2, "epoch": 0, "steps_json": steps, "success": True, "score": 1.0,
     })
-    store.insert_many("merge_nodes", [
+    store._writes().insert_many("merge_nodes", [
         {"id": "n1", "depth": 1, "child_ids_json": ["a", "b"], "scores_json": {"a": 0.5},
          "subset_ids_json": None},
         {"id": "n2", "depth": 0, "child_ids_json": "[\"n1\"]"},  # already JSON text
     ])
-    store.insert("tasks", {"id": "k1", "split": "train", "meta_json": {"lang": "tr"}})
+    store._writes().insert("tasks", {"id": "k1", "split": "train", "meta_json": {"lang": "tr"}})
     store.flush()
 
     row = store.get("trajectories", "t1")
@@ -249,7 +272,7 @@ def test_json_columns_and_booleans_round_trip(store: Store) -> None:
     assert nodes[0]["scores_json"] == {"a": 0.5}
     assert nodes[0]["subset_ids_json"] is None
 
-    store.update("merge_nodes", "n1", {"scores_json": {"a": 0.5, "b": 0.75},
+    store._writes().update("merge_nodes", "n1", {"scores_json": {"a": 0.5, "b": 0.75},
                                        "status": "merged"})
     store.flush()
     assert store.get("merge_nodes", "n1")["scores_json"] == {"a": 0.5, "b": 0.75}
@@ -271,7 +294,7 @@ def test_json_columns_and_booleans_round_trip(store: Store) -> None:
 def test_insert_copies_the_row_at_call_time(store: Store) -> None:
     release = _hold_writer(store)
     row = {"id": "m1", "kind": "instruction", "text": "first"}
-    store.insert("modules", row)
+    store._writes().insert("modules", row)
     row["text"] = "mutated later"
     release.set()
     store.flush()
@@ -280,16 +303,16 @@ def test_insert_copies_the_row_at_call_time(store: Store) -> None:
 
 def test_meta_and_status(store: Store) -> None:
     created = store.session_info()["updated_at"]
-    store.meta_set("seed", "7")
+    writes.meta_value(store, "seed", "7")
     assert store.meta_get("seed") == "7"
     assert store.meta_get("nope") is None
-    store.set_status("running")
+    writes.session_status(store, "running")
     store.flush()
     info = store.session_info()
     assert info["status"] == "running"
     assert info["updated_at"] >= created
     with pytest.raises(ValueError):
-        store.set_status("exploded")
+        writes.session_status(store, "exploded")
 
 
 # --------------------------------------------------------------------------- writer
@@ -297,7 +320,7 @@ def test_meta_and_status(store: Store) -> None:
 
 def test_reads_see_committed_data_only(store: Store) -> None:
     release = _hold_writer(store)
-    store.insert("events", {"ts": "t", "kind": "k", "payload_json": {"n": 1}})
+    store._writes().insert("events", {"ts": "t", "kind": "k", "payload_json": {"n": 1}})
     assert store.count("events") == 0
     release.set()
     store.flush()
@@ -308,24 +331,26 @@ def test_reads_see_committed_data_only(store: Store) -> None:
 def test_cache_get_sees_put_before_commit(store: Store) -> None:
     assert store.cache_get("k") is None
     release = _hold_writer(store)
-    store.cache_put("k", "fgo-sim/agent", {"text": "hello", "usage": [1, 2]})
+    first = _cache_put_queued(store, "k", "fgo-sim/agent", {"text": "hello", "usage": [1, 2]})
     assert store.count("cache") == 0  # not committed yet ...
     assert store.cache_get("k") == {"text": "hello", "usage": [1, 2]}  # ... but visible
-    store.cache_put("k", "fgo-sim/agent", {"text": "newer"})
+    second = _cache_put_queued(store, "k", "fgo-sim/agent", {"text": "newer"})
     assert store.cache_get("k") == {"text": "newer"}
     release.set()
+    first.join(10)
+    second.join(10)
     store.flush()
     assert store.count("cache") == 1
-    assert store._pending == {}
+    assert store._writes()._pending == {}
     assert store.cache_get("k") == {"text": "newer"}
     assert store.get("cache", "k")["model"] == "fgo-sim/agent"
 
 
 def test_writer_error_surfaces_on_flush_and_costs_only_itself(store: Store) -> None:
     release = _hold_writer(store)
-    store.insert("events", {"ts": "t", "kind": "before"})
-    store.insert("no_such_table", {"x": 1})
-    store.insert("events", {"ts": "t", "kind": "after"})
+    store._writes().insert("events", {"ts": "t", "kind": "before"})
+    store._writes().insert("no_such_table", {"x": 1})
+    store._writes().insert("events", {"ts": "t", "kind": "after"})
     release.set()
     with pytest.raises(SessionError, match="no_such_table") as info:
         store.flush()
@@ -335,15 +360,15 @@ def test_writer_error_surfaces_on_flush_and_costs_only_itself(store: Store) -> N
         "SELECT name FROM sqlite_master WHERE type='table'")}
     store.flush()  # reported once, then the store carries on
 
-    store.update("modules", "missing", {"text": "x"})
-    store.insert("events", {"ts": "t", "kind": "k", "bogus_column": 1})
+    store._writes().update("modules", "missing", {"text": "x"})
+    store._writes().insert("events", {"ts": "t", "kind": "k", "bogus_column": 1})
     with pytest.raises(SessionError, match=r"and 1 more"):
         store.flush()
 
 
 def test_error_in_last_writes_is_raised_by_close(db_path: Path) -> None:
     s = Store.create(db_path, name="e", config={})
-    s.insert("nope", {"x": 1})
+    s._writes().insert("nope", {"x": 1})
     with pytest.raises(SessionError, match="nope"):
         s.close()
     s.close()  # already closed and already reported
@@ -357,7 +382,7 @@ def test_write_runs_grouped_on_the_writer_thread(store: Store) -> None:
         db["subsets"].insert({"id": 1, "name": "a", "task_ids_json": "[]"})
         db["subsets"].insert({"id": 1, "name": "dup"})  # pk clash: whole group undone
 
-    store.write(grouped)
+    store._writes().submit(grouped, "write grouped")
     with pytest.raises(SessionError, match="grouped"):
         store.flush()
     assert seen and seen[0].startswith("fgo-store-writer")
@@ -383,15 +408,16 @@ def test_concurrent_writers_and_reader(store: Store) -> None:
     def writer(t: int) -> None:
         start.wait()
         for i in range(per_thread):
-            store.insert("ledger", {
-                "ts": store_mod.utc_now(), "role": "agent", "model": "fgo-sim",
+            if i % 5 == 0:  # a fresh answer: its ledger row and its cache row
+                _cache_put(store, f"{t}:{i}", "fgo-sim", {"t": t, "i": i}, scope_id=str(t))
+                assert store.cache_get(f"{t}:{i}") == {"t": t, "i": i}
+                continue
+            store._writes().insert("ledger", {
+                "ts": now(), "role": "agent", "model": "fgo-sim",
                 "scope_kind": "subset", "scope_id": str(t), "prompt_tokens": i,
                 "completion_tokens": 1, "cost": 0.0, "cache_hit": False,
                 "cache_key": f"{t}:{i}",
             })
-            if i % 5 == 0:
-                store.cache_put(f"{t}:{i}", "fgo-sim", {"t": t, "i": i})
-                assert store.cache_get(f"{t}:{i}") == {"t": t, "i": i}
 
     def reader() -> None:
         start.wait()
@@ -401,8 +427,8 @@ def test_concurrent_writers_and_reader(store: Store) -> None:
 
     with ThreadPoolExecutor(threads + 1) as pool:
         read = pool.submit(reader)
-        writes = [pool.submit(writer, t) for t in range(threads)]
-        for f in writes:
+        writers = [pool.submit(writer, t) for t in range(threads)]
+        for f in writers:
             f.result()
         store.flush()
         done.set()
@@ -420,7 +446,7 @@ def test_concurrent_writers_and_reader(store: Store) -> None:
 
 def test_readonly_never_writes(db_path: Path) -> None:
     s = Store.create(db_path, name="ro", config={"suite": "tools"})
-    s.insert("tasks", {"id": "k1", "split": "test", "input": "q", "expected": "a"})
+    s._writes().insert("tasks", {"id": "k1", "split": "test", "input": "q", "expected": "a"})
     s.close()
     before = _digest(db_path)
     mtime = db_path.stat().st_mtime_ns
@@ -429,13 +455,13 @@ def test_readonly_never_writes(db_path: Path) -> None:
     assert ro.session_info()["name"] == "ro"
     assert ro.get("tasks", "k1")["expected"] == "a"
     for attempt in (
-        lambda: ro.insert("tasks", {"id": "k2"}),
-        lambda: ro.insert_many("tasks", [{"id": "k2"}]),
-        lambda: ro.update("tasks", "k1", {"expected": "b"}),
-        lambda: ro.write(lambda db: None),
-        lambda: ro.meta_set("x", "y"),
-        lambda: ro.cache_put("k", "m", {}),
-        lambda: ro.set_status("done"),
+        lambda: ro._writes().insert("tasks", {"id": "k2"}),
+        lambda: ro._writes().insert_many("tasks", [{"id": "k2"}]),
+        lambda: ro._writes().update("tasks", "k1", {"expected": "b"}),
+        lambda: ro._writes(),
+        lambda: writes.meta_value(ro, "x", "y"),
+        lambda: _cache_put(ro, "k", "m", {}),
+        lambda: writes.session_status(ro, "done"),
         lambda: ro.query("DELETE FROM tasks"),
     ):
         with pytest.raises(SessionError):
@@ -449,12 +475,12 @@ def test_readonly_never_writes(db_path: Path) -> None:
 
 
 def test_readonly_reads_while_a_writer_is_live(store: Store) -> None:
-    store.insert("events", {"ts": "t", "kind": "a"})
+    store._writes().insert("events", {"ts": "t", "kind": "a"})
     store.flush()
     ro = Store.open(store.path, readonly=True)
     try:
         assert ro.count("events") == 1
-        store.insert("events", {"ts": "t", "kind": "b"})
+        store._writes().insert("events", {"ts": "t", "kind": "b"})
         store.flush()
         assert ro.count("events") == 2
     finally:
@@ -463,15 +489,15 @@ def test_readonly_reads_while_a_writer_is_live(store: Store) -> None:
 
 def test_reopen_after_close_keeps_everything_and_close_is_idempotent(db_path: Path) -> None:
     s = Store.create(db_path, name="keep", config={})
-    s.insert_many("modules", [{"id": f"m{i}", "kind": "instruction", "text": str(i),
+    s._writes().insert_many("modules", [{"id": f"m{i}", "kind": "instruction", "text": str(i),
                                "adopted": i % 2 == 0} for i in range(50)])
-    s.cache_put("c1", "m", {"a": 1})
-    s.meta_set("phase", "merge")
-    s.set_status("paused")
+    _cache_put(s, "c1", "m", {"a": 1})
+    writes.meta_value(s, "phase", "merge")
+    writes.session_status(s, "paused")
     s.close()  # no explicit flush: close commits what was queued
     s.close()
     with pytest.raises(SessionError, match="closed"):
-        s.insert("events", {"kind": "late"})
+        s._writes().insert("events", {"kind": "late"})
     with pytest.raises(SessionError, match="closed"):
         s.count("modules")
 
@@ -489,7 +515,7 @@ def test_reopen_after_close_keeps_everything_and_close_is_idempotent(db_path: Pa
 
 def test_context_manager_closes(db_path: Path) -> None:
     with Store.create(db_path, name="cm", config={}) as s:
-        s.insert("events", {"ts": "t", "kind": "x"})
+        s._writes().insert("events", {"ts": "t", "kind": "x"})
     with Store.open(db_path) as s:
         assert s.count("events") == 1
 
@@ -513,7 +539,7 @@ class _WatchedQueue:
 
 def test_commit_releases_a_waiter_only_after_its_own_row_is_committed(store: Store) -> None:
     release_first = _hold_writer(store)  # batch 1 parked: what follows queues up behind it
-    watched = store._queue = _WatchedQueue(store._queue)
+    watched = store._writes()._queue = _WatchedQueue(store._writes()._queue)
     seen: dict[str, int] = {}
     returned = threading.Event()
 
@@ -521,7 +547,7 @@ def test_commit_releases_a_waiter_only_after_its_own_row_is_committed(store: Sto
         def row(db) -> None:
             db["events"].insert({"ts": "t", "kind": "answer"})
 
-        store.commit(row)
+        store._writes().commit(row, "row")
         seen["count"] = store.count("events", "kind = 'answer'")  # its own reader: committed rows only
         returned.set()
 
@@ -535,7 +561,7 @@ def test_commit_releases_a_waiter_only_after_its_own_row_is_committed(store: Sto
         entered.set()
         assert release_second.wait(10)
 
-    store.write(hold)
+    store._writes().submit(hold, "write hold")
     release_first.set()
     assert entered.wait(10)
     # the waiter's row is in the open transaction; its waiter must still be blocked
@@ -548,19 +574,19 @@ def test_commit_releases_a_waiter_only_after_its_own_row_is_committed(store: Sto
 
 def test_many_waiters_share_one_commit(store: Store) -> None:
     release = _hold_writer(store)
-    watched = store._queue = _WatchedQueue(store._queue)
+    watched = store._writes()._queue = _WatchedQueue(store._writes()._queue)
     in_transaction: list[bool] = []
     n = 5
     batches: list[int] = []
-    apply = store._apply
-    store._apply = lambda db, ops: (batches.append(len(ops)), apply(db, ops))[1]
+    apply = store._writes()._apply
+    store._writes()._apply = lambda db, ops: (batches.append(len(ops)), apply(db, ops))[1]
 
     def waiter(i: int) -> None:
         def row(db) -> None:
             db["events"].insert({"ts": "t", "kind": f"w{i}"})
             in_transaction.append(db.conn.in_transaction)
 
-        store.commit(row)
+        store._writes().commit(row, "row")
 
     threads = [threading.Thread(target=waiter, args=(i,)) for i in range(n)]
     for t in threads:
@@ -583,25 +609,25 @@ def test_commit_raises_its_own_error_and_leaves_flush_clean(store: Store) -> Non
         raise RuntimeError("boom")
 
     with pytest.raises(SessionError, match="boom"):
-        store.commit(broken)
+        store._writes().commit(broken, "broken")
     store.flush()  # reported to its waiter, not again to everyone else
 
 
 def test_commit_reports_a_batch_lost_to_another_write(store: Store) -> None:
     release = _hold_writer(store)
-    watched = store._queue = _WatchedQueue(store._queue)
+    watched = store._writes()._queue = _WatchedQueue(store._writes()._queue)
     errors: list[BaseException] = []
 
     def waiter() -> None:
         try:
-            store.commit(lambda db: db["events"].insert({"ts": "t", "kind": "lost"}))
+            store._writes().commit(lambda db: db["events"].insert({"ts": "t", "kind": "lost"}), "lost")
         except SessionError as exc:
             errors.append(exc)
 
     t = threading.Thread(target=waiter)
     t.start()
     assert watched.put_one.wait(10)
-    store.write(lambda db: db.conn.execute("ROLLBACK"))  # kills the batch's transaction
+    store._writes().submit(lambda db: db.conn.execute("ROLLBACK"), "rollback")  # kills the batch's transaction
     release.set()
     t.join(10)
     assert len(errors) == 1 and re.search("batch lost|no transaction", str(errors[0]))

@@ -6,6 +6,7 @@ import io
 
 from fgo_engine import events as ev
 from fgo_engine.method.review import GateBase
+from fgo_engine.persistence import writes
 from fgo_engine.run.console import ConsolePrinter
 from fgo_engine.run.session import Session
 from fgo_engine.types import ReviewDecision
@@ -61,7 +62,7 @@ def test_loaded_merges_report_their_recorded_decisions(tmp_path, toy_config):
     path = tmp_path / "s.db"
     _finish(path, toy_config(subsets=4, review="auto"))
     s = Session.open(path)
-    s.store.set_status("cancelled")  # as if it stopped during the test phase: the merges are all done
+    writes.session_status(s.store, "cancelled")  # as if it stopped during the test phase: the merges are all done
     s.store.flush()
     s.close()
     out = io.StringIO()

@@ -138,7 +138,7 @@ def test_a_headless_ask_run_is_answered_from_outside_and_survives_kills(tmp_path
     base = (*BASE, "--session", str(db))
     proc = run_cli(db, "run", *base)
     try:
-        first = wait_until(lambda: pending(db), what="a pending review")[0]
+        first = wait_until(lambda: pending(db), what="a pending review", proc=proc)[0]
         # the runner is killed after the decision is posted but before it could record it
         os.kill(proc.pid, signal.SIGSTOP)
         answer(db, first, ReviewDecision("rollback", by="operator"))
@@ -155,7 +155,7 @@ def test_a_headless_ask_run_is_answered_from_outside_and_survives_kills(tmp_path
         def answered_first_and_waiting():
             recorded = reviews(db)
             return (first, "rollback", "operator") in recorded and [p for p in pending(db) if p != first]
-        nxt = wait_until(answered_first_and_waiting, what="the first decision applied, the next asked")[0]
+        nxt = wait_until(answered_first_and_waiting, what="the first decision applied, the next asked", proc=proc)[0]
         # the follower is "killed" right after posting: its decision is in the file, nobody needs it alive
         answer(db, nxt, ReviewDecision("approve", by="operator"))
         # a second follower answering the same review is refused: decided once

@@ -97,8 +97,11 @@ def test_an_echo_of_the_current_module_is_rejected_recorded_and_retried_differen
 
 
 def test_a_clean_unchanged_proposal_is_recorded_but_not_asked_again(tmp_path, toy_config, fake_openai):
+    # above temperature 0 "keep it" is the model's answer (at 0 it is asked once more, see
+    # tests/integration/test_real_model_defects.py)
     fake_openai.responder = lambda body: ok(f"No change is needed.\n<instruction>\n{TOY}\n</instruction>")
-    cfg = cfg_with(toy_config, {"optimizer": {"model": "openai/fake", "api_base": fake_openai.url}},
+    cfg = cfg_with(toy_config, {"optimizer": {"model": "openai/fake", "api_base": fake_openai.url,
+                                              "temperature": 0.7}},
                    subsets=1, epochs=1)
     s, res = run(tmp_path, cfg)
     assert res.status == "done"
@@ -141,7 +144,7 @@ def test_empty_and_cut_off_optimizer_replies_are_recorded_with_their_reason(tmp_
                  faults=[("empty", 1, "optimizer", None), ("garbage", 1, "optimizer", None)])
     assert res.status == "done"
     reasons = [r["reason"] for r in rejected(s.store)]
-    assert reasons[:2] == ["empty reply", "cut off: the last <instruction> block is not closed"]
+    assert reasons[:2] == ["empty reply", "the last <instruction> block is not closed"]
     s.close()
 
 
