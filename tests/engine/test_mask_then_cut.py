@@ -88,10 +88,11 @@ def test_a_key_echoed_in_a_long_reply_is_neither_stored_nor_printed_in_part(tmp_
     assert excerpts  # the replies were rejected, with an excerpt
     assert "teal " + "w" * 20 in out.out + out.err  # -v printed the agent's steps
     assert KEY[:6] not in out.out + out.err
-    # the events (excerpts, agent steps, errors) keep no part of the key; the reply cache is
-    # masked by the persistence layer's own rule (issue 23, store side)
-    for payload in every_event:
+    for payload in every_event:  # the excerpts and errors keep no part of the key
         assert KEY[:6] not in payload, payload[:200]
+    for p in tmp_path.iterdir():  # nor does any file: the session, its cache, its log
+        if p.name != "c.json":
+            assert KEY[:6].encode() not in p.read_bytes(), p.name
     redaction.refresh()
 
 
