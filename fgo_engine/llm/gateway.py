@@ -413,9 +413,11 @@ class Gateway:
                     latency: float) -> Completion:
         """The reply as a :class:`Completion`; tokens the server did not report are counted here."""
         msg = resp.choices[0].message
-        text = msg.content or ""
-        calls = [{"id": tc.id, "name": tc.function.name, "arguments": tc.function.arguments or "{}"}
-                 for tc in getattr(msg, "tool_calls", None) or []]
+        text = redaction.storable(msg.content or "")  # a lone surrogate would stop the run at the first write
+        calls = []
+        for tc in getattr(msg, "tool_calls", None) or []:
+            calls.append({"id": redaction.storable(str(tc.id)), "name": redaction.storable(str(tc.function.name)),
+                          "arguments": redaction.storable(tc.function.arguments or "{}")})
         usage = getattr(resp, "usage", None)
         p = getattr(usage, "prompt_tokens", None) or prompt_tokens
         if not p:

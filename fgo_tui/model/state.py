@@ -19,6 +19,7 @@ from fgo_engine.types import AUTO_APPROVE, IDENTICAL_CHILDREN, IF_NOT_WORSE, OPE
 from fgo_tui.model.bridge import Batch
 
 STEP_LINES = 60  # trajectory lines kept per subset
+LOG_LINES = 2000  # Events lines kept (as many as the Events tab's log shows)
 DECIDED = {"approve": "approved", "edit": "edited", "rollback": "rolled back"}
 
 
@@ -163,6 +164,8 @@ class RunView:
     n_test: int = 0
     projected_calls: dict[str, int] = field(default_factory=dict)
     projection: dict[str, Any] = field(default_factory=dict)  # Projection.to_dict() of the current run
+    sandbox: str = ""  # what the run's tool code runs under
+    sandbox_warning: str = ""  # `auto` fell back to a weaker layer: shown on the run bar
     workers: int = 0
     calls_this_run: int = 0  # calls since the current run started ("starting…" until the first)
     run_started: bool = False
@@ -180,7 +183,7 @@ class RunView:
     final_module_id: str | None = None
     updated_at: str | None = None
     pending_review: str | None = None
-    logs: deque[tuple[str, str, str]] = field(default_factory=lambda: deque(maxlen=500))  # (time, level, text)
+    logs: deque[tuple[str, str, str]] = field(default_factory=lambda: deque(maxlen=LOG_LINES))  # (time, level, text)
     logs_seen: int = 0
     clock: Callable[[], str] = field(default=clock_time, repr=False, compare=False)
     version: int = 0
@@ -274,10 +277,13 @@ class RunView:
         for phase, d in batch.phases.items():
             self.phase_tokens[phase] = self.phase_tokens.get(phase, 0) + d.prompt + d.completion
 
-    def _apply_event(self, e: ev.Event) -> None:
+    def apply_event(self, e: ev.Event) -> None:
+        """Fold one event into the view (a drained batch does this for each of its events)."""
         handler = _HANDLERS.get(type(e))
         if handler is not None:
             handler(self, e)
+
+    _apply_event = apply_event
 
     # -- one handler per event (dispatched by _HANDLERS, below the class) ----------------
     def _on_run_started(self, e: ev.RunStarted) -> None:
@@ -285,7 +291,9 @@ class RunView:
         self.n_train, self.n_test = e.n_train, e.n_test
         self.projected_calls = dict(e.projected_calls)
         self.projection = dict(e.projection or {})
-        self.has_merge_tree, self.max_merge_nodes = e.has_merge_tree, e.max_merge_nodes
+        if e.has_merge_tree is not None:  # a run recorded before the event said so keeps the view's
+            self.has_merge_tree, self.max_merge_nodes = e.has_merge_tree, e.max_merge_nodes or 0
+        self.sandbox, self.sandbox_warning = e.sandbox, e.sandbox_warning
         self.message = ""
         self.run_started, self.calls_this_run = True, 0
         if not self.has_merge_tree:
