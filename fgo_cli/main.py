@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import fgo_engine  # noqa: F401  (environment defaults first)
+from fgo_engine._env import sessions_dir
 from fgo_engine.config import (
     BENCH_DEFAULTS,
     BENCH_METHODS,
@@ -32,7 +33,7 @@ from fgo_engine.config import (
 from fgo_engine.errors import ConfigError, FGOError, SessionError
 from fgo_tui.numbers import token_count
 
-SESSIONS_DIR = Path(os.environ.get("FGO_SESSIONS_DIR", "sessions"))
+SESSIONS_DIR = sessions_dir()
 EXIT = {"done": 0, "failed": 1, "budget": 3, "cancelled": 130, "paused": 0}
 
 
@@ -220,7 +221,9 @@ def _source_args(a: argparse.Namespace, data: dict[str, Any]) -> None:
 def config_from_args(a: argparse.Namespace, *, keys: bool = True) -> RunConfig:
     data: dict[str, Any] = {}
     if a.config:
-        data = RunConfig.load(a.config).to_dict()
+        # as written, not resolved: a flag laid over them has the same consequences as
+        # without a file (--api-base on loopback: a local server's defaults)
+        data = RunConfig.settings(a.config)
     _source_args(a, data)
     opts = _parse_options(a.option)
     if opts:
@@ -540,7 +543,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
         extra["task_workers"] = a.task_workers
     if a.max_concurrency is not None:
         extra["roles"] = {r: {"max_concurrency": a.max_concurrency} for r in ROLES}
-    base = RunConfig.load(a.config).to_dict() if a.config else None
+    base = RunConfig.settings(a.config) if a.config else None
     roles = {r: getattr(a, f"{r}_model") for r in ROLES if getattr(a, f"{r}_model")}
     suite, options = a.suite, _parse_options(a.option)
     if a.tasks:
@@ -625,6 +628,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fgo: interrupted", file=sys.stderr)
         return 130
+    except (RecursionError, OverflowError, ValueError) as exc:
+        from fgo_engine.errors import python_limit
+
+        limit = python_limit(exc)  # Python's own limits reached by the user's data: not a bug here
+        if limit is None:
+            raise
+        print(f"fgo: error: the input goes beyond Python's limits ({limit})", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -11,6 +11,14 @@ ModuleKind = Literal["instruction", "toolbox"]
 OPERATOR = "operator"
 AUTO_APPROVE = "policy:auto"
 IF_NOT_WORSE = "policy:if-not-worse"  # who rolls back a merge that scored below its best child
+IDENTICAL_CHILDREN = "identical-children"  # the engine: a node whose children were one module
+
+SIM_PREFIX = "fgo-sim/"  # models of the simulated LLM (a test bed, never evidence of real-model quality)
+
+
+def is_simulated(model: object) -> bool:
+    """Whether ``model`` names the simulated LLM (``fgo-sim/<profile>``)."""
+    return str(model).startswith(SIM_PREFIX)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from fgo_engine.persistence import queries as q
+from fgo_engine.types import is_simulated
 
 if TYPE_CHECKING:
     from fgo_engine.persistence.store import Store
@@ -71,7 +72,7 @@ def to_markdown(report: dict[str, Any]) -> str:
     models = {r: v.get("model") for r, v in (report["config"].get("roles") or {}).items()}
     if models:
         out.append("- models: " + ", ".join(f"{r} = {m}" for r, m in models.items()))
-    if any(str(m).startswith("fgo-sim/") for m in models.values()):
+    if any(is_simulated(m) for m in models.values()):
         out.append("- **simulated LLM (fgo-sim): a test bed, not evidence of real-model quality**")
     if s.get("error"):
         out.append(f"- last message: {s['error']}")

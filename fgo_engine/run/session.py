@@ -89,7 +89,6 @@ class Session:
         self.bus = ev.EventBus(sinks, log=self.log)
         self.gate = gate or gate_for_policy(config.review)
         self.control = Control()
-        self._sleep = sleep
         self.gateway = Gateway(
             config.roles, store=store, use_cache=config.cache, retries=config.retries, sleep=sleep,
             max_retry_after=config.max_retry_after,
@@ -296,7 +295,9 @@ class Session:
                 writes.meta_value(self.store, "sandbox", sandbox)
             self.bus.emit(ev.RunStarted(cfg.method, subsets, len(train), len(test),
                                         projection.calls_by_role(), projection.to_dict(), before,
-                                        sandbox=sandbox, sandbox_warning=sandbox_warning))
+                                        sandbox=sandbox, sandbox_warning=sandbox_warning,
+                                        has_merge_tree=method.has_merge_tree,
+                                        max_merge_nodes=method.max_merge_nodes(subsets)))
             if sandbox_warning:  # the CLI line, the session log and the app's event log
                 self.bus.emit(ev.Log("warning", sandbox_warning))
             self.bus.emit(ev.RunStatus("running"))

@@ -191,13 +191,14 @@ def suite_names() -> list[str]:
 def _load_builtins() -> None:
     # Imported here so that importing one suite never pays for the others.
     import importlib
-    import os
 
-    for plugin in filter(None, (p.strip() for p in os.environ.get("FGO_PLUGINS", "").split(","))):
+    from fgo_engine import _env
+
+    for plugin in _env.plugins():
         try:
             importlib.import_module(plugin)  # a module that calls register_suite / register_skill
         except ImportError as exc:
-            raise ConfigError(f"FGO_PLUGINS: cannot import {plugin!r}: {exc}") from None
+            raise ConfigError(f"{_env.PLUGINS}: cannot import {plugin!r}: {exc}") from None
 
     for mod in ("household", "invoices", "jsonl_tasks", "tools", "bbh", "alfworld", "user_agent"):
         try:

@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
+from fgo_engine.types import is_simulated
 from fgo_tui.base import StudioApp
 from fgo_tui.messages import DeleteSession, OpenSession, SessionsChanged
 from fgo_tui.model.state import fmt_score, fmt_tokens, short
@@ -50,7 +51,7 @@ def models_label(models: list[str]) -> str:
     if not models:
         return "?"
     label = ", ".join(models)
-    if all(m.startswith("fgo-sim/") for m in models):
+    if all(is_simulated(m) for m in models):
         label += " (simulated)"
     return label
 

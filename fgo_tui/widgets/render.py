@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from rich.text import Text
 
+from fgo_engine.types import AUTO_APPROVE, IDENTICAL_CHILDREN, IF_NOT_WORSE, OPERATOR
 from fgo_tui.model.state import DECIDED, StepLine, fmt_score, fmt_tokens, short
 
 STATUS_STYLE = {
@@ -133,8 +134,8 @@ def categories_text(cats: dict[str, float]) -> Text:
     return out
 
 
-WHO = {"operator": "you", "policy:auto": "auto-approve", "policy:if-not-worse": "the if-not-worse policy",
-       "identical-children": "the engine (its children were one module)"}
+WHO = {OPERATOR: "you", AUTO_APPROVE: "auto-approve", IF_NOT_WORSE: "the if-not-worse policy",
+       IDENTICAL_CHILDREN: "the engine (its children were one module)"}
 
 
 def review_lines(rows: list[dict]) -> list[Text]:

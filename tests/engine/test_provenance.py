@@ -95,20 +95,15 @@ def test_toolbox_units_are_tools():
 
 
 def test_a_node_whose_children_are_one_module_adopts_it_and_is_not_called_a_roll_back(tmp_path, toy_config):
-    from fgo_engine.llm.sim import provider
-
-    provider.inject_faults("garbage", 10_000, role="optimizer")  # no subset improves on the start
+    s = Session.create(tmp_path / "same.db", toy_config(subsets=2, epochs=1))
+    s.gateway.faults.inject("garbage", 10_000, role="optimizer")  # no subset improves on the start
     try:
-        s = Session.create(tmp_path / "same.db", toy_config(subsets=2, epochs=1))
-        try:
-            res = s.run()
-            assert res.status == "done"
-            root = s.store.rows("merge_nodes", "parent_id is null")[0]
-            b = provenance.blame(s.store, root["module_id"])
-        finally:
-            s.close()
+        res = s.run()
+        assert res.status == "done"
+        root = s.store.rows("merge_nodes", "parent_id is null")[0]
+        b = provenance.blame(s.store, root["module_id"])
     finally:
-        provider.clear_faults()
+        s.close()
     assert b is not None and b.rules
     texts = [provenance.step_text(st) for r in b.rules for st in r.history]
     assert any(f"adopted as it is at {root['id']}" in t for t in texts), texts
