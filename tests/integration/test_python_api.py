@@ -268,3 +268,17 @@ def test_a_scorer_value_out_of_range_during_the_run_stops_it(tmp_path):
     with pytest.raises(UserCodeError, match=r"the scorer returned 7.0 on task \w+; it must return a number"):
         run(tmp_path, scorer=scorer)
     assert q(tmp_path / "s.db", "select status from session")[0]["status"] == "failed"
+
+
+def test_the_instruction_from_a_file_and_progress_on_stdout(tmp_path, capsys):
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text(START + "\n", encoding="utf-8")
+    res = run(tmp_path, instruction=prompt, subsets=2, epochs=1, progress=True)
+    assert res.status == "done"
+    cfg = json.loads(q(res.session, "select config_json from session")[0]["config_json"])
+    assert cfg["instruction"] == START
+    out = capsys.readouterr().out
+    assert "subset 0 done" in out and "finished: done" in out
+    with pytest.raises(ConfigError, match="instruction file not found"):
+        run(tmp_path, instruction=tmp_path / "missing.txt", name="other.db")
+    assert not (tmp_path / "other.db").exists()
