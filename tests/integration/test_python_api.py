@@ -185,8 +185,16 @@ def test_a_killed_api_run_resumes_with_fgo_resume(tmp_path, capsys):
 
 
 def test_resume_from_the_cli_says_when_the_agent_cannot_be_imported(tmp_path, capsys):
-    res = run(tmp_path, agent=lambda module, task, llm: user_agents.toy_agent(module, task, llm), budget_tokens=3000)
+    notes = []
+
+    def sink(e):
+        if type(e).__name__ == "RunStarted":
+            notes.extend(e.projection["notes"])
+
+    res = run(tmp_path, agent=lambda module, task, llm: user_agents.toy_agent(module, task, llm), budget_tokens=3000,
+              sinks=[sink])
     assert res.status == "budget"
+    assert any("your agent cannot be imported by name" in n and "`fgo resume` cannot continue" in n for n in notes)
     assert main(["resume", str(res.session), "--headless"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
