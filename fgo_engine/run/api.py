@@ -142,13 +142,7 @@ def optimize(
     for key in ("suite", "suite_options", "instruction"):
         if key in data:
             raise ConfigError(f"settings: {key!r} is given by optimize's own arguments")
-    options = suite.options()
-    if suite.path is not None:
-        options["path"] = str(Path(suite.path).resolve())
-    if mapping:
-        options["mapping"] = dict(mapping)
-    if test_fraction is not None:
-        options["test_fraction"] = test_fraction
+    options = suite.options()  # no task source: the session stores the tasks, a resume reads them there
     data.update(suite=NAME, suite_options=options, method=method, subsets=subsets, epochs=epochs,
                 threshold=threshold, seed=seed, workers=workers, review=review, cache=cache,
                 budget_tokens=budget_tokens, budget_cost=budget_cost, track=track)

@@ -290,3 +290,13 @@ def test_the_instruction_from_a_file_and_progress_on_stdout(tmp_path, capsys):
     with pytest.raises(ConfigError, match="instruction file not found"):
         run(tmp_path, instruction=tmp_path / "missing.txt", name="other.db")
     assert not (tmp_path / "other.db").exists()
+
+
+def test_a_session_from_a_task_file_resumes_from_its_own_tasks(tmp_path, capsys):
+    path = tmp_path / "tasks.jsonl"
+    path.write_text("".join(json.dumps(t) + "\n" for t in user_agents.toy_tasks()), encoding="utf-8")
+    first = run(tmp_path, tasks=path, budget_tokens=3000)
+    assert first.status == "budget"
+    path.unlink()  # the session holds the tasks: the file is not read again
+    assert main(["resume", str(first.session), "--headless", "--budget-tokens", "100000000"]) == 0
+    assert q(first.session, "select status from session")[0]["status"] == "done"
