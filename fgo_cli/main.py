@@ -98,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     rs.add_argument("--review", choices=REVIEWS)
     rs.add_argument("--executor", choices=EXECUTORS, help="run the rest on threads or on ray")
     rs.add_argument("--ray-address", metavar="ADDR", help="the Ray cluster to join (with --executor ray)")
-    rs.add_argument("--track", choices=("mlflow",), help="log the rest of the run to MLflow")
+    rs.add_argument("--track", choices=("mlflow", "none"), help="log the rest of the run to MLflow, or stop logging")
     rs.add_argument("--verbose", "-v", action="store_true")
 
     s = sub.add_parser("sessions", help="list, show or delete sessions")
@@ -398,6 +398,8 @@ def cmd_resume(a: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("budget_tokens", a.budget_tokens), ("budget_cost", a.budget_cost),
                                    ("review", a.review), ("executor", a.executor),
                                    ("ray_address", a.ray_address), ("track", a.track)) if v is not None}
+    if a.track == "none":
+        overrides["track"] = None
     if a.executor == "threads":
         overrides["ray_address"] = None
     elif a.ray_address:

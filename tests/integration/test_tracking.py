@@ -120,3 +120,10 @@ def test_an_mlflow_store_that_cannot_be_used_stops_the_run_with_one_line(tmp_pat
     assert con.execute("select status from session").fetchone()[0] == "failed"  # kept, resumable
     assert con.execute("select count(*) from ledger").fetchone()[0] == 0  # nothing spent before the stop
     con.close()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.chdir(tmp_path)  # where a default ./mlruns would appear
+    assert main(["resume", str(session), "--headless", "--track", "none"]) == 0  # go on without tracking
+    con = sqlite3.connect(session)
+    assert con.execute("select status from session").fetchone()[0] == "done"
+    con.close()
+    assert not (tmp_path / "mlruns").exists()
