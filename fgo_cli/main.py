@@ -589,6 +589,14 @@ def cmd_doctor(a: argparse.Namespace) -> int:
         ("sessions folder", f"{SESSIONS_DIR.resolve()}" + ("" if SESSIONS_DIR.exists() else " (created on first run)")),
         ("litellm", "installed" if _has_module("litellm") else "missing (only fgo-sim models work)"),
     ]
+    from fgo_engine.suites.base import broken_plugins, plugin_suites
+
+    try:
+        plugins, broken = plugin_suites(), broken_plugins()
+    except FGOError as exc:  # FGO_PLUGINS naming a module that does not import
+        plugins, broken = {}, {"FGO_PLUGINS": str(exc)}
+    facts.append(("plugin suites", ", ".join(f"{n} ({pkg})" for n, pkg in sorted(plugins.items())) or "none"))
+    facts += [(f"BROKEN plugin {name}", why) for name, why in sorted(broken.items())]
     keys = sorted(k for k, v in os.environ.items() if is_secret_name(k) and v.strip())
     facts.append(("key variables set", ", ".join(keys) if keys else "none (values are never shown)"))
     width = max(len(k) for k, _ in facts)
