@@ -99,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     rs.add_argument("--review", choices=REVIEWS)
     rs.add_argument("--executor", choices=EXECUTORS, help="run the rest on threads or on ray")
     rs.add_argument("--ray-address", metavar="ADDR", help="the Ray cluster to join (with --executor ray)")
-    rs.add_argument("--track", choices=("mlflow",), help="log the rest of the run to MLflow")
+    rs.add_argument("--track", choices=("mlflow", "none"), help="log the rest of the run to MLflow, or stop logging")
     rs.add_argument("--verbose", "-v", action="store_true")
 
     s = sub.add_parser("sessions", help="list, show or delete sessions")
@@ -401,6 +401,8 @@ def cmd_resume(a: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("budget_tokens", a.budget_tokens), ("budget_cost", a.budget_cost),
                                    ("review", a.review), ("executor", a.executor),
                                    ("ray_address", a.ray_address), ("track", a.track)) if v is not None}
+    if a.track == "none":
+        overrides["track"] = None
     if a.executor == "threads":
         overrides["ray_address"] = None
     elif a.ray_address:
@@ -590,6 +592,14 @@ def cmd_doctor(a: argparse.Namespace) -> int:
         ("sessions folder", f"{SESSIONS_DIR.resolve()}" + ("" if SESSIONS_DIR.exists() else " (created on first run)")),
         ("litellm", "installed" if _has_module("litellm") else "missing (only fgo-sim models work)"),
     ]
+    from fgo_engine.suites.base import broken_plugins, plugin_suites
+
+    try:
+        plugins, broken = plugin_suites(), broken_plugins()
+    except FGOError as exc:  # FGO_PLUGINS naming a module that does not import
+        plugins, broken = {}, {"FGO_PLUGINS": str(exc)}
+    facts.append(("plugin suites", ", ".join(f"{n} ({pkg})" for n, pkg in sorted(plugins.items())) or "none"))
+    facts += [(f"BROKEN plugin {name}", why) for name, why in sorted(broken.items())]
     keys = sorted(k for k, v in os.environ.items() if is_secret_name(k) and v.strip())
     facts.append(("key variables set", ", ".join(keys) if keys else "none (values are never shown)"))
     width = max(len(k) for k, _ in facts)
