@@ -30,6 +30,7 @@ from fgo_engine.config import (
     parse_key_values,
 )
 from fgo_engine.errors import ConfigError, FGOError, SessionError
+from fgo_tui.numbers import token_count
 
 SESSIONS_DIR = Path(os.environ.get("FGO_SESSIONS_DIR", "sessions"))
 EXIT = {"done": 0, "failed": 1, "budget": 3, "cancelled": 130, "paused": 0}
@@ -44,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="start a new optimization session")
     src = r.add_mutually_exclusive_group()
-    src.add_argument("--suite", help="built-in suite: household, invoices, tools, bbh, alfworld")
+    src.add_argument("--suite", help="a built-in suite (household, invoices, tools, bbh, alfworld) or an installed "
+                                     "plugin's")
     src.add_argument("--tasks", metavar="FILE",
                      help="your own tasks: a .jsonl file (one JSON object per line) or a .csv file (a header row)")
     r.add_argument("--config", metavar="FILE", help="a TOML or JSON config file; flags override it")
@@ -73,7 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--review", choices=REVIEWS, help="merge review: if-not-worse (default), auto, ask")
     r.add_argument("--backtest", choices=("full", "adaptive"),
                    help="backtest merges on the whole union (full, default) or a stratified sample (adaptive)")
-    r.add_argument("--budget-tokens", type=int, help="stop cleanly after this many tokens")
+    r.add_argument("--budget-tokens", type=token_count, metavar="N",
+                   help="stop cleanly after this many tokens (500k, 1.2M and 12,000 work too)")
     r.add_argument("--budget-cost", type=float, help="stop cleanly after this cost in USD")
     r.add_argument("--scorer", help="scorer for --tasks: exact, normalized, regex, contains, numeric, "
                                     "final_answer, llm_judge")
@@ -82,17 +85,20 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="suite option, e.g. n_train=24 (repeatable)")
     _module_flags(r)
+    r.add_argument("--track", choices=("mlflow",),
+                   help="log params, scores, tokens and modules to MLflow (MLFLOW_TRACKING_URI, else ./mlruns)")
     r.add_argument("--no-cache", action="store_true", help="bypass the response cache")
     r.add_argument("--verbose", "-v", action="store_true")
 
     rs = sub.add_parser("resume", help="continue a saved session")
     rs.add_argument("session")
     rs.add_argument("--headless", action="store_true")
-    rs.add_argument("--budget-tokens", type=int, help="a new (larger) token budget")
+    rs.add_argument("--budget-tokens", type=token_count, metavar="N", help="a new (larger) token budget (e.g. 2M)")
     rs.add_argument("--budget-cost", type=float, help="a new (larger) cost budget")
     rs.add_argument("--review", choices=REVIEWS)
     rs.add_argument("--executor", choices=EXECUTORS, help="run the rest on threads or on ray")
     rs.add_argument("--ray-address", metavar="ADDR", help="the Ray cluster to join (with --executor ray)")
+    rs.add_argument("--track", choices=("mlflow",), help="log the rest of the run to MLflow")
     rs.add_argument("--verbose", "-v", action="store_true")
 
     s = sub.add_parser("sessions", help="list, show or delete sessions")
@@ -196,10 +202,8 @@ def _parse_options(pairs: list[str]) -> dict[str, Any]:
     return parse_key_values(pairs, "--option")
 
 
-def config_from_args(a: argparse.Namespace, *, keys: bool = True) -> RunConfig:
-    data: dict[str, Any] = {}
-    if a.config:
-        data = RunConfig.load(a.config).to_dict()
+def _source_args(a: argparse.Namespace, data: dict[str, Any]) -> None:
+    """What to optimize: --suite, or --tasks FILE with its --scorer and --map."""
     if a.suite:
         data["suite"] = a.suite
     if a.tasks:
@@ -211,6 +215,13 @@ def config_from_args(a: argparse.Namespace, *, keys: bool = True) -> RunConfig:
         if data.get("suite") != "jsonl":
             raise ConfigError("--map names the columns of a task file: use it with --tasks FILE")
         data.setdefault("suite_options", {})["mapping"] = _parse_map(a.map)
+
+
+def config_from_args(a: argparse.Namespace, *, keys: bool = True) -> RunConfig:
+    data: dict[str, Any] = {}
+    if a.config:
+        data = RunConfig.load(a.config).to_dict()
+    _source_args(a, data)
     opts = _parse_options(a.option)
     if opts:
         data.setdefault("suite_options", {}).update(opts)
@@ -220,7 +231,7 @@ def config_from_args(a: argparse.Namespace, *, keys: bool = True) -> RunConfig:
         data.pop("toolbox", None)
         data.update(start)
     for flag in ("method", "subsets", "epochs", "threshold", "cluster", "partition", "seed", "workers", "review",
-                 "budget_tokens", "budget_cost", "backtest", "executor", "ray_address"):
+                 "budget_tokens", "budget_cost", "backtest", "executor", "ray_address", "track"):
         v = getattr(a, flag)
         if v is not None:
             data[flag] = v
@@ -386,7 +397,7 @@ def cmd_resume(a: argparse.Namespace) -> int:
 
     overrides = {k: v for k, v in (("budget_tokens", a.budget_tokens), ("budget_cost", a.budget_cost),
                                    ("review", a.review), ("executor", a.executor),
-                                   ("ray_address", a.ray_address)) if v is not None}
+                                   ("ray_address", a.ray_address), ("track", a.track)) if v is not None}
     if a.executor == "threads":
         overrides["ray_address"] = None
     elif a.ray_address:
@@ -557,13 +568,17 @@ def cmd_doctor(a: argparse.Namespace) -> int:
     import sqlite3
 
     from fgo_engine.redaction import is_secret_name
-    from fgo_engine.tools import isolation
+    from fgo_engine.tools import isolation, syscalls
 
     layer = isolation.probe()
+    filt = syscalls.build()
+    abi = isolation.landlock_abi()
     facts = [
         ("tool sandbox (OS layer)", ("ok: " if layer.available else "MISSING: ") + layer.describe()),
+        ("tool sandbox filter", ("ok: seccomp" if filt.available else "MISSING: " + filt.reason)),
+        ("tool sandbox landlock", f"ABI {abi} (used without the OS layer)" if abi else "none in this kernel"),
         ("tool sandbox default", "auto: " + ("OS layer + in-process guard" if layer.available
-                                             else "in-process guard only (strict would refuse tools)")),
+                                             else "in-process layer only (strict would refuse tools)")),
         ("python", f"{platform.python_version()} ({sys.executable})"),
         ("platform", f"{platform.system()} {platform.release()} {platform.machine()}"),
         ("running as", f"uid {os.getuid()}" + (" (root: tools run as a fresh unprivileged uid)"
@@ -577,7 +592,7 @@ def cmd_doctor(a: argparse.Namespace) -> int:
     width = max(len(k) for k, _ in facts)
     for k, v in facts:
         print(f"{k:<{width}}  {v}")
-    return 0 if layer.available else 1
+    return 0 if layer.available and filt.available else 1
 
 
 def _has_module(name: str) -> bool:

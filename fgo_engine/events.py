@@ -31,6 +31,8 @@ class RunStarted(Event):
     projection: dict[str, Any] = field(default_factory=dict)  # Projection.to_dict(): expected calls, tokens, cost
     # what earlier runs of the session did, per role: {"calls", "timed", "seconds"} (progress survives a resume)
     done_before: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sandbox: str = ""  # what LLM-written tool code runs under ("" when the suite runs none)
+    sandbox_warning: str = ""  # set when `auto` fell back to a weaker layer: the app shows it
 
 
 @dataclass(frozen=True)

@@ -106,3 +106,14 @@ def scrub_value(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [scrub_value(v) for v in value]
     return value
+
+
+def storable(text: str) -> str:
+    """``text`` with any lone surrogate (``"bad\\udcff"``: JSON and Python allow it, no
+    UTF-8 store, pipe or terminal takes it) written as its backslash escape, so that a
+    model's or a tool's text is stored and shown as it came instead of ending the run."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text

@@ -433,10 +433,11 @@ class Gateway:
             break
         latency = _ms(start)
         msg = resp.choices[0].message
-        text = msg.content or ""
+        text = redaction.storable(msg.content or "")  # a lone surrogate would stop the run at the first write
         calls = []
         for tc in getattr(msg, "tool_calls", None) or []:
-            calls.append({"id": tc.id, "name": tc.function.name, "arguments": tc.function.arguments or "{}"})
+            calls.append({"id": redaction.storable(str(tc.id)), "name": redaction.storable(str(tc.function.name)),
+                          "arguments": redaction.storable(tc.function.arguments or "{}")})
         usage = getattr(resp, "usage", None)
         p = getattr(usage, "prompt_tokens", None) or prompt_tokens
         if not p:

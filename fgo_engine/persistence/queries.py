@@ -133,7 +133,8 @@ def session_summary(path: Path, store: Store) -> dict[str, Any]:
     models = sorted({r.get("model", "?") for r in (cfg.get("roles") or {}).values()})
     return {"path": str(path), "name": info["name"], "suite": info["suite"], "status": info["status"],
             "best_score": info["best_score"], "tokens": ledger_totals(store).total.tokens, "models": models,
-            "method": cfg.get("method", "fgo"), "updated_at": info["updated_at"]}
+            "method": cfg.get("method", "fgo"), "updated_at": info["updated_at"],
+            "pending_reviews": pending_reviews(store)}
 
 
 def list_sessions(folder: Path) -> list[dict[str, Any]]:
@@ -680,3 +681,10 @@ def pending_reviews(store: Store) -> list[str]:
         "select n.id from merge_nodes n where n.status = 'pending_review' and n.proposed_module_id is not null "
         "and not exists (select 1 from reviews r where r.node_id = n.id)")
     return sorted((r["id"] for r in rows), key=lambda i: (len(i), i))
+
+
+def test_task_scores(store: Store, module_id: str) -> dict[str, float]:
+    """Per test task: the module's score (the bench pairs methods task by task)."""
+    rows = store.query("select task_id, avg(score) s from trajectories where phase = 'test' and module_id = ? "
+                       "group by task_id order by task_id", (module_id,))
+    return {r["task_id"]: r["s"] for r in rows}

@@ -61,6 +61,10 @@ class Suite(Protocol):
         """The text the merge tree clusters modules by."""
         ...
 
+    def sandbox_status(self) -> tuple[str, str]:
+        """(what LLM-written code runs under, a warning when the sandbox fell back)."""
+        ...
+
     def set_log(self, log: Any) -> None:
         """The session's log (a ``logging.LoggerAdapter``), given when a session takes the suite:
         a suite running the user's code writes the user's tracebacks there."""
@@ -77,6 +81,11 @@ class SuiteBase:
 
     def similarity_text(self, module: Module) -> str:
         return module.text
+
+    def sandbox_status(self) -> tuple[str, str]:
+        """A suite that runs LLM-written code: (what that code runs under, for the session
+        record; a warning the run shows when the sandbox fell back, or ``""``)."""
+        return "", ""
 
     def set_log(self, log: Any) -> None:
         return None

@@ -222,6 +222,31 @@ def _read_table(path: Path, raw: bytes, check: Callable[[str], str | None] | Non
     """A CSV/TSV task file: the header names the columns; columns other than the fields go to
     ``meta`` (a ``meta`` column holds a JSON object); empty ``category``/``split`` cells are unset."""
     import csv
+
+    reader, header = _table_header(path, raw, mapping)
+    rows: list[TaskRow] = []
+    seen: dict[str, int] = {}
+    start = 2
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise _fail(path, start, f"invalid CSV ({exc})") from None
+        n, start = start, reader.line_num + 1
+        if not any(c.strip() for c in cells):
+            continue
+        task_obj = _table_task(path, n, header, cells, mapping)
+        rows.append(_check_row(task_obj, path, n, check, seen, word="column"))
+    if not rows:
+        raise _fail(path, None, "no tasks (the file has a header and nothing else)")
+    return rows
+
+
+def _table_header(path: Path, raw: bytes, mapping: dict[str, str]) -> tuple[Any, list[str]]:
+    """The CSV reader past its header, and the header (checked: no duplicates, the required columns)."""
+    import csv
     import io
 
     try:
@@ -248,45 +273,34 @@ def _read_table(path: Path, raw: bytes, check: Callable[[str], str | None] | Non
         if wanted[key] not in header:
             mapped = f" (mapped to {key})" if key in mapping else ""
             raise _fail(path, 1, f"missing column {wanted[key]!r}{mapped}; the columns are {', '.join(header)}")
-    rows: list[TaskRow] = []
-    seen: dict[str, int] = {}
-    start = 2
-    while True:
+    return reader, header
+
+
+def _table_task(path: Path, n: int, header: list[str], cells: list[str], mapping: dict[str, str]) -> dict[str, Any]:
+    """One CSV row as the task object a JSONL line would give."""
+    if sum(len(c) for c in cells) > MAX_TASK_BYTES:
+        raise _fail(path, n, f"the task is larger than {MAX_TASK_BYTES >> 20} MiB; the limit is "
+                             f"{MAX_TASK_BYTES >> 20} MiB per task")
+    if len(cells) > len(header):
+        raise _fail(path, n, f"{len(cells)} cells but the header names {len(header)} columns")
+    record = dict(zip(header, cells + [""] * (len(header) - len(cells))))
+    obj: dict[str, Any] = _mapped(record, mapping, "column")
+    meta: dict[str, Any] = {}
+    if obj.get("meta", "").strip():
         try:
-            cells = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            raise _fail(path, start, f"invalid CSV ({exc})") from None
-        n, start = start, reader.line_num + 1
-        if not any(c.strip() for c in cells):
-            continue
-        if sum(len(c) for c in cells) > MAX_TASK_BYTES:
-            raise _fail(path, n, f"the task is larger than {MAX_TASK_BYTES >> 20} MiB; the limit is "
-                                 f"{MAX_TASK_BYTES >> 20} MiB per task")
-        if len(cells) > len(header):
-            raise _fail(path, n, f"{len(cells)} cells but the header names {len(header)} columns")
-        record = dict(zip(header, cells + [""] * (len(header) - len(cells))))
-        obj: dict[str, Any] = _mapped(record, mapping, "column")
-        meta: dict[str, Any] = {}
-        if obj.get("meta", "").strip():
-            try:
-                meta = json.loads(obj["meta"])
-            except json.JSONDecodeError as exc:
-                raise _fail(path, n, f"column 'meta' is not a JSON object ({exc.msg})") from None
-            if not isinstance(meta, dict):
-                raise _fail(path, n, f"column 'meta' must hold a JSON object, got {type(meta).__name__}")
-        extra = {k: v for k, v in obj.items() if k not in FIELDS and k}
-        task_obj: dict[str, Any] = {k: obj[k] for k in _REQUIRED}
-        for key in ("category", "split"):
-            value = obj.get(key, "").strip()
-            if value:
-                task_obj[key] = value
-        task_obj["meta"] = {**extra, **meta}
-        rows.append(_check_row(task_obj, path, n, check, seen, word="column"))
-    if not rows:
-        raise _fail(path, None, "no tasks (the file has a header and nothing else)")
-    return rows
+            meta = json.loads(obj["meta"])
+        except json.JSONDecodeError as exc:
+            raise _fail(path, n, f"column 'meta' is not a JSON object ({exc.msg})") from None
+        if not isinstance(meta, dict):
+            raise _fail(path, n, f"column 'meta' must hold a JSON object, got {type(meta).__name__}")
+    extra = {k: v for k, v in obj.items() if k not in FIELDS and k}
+    task_obj: dict[str, Any] = {k: obj[k] for k in _REQUIRED}
+    for key in ("category", "split"):
+        value = obj.get(key, "").strip()
+        if value:
+            task_obj[key] = value
+    task_obj["meta"] = {**extra, **meta}
+    return task_obj
 
 
 AUTO_TEST_FRACTION = 0.25  # held out when the file gives no split

@@ -100,6 +100,20 @@ def python_readable_by_others() -> bool:
     return True
 
 
+@functools.cache
+def landlock_abi() -> int:
+    """The kernel's landlock ABI version (0: none): the in-process layer restricts the
+    tool's file access with it, whatever its uid may read (e.g. ``/proc/<app>/environ``)."""
+    if not sys.platform.startswith("linux"):
+        return 0
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    version = libc.syscall(444, None, ctypes.c_size_t(0), 1)  # LANDLOCK_CREATE_RULESET_VERSION
+    return max(0, int(version))
+
+
 def python_executable() -> str:
     """The real interpreter (a venv's ``bin/python`` is a link to it)."""
     return os.path.realpath(sys.executable)

@@ -161,6 +161,8 @@ class RunView:
     n_test: int = 0
     projected_calls: dict[str, int] = field(default_factory=dict)
     projection: dict[str, Any] = field(default_factory=dict)  # Projection.to_dict() of the current run
+    sandbox: str = ""  # what the run's tool code runs under
+    sandbox_warning: str = ""  # `auto` fell back to a weaker layer: shown on the run bar
     workers: int = 0
     calls_this_run: int = 0  # calls since the current run started ("starting…" until the first)
     run_started: bool = False
@@ -288,6 +290,7 @@ class RunView:
         self.n_train, self.n_test = e.n_train, e.n_test
         self.projected_calls = dict(e.projected_calls)
         self.projection = dict(e.projection or {})
+        self.sandbox, self.sandbox_warning = e.sandbox, e.sandbox_warning
         self.message = ""
         self.run_started, self.calls_this_run = True, 0
         if self.method not in ("fgo", "no-merge"):

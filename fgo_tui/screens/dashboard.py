@@ -20,11 +20,12 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Log, Static, TabbedContent, TabPane, Tree
+from textual.widgets._toast import ToastRack
 
 from fgo_engine.persistence import queries as q
 from fgo_tui.base import StudioApp
 from fgo_tui.messages import RunUpdated
-from fgo_tui.model.state import NodeView, fmt_score, fmt_tokens
+from fgo_tui.model.state import NodeView, fmt_score, fmt_tokens, short
 from fgo_tui.widgets.merge_tree import MergeTree
 from fgo_tui.widgets.node_detail import NodeDetail
 from fgo_tui.widgets.render import STATUS_STYLE
@@ -50,8 +51,7 @@ def fmt_elapsed(seconds: float | None) -> str:
 def following_note(holder: str | None, status: str) -> tuple[str, str]:
     """The bar's line for a session another process runs (and, once it stopped, what next)."""
     if holder is not None:
-        return (f"following a run elsewhere ({holder}): this view updates as it writes; the reviews it asks "
-                "for are answered here (v)", "cyan")
+        return (f"following a run elsewhere ({holder}): live; its reviews open here", "cyan")
     if status == "done":
         return ("the run elsewhere has finished", "green")
     return (f"the process that ran it has stopped ({status}): r resumes the run here", "yellow")
@@ -108,6 +108,7 @@ class DashboardScreen(Screen):
         self._module_misses: dict[str, int] = {}
         self._module_reads: set[str] = set()  # module texts being read in a worker
         self._bar_lines = 0
+        self._toast_top = -1  # where the toasts start (see _toasts_below)
         self._chose_tab = False  # the operator picked a tab: no automatic switching any more
         self._usage: tuple = ()
 
@@ -210,6 +211,7 @@ class DashboardScreen(Screen):
         bar.display = bool(budget)
         if budget:
             bar.set_values(v.prompt_tokens, v.completion_tokens, budget, budget=True, caption="budget")
+        self._toasts_below(self._bar_lines + (1 if budget else 0) + 2)
         tab = self.query_one(TabbedContent).active
         if (not self._chose_tab and tab == "tab-subsets" and self.ctl.running and v.nodes
                 and v.subsets_done == len(v.subsets)):
@@ -261,25 +263,39 @@ class DashboardScreen(Screen):
             self._bar_lines = lines
             bar.styles.height = lines
 
+    def _toasts_below(self, top: int) -> None:
+        """Toasts (docked at the top, clear of a modal's buttons) start ``top`` lines down: under
+        the run bar, the budget bar and the tabs, never over the status they may be talking about."""
+        if top == self._toast_top:
+            return
+        try:
+            rack = self.query_one(ToastRack)
+        except NoMatches:
+            return
+        self._toast_top = top
+        rack.styles.margin = (top, 0, 0, 0)
+
     def _bar_head(self, t: Text) -> None:
-        """Name, shape, status, subsets and merges done, the review policy as it stands."""
+        """Name, status, the review policy as it stands, subsets and merges done, then the shape:
+        what the operator acts on first, so at 100 columns a long name crops the shape (it never
+        changes during a run) and not the status or the review policy."""
         v, ctl = self.view, self.ctl
-        t.append(f"◆ {v.name}", style="bold")
-        t.append(f"  {v.suite} · {v.method} · N={v.n_subsets} E={v.epochs} t={v.threshold}", style="")
+        t.append(f"◆ {short(v.name, 32)}", style="bold")
         status = "paused" if ctl.paused else v.status
         if status == "running" and ctl.running and not v.calls_this_run:
             status = "starting…"  # importing litellm, building the suite, waiting for the first answer
         t.append("  ● ", style=STATUS_STYLE.get(status, ""))
         t.append(status, style=STATUS_STYLE.get(status, ""))
-        t.append(f"   subsets {v.subsets_done}/{v.n_subsets or len(v.subsets)}")
-        if v.method in ("fgo", "no-merge"):
-            t.append(f" · merges {v.nodes_done}/≤{v.max_nodes}")
         auto, review = ctl.auto, v.review_policy
         if auto is not None and review == "ask" and auto:
-            review = "ask, auto-approve ON"
+            review = "auto-approving"
         elif auto is not None and review == "auto" and not auto:
-            review = "auto, switched to ask"
-        t.append(f"   review: {review}", style="dim")
+            review = "ask (was auto)"
+        t.append(f"  review: {review}", style="dim")
+        t.append(f"  subsets {v.subsets_done}/{v.n_subsets or len(v.subsets)}")
+        if v.method in ("fgo", "no-merge"):
+            t.append(f" · merges {v.nodes_done}/≤{v.max_nodes}")
+        t.append(f"  {v.suite} · {v.method} · N={v.n_subsets} E={v.epochs} t={v.threshold}", style="dim")
         t.append("\n")
 
     def _bar_progress(self, t: Text) -> None:
@@ -322,6 +338,8 @@ class DashboardScreen(Screen):
         """What needs the operator: a review, a pause, why it stopped or cannot run here."""
         v, ctl = self.view, self.ctl
         notes: list[tuple[str, str]] = []
+        if v.sandbox_warning:
+            notes.append((f"⚠ {v.sandbox_warning}", "yellow"))
         if ctl.pending_request is not None:
             notes.append((f"⚠ merge {ctl.pending_request.node_id} waits for your review: press v", "bold yellow"))
         if ctl.paused:

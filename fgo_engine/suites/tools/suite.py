@@ -34,6 +34,7 @@ from fgo_engine.suites.tools.data import (
 from fgo_engine.suites.tools.library import INITIAL_TOOLBOX, KNOWLEDGE
 from fgo_engine.tools import isolation
 from fgo_engine.tools.sandbox import ToolResult, run_tool
+from fgo_engine.tools.sandbox import status as sandbox_status
 from fgo_engine.tools.toolbox import parse_toolbox, parse_toolbox_source, tool_schemas, toolbox_text_for_similarity
 from fgo_engine.types import Knowledge, Module, ModuleKind, Step, Task, Trajectory
 
@@ -172,8 +173,10 @@ def _parse_arguments(raw: Any) -> tuple[dict[str, Any] | None, str | None]:
         return {}, None
     try:
         value = json.loads(raw)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError) as exc:  # digits past Python's limit included
         return None, f"the arguments are not valid JSON ({exc})"
+    except RecursionError:
+        return None, "the arguments are nested too deeply"
     if not isinstance(value, dict):
         return None, "the arguments must be a JSON object"
     return value, None
@@ -212,7 +215,8 @@ class ToolsSuite(SuiteBase):
         self.max_steps = max_steps
         if sandbox not in isolation.MODES:
             raise ConfigError(f"sandbox must be one of {', '.join(isolation.MODES)} (got {sandbox!r})")
-        isolation.resolve(sandbox)  # strict without the OS layer fails here, before any file is written
+        # strict without the OS layer fails here, before any file is written
+        self._sandbox_status = sandbox_status(sandbox)
         self.runner = ToolRunner(timeout=float(tool_timeout), memory_mb=tool_memory_mb, cache=bool(cache_results),
                                  sandbox=sandbox)
         self._tasks: dict[str, list[Task]] = {}
@@ -328,6 +332,10 @@ class ToolsSuite(SuiteBase):
         score = self.score(task, answer) if answer else 0.0
         return Trajectory(task_id=task.id, steps=steps, answer=answer, success=score >= 1.0, score=score,
                           error=error)
+
+    def sandbox_status(self) -> tuple[str, str]:
+        """(what tool code runs under, a warning to show when ``auto`` fell back)."""
+        return self._sandbox_status
 
     # -- statistics -------------------------------------------------------------------
     @property
