@@ -133,6 +133,7 @@ def session_summary(path: Path, store: Store) -> dict[str, Any]:
     models = sorted({r.get("model", "?") for r in (cfg.get("roles") or {}).values()})
     return {"path": str(path), "name": info["name"], "suite": info["suite"], "status": info["status"],
             "best_score": info["best_score"], "tokens": ledger_totals(store).total.tokens, "models": models,
+            "test_score": mean_test_score(store, info["final_module_id"]) if info.get("final_module_id") else None,
             "method": cfg.get("method", "fgo"), "updated_at": info["updated_at"],
             "pending_reviews": pending_reviews(store)}
 
