@@ -452,7 +452,7 @@ def cmd_sessions(a: argparse.Namespace) -> int:
         if not rows:
             print(f"no sessions in {folder}/")
             return 0
-        table = [("SESSION", "SUITE", "METHOD", "STATUS", "BEST", "TOKENS", "UPDATED (UTC)", "MODELS")]
+        table = [("SESSION", "SUITE", "METHOD", "STATUS", "BEST", "TEST", "TOKENS", "UPDATED (UTC)", "MODELS")]
         unreadable = []
         for r in rows:
             name = Path(r["path"]).name  # `fgo export NAME` accepts it with or without .db
@@ -460,10 +460,11 @@ def cmd_sessions(a: argparse.Namespace) -> int:
                 unreadable.append(f"{name}: {r.get('label', 'unreadable')} ({r['error']})")
                 continue
             score = "—" if r["best_score"] is None else f"{r['best_score']:.3f}"
-            table.append((name, r["suite"] or "?", r["method"], r["status"] or "new", score, f"{r['tokens']:,}",
-                          when(r["updated_at"]), ", ".join(r["models"])))
+            test = "—" if r.get("test_score") is None else f"{r['test_score']:.3f}"
+            table.append((name, r["suite"] or "?", r["method"], r["status"] or "new", score, test,
+                          f"{r['tokens']:,}", when(r["updated_at"]), ", ".join(r["models"])))
         widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-        right = {4, 5}
+        right = {4, 5, 6}
         for row in table:
             print("  ".join(cell.rjust(w) if i in right else cell.ljust(w)
                             for i, (cell, w) in enumerate(zip(row, widths))).rstrip())

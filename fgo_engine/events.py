@@ -176,6 +176,7 @@ class RunFinished(Event):
     test_score: float | None
     final_module_id: str | None
     message: str = ""
+    start_test_score: float | None = None  # the starting module on the same test tasks (never used to decide)
 
 
 @dataclass(frozen=True)

@@ -152,6 +152,13 @@ def subset_ref(text: object) -> int | None:
     return ref.index if ref is not None and ref.is_subset else None
 
 
+def epoch_label(subset_id: object, epoch: object) -> str:
+    """The one epoch numbering of every page: ``s2 epoch 0`` is subset 2's pass 0 (the baseline
+    run of its starting module); the module the optimizer writes from that pass's critiques is
+    ``s2.e1``, first run at epoch 1."""
+    return (f"s{subset_id} " if subset_id is not None else "") + f"epoch {epoch}"
+
+
 @dataclass(frozen=True)
 class Scope:
     """Where a call belongs: kind (subset | node | session | baseline), id, phase."""

@@ -308,6 +308,9 @@ def estimate(plan: Plan, config: RunConfig, suite: Any, start: Module, *,
         if plan.post_check:  # the best child on the union: its own tasks come from the cache
             episodes(m.tasks, bound=0, paid=1 - 1 / max(1, m.children))
     episodes(plan.test)
+    # the starting module on the test split too, beside the result (vanilla's result is the starting module)
+    if config.method != "vanilla":
+        episodes(plan.test)
     proj = Projection(roles, dict(sz.models))
     _price(proj)
     if any(is_simulated(m) for m in sz.models.values()):

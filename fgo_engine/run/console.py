@@ -143,7 +143,9 @@ class ConsolePrinter:
         parts = [f"finished: {e.status}"]
         if e.train_score is not None:
             parts.append(f"train {e.train_score:.3f}")
-        if e.test_score is not None:
+        if e.test_score is not None and e.start_test_score is not None:
+            parts.append(f"test {e.start_test_score:.3f} → {e.test_score:.3f} (starting module → result)")
+        elif e.test_score is not None:
             parts.append(f"test {e.test_score:.3f}")
         parts.append(f"{self._tokens:,} tokens spent")
         if e.message:

@@ -50,6 +50,7 @@ class RunResult:
     train_score: float | None = None
     test_score: float | None = None
     test_by_category: dict[str, float] = field(default_factory=dict)
+    start_test_score: float | None = None  # the starting module on the same test tasks, beside test_score
     final_module: Module | None = None
     final_module_id: str | None = None
     prompt_tokens: int = 0
@@ -244,6 +245,7 @@ class Session:
                            final_module=Module(row["kind"], row["text"]) if row else None)
         if final_id:
             result.test_score = queries.mean_test_score(self.store, final_id)
+            result.start_test_score = queries.mean_test_score(self.store, "initial")
         return result
 
     def _calls_done(self, before: dict[str, dict], counts: dict[str, tuple[int, int]]) -> dict[str, int]:
@@ -267,7 +269,7 @@ class Session:
             finally:
                 self._running.release()
             self.bus.emit(ev.RunFinished(result.status, result.train_score, result.test_score,
-                                         result.final_module_id, result.message))
+                                         result.final_module_id, result.message, result.start_test_score))
             return result
         start = time.perf_counter()
         self.session_log.open()
@@ -310,6 +312,9 @@ class Session:
             result.train_wall_seconds = time.perf_counter() - start
             if cfg.evaluate_test and test:
                 result.test_score, result.test_by_category = rt.test(final, final_id, test)
+                # the starting module beside it (reported only: no decision reads the test split)
+                result.start_test_score = result.test_score if final_id == initial_id else \
+                    rt.test(initial, initial_id, test)[0]
             result.status = "done"
             writes.session_result(self.store, train_score=train_score, final_module_id=final_id)
         except BudgetExceededError as exc:
@@ -347,7 +352,7 @@ class Session:
                 finally:
                     self._running.release()
                 self.bus.emit(ev.RunFinished(result.status, result.train_score, result.test_score,
-                                             result.final_module_id, result.message))
+                                             result.final_module_id, result.message, result.start_test_score))
                 if tracker is not None:
                     self._finish_tracking(tracker, result)
             finally:

@@ -40,6 +40,7 @@ def load_run_view(store: Store, *, live: bool = False) -> RunView:
     _method_traits(view)
     if view.status == "done" and view.final_module_id:
         view.test_score = q.mean_test_score(store, view.final_module_id)
+        view.start_test_score = q.mean_test_score(store, "initial")
     if not live:
         view.settle("opened")  # nothing runs in a session just opened: a cancelled run's subsets are not "running"
     view.version += 1

@@ -180,6 +180,7 @@ class RunView:
     phase_tokens: dict[str, int] = field(default_factory=dict)
     train_score: float | None = None
     test_score: float | None = None
+    start_test_score: float | None = None  # the starting module on the same test tasks (shown beside test_score)
     final_module_id: str | None = None
     updated_at: str | None = None
     pending_review: str | None = None
@@ -404,6 +405,7 @@ class RunView:
         self.status = e.status
         self.message = e.message
         self.train_score, self.test_score = e.train_score, e.test_score
+        self.start_test_score = e.start_test_score
         self.final_module_id = e.final_module_id or self.final_module_id
         self.pending_review = None
         self.log("info" if e.status == "done" else "warning",

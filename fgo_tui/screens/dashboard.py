@@ -325,7 +325,10 @@ class DashboardScreen(Screen):
         if ctl.elapsed is not None:
             t.append(f" · elapsed {fmt_elapsed(ctl.elapsed)}")
         if v.train_score is not None or v.test_score is not None:
-            t.append(f" · train {fmt_score(v.train_score)} · test {fmt_score(v.test_score)}", style="bold")
+            t.append(f" · train {fmt_score(v.train_score)} · test ", style="bold")
+            if v.start_test_score is not None and v.test_score is not None:
+                t.append(f"{fmt_score(v.start_test_score)} → ", style="")  # the starting module's, beside it
+            t.append(fmt_score(v.test_score), style="bold")
         # the split last: at 100 columns the bar crops it, not the elapsed time or the scores
         t.append(f" · {fmt_tokens(v.prompt_tokens)} prompt, {fmt_tokens(v.completion_tokens)} completion",
                  style="dim")
