@@ -9,14 +9,14 @@ VENV_PATH := PATH="$(CURDIR)/$(BIN):$$PATH"
 # llama.cpp built for any x86-64 CPU (a native build dies with "Illegal instruction" elsewhere).
 LLAMA_CMAKE := CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF"
 
-.PHONY: demo test test-local bench install install-local clean sandbox-deps
+.PHONY: demo test test-local bench bench-real install install-local clean sandbox-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): $(BIN)/python pyproject.toml examples/plugin_suite/pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(VENV_PATH) $(BIN)/python -m pip install --quiet -e '.[test,alfworld,ray]'
+	$(VENV_PATH) $(BIN)/python -m pip install --quiet -e '.[test,alfworld,ray,track,dspy]'
 	$(BIN)/python -m pip install --quiet -e examples/plugin_suite  # the example plugin package the tests load
 	$(BIN)/python -m compileall -q fgo_engine fgo_tui  # cached bytecode even where PYTHONDONTWRITEBYTECODE is set
 	touch $(STAMP)
@@ -59,6 +59,11 @@ test-local: $(LOCAL_STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+# A real model (not in CI): llama.cpp's server with FGO_LOCAL_GGUF, or ARGS="--api-base URL
+# --model NAME"; vanilla, all-at-once, FGO (and GEPA) on BBH; see docs/evidence.md.
+bench-real: $(LOCAL_STAMP)
+	$(BIN)/python benchmarks/bench_real.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

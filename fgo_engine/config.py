@@ -17,7 +17,7 @@ PARTITIONS = ("category", "random", "cluster")
 REVIEWS = ("auto", "if-not-worse", "ask")
 SANDBOX_MODES = ("strict", "auto", "in-process")  # fgo_engine.tools.isolation.MODES
 BACKTESTS = ("full", "adaptive")
-METHODS = ("fgo", "vanilla", "all-at-once", "batch-wise", "bootstrapping", "no-merge")
+METHODS = ("fgo", "vanilla", "all-at-once", "batch-wise", "bootstrapping", "no-merge", "gepa")  # gepa: its extra
 EXECUTORS = ("threads", "ray")  # fgo_engine.run.executors
 DEFAULT_MODEL = "fgo-sim/medium"
 # settings that once existed: still accepted in session files and configs written then, and ignored
@@ -198,6 +198,7 @@ class RunConfig:
     ray_address: str | None = None  # None: a local Ray instance on loopback; "auto" or "ray://host:port": join one
     instruction: str | None = None  # the starting module's text for an instruction suite (None: the suite's own)
     toolbox: str | None = None  # the starting toolbox (Python source) for a toolbox suite
+    track: str | None = None  # experiment tracking: None, or "mlflow" (the track extra; fgo_engine.report.tracking)
 
     # -- construction -----------------------------------------------------------------
     @classmethod
@@ -321,6 +322,7 @@ class RunConfig:
                  f"{key} must be the non-empty text of the starting module (got {text!r})")
             need(text is None or len(text.encode("utf-8", "replace")) <= MAX_MODULE_BYTES,
                  f"{key}: the starting module is larger than {MAX_MODULE_BYTES >> 10} KiB")
+        need(self.track in (None, "mlflow"), f"track must be mlflow or unset (got {self.track!r})")
         need(self.instruction is None or self.toolbox is None,
              "give a starting instruction or a starting toolbox, not both (a suite optimizes one kind)")
         for role, b in self.role_budgets.items():

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from fgo_engine.config import RunConfig
 from fgo_engine.errors import ConfigError
-from fgo_engine.method import cluster
+from fgo_engine.method import cluster, gepa_method
 from fgo_engine.method.divide import partition
 from fgo_engine.method.merge import MergeTree
 from fgo_engine.method.optimize import optimize_loop, optimize_subsets
@@ -156,8 +156,32 @@ class Bootstrapping(_Batched):
         return [list({t.id: t for t in b}.values()) for b in batches]
 
 
+class GEPA:
+    """GEPA (gepa 0.1.4, the ``gepa`` extra) on the same tasks, through this run's gateway,
+    with FGO's training rollouts for these settings as its metric-call budget."""
+
+    name = "gepa"
+
+    def budget(self, config: RunConfig, train: list[Task]) -> int:
+        return gepa_method.rollouts(FGO().plan(config, train, []), config.review)
+
+    def run(self, rt: Runtime, train: list[Task], start: Module, start_id: str) -> Outcome:
+        module, module_id, score, calls = gepa_method.run_gepa(rt, train, start, self.budget(rt.cfg, train))
+        return Outcome(module, module_id, score, calls)
+
+    def plan(self, config: RunConfig, train: list[Task], test: list[Task]) -> Plan:
+        """Approximate: GEPA's own schedule decides. Its budget as steps on rotating
+        minibatches, each judging a parent and a child (GEPA's reflective mutation)."""
+        size = min(gepa_method.MINIBATCH, len(train))
+        steps = max(1, self.budget(config, train) // (2 * size))
+        batches = [[train[(k * size + j) % len(train)] for j in range(size)] for k in range(steps)]
+        # GEPA checks its budget between iterations: the last one may overrun it by a minibatch
+        # pair and a full pass over the validation set (here the training set)
+        return _with_test(config, Plan([Loop(batches), Loop([list(train)])]), test)
+
+
 METHODS: dict[str, Method] = {m.name: m for m in (FGO(), NoMerge(), Vanilla(), AllAtOnce(), BatchWise(),
-                                                  Bootstrapping())}
+                                                  Bootstrapping(), GEPA())}
 
 
 def method_for(name: str) -> Method:

@@ -17,23 +17,44 @@ from pathlib import Path
 from typing import Any
 
 
+def _seconds(r: dict[str, Any]) -> float:
+    return 0.0 if r["cache_hit"] else (r["latency_ms"] or 0.0) / 1000.0
+
+
+def _lanes(calls: list[dict[str, Any]]) -> float:
+    """The longest chain of one task's calls in one step: its episodes under different
+    modules (the best module and the candidate) run side by side, so calls that overlap in
+    time go to different lanes; the longest lane counts. Calls without times: one lane."""
+    if any(c.get("started_at") is None or c.get("ended_at") is None for c in calls):
+        return sum(_seconds(c) for c in calls)
+    lanes: list[list[float]] = []  # [end of the lane's last call, seconds in the lane]
+    for c in sorted(calls, key=lambda c: c["started_at"]):
+        free = [ln for ln in lanes if ln[0] <= c["started_at"] + 1e-6]
+        lane = max(free, key=lambda ln: ln[0]) if free else None
+        if lane is None:
+            lane = [0.0, 0.0]
+            lanes.append(lane)
+        lane[0], lane[1] = c["ended_at"], lane[1] + _seconds(c)
+    return max((ln[1] for ln in lanes), default=0.0)
+
+
 def scope_chain(rows: list[dict[str, Any]]) -> float:
     """Seconds of the longest dependent chain inside one scope."""
-    groups: dict[tuple[str, int], dict[Any, float]] = defaultdict(lambda: defaultdict(float))
+    groups: dict[tuple[str, int], dict[Any, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
-        seconds = 0.0 if r["cache_hit"] else (r["latency_ms"] or 0.0) / 1000.0
         epoch = r["epoch"] if r["epoch"] is not None else -1
         # every (phase, epoch) group of a scope follows the one before it; inside a group
         # the tasks run side by side and one task's calls follow each other. A backtest's
-        # merged module (epoch 0) and best child (epoch 1) run side by side too.
+        # merged module (epoch 0) and best child (epoch 1) run side by side too, and so do
+        # an explore step's best module and candidate (told apart by their calls' times).
         if r["phase"] == "backtest":
-            groups[("backtest", 0)][None if r["task_id"] is None else (r["task_id"], epoch)] += seconds
+            groups[("backtest", 0)][None if r["task_id"] is None else (r["task_id"], epoch)].append(r)
         else:
-            groups[(r["phase"], epoch)][r["task_id"]] += seconds
+            groups[(r["phase"], epoch)][r["task_id"]].append(r)
     total = 0.0
     for per_task in groups.values():
-        untasked = per_task.pop(None, 0.0)  # optimizer and merger calls: one after another
-        total += untasked + (max(per_task.values()) if per_task else 0.0)
+        untasked = sum(_seconds(r) for r in per_task.pop(None, []))  # optimizer, merger: one after another
+        total += untasked + max((_lanes(calls) for calls in per_task.values()), default=0.0)
     return total
 
 

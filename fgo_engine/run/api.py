@@ -99,7 +99,9 @@ def optimize(
     on_error: str = "stop",
     describe: str | None = None,
     calls_per_task: int = 1,
+    validate: Callable[[str], Any] | None = None,
     cache: bool = True,
+    track: str | None = None,
     settings: dict[str, Any] | None = None,
     gate: ReviewGate | None = None,
     sinks: list[Callable[[ev.Event], None]] | None = None,
@@ -112,9 +114,12 @@ def optimize(
     llm) -> str | Trajectory``; ``scorer(answer, task) -> float`` in [0, 1] or a built-in
     scorer's name. ``model`` for every role, or ``models={"agent": ..., "optimizer": ...}``
     (a role not named takes ``model``). ``settings``: any other run setting (``cluster``,
-    ``partition``, ``backtest``, ``roles``...), as in a config file. ``review="ask"`` asks on the
+    ``partition``, ``backtest``, ``roles``...), as in a config file. ``track="mlflow"`` logs the run
+    to MLflow (the ``track`` extra). ``review="ask"`` asks on the
     terminal unless a ``gate`` is given. ``on_error="skip"``: a task whose agent or scorer
     raises counts as failed (listed in ``result.skipped``) instead of stopping the run.
+    ``validate(module_text)`` raises ``ValueError`` for a module your agent cannot use (the
+    optimizer is then asked again; a starting instruction it refuses is a ConfigError).
 
     Called again with an existing ``session``, it continues that session (its stored settings
     and tasks; this call's budgets and review policy), the callables given again.
@@ -127,7 +132,8 @@ def optimize(
     if not callable(agent):
         raise ConfigError(f"agent must be a callable agent(module, task, llm) (got {type(agent).__name__})")
     suite = UserAgentSuite(agent=agent, scorer=scorer, tasks=tasks, seed=seed, test_fraction=test_fraction,
-                           mapping=mapping, on_error=on_error, describe=describe, calls_per_task=calls_per_task)
+                           mapping=mapping, on_error=on_error, describe=describe, calls_per_task=calls_per_task,
+                           validate=validate)
     data: dict[str, Any] = dict(settings or {})
     for key in ("suite", "suite_options", "instruction"):
         if key in data:
@@ -141,7 +147,7 @@ def optimize(
         options["test_fraction"] = test_fraction
     data.update(suite=NAME, suite_options=options, method=method, subsets=subsets, epochs=epochs,
                 threshold=threshold, seed=seed, workers=workers, review=review, cache=cache,
-                budget_tokens=budget_tokens, budget_cost=budget_cost)
+                budget_tokens=budget_tokens, budget_cost=budget_cost, track=track)
     if "roles" not in data or model or models:
         data["roles"] = _roles(model, models, api_base, api_key_env)
     if instruction is not None:
@@ -173,7 +179,8 @@ def optimize(
 def _reopen(path: Path, suite: UserAgentSuite, started: Any, config: RunConfig, gate: ReviewGate | None,
             sinks: list[Callable[[ev.Event], None]] | None) -> Session:
     """The session at ``path`` continued with the callables given again (its own config and tasks)."""
-    overrides = {"budget_tokens": config.budget_tokens, "budget_cost": config.budget_cost, "review": config.review}
+    overrides = {"budget_tokens": config.budget_tokens, "budget_cost": config.budget_cost, "review": config.review,
+                 "track": config.track}
     session = Session.open(path, config_overrides=overrides, suite=started, gate=gate, sinks=sinks)
     try:
         if session.config.suite != NAME:

@@ -27,6 +27,7 @@ from fgo_engine.config import (
 )
 from fgo_engine.errors import ConfigError
 from fgo_engine.method.prompts import REPLY_RESERVE
+from fgo_engine.persistence import queries
 from fgo_engine.report.critical_path import critical_path_of
 from fgo_engine.run.session import RunResult, Session
 
@@ -250,19 +251,32 @@ def run_bench(suite: str, *, methods: list[str], seeds: int = 1, model: str | No
     cats = sorted({c for s in summaries.values() for r in s.runs for c in r["test_by_category"]})
     models = {r: spec["model"] for r, spec in settings["roles"].items()}
     shown = {k: v for k, v in settings.items() if k != "roles"}
+    unread = _unread_prompts(rows, models)
     report: dict[str, Any] = {
         "suite": suite, "model": models["agent"] if len(set(models.values())) == 1 else models, "roles": models,
         "seeds": seeds, "subsets": subsets, "epochs": epochs, "window": window, "review": settings["review"],
         "threshold": threshold, "latency": latency, "prefill_rate": prefill_rate, "decode_rate": decode_rate,
         "config": shown, "workers": workers, "categories": cats, "api_base": api_base,
         "simulated": all(m.startswith("fgo-sim/") for m in models.values()),
-        "methods": {m: _summary(s, cats) for m, s in summaries.items()},
+        "methods": {m: {**_summary(s, cats), "unread_prompts": m in unread} for m, s in summaries.items()},
     }
     fgo = report["methods"].get("fgo")
     aao = report["methods"].get("all-at-once")
     if fgo and aao and aao["prompt_tokens"][0]:
         report["fgo_vs_all_at_once"] = compare(fgo, aao)
     return report
+
+
+# GEPA writes its own reflection prompt, which the simulated optimizer cannot read (it only
+# knows this project's prompt tags and answers such a prompt as an agent would)
+UNREAD = "the simulated optimizer cannot read GEPA's reflection prompt: its proposals and score say nothing about GEPA"
+
+
+def _unread_prompts(rows: list[tuple[str, str, dict[str, Any]]], models: dict[str, str]) -> set[str]:
+    """The rows whose optimizer prompts the simulated optimizer cannot read."""
+    if not models.get("optimizer", "").startswith("fgo-sim/"):
+        return set()
+    return {label for label, method, _ in rows if method == "gepa"}
 
 
 def _run_one(job: dict[str, Any]) -> dict[str, Any]:
@@ -282,6 +296,8 @@ def _run_one(job: dict[str, Any]) -> dict[str, Any]:
     crit = critical_path_of(path)
     row = asdict(res)
     row.pop("final_module")
+    row["final_text"] = res.final_module.text if res.final_module else None
+    row["test_by_task"] = _test_by_task(path, res.final_module_id)
     row["opt_prompt_tokens"] = res.optimization_prompt_tokens
     row["opt_completion_tokens"] = sum(v["completion_tokens"] for k, v in res.by_phase.items() if k != "test")
     row["optimizer_prompt_tokens"] = sum(res.by_role.get(r, {}).get("prompt_tokens", 0)
@@ -300,6 +316,53 @@ def _run_one(job: dict[str, Any]) -> dict[str, Any]:
     row["train_critical_path_seconds"] = crit["loops"] + crit["merge_tree"]
     row["train_wall_over_critical_path"] = _ratio(row["train_wall_seconds"], row["train_critical_path_seconds"])
     return row
+
+
+def _test_by_task(path: Path, module_id: str | None) -> dict[str, float]:
+    if not module_id:
+        return {}
+    store = queries.open_readonly(path)
+    try:
+        return queries.test_task_scores(store, module_id)
+    finally:
+        store.close()
+
+
+Z95 = 1.959964  # the normal quantile of a two-sided 95% interval
+
+
+def paired_difference(report: dict[str, Any], label: str, base: str = "vanilla") -> dict[str, Any] | None:
+    """``label``'s test score minus ``base``'s, paired task by task within each seed (the same
+    test tasks for every method): the mean difference and a 95% interval (normal
+    approximation over the paired tasks). None when either row has no per-task scores."""
+    runs = {r["seed"]: r for r in report["methods"].get(label, {}).get("runs", [])}
+    base_runs = {r["seed"]: r for r in report["methods"].get(base, {}).get("runs", [])}
+    diffs = []
+    for seed, r in runs.items():
+        b = base_runs.get(seed)
+        if b is None:
+            continue
+        ours, theirs = r.get("test_by_task") or {}, b.get("test_by_task") or {}
+        diffs += [ours[t] - theirs[t] for t in ours.keys() & theirs.keys()]
+    if not diffs:
+        return None
+    mean = statistics.fmean(diffs)
+    half = Z95 * statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else float("inf")
+    return {"difference": mean, "low": mean - half, "high": mean + half, "paired_tasks": len(diffs)}
+
+
+def _difference_lines(report: dict[str, Any]) -> list[str]:
+    rows = []
+    for label in report["methods"]:
+        d = None if label == "vanilla" else paired_difference(report, label)
+        if d is not None:
+            rows.append(f"| {label} | {100 * d['difference']:+.1f} | [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}] "
+                        f"| {d['paired_tasks']} |")
+    if not rows:
+        return []
+    return ["", "Test score minus vanilla's, paired task by task within each seed (points; 95% interval, "
+                "normal approximation):", "", "| method | difference | 95% interval | paired tasks |",
+            "|---|---|---|---|", *rows]
 
 
 def _pct(x: float | None, sd: float | None = None) -> str:
@@ -343,15 +406,24 @@ def to_markdown(report: dict[str, Any]) -> str:
     lines.append("")
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "---|" * len(head))
+    unread = [m for m, s in report["methods"].items() if s.get("unread_prompts")]
     for m, s in report["methods"].items():
         mark = "*" if s["overflowed"] else ""
-        cells = [m + mark] + [_pct(*s["by_category"][c]) for c in cats] + [
-            f"**{_pct(*s['overall'])}**", _num(s["prompt_tokens"][0]), _num(s["cached_prompt_tokens"][0]),
+        scores = ([_pct(*s["by_category"][c]) for c in cats] + [f"**{_pct(*s['overall'])}**"]
+                  if m not in unread else ["n/a†"] * (len(cats) + 1))
+        cells = [m + mark] + scores + [
+            _num(s["prompt_tokens"][0]), _num(s["cached_prompt_tokens"][0]),
             _num(s["completion_tokens"][0]), _num(s["optimizer_prompt_tokens"][0]),
             _num(s["train_wall_seconds"][0], ".1f"), _num(s["train_critical_path_seconds"][0], ".1f"),
             _num(s["wall_seconds"][0], ".1f"),
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    if unread:
+        lines.append("")
+        lines.append(f"† {', '.join(unread)}: {UNREAD}; its tokens and times are as measured (its metric-call "
+                     "budget is FGO's training rollouts). Give a real optimizer model (--optimizer-model) to "
+                     "compare scores.")
+    lines += _difference_lines(report)
     lines.append("")
     lines.append("Prompt tokens per phase, spent / cached:")
     lines.append("")

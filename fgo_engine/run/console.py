@@ -8,7 +8,7 @@ from typing import TextIO
 
 from fgo_engine import events as ev
 from fgo_engine import redaction
-from fgo_engine.run.progress import RateMeter, expected_calls, fmt_duration, fraction
+from fgo_engine.run.progress import Progress, fmt_duration
 
 HEARTBEAT = 10.0  # a progress line at least this often while nothing else is printed
 
@@ -27,8 +27,8 @@ class ConsolePrinter:
         self._done = 0
         self._tokens = 0
         self._calls = 0
-        self._expected = 0.0
-        self._meter = RateMeter()
+        self._progress = Progress()
+        self._waiting_on: set[str] = set()  # merge nodes waiting for a review, "paused" while paused
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
 
@@ -59,29 +59,36 @@ class ConsolePrinter:
                 self._say(self.progress_line())
 
     def progress_line(self) -> str:
-        calls = self._calls
-        self._meter.observe(time.perf_counter(), calls)
-        if not calls:
+        p = self._progress
+        if not self._calls and not p.done:
             return "starting… (waiting for the first LLM answer)"
-        parts = [f"running: {calls:,} calls"]
-        if self._expected:
-            parts.append(f"{fraction(calls, self._expected):.0%} of ~{round(self._expected):,} expected")
-            eta = self._meter.eta(calls, self._expected)
-            if eta is not None:
-                parts.append(f"ETA {fmt_duration(eta)}")
+        parts = [f"running: {self._calls:,} calls"]
+        if p.expected:
+            parts.append(f"{p.fraction():.0%} of ~{round(p.expected):,} expected")
+            if p.waiting:
+                parts.append("waiting for " + ("a review" if self._waiting_on - {"paused"} else "resume")
+                             + " (ETA paused: time waiting for a person is not counted)")
+            else:
+                eta = p.eta()
+                if eta is not None:
+                    parts.append(f"ETA {fmt_duration(eta)}")
         parts.append(f"{self._tokens:,} tokens")
         return " · ".join(parts)
+
+    def _wait(self, key: str, on: bool) -> None:
+        (self._waiting_on.add if on else self._waiting_on.discard)(key)
+        self._progress.wait(time.perf_counter(), bool(self._waiting_on))
 
     def __call__(self, e: ev.Event) -> None:
         if isinstance(e, ev.RunStarted):
             roles = (e.projection or {}).get("roles", {})
-            self._expected = expected_calls(e.projection)
+            self._progress.start(e.projection, e.done_before)
+            self._waiting_on.clear()
             calls = ", ".join(f"{k} ≤{v:,}" + (f" (~{roles[k]['calls']:,})" if k in roles else "")
                               for k, v in e.projected_calls.items())
             shape = f"{e.n_subsets} subsets, {e.n_train} train" if e.n_subsets else "no training"
             self._say(f"run: {e.method}, {shape} / {e.n_test} test tasks; projected LLM calls: {calls}")
             self._say("starting…")
-            self._meter.observe(time.perf_counter(), self._calls)
             self._start_heartbeat()
         elif isinstance(e, ev.SubsetStarted):
             self._say(f"{e.name}: {e.n_tasks} tasks" + (f" (rollouts on {e.node})" if e.node else ""))
@@ -95,6 +102,7 @@ class ConsolePrinter:
             else:
                 self._say(f"subset {e.subset_id} done: best {e.best_score:.3f} ({e.module_id})")
         elif isinstance(e, ev.MergeNodeUpdated):
+            self._wait(e.node_id, e.status == "pending_review")
             if e.status == "done":
                 self._say(f"merge {e.node_id} ← {', '.join(e.child_ids)}: {e.n_tasks} tasks, "
                           f"{e.score_before:.3f} → {e.score_after:.3f}" + (f" ({e.decision})" if e.decision else ""))
@@ -106,10 +114,15 @@ class ConsolePrinter:
         elif isinstance(e, ev.TokensUsed):
             self._tokens = e.total_tokens
             self._calls += 1
+            self._progress.add(time.perf_counter(), e.role, cached=int(e.cache_hit), seconds=e.latency_ms / 1000.0)
             if e.error and self.verbose:
                 self._say(f"llm {e.role}: {e.error}")
-        elif isinstance(e, ev.RunStatus) and e.status in ("paused",):
-            self._say(f"status: {e.status} {e.message}")
+        elif isinstance(e, ev.ReviewRequested):
+            self._wait(e.node_id, True)
+        elif isinstance(e, ev.RunStatus):
+            self._wait("paused", e.status == "paused")
+            if e.status == "paused":
+                self._say(f"status: {e.status} {e.message}")
         elif isinstance(e, ev.RunFinished):
             self.stop()
             parts = [f"finished: {e.status}"]

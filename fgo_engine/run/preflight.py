@@ -50,6 +50,19 @@ def missing_key(model: str, *, api_key_env: str | None = None, api_base: str | N
     return missing[0] if missing and not env.get("keys_in_environment") else None
 
 
+def missing_keys(config: RunConfig) -> list[str]:
+    """One line per model whose provider needs an API key that is not set (naming its roles)."""
+    roles: dict[tuple[str, str], list[str]] = {}
+    for role, rc in config.roles.items():
+        if rc.api_key or "mock_response" in rc.params or model_problem(rc.model, api_base=rc.api_base):
+            continue
+        var = missing_key(rc.model, api_key_env=rc.api_key_env, api_base=rc.api_base)
+        if var:
+            roles.setdefault((rc.model, var), []).append(role)
+    return [f"{', '.join(rs)} model {model!r}: the environment variable {var} is not set"
+            for (model, var), rs in roles.items()]
+
+
 def check_models(config: RunConfig, *, keys: bool = True) -> None:
     """Raise one ConfigError listing every role whose model or key is a problem."""
     problems = []
@@ -57,9 +70,7 @@ def check_models(config: RunConfig, *, keys: bool = True) -> None:
         p = model_problem(rc.model, api_base=rc.api_base)
         if p:
             problems.append(f"unknown model {rc.model!r} for role {role}: {p}")
-        elif keys and not rc.api_key and "mock_response" not in rc.params:
-            var = missing_key(rc.model, api_key_env=rc.api_key_env, api_base=rc.api_base)
-            if var:
-                problems.append(f"{role} model {rc.model!r}: the environment variable {var} is not set")
+    if keys:
+        problems += missing_keys(config)
     if problems:
         raise ConfigError("; ".join(dict.fromkeys(problems)))

@@ -46,6 +46,32 @@ def load_run_view(store: Store, *, live: bool = False) -> RunView:
     return view
 
 
+def load_history(store: Store, view: RunView) -> None:
+    """The Events tab of a reopened session: the lines its kept events made when they happened
+    (replayed into a scratch view, so the view built from the rows is left as it is)."""
+    from datetime import datetime
+
+    from fgo_engine.events import event_from_payload
+
+    scratch = RunView(workers=view.workers)
+    at = ""
+
+    def stamp() -> str:
+        try:
+            return datetime.fromisoformat(at).astimezone().strftime("%H:%M:%S")
+        except ValueError:
+            return "--:--:--"
+
+    scratch.clock = stamp
+    for ts, kind, payload in q.event_history(store):
+        e = event_from_payload(kind, payload)
+        if e is not None:
+            at = ts
+            scratch.apply_event(e)
+    view.logs.extendleft(reversed(scratch.logs))  # before any line this view already has
+    view.logs_seen += scratch.logs_seen
+
+
 def _load_subsets(store: Store, view: RunView, cats: dict[str, str]) -> None:
     for r in q.subsets(store):
         ids = r.get("task_ids_json") or []

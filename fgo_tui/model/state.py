@@ -18,6 +18,7 @@ from fgo_engine.types import IF_NOT_WORSE, NodeRef, subset_ref
 from fgo_tui.model.bridge import Batch
 
 STEP_LINES = 60  # trajectory lines kept per subset
+LOG_LINES = 2000  # Events lines kept (as many as the Events tab's log shows)
 DECIDED = {"approve": "approved", "edit": "edited", "rollback": "rolled back"}
 
 
@@ -179,7 +180,7 @@ class RunView:
     final_module_id: str | None = None
     updated_at: str | None = None
     pending_review: str | None = None
-    logs: deque[tuple[str, str, str]] = field(default_factory=lambda: deque(maxlen=500))  # (time, level, text)
+    logs: deque[tuple[str, str, str]] = field(default_factory=lambda: deque(maxlen=LOG_LINES))  # (time, level, text)
     logs_seen: int = 0
     clock: Callable[[], str] = field(default=clock_time, repr=False, compare=False)
     version: int = 0
@@ -275,10 +276,13 @@ class RunView:
         for phase, d in batch.phases.items():
             self.phase_tokens[phase] = self.phase_tokens.get(phase, 0) + d.prompt + d.completion
 
-    def _apply_event(self, e: ev.Event) -> None:
+    def apply_event(self, e: ev.Event) -> None:
+        """Fold one event into the view (a drained batch does this for each of its events)."""
         handler = _HANDLERS.get(type(e))
         if handler is not None:
             handler(self, e)
+
+    _apply_event = apply_event
 
     # -- one handler per event (dispatched by _HANDLERS, below the class) ----------------
     def _on_run_started(self, e: ev.RunStarted) -> None:

@@ -14,6 +14,8 @@ from fgo_tui.model.state import NodeView, RunView, SubsetView, fmt_score, fmt_to
 from fgo_tui.widgets.render import STATUS_STYLE
 
 COMPACT = 64  # below this many columns, labels leave out the tokens
+# who decided, in a word that fits the tree's row (the node detail says it in full)
+WHO = {"policy:auto": "auto", "policy:if-not-worse": "not worse", "identical-children": "identical"}
 
 
 def node_label(n: NodeView, compact: bool = False) -> Text:
@@ -31,7 +33,7 @@ def node_label(n: NodeView, compact: bool = False) -> Text:
     if n.rolled_back_by_backtest and n.status == "done":
         t.append("  (by backtest)" if compact else "  (by backtest: worse than best child)", style="dim italic")
     elif n.decided_by and n.decided_by != "operator" and n.status == "done":
-        t.append(f"  ({n.decided_by})", style="dim italic")
+        t.append(f"  ({WHO.get(n.decided_by, n.decided_by)})", style="dim italic")
     return t
 
 

@@ -21,9 +21,13 @@ def test_pass_and_backtest_counters():
         buf(ev.TaskFinished("subset", "0", "explore", 0, f"t{i}"))
     for i in range(3):
         buf(ev.TaskFinished("subset", "0", "explore", 1, f"t{i}"))
+    buf(ev.SubsetStarted(2, "subset 2 (b)", 4, ("b",)))
+    buf(ev.TaskFinished("subset", "2", "explore", 0, "t9"))
     view.apply(buf.drain())
     s0, s1 = view.subsets[0], view.subsets[1]
-    assert pass_progress(s0, 2) == "epoch 1/2 · 3/8 tasks"
+    # a 4-task subset: best and candidate on each task are 8 rollouts, never "3/8 tasks"
+    assert pass_progress(s0, 2) == "epoch 1/2 · 3/8 rollouts"
+    assert pass_progress(view.subsets[2], 2) == "baseline · 1/4 tasks"
     assert s1.status == "queued" and s1.queued == "1/1 workers busy"
     assert view.expected_calls == 100
     buf(ev.MergeNodeUpdated("n1", None, ("s0", "s1"), "backtesting", 8, 0.5))

@@ -153,3 +153,48 @@ def test_fgo_bench_flags_reach_every_run(tmp_path):
         assert cfg.roles["agent"].model == "fgo-sim/large"
         assert cfg.roles["evaluator"].model == "fgo-sim/small"
         assert cfg.roles["optimizer"].model == cfg.roles["merger"].model == "fgo-sim/medium:window=50000"
+
+
+def test_every_run_keeps_its_per_task_test_scores_and_the_adopted_text(tmp_path):
+    report = bench.run_bench("toy", methods=["vanilla", "fgo"], subsets=2, epochs=1, seeds=2,
+                             progress=lambda s: None, out_dir=tmp_path)
+    for label in ("vanilla", "fgo"):
+        for run in report["methods"][label]["runs"]:
+            assert run["test_by_task"] and run["final_text"]
+            assert sum(run["test_by_task"].values()) / len(run["test_by_task"]) == pytest.approx(run["test_score"])
+    d = bench.paired_difference(report, "fgo")
+    n = sum(len(r["test_by_task"]) for r in report["methods"]["fgo"]["runs"])
+    assert d is not None and d["paired_tasks"] == n
+    mean = (sum(r["test_score"] * len(r["test_by_task"]) for r in report["methods"]["fgo"]["runs"])
+            - sum(r["test_score"] * len(r["test_by_task"]) for r in report["methods"]["vanilla"]["runs"])) / n
+    assert d["difference"] == pytest.approx(mean)
+    assert d["low"] <= d["difference"] <= d["high"]
+    assert "| fgo |" in bench.to_markdown(report).split("paired task by task")[1]
+
+
+def test_the_paired_interval_is_the_normal_one_over_paired_tasks():
+    runs = lambda scores: [{"seed": 0, "test_by_task": dict(enumerate(scores))}]  # noqa: E731
+    report = {"methods": {"vanilla": {"runs": runs([0, 0, 1, 1])}, "fgo": {"runs": runs([1, 0, 1, 1])}}}
+    d = bench.paired_difference(report, "fgo")
+    assert d["difference"] == pytest.approx(0.25) and d["paired_tasks"] == 4
+    assert d["high"] - d["difference"] == pytest.approx(1.959964 * 0.5 / 2)  # sd of [1,0,0,0] = 0.5
+
+
+def test_the_critical_path_counts_side_by_side_episodes_once():
+    from fgo_engine.report.critical_path import scope_chain
+
+    def call(start, end, task="t1"):
+        return {"phase": "explore", "epoch": 1, "task_id": task, "cache_hit": 0, "latency_ms": (end - start) * 1000,
+                "started_at": float(start), "ended_at": float(end)}
+
+    # the best module's episode (two turns, 0-1 and 1-3) beside the candidate's (0.5-2.5)
+    rows = [call(0, 1), call(0.5, 2.5), call(1, 3)]
+    assert scope_chain(rows) == pytest.approx(3.0)  # the sum of all three (5 s) was counted before
+    assert scope_chain([{**r, "started_at": None} for r in rows]) == pytest.approx(5.0)  # no times: one lane
+
+
+def test_a_baselines_training_critical_path_is_not_longer_than_its_wall(tmp_path):
+    report = bench.run_bench("toy", methods=["batch-wise"], subsets=3, epochs=2, latency=0.05,
+                             progress=lambda s: None, out_dir=None)
+    run = report["methods"]["batch-wise"]["runs"][0]
+    assert run["train_critical_path_seconds"] <= run["train_wall_seconds"] * 1.05
