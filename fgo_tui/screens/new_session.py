@@ -19,6 +19,7 @@ from textual.timer import Timer
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
+from fgo_engine.types import is_simulated
 from fgo_tui.base import StudioApp
 from fgo_tui.messages import StartSession
 from fgo_tui.numbers import parse_number
@@ -117,6 +118,7 @@ class NewSessionScreen(Screen):
         self._debounce: Timer | None = None
         self._labels: dict[str, str] = {}  # field id → its label (the words errors use)
         self.busy: str | None = None  # the one-run-at-a-time line shown above the form ('' when none)
+        self._refused = False  # ctrl+s was refused while another run was in progress
 
     # -- layout -------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -278,7 +280,7 @@ class NewSessionScreen(Screen):
         roles_of: dict[str, list[str]] = {}
         for role in ROLES:
             model = self.value(f"f-model-{role}").strip() or DEFAULT_MODEL
-            if model.startswith("fgo-sim/") or "/" not in model:
+            if is_simulated(model) or "/" not in model:
                 roles_of.setdefault(model, []).append(role)
         errors = {}
         for model, roles in roles_of.items():
@@ -386,6 +388,9 @@ class NewSessionScreen(Screen):
             self.show_error(str(err) if isinstance(err, FGOError) else f"{type(err).__name__}: {err}")
 
     def show_error(self, message: str, *, keep_projection: bool = False) -> None:
+        if not message and self._refused and self.busy:
+            message = self.busy.removeprefix("⚠ ")  # why ctrl+s did nothing, until that run ends
+            keep_projection = True
         self.error = message
         box = self.query_one("#form-error", Static)
         if message:
@@ -409,6 +414,9 @@ class NewSessionScreen(Screen):
         text = self.busy_text()
         if text != self.busy:
             self.busy = text
+            if not text and self._refused:
+                self._refused = False
+                self.show_error("", keep_projection=True)
             box = self.query_one("#form-busy", Static)
             box.update(Text(text, style="bold yellow"))
             box.display = bool(text)
@@ -418,8 +426,9 @@ class NewSessionScreen(Screen):
         from fgo_engine.errors import ConfigError
 
         if self.busy_text():
+            self._refused = True
             self._show_busy()
-            self.show_error(self.busy_text().removeprefix("⚠ "))
+            self.show_error("")
             return
         try:
             cfg = self.build_config()
