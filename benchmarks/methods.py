@@ -29,10 +29,12 @@ TIMING = {"latency": 0.1, "prefill_rate": 20_000.0, "decode_rate": 200.0}
 SETTINGS = {"task_workers": 64, "roles": {r: {"max_concurrency": 64} for r in
                                           ("agent", "evaluator", "optimizer", "merger")}}
 WINDOWS = (32_000, 128_000)  # the simulated optimizer's own window; the paper's gpt-4o
-# invoices at the bench's N; household at N=6 as well (its six categories: the paper's N)
+# invoices at the bench's N; household at N=6 (its six categories: the paper's N). Household's
+# prompts at n_train 24 fit in 32k, so its 32k table equals its 128k one (measured: the same
+# tokens to the token) and is left out to keep `make bench` near 20 minutes.
 SUITES = {
-    "invoices": {"subsets": BENCH_DEFAULTS["subsets"], "options": {}},
-    "household": {"subsets": 6, "options": {"n_train": 24, "n_test": 24}},
+    "invoices": {"subsets": BENCH_DEFAULTS["subsets"], "options": {}, "windows": WINDOWS},
+    "household": {"subsets": 6, "options": {"n_train": 24, "n_test": 24}, "windows": (128_000,)},
 }
 
 
@@ -54,7 +56,7 @@ def main() -> None:
         opts = dict(spec["options"])
         if quick:
             opts.update({"n_train": 8, "n_test": 4})
-        for window in WINDOWS:
+        for window in spec["windows"]:
             t0 = time.perf_counter()
             report = bench.run_bench(suite, methods=list(bench.DEFAULT_METHODS), subsets=spec["subsets"],
                                      epochs=BENCH_DEFAULTS["epochs"], threshold=BENCH_DEFAULTS["threshold"],

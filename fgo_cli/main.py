@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import fgo_engine  # noqa: F401  (environment defaults first)
+from fgo_engine._env import sessions_dir
 from fgo_engine.config import (
     BENCH_DEFAULTS,
     BENCH_METHODS,
@@ -32,7 +33,7 @@ from fgo_engine.config import (
 from fgo_engine.errors import ConfigError, FGOError, SessionError
 from fgo_tui.numbers import token_count
 
-SESSIONS_DIR = Path(os.environ.get("FGO_SESSIONS_DIR", "sessions"))
+SESSIONS_DIR = sessions_dir()
 EXIT = {"done": 0, "failed": 1, "budget": 3, "cancelled": 130, "paused": 0}
 
 
@@ -98,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     rs.add_argument("--review", choices=REVIEWS)
     rs.add_argument("--executor", choices=EXECUTORS, help="run the rest on threads or on ray")
     rs.add_argument("--ray-address", metavar="ADDR", help="the Ray cluster to join (with --executor ray)")
-    rs.add_argument("--track", choices=("mlflow",), help="log the rest of the run to MLflow")
+    rs.add_argument("--track", choices=("mlflow", "none"), help="log the rest of the run to MLflow, or stop logging")
     rs.add_argument("--verbose", "-v", action="store_true")
 
     s = sub.add_parser("sessions", help="list, show or delete sessions")
@@ -220,7 +221,9 @@ def _source_args(a: argparse.Namespace, data: dict[str, Any]) -> None:
 def config_from_args(a: argparse.Namespace, *, keys: bool = True) -> RunConfig:
     data: dict[str, Any] = {}
     if a.config:
-        data = RunConfig.load(a.config).to_dict()
+        # as written, not resolved: a flag laid over them has the same consequences as
+        # without a file (--api-base on loopback: a local server's defaults)
+        data = RunConfig.settings(a.config)
     _source_args(a, data)
     opts = _parse_options(a.option)
     if opts:
@@ -398,6 +401,8 @@ def cmd_resume(a: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("budget_tokens", a.budget_tokens), ("budget_cost", a.budget_cost),
                                    ("review", a.review), ("executor", a.executor),
                                    ("ray_address", a.ray_address), ("track", a.track)) if v is not None}
+    if a.track == "none":
+        overrides["track"] = None
     if a.executor == "threads":
         overrides["ray_address"] = None
     elif a.ray_address:
@@ -447,7 +452,7 @@ def cmd_sessions(a: argparse.Namespace) -> int:
         if not rows:
             print(f"no sessions in {folder}/")
             return 0
-        table = [("SESSION", "SUITE", "METHOD", "STATUS", "BEST", "TOKENS", "UPDATED (UTC)", "MODELS")]
+        table = [("SESSION", "SUITE", "METHOD", "STATUS", "BEST", "TEST", "TOKENS", "UPDATED (UTC)", "MODELS")]
         unreadable = []
         for r in rows:
             name = Path(r["path"]).name  # `fgo export NAME` accepts it with or without .db
@@ -455,10 +460,11 @@ def cmd_sessions(a: argparse.Namespace) -> int:
                 unreadable.append(f"{name}: {r.get('label', 'unreadable')} ({r['error']})")
                 continue
             score = "—" if r["best_score"] is None else f"{r['best_score']:.3f}"
-            table.append((name, r["suite"] or "?", r["method"], r["status"] or "new", score, f"{r['tokens']:,}",
-                          when(r["updated_at"]), ", ".join(r["models"])))
+            test = "—" if r.get("test_score") is None else f"{r['test_score']:.3f}"
+            table.append((name, r["suite"] or "?", r["method"], r["status"] or "new", score, test,
+                          f"{r['tokens']:,}", when(r["updated_at"]), ", ".join(r["models"])))
         widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-        right = {4, 5}
+        right = {4, 5, 6}
         for row in table:
             print("  ".join(cell.rjust(w) if i in right else cell.ljust(w)
                             for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
@@ -540,7 +546,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
         extra["task_workers"] = a.task_workers
     if a.max_concurrency is not None:
         extra["roles"] = {r: {"max_concurrency": a.max_concurrency} for r in ROLES}
-    base = RunConfig.load(a.config).to_dict() if a.config else None
+    base = RunConfig.settings(a.config) if a.config else None
     roles = {r: getattr(a, f"{r}_model") for r in ROLES if getattr(a, f"{r}_model")}
     suite, options = a.suite, _parse_options(a.option)
     if a.tasks:
@@ -587,6 +593,14 @@ def cmd_doctor(a: argparse.Namespace) -> int:
         ("sessions folder", f"{SESSIONS_DIR.resolve()}" + ("" if SESSIONS_DIR.exists() else " (created on first run)")),
         ("litellm", "installed" if _has_module("litellm") else "missing (only fgo-sim models work)"),
     ]
+    from fgo_engine.suites.base import broken_plugins, plugin_suites
+
+    try:
+        plugins, broken = plugin_suites(), broken_plugins()
+    except FGOError as exc:  # FGO_PLUGINS naming a module that does not import
+        plugins, broken = {}, {"FGO_PLUGINS": str(exc)}
+    facts.append(("plugin suites", ", ".join(f"{n} ({pkg})" for n, pkg in sorted(plugins.items())) or "none"))
+    facts += [(f"BROKEN plugin {name}", why) for name, why in sorted(broken.items())]
     keys = sorted(k for k, v in os.environ.items() if is_secret_name(k) and v.strip())
     facts.append(("key variables set", ", ".join(keys) if keys else "none (values are never shown)"))
     width = max(len(k) for k, _ in facts)
@@ -625,6 +639,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fgo: interrupted", file=sys.stderr)
         return 130
+    except (RecursionError, OverflowError, ValueError) as exc:
+        from fgo_engine.errors import python_limit
+
+        limit = python_limit(exc)  # Python's own limits reached by the user's data: not a bug here
+        if limit is None:
+            raise
+        print(f"fgo: error: the input goes beyond Python's limits ({limit})", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -9,11 +9,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-
-class EventSink(Protocol):
-    def __call__(self, event: Event) -> None: ...
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -33,6 +29,9 @@ class RunStarted(Event):
     done_before: dict[str, dict[str, Any]] = field(default_factory=dict)
     sandbox: str = ""  # what LLM-written tool code runs under ("" when the suite runs none)
     sandbox_warning: str = ""  # set when `auto` fell back to a weaker layer: the app shows it
+    # the method's traits (Method.has_merge_tree, .max_merge_nodes); None in a run recorded before them
+    has_merge_tree: bool | None = None  # its subsets meet in merge nodes
+    max_merge_nodes: int | None = None  # ... at most this many
 
 
 @dataclass(frozen=True)
@@ -177,6 +176,7 @@ class RunFinished(Event):
     test_score: float | None
     final_module_id: str | None
     message: str = ""
+    start_test_score: float | None = None  # the starting module on the same test tasks (never used to decide)
 
 
 @dataclass(frozen=True)

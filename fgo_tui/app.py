@@ -43,7 +43,9 @@ DEMO_MODEL = "fgo-sim/medium:latency=0.02"
 
 
 def default_sessions_dir() -> Path:
-    return Path(os.environ.get("FGO_SESSIONS_DIR", "sessions"))
+    from fgo_engine._env import sessions_dir
+
+    return sessions_dir()
 
 
 def demo_config() -> Any:
@@ -71,8 +73,9 @@ def display_path(path: Path) -> str:
 
 def _one_line(exc: BaseException) -> str:
     from fgo_engine.errors import FGOError
+    from fgo_engine.redaction import scrub
 
-    text = " ".join(str(exc).split())
+    text = scrub(" ".join(str(exc).split()))
     return text if isinstance(exc, FGOError) else f"{type(exc).__name__}: {text}"
 
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from fgo_engine.config import RunConfig
 from fgo_engine.method.projection import Projection, fmt_count
 from fgo_engine.timeutil import fmt_duration
+from fgo_engine.types import is_simulated
 
 FIRST_TOKEN = 0.6  # seconds before a hosted model's first token (assumed)
 DECODE_RATE = 60.0  # completion tokens a second (assumed)
 PREFILL_RATE = 4000.0  # prompt tokens a second (assumed)
-PARALLEL_METHODS = ("fgo", "no-merge")  # methods whose subsets' loops run side by side
 
 
 @dataclass
@@ -56,7 +56,10 @@ class WallEstimate:
 
 def _parallel(role: str, config: RunConfig) -> int:
     """Calls of a role the run's shape can have under way at once (before the model's limit)."""
-    loops = max(1, min(config.workers, config.subsets)) if config.method in PARALLEL_METHODS else 1
+    from fgo_engine.method.methods import method_for
+
+    # a method whose subsets meet in a merge tree runs their loops side by side
+    loops = max(1, min(config.workers, config.subsets)) if method_for(config.method).has_merge_tree else 1
     if role in ("agent", "evaluator"):
         return loops * config.task_workers  # the tasks of every loop's batch
     if role == "optimizer":
@@ -65,7 +68,7 @@ def _parallel(role: str, config: RunConfig) -> int:
 
 
 def _latency(model: str, prompt: float, completion: float) -> tuple[float, bool]:
-    if model.startswith("fgo-sim/"):
+    if is_simulated(model):
         from fgo_engine.llm.sim.profiles import parse_model
 
         p = parse_model(model)

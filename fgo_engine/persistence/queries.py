@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fgo_engine.errors import FGOError
-from fgo_engine.types import IF_NOT_WORSE, ChildInfo, Module, ReviewRequest, Task, Totals, subset_ref
+from fgo_engine.types import IF_NOT_WORSE, ChildInfo, Module, ReviewRequest, Task, Totals, epoch_label, subset_ref
 
 if TYPE_CHECKING:
     from fgo_engine.persistence.store import Store
@@ -133,6 +133,7 @@ def session_summary(path: Path, store: Store) -> dict[str, Any]:
     models = sorted({r.get("model", "?") for r in (cfg.get("roles") or {}).values()})
     return {"path": str(path), "name": info["name"], "suite": info["suite"], "status": info["status"],
             "best_score": info["best_score"], "tokens": ledger_totals(store).total.tokens, "models": models,
+            "test_score": mean_test_score(store, info["final_module_id"]) if info.get("final_module_id") else None,
             "method": cfg.get("method", "fgo"), "updated_at": info["updated_at"],
             "pending_reviews": pending_reviews(store)}
 
@@ -493,8 +494,9 @@ def audit(store: Store, module_id: str, max_trajectories: int = 12) -> Audit | N
         why.append("The suite's starting module: nothing changed it yet.")
     elif origin == "optimize" and parent:
         ep = (m.get("epoch") or 1) - 1
-        why.append(f"The optimizer rewrote {parent['id']} after epoch {ep} of subset {m.get('subset_id')}: "
-                   "it saw the trajectories and critiques below.")
+        why.append(f"The optimizer wrote {m['id']} from {parent['id']} after "
+                   f"{epoch_label(m.get('subset_id'), ep)}: it saw that epoch's trajectories and critiques "
+                   f"below; {m['id']} first ran at {epoch_label(m.get('subset_id'), m.get('epoch'))}.")
         if m.get("adopted") is not None:
             why.append(("Adopted" if m["adopted"] else "Rejected") + f": it scored {_f(m.get('score'))} on the "
                        "subset, compared with the best module so far on the same tasks.")

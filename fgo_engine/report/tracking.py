@@ -137,4 +137,9 @@ def make_tracker(store: Store, config: RunConfig) -> MlflowTracker | None:
     if config.track is None:
         return None
     check_available(config)
-    return MlflowTracker(store, config)
+    try:
+        return MlflowTracker(store, config)
+    except Exception as exc:  # noqa: BLE001 - an unreachable server, a bad URI: one line, the session kept
+        first = " ".join(str(exc).split())[:300]
+        raise ConfigError(f"--track mlflow: cannot start an MLflow run at {tracking_uri()}: "
+                          f"{type(exc).__name__}: {first}") from exc

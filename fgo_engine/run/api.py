@@ -79,7 +79,7 @@ def optimize(
     agent: Callable[..., Any],
     scorer: Callable[..., Any] | str | dict[str, Any] = "normalized",
     *,
-    instruction: str | None = None,
+    instruction: str | Path | None = None,
     model: str | None = None,
     models: dict[str, Any] | None = None,
     subsets: int = 4,
@@ -105,9 +105,13 @@ def optimize(
     settings: dict[str, Any] | None = None,
     gate: ReviewGate | None = None,
     sinks: list[Callable[[ev.Event], None]] | None = None,
+    progress: bool = False,
     check_keys: bool = True,
 ) -> OptimizeResult:
     """Optimize ``instruction`` for ``agent`` on ``tasks``; see the module docstring.
+
+    ``instruction``: the starting instruction's text, or a ``Path`` to a file holding it.
+    ``progress=True`` prints the run's progress on stdout, as ``fgo run --headless`` does.
 
     ``tasks``: a list of ``{"id", "input", "expected", "category"?, "split"?, ...}`` dicts
     (other keys reach the agent too) or the path of a JSONL / CSV file. ``agent(module, task,
@@ -138,18 +142,16 @@ def optimize(
     for key in ("suite", "suite_options", "instruction"):
         if key in data:
             raise ConfigError(f"settings: {key!r} is given by optimize's own arguments")
-    options = suite.options()
-    if suite.path is not None:
-        options["path"] = str(Path(suite.path).resolve())
-    if mapping:
-        options["mapping"] = dict(mapping)
-    if test_fraction is not None:
-        options["test_fraction"] = test_fraction
+    options = suite.options()  # no task source: the session stores the tasks, a resume reads them there
     data.update(suite=NAME, suite_options=options, method=method, subsets=subsets, epochs=epochs,
                 threshold=threshold, seed=seed, workers=workers, review=review, cache=cache,
                 budget_tokens=budget_tokens, budget_cost=budget_cost, track=track)
     if "roles" not in data or model or models:
         data["roles"] = _roles(model, models, api_base, api_key_env)
+    if isinstance(instruction, Path):
+        from fgo_engine.config import read_module_file
+
+        instruction = read_module_file(instruction, "instruction")
     if instruction is not None:
         data["instruction"] = instruction
     if {t.id for t in suite.train_tasks()} == {t.id for t in suite.test_tasks()}:
@@ -164,6 +166,12 @@ def optimize(
 
         gate = ConsoleGate()
     path = Path(session) if session is not None else _default_path(suite)
+    printer = None
+    if progress:
+        from fgo_engine.run.console import ConsolePrinter
+
+        printer = ConsolePrinter()
+        sinks = [*(sinks or []), printer]
     if path.exists():
         run = _reopen(path, suite, started, config, gate, sinks)
     else:
@@ -172,6 +180,8 @@ def optimize(
     try:
         result = run.run()
     finally:
+        if printer is not None:
+            printer.stop()
         run.close()
     return _result(path, suite, result)
 

@@ -6,6 +6,7 @@ import os
 
 from fgo_engine.config import RunConfig
 from fgo_engine.errors import ConfigError
+from fgo_engine.types import is_simulated
 
 
 def model_problem(model: str, *, api_base: str | None = None) -> str | None:
@@ -13,7 +14,7 @@ def model_problem(model: str, *, api_base: str | None = None) -> str | None:
     model = (model or "").strip()
     if not model:
         return "give a model name"
-    if model.startswith("fgo-sim/"):
+    if is_simulated(model):
         from fgo_engine.llm.sim.profiles import parse_model
 
         try:
@@ -34,7 +35,7 @@ def model_problem(model: str, *, api_base: str | None = None) -> str | None:
 
 def missing_key(model: str, *, api_key_env: str | None = None, api_base: str | None = None) -> str | None:
     """The environment variable a model's provider needs and that is not set, or None."""
-    if model.startswith("fgo-sim/"):
+    if is_simulated(model):
         return None
     if api_key_env:
         return None if os.environ.get(api_key_env) else api_key_env

@@ -50,6 +50,7 @@ class RunResult:
     train_score: float | None = None
     test_score: float | None = None
     test_by_category: dict[str, float] = field(default_factory=dict)
+    start_test_score: float | None = None  # the starting module on the same test tasks, beside test_score
     final_module: Module | None = None
     final_module_id: str | None = None
     prompt_tokens: int = 0
@@ -89,7 +90,6 @@ class Session:
         self.bus = ev.EventBus(sinks, log=self.log)
         self.gate = gate or gate_for_policy(config.review)
         self.control = Control()
-        self._sleep = sleep
         self.gateway = Gateway(
             config.roles, store=store, use_cache=config.cache, retries=config.retries, sleep=sleep,
             max_retry_after=config.max_retry_after,
@@ -245,6 +245,7 @@ class Session:
                            final_module=Module(row["kind"], row["text"]) if row else None)
         if final_id:
             result.test_score = queries.mean_test_score(self.store, final_id)
+            result.start_test_score = queries.mean_test_score(self.store, "initial")
         return result
 
     def _calls_done(self, before: dict[str, dict], counts: dict[str, tuple[int, int]]) -> dict[str, int]:
@@ -268,7 +269,7 @@ class Session:
             finally:
                 self._running.release()
             self.bus.emit(ev.RunFinished(result.status, result.train_score, result.test_score,
-                                         result.final_module_id, result.message))
+                                         result.final_module_id, result.message, result.start_test_score))
             return result
         start = time.perf_counter()
         self.session_log.open()
@@ -296,7 +297,9 @@ class Session:
                 writes.meta_value(self.store, "sandbox", sandbox)
             self.bus.emit(ev.RunStarted(cfg.method, subsets, len(train), len(test),
                                         projection.calls_by_role(), projection.to_dict(), before,
-                                        sandbox=sandbox, sandbox_warning=sandbox_warning))
+                                        sandbox=sandbox, sandbox_warning=sandbox_warning,
+                                        has_merge_tree=method.has_merge_tree,
+                                        max_merge_nodes=method.max_merge_nodes(subsets)))
             if sandbox_warning:  # the CLI line, the session log and the app's event log
                 self.bus.emit(ev.Log("warning", sandbox_warning))
             self.bus.emit(ev.RunStatus("running"))
@@ -309,6 +312,9 @@ class Session:
             result.train_wall_seconds = time.perf_counter() - start
             if cfg.evaluate_test and test:
                 result.test_score, result.test_by_category = rt.test(final, final_id, test)
+                # the starting module beside it (reported only: no decision reads the test split)
+                result.start_test_score = result.test_score if final_id == initial_id else \
+                    rt.test(initial, initial_id, test)[0]
             result.status = "done"
             writes.session_result(self.store, train_score=train_score, final_module_id=final_id)
         except BudgetExceededError as exc:
@@ -346,7 +352,7 @@ class Session:
                 finally:
                     self._running.release()
                 self.bus.emit(ev.RunFinished(result.status, result.train_score, result.test_score,
-                                             result.final_module_id, result.message))
+                                             result.final_module_id, result.message, result.start_test_score))
                 if tracker is not None:
                     self._finish_tracking(tracker, result)
             finally:

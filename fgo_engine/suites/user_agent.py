@@ -203,6 +203,11 @@ class UserAgentSuite(SuiteBase):
         self._describe = describe
         self.seed = seed
         self.notes: list[str] = []
+        unnamed = [what for what, ref in (("agent", self.agent_ref), ("scorer", self.scorer_ref)) if ref is None]
+        if unnamed:
+            self.notes.append(f"your {' and '.join(unnamed)} cannot be imported by name (a lambda, a closure or "
+                              "defined in __main__): `fgo resume` cannot continue this session; call "
+                              "fgo_engine.optimize again with the same session to resume it")
         self.skipped: list[str] = []  # task ids whose agent or scorer raised (on_error="skip")
         self.failure: UserCodeError | None = None  # the error that stopped the run
         self._lock = threading.Lock()

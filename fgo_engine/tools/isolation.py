@@ -33,6 +33,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from fgo_engine import redaction
 from fgo_engine.errors import FGOError
 
 __all__ = ["MODES", "Layer", "SandboxUnavailableError", "command", "probe", "resolve"]
@@ -210,13 +211,13 @@ def probe() -> Layer:
         os.close(rfd)
         os.close(wfd)
     if res.returncode != 0:
-        msg = " ".join((res.stderr or res.stdout).split())[:200] or f"exit code {res.returncode}"
+        msg = redaction.clip(" ".join((res.stderr or res.stdout).split()), 200) or f"exit code {res.returncode}"
         return Layer(False, bwrap=bwrap, version=version,
                      reason=f"bwrap cannot create namespaces here ({msg})")
     if res.stdout.strip() not in ("0", "1"):
         # loopback at most: no interface to the outside
         return Layer(False, bwrap=bwrap, version=version,
-                     reason=f"the sandbox still sees network interfaces ({res.stdout.strip()[:80]!r})")
+                     reason=f"the sandbox still sees network interfaces ({redaction.clip(res.stdout.strip(), 80)!r})")
     return layer
 
 

@@ -111,11 +111,12 @@ def _fmt_seconds(t: float) -> str:
 
 
 def _one_line(s: str, n: int = 300) -> str:
-    s = " ".join(s.split())
+    s = redaction.scrub(" ".join(s.split()))  # before cutting: never half a key
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
 def _truncate(s: str, n: int, total: int | None = None) -> str:
+    s = redaction.scrub(s)  # before cutting: never half a key
     if len(s) <= n and (total is None or total <= len(s)):
         return s
     mark = f"\n... [truncated: {max(len(s), total or 0)} chars in all]"

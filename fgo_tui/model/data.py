@@ -37,13 +37,27 @@ def load_run_view(store: Store, *, live: bool = False) -> RunView:
     _load_nodes(store, view)
     _load_tokens(store, view)
     view.n_subsets = max(view.n_subsets, len(view.subsets))
+    _method_traits(view)
     if view.status == "done" and view.final_module_id:
         view.test_score = q.mean_test_score(store, view.final_module_id)
+        view.start_test_score = q.mean_test_score(store, "initial")
     if not live:
         view.settle("opened")  # nothing runs in a session just opened: a cancelled run's subsets are not "running"
     view.version += 1
     view.tree_version += 1
     return view
+
+
+def _method_traits(view: RunView) -> None:
+    from fgo_engine.errors import ConfigError
+    from fgo_engine.method.methods import method_for
+
+    try:
+        method = method_for(view.method)
+    except ConfigError:  # a method this version does not know: shown without a tree
+        view.has_merge_tree, view.max_merge_nodes = False, 0
+        return
+    view.has_merge_tree, view.max_merge_nodes = method.has_merge_tree, method.max_merge_nodes(view.n_subsets)
 
 
 def load_history(store: Store, view: RunView) -> None:

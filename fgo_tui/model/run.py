@@ -200,20 +200,33 @@ class RunController:
             result = self.session.run()
             return result
         finally:
+            stored = self._stored_elapsed()  # read here, in the worker: the UI thread reads nothing
             try:
-                ui(self._finished, result)
+                ui(self._finished, result, stored)
             except RuntimeError:  # the app is gone (quit): nothing left to show
-                self._finished(result)
+                self._finished(result, stored)
+
+    def _stored_elapsed(self) -> float | None:
+        """The session's wall time as the store now has it (this run included), if it can be read."""
+        from fgo_engine.run.session import elapsed_seconds
+
+        try:
+            return elapsed_seconds(self.session.store) if self.session is not None else None
+        except Exception:  # noqa: BLE001 - a closed store: the app's own measure stands
+            return None
 
     def _started(self) -> None:
         self.started_at, self.finished_at = self.clock(), None
 
-    def _finished(self, result: Any) -> None:
+    def _finished(self, result: Any, stored: float | None = None) -> None:
         self.result = result
         self.finished_at = self.clock()
         self.spent = True
-        # the store now holds this run's wall time too: count it once
-        if self.started_at is not None:
+        # the store now holds this run's wall time too: count it once, as the store counts it (a
+        # reopened session shows the same figure)
+        if stored:
+            self.view.elapsed_before = stored
+        elif self.started_at is not None:
             self.view.elapsed_before += max(0.0, self.finished_at - self.started_at)
         self.started_at = self.finished_at = None
 

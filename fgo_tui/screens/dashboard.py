@@ -23,6 +23,7 @@ from textual.widgets import Footer, Log, Static, TabbedContent, TabPane, Tree
 from textual.widgets._toast import ToastRack
 
 from fgo_engine.persistence import queries as q
+from fgo_engine.types import is_simulated
 from fgo_tui.base import StudioApp
 from fgo_tui.messages import RunUpdated
 from fgo_tui.model.state import NodeView, fmt_score, fmt_tokens, short
@@ -121,7 +122,7 @@ class DashboardScreen(Screen):
                 with SubsetGrid(id="subset-grid"):
                     # the panels the run will fill, mounted with the screen: not in the first ticks of the run
                     v = self.view
-                    sids = sorted(set(v.subsets) | (set(range(v.n_subsets)) if v.method in ("fgo", "no-merge")
+                    sids = sorted(set(v.subsets) | (set(range(v.n_subsets)) if v.has_merge_tree
                                                     else set()))
                     self._unmounted = sids[PANEL_CHUNK:]  # mounted by _render_panels, a chunk per refresh
                     for sid in sids[:PANEL_CHUNK]:
@@ -293,7 +294,7 @@ class DashboardScreen(Screen):
             review = "ask (was auto)"
         t.append(f"  review: {review}", style="dim")
         t.append(f"  subsets {v.subsets_done}/{v.n_subsets or len(v.subsets)}")
-        if v.method in ("fgo", "no-merge"):
+        if v.has_merge_tree:
             t.append(f" · merges {v.nodes_done}/≤{v.max_nodes}")
         t.append(f"  {v.suite} · {v.method} · N={v.n_subsets} E={v.epochs} t={v.threshold}", style="dim")
         t.append("\n")
@@ -324,14 +325,17 @@ class DashboardScreen(Screen):
         if ctl.elapsed is not None:
             t.append(f" · elapsed {fmt_elapsed(ctl.elapsed)}")
         if v.train_score is not None or v.test_score is not None:
-            t.append(f" · train {fmt_score(v.train_score)} · test {fmt_score(v.test_score)}", style="bold")
+            t.append(f" · train {fmt_score(v.train_score)} · test ", style="bold")
+            if v.start_test_score is not None and v.test_score is not None:
+                t.append(f"{fmt_score(v.start_test_score)} → ", style="")  # the starting module's, beside it
+            t.append(fmt_score(v.test_score), style="bold")
         # the split last: at 100 columns the bar crops it, not the elapsed time or the scores
         t.append(f" · {fmt_tokens(v.prompt_tokens)} prompt, {fmt_tokens(v.completion_tokens)} completion",
                  style="dim")
         models = sorted(set(v.models.values()))
         if models:
             t.append("\nmodels " + ", ".join(models), style="dim")
-            if all(m.startswith("fgo-sim/") for m in models):
+            if all(is_simulated(m) for m in models):
                 t.append(" (simulated LLM: a test bed, not evidence of real-model quality)", style="dim italic")
 
     def _bar_notes(self) -> list[tuple[str, str]]:

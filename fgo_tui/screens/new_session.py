@@ -19,6 +19,7 @@ from textual.timer import Timer
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
+from fgo_engine.types import is_simulated
 from fgo_tui.base import StudioApp
 from fgo_tui.messages import StartSession
 from fgo_tui.numbers import parse_number
@@ -279,7 +280,7 @@ class NewSessionScreen(Screen):
         roles_of: dict[str, list[str]] = {}
         for role in ROLES:
             model = self.value(f"f-model-{role}").strip() or DEFAULT_MODEL
-            if model.startswith("fgo-sim/") or "/" not in model:
+            if is_simulated(model) or "/" not in model:
                 roles_of.setdefault(model, []).append(role)
         errors = {}
         for model, roles in roles_of.items():

@@ -20,7 +20,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Static, TextArea
 
 from fgo_engine.persistence.queries import unified_diff
-from fgo_engine.types import subset_ref
+from fgo_engine.types import OPERATOR, subset_ref
 from fgo_tui.base import StudioApp
 from fgo_tui.model.state import backtest_summary, fmt_score
 from fgo_tui.widgets.provenance_view import rollback_cost, rule_diff_lines, rule_matrix
@@ -197,7 +197,7 @@ class ReviewScreen(ModalScreen):
     def _decide(self, decision: str, text: str | None = None) -> None:
         from fgo_engine.types import ReviewDecision
 
-        self.dismiss(ReviewDecision(decision, text, by="operator"))
+        self.dismiss(ReviewDecision(decision, text, by=OPERATOR))
 
     def action_approve(self) -> None:
         if not self.editing:

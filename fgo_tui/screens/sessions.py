@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
+from fgo_engine.types import is_simulated
 from fgo_tui.base import StudioApp
 from fgo_tui.messages import DeleteSession, OpenSession, SessionsChanged
 from fgo_tui.model.state import fmt_score, fmt_tokens, short
@@ -21,11 +22,12 @@ from fgo_tui.widgets.render import STATUS_STYLE
 # (key, header, width). Fixed widths: the layout does not depend on when rows arrive, and long names
 # are cut the same way. Below WIDE columns the time of the last change leaves the table for the line
 # under it, so the models stay in view at 100 columns (each column also takes 2 of padding).
-FULL = (("name", "Session", 26), ("status", "Status", 13), ("best", "Best", 6), ("tokens", "Tokens", 8),
+FULL = (("name", "Session", 26), ("status", "Status", 13), ("best", "Best", 6), ("test", "Test", 6),
+        ("tokens", "Tokens", 8),
         ("suite", "Suite", 10), ("method", "Method", 13), ("updated", "Last change (UTC)", 17),
-        ("models", "Models", 40))
-NARROW = (("name", "Session", 22), ("status", "Status", 13), ("best", "Best", 5), ("tokens", "Tokens", 6),
-          ("suite", "Suite", 9), ("method", "Method", 13), ("models", "Models", 15))
+        ("models", "Models", 34))
+NARROW = (("name", "Session", 20), ("status", "Status", 13), ("best", "Best", 5), ("test", "Test", 5),
+          ("tokens", "Tokens", 6), ("suite", "Suite", 9), ("method", "Method", 13), ("models", "Models", 10))
 WIDE = 150
 
 
@@ -50,7 +52,7 @@ def models_label(models: list[str]) -> str:
     if not models:
         return "?"
     label = ", ".join(models)
-    if all(m.startswith("fgo-sim/") for m in models):
+    if all(is_simulated(m) for m in models):
         label += " (simulated)"
     return label
 
@@ -185,16 +187,17 @@ class SessionsScreen(Screen):
             return {"name": Text(name), "status": Text(r.get("label", "unreadable"), style="red"),
                     "suite": Text("?")}
         status = r["status"] or "new"
-        width = dict((k, w) for k, _, w in self._columns).get("models", 40)
+        width = dict((k, w) for k, _, w in self._columns).get("models", 34)
         models = r.get("models") or []
         return {
             "name": self._name_cell(r["path"], name), "status": status_cell(status, r.get("pending_reviews") or []),
             "best": Text(fmt_score(r["best_score"]), justify="right"),
+            "test": Text(fmt_score(r.get("test_score")), justify="right"),  # held out: no decision read it
             "tokens": Text(fmt_tokens(r["tokens"]), justify="right"),
             "suite": Text(r["suite"] or "?"), "method": Text(r.get("method") or "fgo"),
             "updated": Text(when(r.get("updated_at")), style="dim"),
             # narrow: the bare names (the line under the table says they are simulated)
-            "models": Text(short(models_label(models) if width >= 40 else ", ".join(models) or "?", width)),
+            "models": Text(short(models_label(models) if width >= 34 else ", ".join(models) or "?", width)),
         }
 
     def _name_cell(self, path: str, name: str) -> Text:

@@ -50,3 +50,23 @@ async def test_a_reopened_session_shows_its_event_history(make_app, finished_ses
         assert any("merge n1 of" in ln and "done" in ln for ln in lines)
         first_merge = next(i for i, ln in enumerate(lines) if "merge n1 of" in ln)
         assert first_merge < next(i for i, ln in enumerate(lines) if "run finished" in ln)  # in order
+
+
+async def test_the_sessions_list_has_a_test_column(make_app, finished_session):
+    from textual.widgets import DataTable
+
+    from .conftest import sessions_ready
+
+    st = queries.open_readonly(finished_session)
+    try:
+        score = queries.mean_test_score(st, queries.session_info(st)["final_module_id"])
+    finally:
+        st.close()
+    assert score is not None
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await sessions_ready(pilot, app)
+        table = screen.query_one(DataTable)
+        assert "Test" in [str(c.label) for c in table.columns.values()]
+        cells = [str(c) for c in table.get_row_at(0)]  # the one session
+        assert f"{score:.3f}" in cells or f"{score:.2f}" in cells, cells

@@ -15,7 +15,8 @@ from .conftest import LIVE_MODEL, SIZE, StartPaused, toy_config, wait_for
 
 def test_pass_and_backtest_counters():
     buf, view = EventBuffer(), RunView(epochs=2, workers=1)
-    buf(ev.RunStarted("fgo", 2, 8, 8, {"agent": 10}, {"total": {"calls": 100}}))
+    buf(ev.RunStarted("fgo", 2, 8, 8, {"agent": 10}, {"total": {"calls": 100}}, has_merge_tree=True,
+                      max_merge_nodes=1))
     buf(ev.SubsetStarted(0, "subset 0 (a)", 4, ("a",)))
     for i in range(4):
         buf(ev.TaskFinished("subset", "0", "explore", 0, f"t{i}"))

@@ -100,3 +100,30 @@ def test_track_is_a_config_key():
     assert RunConfig.from_dict({"suite": "toy", "track": "mlflow"}).track == "mlflow"
     with pytest.raises(Exception, match="track must be mlflow or unset"):
         RunConfig.from_dict({"suite": "toy", "track": "wandb"})
+
+
+def test_an_mlflow_store_that_cannot_be_used_stops_the_run_with_one_line(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the store's folder should be", encoding="utf-8")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", blocker.as_uri())
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    session = tmp_path / "s.db"
+    code = main(["run", "--suite", "toy", "--model", "fgo-sim/medium", "--subsets", "2", "--epochs", "1",
+                 "--track", "mlflow", "--headless", "--session", str(session)])
+    out = capsys.readouterr().out
+    assert code == 1
+    line = next(ln for ln in out.splitlines() if "finished: failed" in ln)
+    assert "--track mlflow: cannot start an MLflow run at" in line
+    import sqlite3
+
+    con = sqlite3.connect(session)
+    assert con.execute("select status from session").fetchone()[0] == "failed"  # kept, resumable
+    assert con.execute("select count(*) from ledger").fetchone()[0] == 0  # nothing spent before the stop
+    con.close()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.chdir(tmp_path)  # where a default ./mlruns would appear
+    assert main(["resume", str(session), "--headless", "--track", "none"]) == 0  # go on without tracking
+    con = sqlite3.connect(session)
+    assert con.execute("select status from session").fetchone()[0] == "done"
+    con.close()
+    assert not (tmp_path / "mlruns").exists()

@@ -20,6 +20,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from fgo_engine import redaction
 from fgo_engine.errors import ConfigError, MalformedOutputError
 from fgo_engine.suites import scoring
 from fgo_engine.suites.base import AgentLLM, SuiteBase
@@ -160,6 +161,7 @@ class ToolRunner:
 
 
 def _clip(text: str, limit: int = RESULT_CHARS) -> str:
+    text = redaction.scrub(text)  # before cutting: never half a key
     if len(text) <= limit:
         return text
     mark = f"\n... [observation shortened: {len(text)} chars]"
@@ -312,7 +314,7 @@ class ToolsSuite(SuiteBase):
                 name = str(call.get("name", ""))
                 args, problem = _parse_arguments(call.get("arguments"))
                 shown = json.dumps(args, ensure_ascii=False, sort_keys=True) if args is not None else \
-                    str(call.get("arguments"))[:300]
+                    redaction.clip(str(call.get("arguments")), 300, mark="")
                 steps.append(Step("tool_call", f"{name}({shown})"))
                 if problem is not None:
                     observation = f"Error: {problem}"
