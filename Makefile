@@ -16,7 +16,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml examples/plugin_suite/pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(VENV_PATH) $(BIN)/python -m pip install --quiet -e '.[test,alfworld,ray]'
+	$(VENV_PATH) $(BIN)/python -m pip install --quiet -e '.[test,alfworld,ray,track,dspy]'
 	$(BIN)/python -m pip install --quiet -e examples/plugin_suite  # the example plugin package the tests load
 	$(BIN)/python -m compileall -q fgo_engine fgo_tui  # cached bytecode even where PYTHONDONTWRITEBYTECODE is set
 	touch $(STAMP)
@@ -37,10 +37,10 @@ demo: $(STAMP)
 
 # The tool sandbox's OS layer; `make test` runs its strict tests, so install it when we can.
 sandbox-deps:
-	@command -v bwrap >/dev/null 2>&1 || { \
+	@{ command -v bwrap >/dev/null 2>&1 && ldconfig -p | grep -q 'libseccomp\.so\.2'; } || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing bubblewrap (the tool sandbox's OS layer)"; \
-	    apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; \
+	    echo "installing bubblewrap and libseccomp2 (the tool sandbox's OS layer and system-call filter)"; \
+	    apt-get update -qq && apt-get install -y -qq bubblewrap libseccomp2 >/dev/null; \
 	  else \
 	    echo "make: bubblewrap (bwrap) is missing; install it (Debian/Ubuntu: sudo apt-get install bubblewrap)." >&2; \
 	    echo "make: without it the strict sandbox tests fail; see README, 'The tool sandbox'." >&2; \

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import fgo_engine  # noqa: F401  (environment defaults first)
+from fgo_engine._env import sessions_dir
 from fgo_engine.config import (
     BENCH_DEFAULTS,
     BENCH_METHODS,
@@ -30,8 +31,9 @@ from fgo_engine.config import (
     parse_key_values,
 )
 from fgo_engine.errors import ConfigError, FGOError, SessionError
+from fgo_tui.numbers import token_count
 
-SESSIONS_DIR = Path(os.environ.get("FGO_SESSIONS_DIR", "sessions"))
+SESSIONS_DIR = sessions_dir()
 EXIT = {"done": 0, "failed": 1, "budget": 3, "cancelled": 130, "paused": 0}
 
 
@@ -44,7 +46,8 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="start a new optimization session")
     src = r.add_mutually_exclusive_group()
-    src.add_argument("--suite", help="built-in suite: household, invoices, tools, bbh, alfworld")
+    src.add_argument("--suite", help="a built-in suite (household, invoices, tools, bbh, alfworld) or an installed "
+                                     "plugin's")
     src.add_argument("--tasks", metavar="FILE",
                      help="your own tasks: a .jsonl file (one JSON object per line) or a .csv file (a header row)")
     r.add_argument("--config", metavar="FILE", help="a TOML or JSON config file; flags override it")
@@ -67,10 +70,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="join a Ray cluster (ray://host:10001, host:6379 or auto); default: a local instance")
     r.add_argument("--session", metavar="PATH", help="session file to create (default sessions/<suite>-<time>.db)")
     r.add_argument("--headless", action="store_true", help="run in the terminal without the app")
+    r.add_argument("--dry-run", action="store_true",
+                   help="print the projection (calls, tokens, cost, estimated wall time) and stop; "
+                        "no session file, no LLM call, no API key needed")
     r.add_argument("--review", choices=REVIEWS, help="merge review: if-not-worse (default), auto, ask")
     r.add_argument("--backtest", choices=("full", "adaptive"),
                    help="backtest merges on the whole union (full, default) or a stratified sample (adaptive)")
-    r.add_argument("--budget-tokens", type=int, help="stop cleanly after this many tokens")
+    r.add_argument("--budget-tokens", type=token_count, metavar="N",
+                   help="stop cleanly after this many tokens (500k, 1.2M and 12,000 work too)")
     r.add_argument("--budget-cost", type=float, help="stop cleanly after this cost in USD")
     r.add_argument("--scorer", help="scorer for --tasks: exact, normalized, regex, contains, numeric, "
                                     "final_answer, llm_judge")
@@ -79,17 +86,20 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="suite option, e.g. n_train=24 (repeatable)")
     _module_flags(r)
+    r.add_argument("--track", choices=("mlflow",),
+                   help="log params, scores, tokens and modules to MLflow (MLFLOW_TRACKING_URI, else ./mlruns)")
     r.add_argument("--no-cache", action="store_true", help="bypass the response cache")
     r.add_argument("--verbose", "-v", action="store_true")
 
     rs = sub.add_parser("resume", help="continue a saved session")
     rs.add_argument("session")
     rs.add_argument("--headless", action="store_true")
-    rs.add_argument("--budget-tokens", type=int, help="a new (larger) token budget")
+    rs.add_argument("--budget-tokens", type=token_count, metavar="N", help="a new (larger) token budget (e.g. 2M)")
     rs.add_argument("--budget-cost", type=float, help="a new (larger) cost budget")
     rs.add_argument("--review", choices=REVIEWS)
     rs.add_argument("--executor", choices=EXECUTORS, help="run the rest on threads or on ray")
     rs.add_argument("--ray-address", metavar="ADDR", help="the Ray cluster to join (with --executor ray)")
+    rs.add_argument("--track", choices=("mlflow", "none"), help="log the rest of the run to MLflow, or stop logging")
     rs.add_argument("--verbose", "-v", action="store_true")
 
     s = sub.add_parser("sessions", help="list, show or delete sessions")
@@ -208,10 +218,12 @@ def _source_args(a: argparse.Namespace, data: dict[str, Any]) -> None:
         data.setdefault("suite_options", {})["mapping"] = _parse_map(a.map)
 
 
-def config_from_args(a: argparse.Namespace) -> RunConfig:
+def config_from_args(a: argparse.Namespace, *, keys: bool = True) -> RunConfig:
     data: dict[str, Any] = {}
     if a.config:
-        data = RunConfig.load(a.config).to_dict()
+        # as written, not resolved: a flag laid over them has the same consequences as
+        # without a file (--api-base on loopback: a local server's defaults)
+        data = RunConfig.settings(a.config)
     _source_args(a, data)
     opts = _parse_options(a.option)
     if opts:
@@ -222,7 +234,7 @@ def config_from_args(a: argparse.Namespace) -> RunConfig:
         data.pop("toolbox", None)
         data.update(start)
     for flag in ("method", "subsets", "epochs", "threshold", "cluster", "partition", "seed", "workers", "review",
-                 "budget_tokens", "budget_cost", "backtest", "executor", "ray_address"):
+                 "budget_tokens", "budget_cost", "backtest", "executor", "ray_address", "track"):
         v = getattr(a, flag)
         if v is not None:
             data[flag] = v
@@ -241,15 +253,15 @@ def config_from_args(a: argparse.Namespace) -> RunConfig:
         if a.api_key_env:
             spec["api_key_env"] = a.api_key_env
     cfg = RunConfig.from_dict(data)
-    _check_models(cfg)
+    _check_models(cfg, keys=keys)
     return cfg
 
 
-def _check_models(cfg: RunConfig) -> None:
+def _check_models(cfg: RunConfig, *, keys: bool = True) -> None:
     """Catch a mistyped model name or a missing API key before any file is written."""
     from fgo_engine.run.preflight import check_models
 
-    check_models(cfg)
+    check_models(cfg, keys=keys)
 
 
 def _default_session_path(cfg: RunConfig) -> Path:
@@ -325,6 +337,8 @@ def cmd_run(a: argparse.Namespace) -> int:
 
     if not a.suite and not a.tasks and not a.config:
         raise ConfigError("say what to optimize: --suite NAME or --tasks FILE (.jsonl or .csv)")
+    if a.dry_run:
+        return dry_run(config_from_args(a, keys=False))
     cfg = config_from_args(a)
     path = Path(a.session) if a.session else _default_session_path(cfg)
     if path.exists():
@@ -339,6 +353,29 @@ def cmd_run(a: argparse.Namespace) -> int:
     print(f"review: {cfg.review}")
     print_projection(session)
     return _run_headless(session, a.verbose)
+
+
+def dry_run(cfg: RunConfig) -> int:
+    """``fgo run --dry-run``: the projection and its wall time, with or without the providers' keys."""
+    from fgo_engine.method.methods import project
+    from fgo_engine.method.walltime import wall_time
+    from fgo_engine.run.preflight import missing_keys
+    from fgo_engine.suites.base import build_suite
+
+    suite = build_suite(cfg)
+    train, test = suite.train_tasks(), suite.test_tasks()
+    proj = project(cfg, suite, train, test)
+    print(f"dry run: {cfg.method} on {cfg.suite}, {len(train)} train / {len(test)} test tasks; nothing is written "
+          "and no LLM is called (calls ≤ is a hard bound; ~ are expected values)")
+    for line in proj.lines() + wall_time(proj, cfg).lines():
+        print("  " + line)
+    for note in proj.notes:
+        print(f"  note: {note}")
+    for warning in proj.budget_warnings(cfg):
+        print(f"warning: {warning}")
+    for problem in missing_keys(cfg):
+        print(f"note: {problem}: needed to run, not for this projection")
+    return 0
 
 
 def print_projection(session) -> None:
@@ -363,7 +400,9 @@ def cmd_resume(a: argparse.Namespace) -> int:
 
     overrides = {k: v for k, v in (("budget_tokens", a.budget_tokens), ("budget_cost", a.budget_cost),
                                    ("review", a.review), ("executor", a.executor),
-                                   ("ray_address", a.ray_address)) if v is not None}
+                                   ("ray_address", a.ray_address), ("track", a.track)) if v is not None}
+    if a.track == "none":
+        overrides["track"] = None
     if a.executor == "threads":
         overrides["ray_address"] = None
     elif a.ray_address:
@@ -413,7 +452,7 @@ def cmd_sessions(a: argparse.Namespace) -> int:
         if not rows:
             print(f"no sessions in {folder}/")
             return 0
-        table = [("SESSION", "SUITE", "METHOD", "STATUS", "BEST", "TOKENS", "UPDATED (UTC)", "MODELS")]
+        table = [("SESSION", "SUITE", "METHOD", "STATUS", "BEST", "TEST", "TOKENS", "UPDATED (UTC)", "MODELS")]
         unreadable = []
         for r in rows:
             name = Path(r["path"]).name  # `fgo export NAME` accepts it with or without .db
@@ -421,10 +460,11 @@ def cmd_sessions(a: argparse.Namespace) -> int:
                 unreadable.append(f"{name}: {r.get('label', 'unreadable')} ({r['error']})")
                 continue
             score = "—" if r["best_score"] is None else f"{r['best_score']:.3f}"
-            table.append((name, r["suite"] or "?", r["method"], r["status"] or "new", score, f"{r['tokens']:,}",
-                          when(r["updated_at"]), ", ".join(r["models"])))
+            test = "—" if r.get("test_score") is None else f"{r['test_score']:.3f}"
+            table.append((name, r["suite"] or "?", r["method"], r["status"] or "new", score, test,
+                          f"{r['tokens']:,}", when(r["updated_at"]), ", ".join(r["models"])))
         widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-        right = {4, 5}
+        right = {4, 5, 6}
         for row in table:
             print("  ".join(cell.rjust(w) if i in right else cell.ljust(w)
                             for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
@@ -506,7 +546,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
         extra["task_workers"] = a.task_workers
     if a.max_concurrency is not None:
         extra["roles"] = {r: {"max_concurrency": a.max_concurrency} for r in ROLES}
-    base = RunConfig.load(a.config).to_dict() if a.config else None
+    base = RunConfig.settings(a.config) if a.config else None
     roles = {r: getattr(a, f"{r}_model") for r in ROLES if getattr(a, f"{r}_model")}
     suite, options = a.suite, _parse_options(a.option)
     if a.tasks:
@@ -534,13 +574,17 @@ def cmd_doctor(a: argparse.Namespace) -> int:
     import sqlite3
 
     from fgo_engine.redaction import is_secret_name
-    from fgo_engine.tools import isolation
+    from fgo_engine.tools import isolation, syscalls
 
     layer = isolation.probe()
+    filt = syscalls.build()
+    abi = isolation.landlock_abi()
     facts = [
         ("tool sandbox (OS layer)", ("ok: " if layer.available else "MISSING: ") + layer.describe()),
+        ("tool sandbox filter", ("ok: seccomp" if filt.available else "MISSING: " + filt.reason)),
+        ("tool sandbox landlock", f"ABI {abi} (used without the OS layer)" if abi else "none in this kernel"),
         ("tool sandbox default", "auto: " + ("OS layer + in-process guard" if layer.available
-                                             else "in-process guard only (strict would refuse tools)")),
+                                             else "in-process layer only (strict would refuse tools)")),
         ("python", f"{platform.python_version()} ({sys.executable})"),
         ("platform", f"{platform.system()} {platform.release()} {platform.machine()}"),
         ("running as", f"uid {os.getuid()}" + (" (root: tools run as a fresh unprivileged uid)"
@@ -549,12 +593,20 @@ def cmd_doctor(a: argparse.Namespace) -> int:
         ("sessions folder", f"{SESSIONS_DIR.resolve()}" + ("" if SESSIONS_DIR.exists() else " (created on first run)")),
         ("litellm", "installed" if _has_module("litellm") else "missing (only fgo-sim models work)"),
     ]
+    from fgo_engine.suites.base import broken_plugins, plugin_suites
+
+    try:
+        plugins, broken = plugin_suites(), broken_plugins()
+    except FGOError as exc:  # FGO_PLUGINS naming a module that does not import
+        plugins, broken = {}, {"FGO_PLUGINS": str(exc)}
+    facts.append(("plugin suites", ", ".join(f"{n} ({pkg})" for n, pkg in sorted(plugins.items())) or "none"))
+    facts += [(f"BROKEN plugin {name}", why) for name, why in sorted(broken.items())]
     keys = sorted(k for k, v in os.environ.items() if is_secret_name(k) and v.strip())
     facts.append(("key variables set", ", ".join(keys) if keys else "none (values are never shown)"))
     width = max(len(k) for k, _ in facts)
     for k, v in facts:
         print(f"{k:<{width}}  {v}")
-    return 0 if layer.available else 1
+    return 0 if layer.available and filt.available else 1
 
 
 def _has_module(name: str) -> bool:
@@ -587,6 +639,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fgo: interrupted", file=sys.stderr)
         return 130
+    except (RecursionError, OverflowError, ValueError) as exc:
+        from fgo_engine.errors import python_limit
+
+        limit = python_limit(exc)  # Python's own limits reached by the user's data: not a bug here
+        if limit is None:
+            raise
+        print(f"fgo: error: the input goes beyond Python's limits ({limit})", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
+import re
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from fgo_engine.errors import ConfigError
-from fgo_engine.redaction import is_secret_header
+from fgo_engine.errors import ConfigError, python_limit
+from fgo_engine.redaction import is_secret_name
+from fgo_engine.types import is_simulated
 
 ROLES = ("agent", "evaluator", "optimizer", "merger")
 CLUSTERS = ("kmeans", "spectral", "bisect", "none")
@@ -42,8 +45,8 @@ LOOPBACK_DEFAULTS = {"max_concurrency": 1, "timeout": 600.0, "retry_timeouts": F
 
 def is_loopback(api_base: str | None) -> bool:
     """True for a server on this machine: localhost, 127.x.x.x or ::1."""
-    if not api_base:
-        return False
+    if not api_base or not isinstance(api_base, str):
+        return False  # (a value of the wrong type is named by RunConfig.validate)
     from urllib.parse import urlsplit
 
     try:
@@ -58,6 +61,7 @@ def is_loopback(api_base: str | None) -> bool:
         return False
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_MODULE_BYTES = 256 << 10  # a starting module file: 256 KiB
 MODULE_FILE_KEYS = {"instruction_file": "instruction", "toolbox_file": "toolbox"}
 
@@ -160,9 +164,9 @@ class RoleConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("api_key")
-        params = {k: v for k, v in self.params.items() if "key" not in k.lower()}
+        params = {k: v for k, v in self.params.items() if not is_secret_name(k)}
         if isinstance(params.get("extra_headers"), dict):  # Authorization & co. stay in memory
-            params["extra_headers"] = {h: v for h, v in params["extra_headers"].items() if not is_secret_header(h)}
+            params["extra_headers"] = {h: v for h, v in params["extra_headers"].items() if not is_secret_name(h)}
         d["params"] = params
         return d
 
@@ -198,6 +202,7 @@ class RunConfig:
     ray_address: str | None = None  # None: a local Ray instance on loopback; "auto" or "ray://host:port": join one
     instruction: str | None = None  # the starting module's text for an instruction suite (None: the suite's own)
     toolbox: str | None = None  # the starting toolbox (Python source) for a toolbox suite
+    track: str | None = None  # experiment tracking: None, or "mlflow" (the track extra; fgo_engine.report.tracking)
 
     # -- construction -----------------------------------------------------------------
     @classmethod
@@ -248,6 +253,32 @@ class RunConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> RunConfig:
+        return cls.from_dict(cls.read(path))
+
+    @classmethod
+    def settings(cls, path: str | Path) -> dict[str, Any]:
+        """A config file's settings, checked, for flags to be laid over: as written (a role's
+        unset timeout stays unset, so ``--api-base`` on loopback still brings a local server's
+        defaults), each role a table, a top-level ``model`` moved into the roles without one."""
+        data = cls.read(path)
+        cls.from_dict(data)  # the file's own mistakes named first
+        roles_in = data.get("roles") or {}
+        model = data.pop("model", None)
+        roles = {}
+        for role in ROLES:
+            spec = roles_in.get(role) or {}
+            spec = {"model": spec} if isinstance(spec, str) else dict(spec)
+            if model and "model" not in spec:
+                spec["model"] = model
+            roles[role] = spec
+        data["roles"] = roles
+        return data
+
+    @staticmethod
+    def read(path: str | Path) -> dict[str, Any]:
+        """A config file's settings as written (module files read, nothing resolved): the
+        command line lays its flags over these, so a flag's consequences (``--api-base`` on
+        loopback: a local server's defaults) are the same with a file as without."""
         p = Path(path)
         if not p.exists():
             raise ConfigError(f"config file not found: {p}")
@@ -262,9 +293,11 @@ class RunConfig:
             raise ConfigError(f"{p}: nested too deeply") from None
         except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{p}: not valid {'TOML' if p.suffix == '.toml' else 'JSON'}: {exc}") from None
-        if isinstance(data, dict):
-            data = read_module_files(data, p.parent)  # a path in the file is relative to the file
-        return cls.from_dict(data)
+        except ValueError as exc:  # Python's own limit on a whole number's digits
+            raise ConfigError(f"{p}: {python_limit(exc) or exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: a config file holds a table of settings")
+        return read_module_files(data, p.parent)  # a path in the file is relative to the file
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -280,6 +313,12 @@ class RunConfig:
 
         def is_int(v: Any) -> bool:
             return isinstance(v, int) and not isinstance(v, bool)
+
+        def is_num(v: Any) -> bool:  # a finite number (TOML's inf and nan are not settings)
+            return is_int(v) or (isinstance(v, float) and math.isfinite(v))
+
+        def is_name(v: Any) -> bool:
+            return isinstance(v, str) and bool(v.strip())
 
         need(isinstance(self.suite, str) and bool(self.suite), "suite must be a name")
         need(isinstance(self.suite_options, dict),
@@ -305,7 +344,7 @@ class RunConfig:
         need(is_int(self.workers) and 1 <= self.workers <= 256, f"workers must be 1..256 (got {self.workers!r})")
         need(self.budget_tokens is None or (is_int(self.budget_tokens) and self.budget_tokens > 0),
              f"budget_tokens must be a positive whole number (got {self.budget_tokens!r})")
-        need(self.budget_cost is None or (isinstance(self.budget_cost, (int, float)) and self.budget_cost > 0),
+        need(self.budget_cost is None or (is_num(self.budget_cost) and self.budget_cost > 0),
              f"budget_cost must be a positive number (got {self.budget_cost!r})")
         need(self.backtest in BACKTESTS, f"backtest must be one of {', '.join(BACKTESTS)} (got {self.backtest!r})")
         need(self.prompt_budget is None or (is_int(self.prompt_budget) and self.prompt_budget > 0),
@@ -321,6 +360,7 @@ class RunConfig:
                  f"{key} must be the non-empty text of the starting module (got {text!r})")
             need(text is None or len(text.encode("utf-8", "replace")) <= MAX_MODULE_BYTES,
                  f"{key}: the starting module is larger than {MAX_MODULE_BYTES >> 10} KiB")
+        need(self.track in (None, "mlflow"), f"track must be mlflow or unset (got {self.track!r})")
         need(self.instruction is None or self.toolbox is None,
              "give a starting instruction or a starting toolbox, not both (a suite optimizes one kind)")
         for role, b in self.role_budgets.items():
@@ -328,16 +368,26 @@ class RunConfig:
             need(is_int(b) and b > 0, f"role_budgets.{role} must be a positive whole number")
         for role, rc in self.roles.items():
             need(isinstance(rc.model, str) and bool(rc.model.strip()), f"roles.{role}.model must be a model name")
-            need(isinstance(rc.temperature, (int, float)) and 0 <= rc.temperature <= 2,
+            need(is_num(rc.temperature) and 0 <= rc.temperature <= 2,
                  f"roles.{role}.temperature must be between 0 and 2")
-            need(isinstance(rc.timeout, (int, float)) and rc.timeout > 0, f"roles.{role}.timeout must be > 0")
+            need(is_num(rc.timeout) and rc.timeout > 0, f"roles.{role}.timeout must be a number of seconds > 0")
+            need(rc.api_base is None or is_name(rc.api_base),
+                 f"roles.{role}.api_base must be a server's address, like http://127.0.0.1:8080/v1")
+            env = rc.api_key_env
+            need(env is None or (isinstance(env, str) and bool(_ENV_NAME.fullmatch(env))),
+                 f"roles.{role}.api_key_env must name an environment variable, like OPENAI_API_KEY")
+            need(rc.api_key is None or isinstance(rc.api_key, str), f"roles.{role}.api_key must be text")
             need(is_int(rc.max_concurrency) and rc.max_concurrency >= 1,
                  f"roles.{role}.max_concurrency must be ≥ 1")
             need(rc.scheduling in ("fair", "fifo"), f"roles.{role}.scheduling must be fair or fifo")
             need(rc.max_tokens is None or (is_int(rc.max_tokens) and rc.max_tokens > 0),
                  f"roles.{role}.max_tokens must be a positive whole number")
             need(isinstance(rc.params, dict), f"roles.{role}.params must be a table")
-            if rc.model.startswith("fgo-sim/"):
+            headers = rc.params.get("extra_headers") if isinstance(rc.params, dict) else None
+            need(headers is None or (isinstance(headers, dict)
+                                     and all(isinstance(v, str) for v in headers.values())),
+                 f"roles.{role}.params.extra_headers must be a table of header = \"text\"")
+            if is_simulated(rc.model):
                 from fgo_engine.llm.sim.profiles import parse_model
 
                 prof = parse_model(rc.model)
@@ -345,10 +395,8 @@ class RunConfig:
                                    "attention", "reword") if getattr(prof, f) < 0]
                 need(not bad, f"roles.{role}.model: {bad[0] if bad else ''} must not be negative in {rc.model!r}")
             need(isinstance(rc.retry_timeouts, bool), f"roles.{role}.retry_timeouts must be true or false")
-        need(isinstance(self.max_retry_after, (int, float)) and self.max_retry_after >= 0,
+        need(isinstance(self.evaluate_test, bool), f"evaluate_test must be true or false (got {self.evaluate_test!r})")
+        need(self.embedding_model is None or is_name(self.embedding_model),
+             "embedding_model must be a model name")
+        need(is_num(self.max_retry_after) and self.max_retry_after >= 0,
              f"max_retry_after must be a number of seconds ≥ 0 (got {self.max_retry_after!r})")
-
-    def with_model(self, model: str) -> RunConfig:
-        for rc in self.roles.values():
-            rc.model = model
-        return self

@@ -68,3 +68,16 @@ class UserCodeError(FGOError):
         super().__init__(message)
         self.task_id = task_id
         self.user_traceback = user_traceback
+
+
+def python_limit(exc: BaseException) -> str | None:
+    """What went beyond one of Python's own limits on data (a whole number of more than
+    4300 digits, nesting deeper than the interpreter recurses, a number too large for a
+    float), said in a few words; None for any other exception."""
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    if isinstance(exc, OverflowError):
+        return "a number too large"
+    if isinstance(exc, ValueError) and "integer string conversion" in str(exc):
+        return "a whole number of more than 4300 digits"
+    return None

@@ -9,11 +9,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-
-class EventSink(Protocol):
-    def __call__(self, event: Event) -> None: ...
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -29,6 +25,13 @@ class RunStarted(Event):
     n_test: int
     projected_calls: dict[str, int] = field(default_factory=dict)  # upper bound per role
     projection: dict[str, Any] = field(default_factory=dict)  # Projection.to_dict(): expected calls, tokens, cost
+    # what earlier runs of the session did, per role: {"calls", "timed", "seconds"} (progress survives a resume)
+    done_before: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sandbox: str = ""  # what LLM-written tool code runs under ("" when the suite runs none)
+    sandbox_warning: str = ""  # set when `auto` fell back to a weaker layer: the app shows it
+    # the method's traits (Method.has_merge_tree, .max_merge_nodes); None in a run recorded before them
+    has_merge_tree: bool | None = None  # its subsets meet in merge nodes
+    max_merge_nodes: int | None = None  # ... at most this many
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,7 @@ class TokensUsed(Event):
     cache_hit: bool
     total_tokens: int  # session total spent so far (cache hits excluded)
     error: str | None = None
+    latency_ms: float = 0.0  # the call's own time (0 for a cache hit): the ETA's per-role rates
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,7 @@ class RunFinished(Event):
     test_score: float | None
     final_module_id: str | None
     message: str = ""
+    start_test_score: float | None = None  # the starting module on the same test tasks (never used to decide)
 
 
 @dataclass(frozen=True)
@@ -228,3 +233,30 @@ def event_payload(event: Event) -> dict[str, Any]:
     from dataclasses import asdict
 
     return {"kind": type(event).__name__, **asdict(event)}
+
+
+# what a session keeps of its events (the high-rate ones, steps and calls, are in their own tables)
+HISTORY_EVENTS: tuple[type[Event], ...] = (RunStarted, RunStatus, SubsetStarted, EpochDone, SubsetDone,
+                                           MergeNodeUpdated, ReviewRequested, Log)
+
+
+def event_from_payload(kind: str, payload: dict[str, Any]) -> Event | None:
+    """The event a stored payload was made from (None for a kind this version does not know);
+    a field the row lacks is None, one it has that the class lacks is left out."""
+    from dataclasses import MISSING, fields
+
+    cls = next((c for c in (*HISTORY_EVENTS, RunFinished) if c.__name__ == kind), None)
+    if cls is None:
+        return None
+    args: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name in payload:
+            value = payload[f.name]
+            args[f.name] = tuple(value) if isinstance(value, list) and f.name in ("child_ids", "categories",
+                                                                                "interval") else value
+        elif f.default is MISSING and f.default_factory is MISSING:
+            args[f.name] = None
+    try:
+        return cls(**args)
+    except TypeError:
+        return None

@@ -11,6 +11,14 @@ ModuleKind = Literal["instruction", "toolbox"]
 OPERATOR = "operator"
 AUTO_APPROVE = "policy:auto"
 IF_NOT_WORSE = "policy:if-not-worse"  # who rolls back a merge that scored below its best child
+IDENTICAL_CHILDREN = "identical-children"  # the engine: a node whose children were one module
+
+SIM_PREFIX = "fgo-sim/"  # models of the simulated LLM (a test bed, never evidence of real-model quality)
+
+
+def is_simulated(model: object) -> bool:
+    """Whether ``model`` names the simulated LLM (``fgo-sim/<profile>``)."""
+    return str(model).startswith(SIM_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -142,6 +150,13 @@ def subset_ref(text: object) -> int | None:
     """The subset number of ``"s3"`` (3); None for a merge node or anything else."""
     ref = NodeRef.find(text)
     return ref.index if ref is not None and ref.is_subset else None
+
+
+def epoch_label(subset_id: object, epoch: object) -> str:
+    """The one epoch numbering of every page: ``s2 epoch 0`` is subset 2's pass 0 (the baseline
+    run of its starting module); the module the optimizer writes from that pass's critiques is
+    ``s2.e1``, first run at epoch 1."""
+    return (f"s{subset_id} " if subset_id is not None else "") + f"epoch {epoch}"
 
 
 @dataclass(frozen=True)

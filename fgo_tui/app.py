@@ -43,7 +43,9 @@ DEMO_MODEL = "fgo-sim/medium:latency=0.02"
 
 
 def default_sessions_dir() -> Path:
-    return Path(os.environ.get("FGO_SESSIONS_DIR", "sessions"))
+    from fgo_engine._env import sessions_dir
+
+    return sessions_dir()
 
 
 def demo_config() -> Any:
@@ -71,8 +73,9 @@ def display_path(path: Path) -> str:
 
 def _one_line(exc: BaseException) -> str:
     from fgo_engine.errors import FGOError
+    from fgo_engine.redaction import scrub
 
-    text = " ".join(str(exc).split())
+    text = scrub(" ".join(str(exc).split()))
     return text if isinstance(exc, FGOError) else f"{type(exc).__name__}: {text}"
 
 
@@ -128,12 +131,11 @@ class FGOApp(StudioApp):
             self.open_session(Path(s["resume_path"]), resume=True, overrides=s["overrides"])
 
     @property
-    def active_path(self) -> Path | None:
-        return self.ctl.path.resolve() if self.ctl is not None else None
-
-    @property
     def auto_approve(self) -> bool:
         return bool(self.ctl is not None and self.ctl.auto)
+
+    def busy_with(self) -> str | None:
+        return self.ctl.path.name if self.ctl is not None and self.ctl.running else None
 
     # -- opening and creating sessions --------------------------------------------------
     def open_demo(self) -> None:
@@ -214,7 +216,8 @@ class FGOApp(StudioApp):
                     await asyncio.wait_for(self.dashboard.panels_ready.wait(), 10)
                 except TimeoutError:  # never hold a run back for a panel
                     pass
-        self.post_message(SessionsChanged(select=ctl.path))
+        if self.sessions_screen is not None:  # the list learns of the new session (posted to the app, it was lost)
+            self.sessions_screen.post_message(SessionsChanged(select=ctl.path))
         self.resume_run()
 
     def _form_failed(self, message: str) -> None:
@@ -419,7 +422,7 @@ class FGOApp(StudioApp):
         batch = ctl.buffer.drain()
         from fgo_engine import events as ev
 
-        ctl.observe_progress()
+        ctl.observe_progress(batch)
         followed = ctl.follow_tick()  # a run elsewhere: the view read from its file
 
         if batch or batch.total_tokens is not None:
@@ -513,7 +516,8 @@ class FGOApp(StudioApp):
         verb = {"approve": "approved", "edit": "edited", "rollback": "rolled back"}[decision.decision]
         ctl.view.log("info", f"review of merge {node}: {verb} by you")
         elsewhere = " (sent to the process running it)" if ctl.following else ""
-        self.notify(f"merge {node} {verb}{elsewhere}; backtesting…", timeout=4)
+        # no state in the toast: it outlives a short backtest, and the tree says where it is
+        self.notify(f"merge {node} {verb}{elsewhere}; the merge tree (2) shows its backtest", timeout=4)
 
     def _close_stale_review(self) -> None:
         """Close the review the app opened once its merge is no longer pending (auto-approve,

@@ -18,12 +18,11 @@ class StudioApp(App[int]):
     cursor_blink: bool
 
     @property
-    def active_path(self) -> Path | None:
-        """The open session's file (resolved), if one is open."""
+    def auto_approve(self) -> bool:
         raise NotImplementedError
 
-    @property
-    def auto_approve(self) -> bool:
+    def busy_with(self) -> str | None:
+        """The file name of the session whose run is in progress here (the app runs one at a time)."""
         raise NotImplementedError
 
     def action_new_session(self) -> None:

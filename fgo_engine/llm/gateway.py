@@ -28,11 +28,12 @@ from fgo_engine.config import RoleConfig
 from fgo_engine.errors import BudgetExceededError, CancelledError, ContextOverflowError, LLMError
 from fgo_engine.llm import tokens
 from fgo_engine.llm.scheduling import FairSlots
+from fgo_engine.llm.sim import faults as sim_faults
+from fgo_engine.llm.sim.faults import Faults
 from fgo_engine.persistence import writes
 from fgo_engine.timeutil import now
-from fgo_engine.types import Budget, Completion, LedgerEntry, Scope, Totals
+from fgo_engine.types import Budget, Completion, LedgerEntry, Scope, Totals, is_simulated
 
-SIM_PREFIX = "fgo-sim/"
 log = logging.getLogger("fgo.llm.gateway")
 _litellm_lock = threading.Lock()
 _litellm_mod = None
@@ -65,13 +66,6 @@ def get_litellm():
 _NO_SCOPE = Scope()
 
 
-def redact(text: str, secrets: list[str]) -> str:
-    for s in secrets:
-        if s and len(s) >= 6:
-            text = text.replace(s, "***")
-    return redaction.scrub(text)  # and every other secret the process knows
-
-
 class Gateway:
     def __init__(
         self,
@@ -95,6 +89,7 @@ class Gateway:
         # so that a call waiting for a slot when cancel is asked never starts
         self.before_call = before_call
         self._abandon = threading.Event()  # set by abandon(): requests under way are given up, not awaited
+        self.faults = Faults()  # what the simulated LLM fails with on this gateway's calls (tests)
         self._in_flight = 0
         for rc in roles.values():
             redaction.register_role(rc)
@@ -209,7 +204,7 @@ class Gateway:
 
     def window(self, model: str) -> int | None:
         if model not in self._windows:
-            if model.startswith(SIM_PREFIX):
+            if is_simulated(model):
                 from fgo_engine.llm.sim.profiles import parse_model
 
                 self._windows[model] = parse_model(model).window
@@ -247,7 +242,7 @@ class Gateway:
 
     @staticmethod
     def cache_key(rc: RoleConfig, messages: list[dict[str, Any]], sample: int, tools: list | None) -> str:
-        params = {k: v for k, v in rc.params.items() if "key" not in k.lower()}
+        params = {k: v for k, v in rc.params.items() if not redaction.is_secret_name(k)}  # the one rule
         blob = json.dumps(
             {"model": rc.model, "messages": messages, "temperature": rc.temperature,
              "max_tokens": rc.max_tokens, "tools": tools, "sample": sample, "params": params,
@@ -271,15 +266,6 @@ class Gateway:
                 slots = self._slots[rc.model] = FairSlots(rc.max_concurrency, fair=rc.scheduling == "fair",
                                                           on_queue=on_queue)
             return slots
-
-    def _secrets(self) -> list[str]:
-        out = []
-        for rc in self.roles.values():
-            if rc.api_key:
-                out.append(rc.api_key)
-            if rc.api_key_env and os.environ.get(rc.api_key_env):
-                out.append(os.environ[rc.api_key_env])
-        return out
 
     def _load_totals(self) -> None:
         """A resumed session continues the totals (and budgets) where its ledger stands."""
@@ -318,7 +304,7 @@ class Gateway:
         if e.started_at is None:
             e.started_at = e.ended_at - e.latency_ms / 1000.0
         if e.error:
-            e.error = redact(e.error, self._secrets())
+            e.error = redaction.scrub(e.error)  # the roles' keys are registered (register_role)
         with self._lock:
             for agg in (self.total, self.by_role[e.role], self.by_scope[(e.scope.kind, e.scope.id)],
                         self.by_phase[e.scope.phase]):
@@ -337,26 +323,7 @@ class Gateway:
         litellm = get_litellm()
         retryable = (litellm.RateLimitError, litellm.Timeout, litellm.APIConnectionError,
                      litellm.InternalServerError, litellm.ServiceUnavailableError, MalformedReply)
-        kwargs: dict[str, Any] = {"model": rc.model, "messages": messages, "timeout": rc.timeout,
-                                  "temperature": rc.temperature, "seed": sample, "num_retries": 0,
-                                  "max_retries": 0}
-        if rc.max_tokens:
-            kwargs["max_tokens"] = rc.max_tokens
-        if tools:
-            kwargs["tools"] = tools
-            # Our tools are plain functions; without this litellm imports its MCP bridge,
-            # which needs the optional `mcp` package.
-            kwargs["_skip_mcp_handler"] = True
-        if rc.api_base:
-            kwargs["api_base"] = rc.api_base
-        api_key = rc.api_key or (os.environ.get(rc.api_key_env) if rc.api_key_env else None)
-        if rc.api_key_env and not api_key:
-            raise LLMError(f"{rc.model} ({role}): the environment variable {rc.api_key_env} is not set")
-        if not api_key and rc.api_base and rc.model.startswith("openai/") and not os.environ.get("OPENAI_API_KEY"):
-            api_key = "no-key"  # a local OpenAI-compatible server (llama.cpp, vLLM, Ollama) wants some key
-        if api_key:
-            kwargs["api_key"] = api_key
-        kwargs.update(rc.params)
+        kwargs = _request(role, rc, messages, sample, tools)
         slots = self._slots_for(rc)
         attempt = 0
 
@@ -385,7 +352,7 @@ class Gateway:
             start = time.perf_counter()
             started_at, queue_ms = time.time(), (start - asked) * 1000.0
             try:
-                resp = self._send(litellm, rc, release, kwargs, self._abandon)
+                resp = self._send(litellm, rc, release, kwargs, self._abandon, self.faults)
                 if not getattr(resp, "choices", None):
                     raise MalformedReply("the reply has no choices", getattr(resp, "usage", None))
             except CancelledError:
@@ -399,44 +366,58 @@ class Gateway:
                 raise ContextOverflowError(msg, prompt_tokens=prompt_tokens,
                                            window=self.window(rc.model) or 0) from exc
             except retryable as exc:
-                kind = type(exc).__name__
-                secrets = self._secrets()
-                log.warning("%s (%s) try %d: %s", rc.model, role, attempt + 1, redact(str(exc), secrets))
-                if _is_auth_problem(exc):  # litellm reports some credential problems as server errors
-                    msg = redact(f"{rc.model} ({role}): credentials problem: {_short(exc)}", secrets)
-                    self._record(entry(0, 0, 0.0, msg))
-                    raise LLMError(msg) from None
-                p_used, c_used = _usage_tokens(getattr(exc, "usage", None))
-                self._record(entry(p_used, c_used, 0.0, f"{kind}: {_short(exc)}"))
-                gives_up = attempt >= self.retries
-                if isinstance(exc, litellm.Timeout) and not rc.retry_timeouts:
-                    gives_up = True  # a local server is still generating the abandoned reply
-                if gives_up:
-                    msg = redact(_user_message(rc, role, exc, attempt + 1), secrets)
-                    log.error("%s", msg)
-                    raise LLMError(msg) from None
-                wait = _retry_after(exc)
-                if wait is not None:
-                    delay = min(self.max_retry_after, wait)  # the server said when; capped by a setting
-                else:
-                    delay = min(self.max_backoff, self.backoff * (2 ** attempt))
-                    delay *= 0.5 + self._rng.random()  # jitter
-                self.sleep(delay)
+                self.sleep(self._retry_delay(litellm, role, rc, exc, attempt, entry))
                 attempt += 1
                 continue
             except Exception as exc:  # auth, bad request, unknown model: not worth retrying
-                secrets = self._secrets()
-                log.error("%s (%s): %s", rc.model, role, redact(str(exc), secrets))
-                msg = redact(_user_message(rc, role, exc, 0), secrets)
+                log.error("%s (%s): %s", rc.model, role, redaction.scrub(str(exc)))
+                msg = redaction.scrub(_user_message(rc, role, exc, 0))
                 self._record(entry(0, 0, 0.0, msg))
                 raise LLMError(msg) from None
             break
-        latency = _ms(start)
+        comp = self._completion(litellm, rc, resp, messages, tools, prompt_tokens, _ms(start))
+        payload = {"text": comp.text, "tool_calls": comp.tool_calls, "prompt_tokens": comp.prompt_tokens,
+                   "completion_tokens": comp.completion_tokens, "cost": comp.cost}
+        if comp.finish_reason:
+            payload["finish_reason"] = comp.finish_reason
+        done = entry(comp.prompt_tokens, comp.completion_tokens, comp.cost, None)
+        done.latency_ms = comp.latency_ms
+        self._record(done, payload if self.use_cache or self.store else None)
+        return comp
+
+    def _retry_delay(self, litellm, role: str, rc: RoleConfig, exc: BaseException, attempt: int,
+                     entry: Callable[[int, int, float, str | None], LedgerEntry]) -> float:
+        """A retryable failure ledgered; how long to wait before the next try, or the
+        :class:`LLMError` that ends the call (a credentials problem, no tries left)."""
+        log.warning("%s (%s) try %d: %s", rc.model, role, attempt + 1, redaction.scrub(str(exc)))
+        if _is_auth_problem(exc):  # litellm reports some credential problems as server errors
+            msg = f"{rc.model} ({role}): credentials problem: {_short(exc)}"
+            self._record(entry(0, 0, 0.0, msg))
+            raise LLMError(msg) from None
+        p_used, c_used = _usage_tokens(getattr(exc, "usage", None))
+        self._record(entry(p_used, c_used, 0.0, f"{type(exc).__name__}: {_short(exc)}"))
+        gives_up = attempt >= self.retries
+        if isinstance(exc, litellm.Timeout) and not rc.retry_timeouts:
+            gives_up = True  # a local server is still generating the abandoned reply
+        if gives_up:
+            msg = redaction.scrub(_user_message(rc, role, exc, attempt + 1))
+            log.error("%s", msg)
+            raise LLMError(msg) from None
+        wait = _retry_after(exc)
+        if wait is not None:
+            return min(self.max_retry_after, wait)  # the server said when; capped by a setting
+        delay = min(self.max_backoff, self.backoff * (2 ** attempt))
+        return delay * (0.5 + self._rng.random())  # jitter
+
+    def _completion(self, litellm, rc: RoleConfig, resp, messages, tools, prompt_tokens: int | None,
+                    latency: float) -> Completion:
+        """The reply as a :class:`Completion`; tokens the server did not report are counted here."""
         msg = resp.choices[0].message
-        text = msg.content or ""
+        text = redaction.storable(msg.content or "")  # a lone surrogate would stop the run at the first write
         calls = []
         for tc in getattr(msg, "tool_calls", None) or []:
-            calls.append({"id": tc.id, "name": tc.function.name, "arguments": tc.function.arguments or "{}"})
+            calls.append({"id": redaction.storable(str(tc.id)), "name": redaction.storable(str(tc.function.name)),
+                          "arguments": redaction.storable(tc.function.arguments or "{}")})
         usage = getattr(resp, "usage", None)
         p = getattr(usage, "prompt_tokens", None) or prompt_tokens
         if not p:
@@ -444,32 +425,24 @@ class Gateway:
         c = getattr(usage, "completion_tokens", None)
         if c is None:
             c = tokens.count_text(text, rc.model)
-        cost = 0.0 if rc.model.startswith(SIM_PREFIX) else self._cost(litellm, rc.model, resp)
+        cost = 0.0 if is_simulated(rc.model) else self._cost(litellm, rc.model, resp)
         finish = getattr(resp.choices[0], "finish_reason", None)
-        comp = Completion(text=text, tool_calls=calls, prompt_tokens=int(p), completion_tokens=int(c),
+        return Completion(text=text, tool_calls=calls, prompt_tokens=int(p), completion_tokens=int(c),
                           cost=cost, latency_ms=latency, cached=False, model=rc.model,
                           finish_reason=str(finish) if finish else None)
-        payload = {"text": comp.text, "tool_calls": comp.tool_calls, "prompt_tokens": comp.prompt_tokens,
-                   "completion_tokens": comp.completion_tokens, "cost": comp.cost}
-        if comp.finish_reason:
-            payload["finish_reason"] = comp.finish_reason
-        done = entry(comp.prompt_tokens, comp.completion_tokens, cost, None)
-        done.latency_ms = latency
-        self._record(done, payload if self.use_cache or self.store else None)
-        return comp
 
     @staticmethod
     def _send(litellm, rc: RoleConfig, release: Callable[[], None], kwargs: dict[str, Any],
-              abandon: threading.Event | None = None):
+              abandon: threading.Event | None = None, faults: Faults | None = None):
         """One request on a model slot already taken, cut at ``rc.timeout`` seconds in total.
         The HTTP client's timeout bounds each read, not the whole reply: a body trickled in
         slowly would never end. ``release`` gives the slot back when the request really ends,
         so an abandoned request keeps it (a local server is still busy with it)."""
-        if rc.model.startswith(SIM_PREFIX):
+        if is_simulated(rc.model):
             from fgo_engine.llm.sim.provider import cpu_turn
 
             try:
-                with cpu_turn():  # the simulator's CPU is this process's: see cpu_turn
+                with cpu_turn(), sim_faults.bound(faults):  # the simulator's CPU is this process's: see cpu_turn
                     return litellm.completion(**kwargs)
             finally:
                 release()
@@ -551,14 +524,38 @@ def _retry_after(exc: BaseException) -> float | None:
     return None
 
 
+def _request(role: str, rc: RoleConfig, messages, sample: int, tools) -> dict[str, Any]:
+    """litellm's arguments for one call of ``role``: its own retries off (the gateway retries)."""
+    kwargs: dict[str, Any] = {"model": rc.model, "messages": messages, "timeout": rc.timeout,
+                              "temperature": rc.temperature, "seed": sample, "num_retries": 0,
+                              "max_retries": 0}
+    if rc.max_tokens:
+        kwargs["max_tokens"] = rc.max_tokens
+    if tools:
+        kwargs["tools"] = tools
+        # Our tools are plain functions; without this litellm imports its MCP bridge,
+        # which needs the optional `mcp` package.
+        kwargs["_skip_mcp_handler"] = True
+    if rc.api_base:
+        kwargs["api_base"] = rc.api_base
+    api_key = rc.api_key or (os.environ.get(rc.api_key_env) if rc.api_key_env else None)
+    if rc.api_key_env and not api_key:
+        raise LLMError(f"{rc.model} ({role}): the environment variable {rc.api_key_env} is not set")
+    if not api_key and rc.api_base and rc.model.startswith("openai/") and not os.environ.get("OPENAI_API_KEY"):
+        api_key = "no-key"  # a local OpenAI-compatible server (llama.cpp, vLLM, Ollama) wants some key
+    if api_key:
+        kwargs["api_key"] = api_key
+    kwargs.update(rc.params)
+    return kwargs
+
+
 _PREFIXES = re.compile(r"^(?:litellm\.\w+:\s*)?(?:\w+Error:\s*)?(?:\w+Exception\s*-\s*)?")
 
 
 def _reason(exc: BaseException, limit: int = 160) -> str:
     """The provider's own words, without litellm's prefixes, on one short line."""
-    text = redaction.scrub(" ".join(str(exc).split()))  # before cutting: never half a key
-    text = _PREFIXES.sub("", text).strip() or type(exc).__name__
-    return text if len(text) <= limit else text[:limit] + "…"
+    text = _PREFIXES.sub("", redaction.scrub(" ".join(str(exc).split()))).strip() or type(exc).__name__
+    return redaction.clip(text, limit)
 
 
 def _is_connection_problem(exc: BaseException) -> bool:
@@ -619,5 +616,4 @@ def _ms(start: float) -> float:
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:
-    s = redaction.scrub(" ".join(str(exc).split()))  # before cutting: never half a key
-    return s if len(s) <= limit else s[:limit] + "…"
+    return redaction.clip(" ".join(str(exc).split()), limit)

@@ -19,10 +19,20 @@ from fgo_engine.method import backtest, prompts, resample
 from fgo_engine.method.cluster import balanced_sizes, groups_for, litellm_embedder, merge_node_count, split_count, tfidf
 from fgo_engine.method.runtime import Item, Runtime, by_category, short_hash
 from fgo_engine.persistence import queries, writes
-from fgo_engine.types import IF_NOT_WORSE, ChildInfo, Module, ReviewDecision, ReviewRequest, Scope, Task
+from fgo_engine.types import (
+    AUTO_APPROVE,
+    IDENTICAL_CHILDREN,
+    IF_NOT_WORSE,
+    ChildInfo,
+    Module,
+    ReviewDecision,
+    ReviewRequest,
+    Scope,
+    Task,
+)
 
 log = logging.getLogger("fgo.method")
-IDENTICAL = "identical-children"  # the reviews.by of a node whose children were one module
+IDENTICAL = IDENTICAL_CHILDREN  # the reviews.by of a node whose children were one module
 
 
 @dataclass
@@ -166,7 +176,7 @@ class MergeTree:
                 module, module_id, trajs, score = (node.best_child.module, node.best_child.module_id,
                                                    bt.child_trajs, child_score)
                 final_decision = "rollback"
-        elif decision.by == "policy:auto" and score < node.score_before:
+        elif decision.by == AUTO_APPROVE and score < node.score_before:
             text = (f"merge {node.node_id} scored {score:.3f} on its {len(node.tasks)} tasks, below its children's "
                     f"{node.score_before:.3f}, and auto-approve kept it; --review if-not-worse keeps only merges "
                     "that are not worse than their best child")
@@ -252,7 +262,7 @@ class MergeTree:
             self._settle_review(node)
             return decision
         number = int(node.node_id[1:])
-        ordered = getattr(rt.gate, "policy", "") == "ask"
+        ordered = rt.gate.asks_person  # a person is asked in node order
         with self._review_lock:
             while ordered and any(i not in self._reviewed for i in range(1, number)):
                 if self._failed is not None:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from fgo_engine import redaction
 from fgo_engine.config import RunConfig
 from fgo_engine.errors import ConfigError
 from fgo_engine.method import cluster, gepa_method
@@ -21,7 +22,7 @@ from fgo_engine.method.optimize import optimize_loop, optimize_subsets
 from fgo_engine.method.projection import Loop, MergeStep, Plan, Projection, estimate, tree_plan
 from fgo_engine.method.runtime import Runtime
 from fgo_engine.suites.base import Suite
-from fgo_engine.types import Module, Task
+from fgo_engine.types import Module, Task, is_simulated
 
 
 @dataclass
@@ -34,6 +35,12 @@ class Outcome:
 
 class Method(Protocol):
     name: str
+    has_merge_tree: bool
+    """Works in subsets whose modules meet in merge nodes (what the app shows as panels and a tree)."""
+
+    def max_merge_nodes(self, n_subsets: int) -> int:
+        """The merge nodes a full run makes at most."""
+        ...
 
     def run(self, rt: Runtime, train: list[Task], start: Module, start_id: str) -> Outcome: ...
 
@@ -48,7 +55,14 @@ def _with_test(config: RunConfig, plan: Plan, test: list[Task]) -> Plan:
     return plan
 
 
-class Vanilla:
+class _NoTree:
+    has_merge_tree = False
+
+    def max_merge_nodes(self, n_subsets: int) -> int:
+        return 0
+
+
+class Vanilla(_NoTree):
     name = "vanilla"
 
     def run(self, rt: Runtime, train: list[Task], start: Module, start_id: str) -> Outcome:
@@ -62,6 +76,10 @@ class FGO:
     """Divide into subsets, optimize each in parallel, merge through the clustered tree."""
 
     name = "fgo"
+    has_merge_tree = True
+
+    def max_merge_nodes(self, n_subsets: int) -> int:
+        return max(0, n_subsets - 1)  # every merge takes two modules or more
 
     def run(self, rt: Runtime, train: list[Task], start: Module, start_id: str) -> Outcome:
         cfg = rt.cfg
@@ -90,6 +108,9 @@ class NoMerge(FGO):
 
     name = "no-merge"
 
+    def max_merge_nodes(self, n_subsets: int) -> int:
+        return 1 if n_subsets > 1 else 0
+
     def merge(self, tree: MergeTree, items):
         return items[0] if len(items) == 1 else tree.merge_all_at_once(items)
 
@@ -99,7 +120,7 @@ class NoMerge(FGO):
         return [MergeStep(len(groups), [t for g in groups for t in g])]
 
 
-class _Batched:
+class _Batched(_NoTree):
     """A baseline: one optimizer loop over a list of batches, N×E steps."""
 
     name = ""
@@ -156,7 +177,7 @@ class Bootstrapping(_Batched):
         return [list({t.id: t for t in b}.values()) for b in batches]
 
 
-class GEPA:
+class GEPA(_NoTree):
     """GEPA (gepa 0.1.4, the ``gepa`` extra) on the same tasks, through this run's gateway,
     with FGO's training rollouts for these settings as its metric-call budget."""
 
@@ -208,8 +229,8 @@ def run_notes(config: RunConfig, suite: Suite) -> list[str]:
         kind = "instruction" if config.instruction else "toolbox"
         first = next((line.strip() for line in start.splitlines() if line.strip()), "")
         notes.append(f"starting {kind}: yours, {len(start.splitlines())} lines, {len(start):,} characters "
-                     f"(\"{first[:60]}{'…' if len(first) > 60 else ''}\")")
-    sim_roles = [r for r, rc in config.roles.items() if rc.model.startswith("fgo-sim/")]
+                     f"(\"{redaction.clip(first, 60)}\")")
+    sim_roles = [r for r, rc in config.roles.items() if is_simulated(rc.model)]
     if config.suite == "jsonl" and "agent" in sim_roles:
         notes.append("the simulated LLM cannot answer your own tasks (it replies 'unknown'): use a real model "
                      "for the agent to learn anything")

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fgo_engine.config import ROLES, RunConfig
-from fgo_engine.types import Module, Task
+from fgo_engine.types import Module, Task, is_simulated
 
 FAIL_RATE = 0.6  # prior share of failed episodes at a loop's first step (the bound assumes all fail)
 FAIL_DECAY = 0.6  # ... falling by this factor with every optimizer step on the loop
@@ -199,7 +199,7 @@ def _agent_calls(suite: Any, task: Task) -> tuple[int, float]:
 def _count(text: str, model: str) -> int:
     from fgo_engine.llm import tokens
 
-    return tokens.count_text(text, "" if model.startswith("fgo-sim/") else model)
+    return tokens.count_text(text, "" if is_simulated(model) else model)
 
 
 class _Sizes:
@@ -308,9 +308,12 @@ def estimate(plan: Plan, config: RunConfig, suite: Any, start: Module, *,
         if plan.post_check:  # the best child on the union: its own tasks come from the cache
             episodes(m.tasks, bound=0, paid=1 - 1 / max(1, m.children))
     episodes(plan.test)
+    # the starting module on the test split too, beside the result (vanilla's result is the starting module)
+    if config.method != "vanilla":
+        episodes(plan.test)
     proj = Projection(roles, dict(sz.models))
     _price(proj)
-    if any(m.startswith("fgo-sim/") for m in sz.models.values()):
+    if any(is_simulated(m) for m in sz.models.values()):
         proj.notes.append("simulated LLM: no cost; token figures are the simulator's")
     return proj
 
@@ -319,7 +322,7 @@ def _price(proj: Projection) -> None:
     """Expected and high cost from litellm's local price map; None where a price is unknown."""
     for role, p in proj.roles.items():
         model = proj.models.get(role, "")
-        if model.startswith("fgo-sim/"):
+        if is_simulated(model):
             p.cost = p.cost_max = 0.0
             continue
         rates = price_per_token(model)
@@ -337,7 +340,7 @@ def _price(proj: Projection) -> None:
 
 def model_window(model: str) -> int | None:
     """The context window of a model (the simulator's profile, else litellm's map), or None."""
-    if model.startswith("fgo-sim/"):
+    if is_simulated(model):
         from fgo_engine.llm.sim.profiles import parse_model
 
         return parse_model(model).window

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from fgo_engine import redaction
 from fgo_engine.types import Critique, Module, Task, Trajectory
 
 # The reply's shape names its keys without example values: a small model copies a value
@@ -198,7 +199,7 @@ def parse_critique(task_id: str, text: str) -> Critique:
         except json.JSONDecodeError:
             pass
     return Critique(task_id=task_id, correct=False, failure="", pattern="",
-                    suggestion=text.strip()[:500], raw=text, parsed=False)
+                    suggestion=redaction.clip(text.strip(), 500, mark=""), raw=text, parsed=False)
 
 
 def critique_problem(text: str) -> str | None:

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 
 from fgo_engine import events as ev
+from fgo_engine import redaction
 from fgo_engine.method import prompts
 from fgo_engine.method.runtime import Runtime
 from fgo_engine.persistence import writes
@@ -71,11 +72,7 @@ def proposal_problem(rt: Runtime, kind: str, reply: str, current: str | None) ->
 
 
 def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
-    text = text.strip()
-    if len(text) <= limit:
-        return text
-    half = limit // 2
-    return text[:half] + " … " + text[-half:]
+    return redaction.clip(text.strip(), limit, keep="both", mark=" … ")
 
 
 def record_rejected(rt: Runtime, role: str, scope: Scope, reason: str, text: str, sample: int) -> None:

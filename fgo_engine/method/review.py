@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from fgo_engine.errors import CancelledError
 from fgo_engine.hooks import with_defaults
-from fgo_engine.types import ReviewDecision, ReviewRequest
+from fgo_engine.types import AUTO_APPROVE, IF_NOT_WORSE, ReviewDecision, ReviewRequest
 
 
 class ReviewGate(Protocol):
@@ -22,6 +22,9 @@ class ReviewGate(Protocol):
     # -- optional hooks (defaults in GateBase) ----------------------------------------
     post_check: bool
     """After the backtest, roll back a merge that scored below its best child (if-not-worse)."""
+    asks_person: bool
+    """A person answers (the console, the app): reviews are then asked in node order, n1 before
+    n2, whatever finished first, so that the questions come in the order the tree shows them."""
 
     def cancel(self) -> None:
         """The run is being cancelled: stop waiting for a decision."""
@@ -32,6 +35,7 @@ class GateBase:
     """Defaults of the optional :class:`ReviewGate` hooks."""
 
     post_check: bool = False
+    asks_person: bool = False
 
     def cancel(self) -> None:
         return None  # a policy never waits
@@ -48,7 +52,7 @@ class AutoApprove(GateBase):
     policy = "auto"
 
     def review(self, request: ReviewRequest) -> ReviewDecision:
-        return ReviewDecision("approve", by="policy:auto")
+        return ReviewDecision("approve", by=AUTO_APPROVE)
 
 
 class IfNotWorse(AutoApprove):
@@ -58,7 +62,7 @@ class IfNotWorse(AutoApprove):
     post_check = True
 
     def review(self, request: ReviewRequest) -> ReviewDecision:
-        return ReviewDecision("approve", by="policy:if-not-worse")
+        return ReviewDecision("approve", by=IF_NOT_WORSE)
 
 
 class QueueGate(GateBase):
@@ -68,6 +72,7 @@ class QueueGate(GateBase):
     """
 
     policy = "ask"
+    asks_person = True
 
     def __init__(self, *, auto: bool = False, on_request: Callable[[ReviewRequest], None] | None = None):
         self.auto = auto
@@ -85,7 +90,7 @@ class QueueGate(GateBase):
     def review(self, request: ReviewRequest) -> ReviewDecision:
         with self._cond:
             if self.auto:
-                return ReviewDecision("approve", by="policy:auto")
+                return ReviewDecision("approve", by=AUTO_APPROVE)
             self._pending, self._answer = request, None
         if self.on_request is not None:
             self.on_request(request)
@@ -96,7 +101,7 @@ class QueueGate(GateBase):
             if self._answer is not None:
                 return self._answer
             if self.auto:
-                return ReviewDecision("approve", by="policy:auto")
+                return ReviewDecision("approve", by=AUTO_APPROVE)
             raise CancelledError("run cancelled while a review was pending")
 
     def decide(self, decision: ReviewDecision) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from fgo_engine import events as ev
+from fgo_engine import redaction
 from fgo_engine.config import RunConfig
 from fgo_engine.errors import BudgetExceededError, CancelledError, LLMError, MalformedOutputError, UserCodeError
 from fgo_engine.llm import tokens
@@ -115,10 +116,6 @@ class Runtime:
                       node_id=node_id, epoch=epoch, score=score, adopted=adopted, note=note)
         return module_id
 
-    def usable(self, old: Module, text: str) -> bool:
-        """An LLM-written module is usable if it is not empty and the suite accepts it."""
-        return self.module_problem(old.kind, text) is None
-
     def module_problem(self, kind: str, text: str) -> str | None:
         """Why the suite cannot use this module text (None: it can)."""
         try:
@@ -137,7 +134,8 @@ class Runtime:
             comp = inner(messages, tools=tools)
             last = next((m.get("content") or "" for m in reversed(messages) if m.get("role") in ("user", "tool")), "")
             action = comp.text or ", ".join(f"{c['name']}({c['arguments']})" for c in comp.tool_calls)
-            bus.emit(ev.AgentStep(scope.kind, scope.id, task_id, str(last)[-400:], action[:400]))
+            bus.emit(ev.AgentStep(scope.kind, scope.id, task_id, redaction.clip(str(last), 400, keep="tail"),
+                                  redaction.clip(action, 400)))
             return comp
 
         return call

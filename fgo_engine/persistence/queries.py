@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fgo_engine.errors import FGOError
-from fgo_engine.types import IF_NOT_WORSE, ChildInfo, Module, ReviewRequest, Task, Totals, subset_ref
+from fgo_engine.types import IF_NOT_WORSE, ChildInfo, Module, ReviewRequest, Task, Totals, epoch_label, subset_ref
 
 if TYPE_CHECKING:
     from fgo_engine.persistence.store import Store
@@ -76,6 +76,45 @@ def ledger_totals(store: Store) -> LedgerTotals:
     return out
 
 
+PROGRESS_KEY = "calls_done"  # meta: per role, the calls of the session's work done so far (JSON)
+
+
+def calls_done(store: Store) -> dict[str, dict[str, Any]]:
+    """Per role, the calls of the session's work done by its earlier runs (as each run counted
+    them: a call a resume replays from the cache is not done twice) and the latency of the ones
+    an LLM answered: where progress and the ETA of a resumed run start from."""
+    rows = store.query(
+        "select role, count(distinct case when cache_key != '' then cache_key end) "
+        "+ coalesce(sum(cache_key = '' or cache_key is null), 0) calls, "
+        "coalesce(sum(cache_hit = 0 and error is null), 0) timed, "
+        "coalesce(sum(case when cache_hit = 0 and error is null then latency_ms else 0 end), 0) ms "
+        "from ledger group by role")
+    out = {r["role"]: {"calls": r["calls"], "timed": r["timed"], "seconds": r["ms"] / 1000.0} for r in rows}
+    try:
+        counted = json.loads(store.meta_get(PROGRESS_KEY) or "{}")
+    except (TypeError, ValueError):
+        counted = {}
+    for role, n in counted.items():  # a session written before runs counted: distinct calls
+        out.setdefault(role, {"calls": 0, "timed": 0, "seconds": 0.0})["calls"] = int(n)
+    return out
+
+
+def event_history(store: Store, limit: int = 10_000) -> list[tuple[str, str, dict[str, Any]]]:
+    """The session's kept events, oldest first: (ts, kind, payload)."""
+    rows = store.query("select ts, kind, payload_json from events where kind != 'RejectedOutput' "
+                       "order by id desc limit ?", (limit,))
+    out = []
+    for r in reversed(rows):
+        payload = r["payload_json"]
+        if isinstance(payload, str):
+            try:
+                payload = json.loads(payload)
+            except ValueError:
+                continue
+        out.append((r["ts"] or "", r["kind"] or "", payload if isinstance(payload, dict) else {}))
+    return out
+
+
 # -- sessions -------------------------------------------------------------------------------
 
 
@@ -94,7 +133,9 @@ def session_summary(path: Path, store: Store) -> dict[str, Any]:
     models = sorted({r.get("model", "?") for r in (cfg.get("roles") or {}).values()})
     return {"path": str(path), "name": info["name"], "suite": info["suite"], "status": info["status"],
             "best_score": info["best_score"], "tokens": ledger_totals(store).total.tokens, "models": models,
-            "method": cfg.get("method", "fgo"), "updated_at": info["updated_at"]}
+            "test_score": mean_test_score(store, info["final_module_id"]) if info.get("final_module_id") else None,
+            "method": cfg.get("method", "fgo"), "updated_at": info["updated_at"],
+            "pending_reviews": pending_reviews(store)}
 
 
 def list_sessions(folder: Path) -> list[dict[str, Any]]:
@@ -453,8 +494,9 @@ def audit(store: Store, module_id: str, max_trajectories: int = 12) -> Audit | N
         why.append("The suite's starting module: nothing changed it yet.")
     elif origin == "optimize" and parent:
         ep = (m.get("epoch") or 1) - 1
-        why.append(f"The optimizer rewrote {parent['id']} after epoch {ep} of subset {m.get('subset_id')}: "
-                   "it saw the trajectories and critiques below.")
+        why.append(f"The optimizer wrote {m['id']} from {parent['id']} after "
+                   f"{epoch_label(m.get('subset_id'), ep)}: it saw that epoch's trajectories and critiques "
+                   f"below; {m['id']} first ran at {epoch_label(m.get('subset_id'), m.get('epoch'))}.")
         if m.get("adopted") is not None:
             why.append(("Adopted" if m["adopted"] else "Rejected") + f": it scored {_f(m.get('score'))} on the "
                        "subset, compared with the best module so far on the same tasks.")

@@ -115,6 +115,7 @@ class Store:
         self._reads = threading.Condition()
         self._reads_in_flight = 0
         self._lock_key: str | None = None
+        self._new_files: list[Path] = []  # the side files this open made (taken back by abandon())
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -193,17 +194,38 @@ class Store:
             db.enable_wal()
             apply_migrations(db, version)
 
+        sides = store._side_files()
+        before = {p for p in sides if p.exists()}
+        store._new_files = [p for p in sides if p not in before]
         store._lock_key = SessionLock.acquire(path)
-        reserve = False
         try:
-            reserve = hold_reserve(store.file)
+            hold_reserve(store.file)
             store._start_writer(init)
         except BaseException:
             store._unlock()
-            if reserve:
-                reserve_file(store.file).unlink(missing_ok=True)
+            store._remove_new_files()
             raise
         return store
+
+    def _side_files(self) -> list[Path]:
+        f = self.file
+        return [Path(f"{f}-wal"), Path(f"{f}-shm"), lock_file(f), reserve_file(f)]
+
+    def _remove_new_files(self) -> None:
+        for p in self._new_files:
+            p.unlink(missing_ok=True)
+
+    def abandon(self) -> None:
+        """Close a session whose contents were refused after it opened (a configuration that
+        does not load, a suite that is not installed, a damaged row), before anything was
+        written to it: the files this open made beside it (lock, disk reserve, SQLite's side
+        files when there were none) are taken back, so a refused input leaves nothing new."""
+        try:
+            self.close()
+        except SessionError:
+            pass  # refused already: the reason the caller raises is the one to show
+        if self._lock_key is None:  # closed for good: nobody else holds these files through us
+            self._remove_new_files()
 
     def _unlock(self) -> None:
         key, self._lock_key = self._lock_key, None

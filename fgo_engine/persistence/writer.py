@@ -14,7 +14,6 @@ from __future__ import annotations
 import itertools
 import json
 import queue
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -34,11 +33,6 @@ __all__ = ["MAX_BATCH", "Writer", "encode_row", "scrub_secrets"]
 # enough to amortise the commit, small enough that readers see progress often.
 MAX_BATCH = 1000
 WRITER_BUSY_MS = 30_000
-# Config keys that look like credentials never reach the session file.
-# ``api_key_env`` names an environment variable (not a secret) and is kept, so a resumed
-# session still knows where to find its key.
-_SECRET_KEY = re.compile(r"api[_-]?key(?![_-]?env$)|secret|password|passwd|authorization|access[_-]?token",
-                         re.IGNORECASE)
 
 
 def encode_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -60,7 +54,7 @@ def scrub_secrets(value: Any) -> Any:
     """API keys are never stored, even when a caller passes a config that holds one."""
     if isinstance(value, dict):
         return {k: scrub_secrets(v) for k, v in value.items()
-                if not (isinstance(k, str) and _SECRET_KEY.search(k))}
+                if not (isinstance(k, str) and redaction.is_secret_name(k))}  # api_key_env is kept
     if isinstance(value, (list, tuple)):
         return [scrub_secrets(v) for v in value]
     return value

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 from sqlite_utils import Database
 
 from fgo_engine import redaction
+from fgo_engine.errors import SessionError
 from fgo_engine.persistence.schema import SESSION_STATUSES
-from fgo_engine.persistence.writer import encode_row
+from fgo_engine.persistence.writer import encode_row, scrub_secrets
 from fgo_engine.timeutil import now
 from fgo_engine.types import (
     IF_NOT_WORSE,
@@ -58,6 +59,19 @@ def _task_row(t: Task, split: str) -> dict[str, Any]:
             "meta_json": t.meta}
 
 
+def _storable(t: Task, row: dict[str, Any]) -> dict[str, Any]:
+    """The row of a task the file can hold; a lone surrogate (``"\\udcff"`` in JSON) is not text."""
+    for key, value in row.items():
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise SessionError(f"task {t.id!r} cannot be stored: its {key.removesuffix('_json')} holds "
+                                   f"{exc.object[exc.start:exc.end]!r}, a lone surrogate, which is not text"
+                                   ) from None
+    return row
+
+
 def new_session(path: str | Path, *, name: str, config: dict[str, Any], suite: str | None,
                 train: Sequence[Task], test: Sequence[Task]) -> Store:
     """A new session file with its tasks, written in the transaction that creates it: a task
@@ -65,8 +79,8 @@ def new_session(path: str | Path, *, name: str, config: dict[str, Any], suite: s
     from fgo_engine.persistence.store import Store
 
     train_ids = {t.id for t in train}
-    rows = [encode_row(_task_row(t, "train")) for t in train]
-    rows += [encode_row(_task_row(t, "test")) for t in test if t.id not in train_ids]
+    rows = [_storable(t, encode_row(_task_row(t, "train"))) for t in train]
+    rows += [_storable(t, encode_row(_task_row(t, "test"))) for t in test if t.id not in train_ids]
 
     def fill(db: Database) -> None:
         db.table("session").update(1, encode_row({"suite": suite}))
@@ -78,8 +92,6 @@ def new_session(path: str | Path, *, name: str, config: dict[str, Any], suite: s
 
 def session_config(store: Store, config: dict[str, Any]) -> None:
     """The run's configuration changed (a resume with overrides)."""
-    from fgo_engine.persistence.writer import scrub_secrets
-
     store._writes().update("session", 1, {"config_json": scrub_secrets(config)})
 
 
@@ -114,6 +126,25 @@ def meta_value(store: Store, key: str, value: str) -> None:
 def event(store: Store, kind: str, payload: dict[str, Any]) -> None:
     """An event kept in the session's history."""
     store._writes().insert("events", {"ts": now(), "kind": kind, "payload_json": payload})
+
+
+HISTORY_KEEP = 10_000  # events a session keeps (the oldest go first)
+HISTORY_PRUNE_EVERY = 200  # rows between two prunes
+
+
+def history_event(store: Store, kind: str, payload: dict[str, Any], *, keep: int = HISTORY_KEEP) -> None:
+    """An event kept in the session's history, bounded to its last ``keep`` events (rejected
+    replies, which the audit reads, are never pruned)."""
+    row = encode_row({"ts": now(), "kind": kind, "payload_json": payload})
+
+    def add(db: Database) -> None:
+        new_id = db.table("events").insert(row).last_pk
+        if isinstance(new_id, int) and new_id % HISTORY_PRUNE_EVERY == 0:
+            db.execute("delete from events where kind != 'RejectedOutput' and id <= ("
+                       "select id from events where kind != 'RejectedOutput' order by id desc limit 1 offset ?)",
+                       [keep])
+
+    store._writes().submit(add, f"history event {kind}")
 
 
 def run_finished(store: Store, *, status: str, message: str | None, train_score: float | None,

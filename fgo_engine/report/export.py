@@ -8,6 +8,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from fgo_engine.persistence import queries as q
+from fgo_engine.types import is_simulated
 
 if TYPE_CHECKING:
     from fgo_engine.persistence.store import Store
@@ -25,6 +26,7 @@ def session_report(store: Store) -> dict[str, Any]:
                "completion_tokens": t.completion_tokens, "cost": t.cost, "errors": t.errors}
               for role, t in sorted(q.ledger_totals(store).by_role.items())]
     test = q.category_test_scores(store, final["id"]) if final else []
+    start = q.category_test_scores(store, "initial") if final else []
     config = info.get("config_json") or {}
     return {
         "session": {k: info.get(k) for k in ("name", "suite", "status", "created_at", "updated_at",
@@ -33,6 +35,10 @@ def session_report(store: Store) -> dict[str, Any]:
         "final_module": {"id": final["id"], "kind": final["kind"], "text": final["text"]} if final else None,
         "test_scores": {r["category"]: r["score"] for r in test},
         "test_overall": (sum(r["score"] * r["n"] for r in test) / sum(r["n"] for r in test)) if test else None,
+        # the starting module on the same test tasks (reported beside the result; never used to decide)
+        "start_test_scores": {r["category"]: r["score"] for r in start},
+        "start_test_overall": (sum(r["score"] * r["n"] for r in start) / sum(r["n"] for r in start))
+        if start else None,
         "subsets": [{"id": s["id"], "name": s["name"], "tasks": len(s["task_ids_json"] or []),
                      "best_score": s["best_score"], "status": s["status"]} for s in subsets],
         "merge_tree": [{"id": n["id"], "parent": n["parent_id"], "children": n["child_ids_json"],
@@ -71,7 +77,7 @@ def to_markdown(report: dict[str, Any]) -> str:
     models = {r: v.get("model") for r, v in (report["config"].get("roles") or {}).items()}
     if models:
         out.append("- models: " + ", ".join(f"{r} = {m}" for r, m in models.items()))
-    if any(str(m).startswith("fgo-sim/") for m in models.values()):
+    if any(is_simulated(m) for m in models.values()):
         out.append("- **simulated LLM (fgo-sim): a test bed, not evidence of real-model quality**")
     if s.get("error"):
         out.append(f"- last message: {s['error']}")
@@ -90,9 +96,12 @@ def to_markdown(report: dict[str, Any]) -> str:
             out += ["", f"Dropped on the way ({len(prov['dropped'])}):", ""]
             out += [f"- `{d['text']}` — by {d['where']}" for d in prov["dropped"]]
     if report["test_scores"]:
-        out += ["", "## Test scores", "", "| category | score |", "|---|---|"]
-        out += [f"| {c} | {_f(v)} |" for c, v in report["test_scores"].items()]
-        out.append(f"| **overall** | **{_f(report['test_overall'])}** |")
+        start = report.get("start_test_scores") or {}
+        out += ["", "## Test scores", "", "The held-out test tasks, scored once the run ended (no decision of the run "
+                "read them): the starting module beside the result.", "",
+                "| category | starting module | result |", "|---|---|---|"]
+        out += [f"| {c} | {_f(start.get(c))} | {_f(v)} |" for c, v in report["test_scores"].items()]
+        out.append(f"| **overall** | **{_f(report.get('start_test_overall'))}** | **{_f(report['test_overall'])}** |")
     if report["subsets"]:
         out += ["", "## Subsets", "", "| id | name | tasks | best score | status |", "|---|---|---|---|---|"]
         out += [f"| {x['id']} | {x['name']} | {x['tasks']} | {_f(x['best_score'])} | {x['status']} |"

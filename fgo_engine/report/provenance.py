@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fgo_engine.persistence import queries as q
+from fgo_engine.types import epoch_label
 
 REWRITE_RATIO = 0.6  # two lines this similar are one rule rewritten, not one dropped and one added
 CRITIQUE_OVERLAP = 0.5  # share of a rule's words a critique's suggestion must share to "ask for it"
@@ -128,7 +129,7 @@ class Step:
     """One event in a rule's history."""
 
     action: str  # initial | added | rewritten | kept | edited-in | edited | rolled-back-to
-    where: str  # "s1 epoch 1", "merge n2", "operator edit at n1", "starting module"
+    where: str  # "the optimizer step after s1 epoch 0", "merge n2", "operator edit at n1", "starting module"
     module_id: str
     subset_id: int | None = None
     epoch: int | None = None
@@ -147,7 +148,7 @@ ACTION_TEXT = {
 
 def step_text(s: Step) -> str:
     text = ACTION_TEXT.get(s.action, "{action} at {where}").format(where=s.where, node=s.node_id, action=s.action)
-    if s.action in ("added", "rewritten") and s.where.startswith(("s", "epoch")):
+    if s.action in ("added", "rewritten") and s.where.startswith("the optimizer"):
         text += f" (asked for by {len(s.critiques)} critique{'s' if len(s.critiques) != 1 else ''})" \
             if s.critiques else " (no critique of that step names it)"
     return text
@@ -171,7 +172,7 @@ class RuleBlame:
 @dataclass
 class Dropped:
     text: str
-    where: str  # "merge n2", "s1 epoch 2", "operator edit at n1"
+    where: str  # "merge n2", "the optimizer step after s1 epoch 1", "operator edit at n1"
     module_id: str  # the module that lost it
     from_module: str  # the module it was in
 
@@ -239,11 +240,13 @@ def _words(text: str) -> set[str]:
     return {_stem(w) for w in re.findall(r"[a-z0-9]+", (text or "").lower()) if len(w) > 2 and w not in STOPWORDS}
 
 
-def _asked_for(rule: str, critiques: list[dict]) -> list[dict[str, Any]]:
+def _asked_for(rule: str, critiques: list[dict], known: str = "") -> list[dict[str, Any]]:
     """The critiques that ask for ``rule``: either the critique shares at least half of the
     rule's words (it quotes or nearly quotes it), or at least half of what is particular to
     the critique — its words less those most of the step's critiques share ("the agent",
-    "add guidance") — is in the rule (a paraphrase that names the same objects)."""
+    "add guidance") — is in the rule (a paraphrase that names the same objects), or the rule
+    holds what every critique of the step asks for: the words they all use that the module
+    they critiqued (``known``) does not have yet ("heat", "microwave" in all four critiques)."""
     rw = _words(rule)
     if not rw:
         return []
@@ -253,22 +256,28 @@ def _asked_for(rule: str, critiques: list[dict]) -> list[dict[str, Any]]:
     for cw in words:
         for w in cw:
             df[w] = df.get(w, 0) + 1
+    # what most critiques share is boilerplate for telling one critique's request from another's;
+    # but the words every critique uses and the module lacks are the step's one request
+    known_w = _words(known)
+    every = {w for w, n in df.items() if n == len(words)} - GENERIC - known_w  # not the domain's words
     common = {w for w, n in df.items() if len(words) >= 3 and n > len(words) / 2} | GENERIC
+    asked = every & rw
+    unanimous = len(words) >= 2 and bool(every) and len(asked) >= min(2, len(every)) \
+        and len(asked) / len(every) >= CRITIQUE_OVERLAP
     out = []
     for c, cw in zip(critiques, words):
         own = cw - common
         quotes = len(rw & cw) / len(rw) >= CRITIQUE_OVERLAP
         names = bool(own) and len(own & rw) >= min(2, len(own)) and len(own & rw) / len(own) >= CRITIQUE_OVERLAP
-        if quotes or names:
+        if quotes or names or unanimous:
             out.append({"task_id": c["task_id"], "suggestion": c.get("suggestion") or "",
                         "failure": c.get("failure") or ""})
     return out
 
 
 def _where(m: dict) -> str:
-    if m["origin"] == "optimize":
-        sub = m.get("subset_id")
-        return (f"s{sub} " if sub is not None else "") + f"epoch {m.get('epoch')}"
+    if m["origin"] == "optimize":  # written from the critiques of the pass before the one it first ran in
+        return f"the optimizer step after {epoch_label(m.get('subset_id'), (m.get('epoch') or 1) - 1)}"
     if m["origin"] == "merge":
         return f"merge {m.get('node_id')}"
     if m["origin"] == "edit":
@@ -310,7 +319,7 @@ def _trace(rows: _Rows, m: dict, u: Unit, kind: str, dropped: list, seen: set, d
     parent = rows.module(m.get("parent_id"))
     if origin == "initial" or parent is None:
         return [Step("initial", "starting module", m["id"])]
-    prev = find_unit(units(kind, parent["text"]), u, kind)
+    prev = previous_unit(kind, parent["text"], m["text"], u)
     base = {"module_id": m["id"], "subset_id": m.get("subset_id"), "epoch": m.get("epoch"),
             "node_id": m.get("node_id")}
     if prev is not None and prev.body == u.body:
@@ -321,7 +330,7 @@ def _trace(rows: _Rows, m: dict, u: Unit, kind: str, dropped: list, seen: set, d
                 _trace(rows, parent, prev, kind, dropped, seen, depth + 1)
         return [Step("edited-in", _where(m), **base)]
     crits = _asked_for(u.text if kind != "toolbox" else u.key.replace("_", " "),
-                       rows.critiques(parent["id"], m.get("subset_id"), (m.get("epoch") or 1) - 1))
+                       rows.critiques(parent["id"], m.get("subset_id"), (m.get("epoch") or 1) - 1), parent["text"])
     if prev is not None:
         return [Step("rewritten", _where(m), before=prev.text, critiques=crits, **base)] + \
             _trace(rows, parent, prev, kind, dropped, seen, depth + 1)
@@ -337,7 +346,7 @@ def _trace_merge(rows: _Rows, m: dict, u: Unit, kind: str, dropped: list, seen: 
         cm = rows.module(rows.child_module_id(child))
         if cm is None:
             continue
-        hit = find_unit(units(kind, cm["text"]), u, kind)
+        hit = previous_unit(kind, cm["text"], m["text"], u)
         if hit is not None:
             score = 1.0 if hit.body == u.body else _similar(hit, u)
             if best is None or score > best[0]:
@@ -348,6 +357,21 @@ def _trace_merge(rows: _Rows, m: dict, u: Unit, kind: str, dropped: list, seen: 
     action = "kept" if hit.body == u.body else "rewritten"
     step = Step(action, _where(m), before=None if action == "kept" else hit.text, **base)
     return [step] + _trace(rows, cm, hit, kind, dropped, seen, depth + 1)
+
+
+def previous_unit(kind: str, old: str, new: str, u: Unit) -> Unit | None:
+    """What rule ``u`` of ``new`` was in ``old``: itself when kept, the old line it rewrote,
+    or None when it is new. A line is the rewrite of an old one only if that old one is gone:
+    "- For cool tasks, … fridge" added beside an unchanged "- For heat tasks, …" is added,
+    not a rewrite of the heat rule (the two are alike only in their template)."""
+    d = rule_diff(kind, old, new)
+    for k in d.kept:
+        if k.key == u.key:
+            return k
+    for o, n in d.rewritten:
+        if n.key == u.key:
+            return o
+    return None
 
 
 def find_unit(candidates: list[Unit], u: Unit, kind: str) -> Unit | None:

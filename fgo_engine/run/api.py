@@ -79,7 +79,7 @@ def optimize(
     agent: Callable[..., Any],
     scorer: Callable[..., Any] | str | dict[str, Any] = "normalized",
     *,
-    instruction: str | None = None,
+    instruction: str | Path | None = None,
     model: str | None = None,
     models: dict[str, Any] | None = None,
     subsets: int = 4,
@@ -99,22 +99,31 @@ def optimize(
     on_error: str = "stop",
     describe: str | None = None,
     calls_per_task: int = 1,
+    validate: Callable[[str], Any] | None = None,
     cache: bool = True,
+    track: str | None = None,
     settings: dict[str, Any] | None = None,
     gate: ReviewGate | None = None,
     sinks: list[Callable[[ev.Event], None]] | None = None,
+    progress: bool = False,
     check_keys: bool = True,
 ) -> OptimizeResult:
     """Optimize ``instruction`` for ``agent`` on ``tasks``; see the module docstring.
+
+    ``instruction``: the starting instruction's text, or a ``Path`` to a file holding it.
+    ``progress=True`` prints the run's progress on stdout, as ``fgo run --headless`` does.
 
     ``tasks``: a list of ``{"id", "input", "expected", "category"?, "split"?, ...}`` dicts
     (other keys reach the agent too) or the path of a JSONL / CSV file. ``agent(module, task,
     llm) -> str | Trajectory``; ``scorer(answer, task) -> float`` in [0, 1] or a built-in
     scorer's name. ``model`` for every role, or ``models={"agent": ..., "optimizer": ...}``
     (a role not named takes ``model``). ``settings``: any other run setting (``cluster``,
-    ``partition``, ``backtest``, ``roles``...), as in a config file. ``review="ask"`` asks on the
+    ``partition``, ``backtest``, ``roles``...), as in a config file. ``track="mlflow"`` logs the run
+    to MLflow (the ``track`` extra). ``review="ask"`` asks on the
     terminal unless a ``gate`` is given. ``on_error="skip"``: a task whose agent or scorer
     raises counts as failed (listed in ``result.skipped``) instead of stopping the run.
+    ``validate(module_text)`` raises ``ValueError`` for a module your agent cannot use (the
+    optimizer is then asked again; a starting instruction it refuses is a ConfigError).
 
     Called again with an existing ``session``, it continues that session (its stored settings
     and tasks; this call's budgets and review policy), the callables given again.
@@ -127,23 +136,22 @@ def optimize(
     if not callable(agent):
         raise ConfigError(f"agent must be a callable agent(module, task, llm) (got {type(agent).__name__})")
     suite = UserAgentSuite(agent=agent, scorer=scorer, tasks=tasks, seed=seed, test_fraction=test_fraction,
-                           mapping=mapping, on_error=on_error, describe=describe, calls_per_task=calls_per_task)
+                           mapping=mapping, on_error=on_error, describe=describe, calls_per_task=calls_per_task,
+                           validate=validate)
     data: dict[str, Any] = dict(settings or {})
     for key in ("suite", "suite_options", "instruction"):
         if key in data:
             raise ConfigError(f"settings: {key!r} is given by optimize's own arguments")
-    options = suite.options()
-    if suite.path is not None:
-        options["path"] = str(Path(suite.path).resolve())
-    if mapping:
-        options["mapping"] = dict(mapping)
-    if test_fraction is not None:
-        options["test_fraction"] = test_fraction
+    options = suite.options()  # no task source: the session stores the tasks, a resume reads them there
     data.update(suite=NAME, suite_options=options, method=method, subsets=subsets, epochs=epochs,
                 threshold=threshold, seed=seed, workers=workers, review=review, cache=cache,
-                budget_tokens=budget_tokens, budget_cost=budget_cost)
+                budget_tokens=budget_tokens, budget_cost=budget_cost, track=track)
     if "roles" not in data or model or models:
         data["roles"] = _roles(model, models, api_base, api_key_env)
+    if isinstance(instruction, Path):
+        from fgo_engine.config import read_module_file
+
+        instruction = read_module_file(instruction, "instruction")
     if instruction is not None:
         data["instruction"] = instruction
     if {t.id for t in suite.train_tasks()} == {t.id for t in suite.test_tasks()}:
@@ -158,6 +166,12 @@ def optimize(
 
         gate = ConsoleGate()
     path = Path(session) if session is not None else _default_path(suite)
+    printer = None
+    if progress:
+        from fgo_engine.run.console import ConsolePrinter
+
+        printer = ConsolePrinter()
+        sinks = [*(sinks or []), printer]
     if path.exists():
         run = _reopen(path, suite, started, config, gate, sinks)
     else:
@@ -166,6 +180,8 @@ def optimize(
     try:
         result = run.run()
     finally:
+        if printer is not None:
+            printer.stop()
         run.close()
     return _result(path, suite, result)
 
@@ -173,7 +189,8 @@ def optimize(
 def _reopen(path: Path, suite: UserAgentSuite, started: Any, config: RunConfig, gate: ReviewGate | None,
             sinks: list[Callable[[ev.Event], None]] | None) -> Session:
     """The session at ``path`` continued with the callables given again (its own config and tasks)."""
-    overrides = {"budget_tokens": config.budget_tokens, "budget_cost": config.budget_cost, "review": config.review}
+    overrides = {"budget_tokens": config.budget_tokens, "budget_cost": config.budget_cost, "review": config.review,
+                 "track": config.track}
     session = Session.open(path, config_overrides=overrides, suite=started, gate=gate, sinks=sinks)
     try:
         if session.config.suite != NAME:

@@ -30,6 +30,7 @@ from fgo_engine.method.prompts import REPLY_RESERVE
 from fgo_engine.persistence import queries
 from fgo_engine.report.critical_path import critical_path_of
 from fgo_engine.run.session import RunResult, Session
+from fgo_engine.types import is_simulated
 
 DEFAULT_METHODS = BENCH_METHODS
 PHASES = ("explore", "evaluate", "optimize", "merge", "backtest")
@@ -92,7 +93,7 @@ def _rows(methods: list[str], vary: dict[str, list[Any]] | None) -> list[tuple[s
 
 def _with_sim_settings(model: str, settings: dict[str, Any]) -> str:
     """A simulated model's name with profile settings appended (a real model's unchanged)."""
-    if not model.startswith("fgo-sim/"):
+    if not is_simulated(model):
         return model
     for key, value in settings.items():
         if value:
@@ -119,7 +120,7 @@ def bench_roles(*, model: str | None, roles: dict[str, str] | None = None, api_b
         settings = dict(timing or {})
         if window is not None and role in WINDOW_ROLES:
             settings["window"] = window
-            if role == "optimizer" and not name.startswith("fgo-sim/"):
+            if role == "optimizer" and not is_simulated(name):
                 reserve = spec.get("max_tokens") or DEFAULT_MAX_TOKENS.get(role) or REPLY_RESERVE
                 budget = max(1, window - min(reserve, window // 4))
         spec["model"] = _with_sim_settings(name, settings)
@@ -257,7 +258,7 @@ def run_bench(suite: str, *, methods: list[str], seeds: int = 1, model: str | No
         "seeds": seeds, "subsets": subsets, "epochs": epochs, "window": window, "review": settings["review"],
         "threshold": threshold, "latency": latency, "prefill_rate": prefill_rate, "decode_rate": decode_rate,
         "config": shown, "workers": workers, "categories": cats, "api_base": api_base,
-        "simulated": all(m.startswith("fgo-sim/") for m in models.values()),
+        "simulated": all(is_simulated(m) for m in models.values()),
         "methods": {m: {**_summary(s, cats), "unread_prompts": m in unread} for m, s in summaries.items()},
     }
     fgo = report["methods"].get("fgo")
@@ -274,7 +275,7 @@ UNREAD = "the simulated optimizer cannot read GEPA's reflection prompt: its prop
 
 def _unread_prompts(rows: list[tuple[str, str, dict[str, Any]]], models: dict[str, str]) -> set[str]:
     """The rows whose optimizer prompts the simulated optimizer cannot read."""
-    if not models.get("optimizer", "").startswith("fgo-sim/"):
+    if not is_simulated(models.get("optimizer", "")):
         return set()
     return {label for label, method, _ in rows if method == "gepa"}
 

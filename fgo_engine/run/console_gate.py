@@ -25,6 +25,7 @@ class InboxGate(GateBase):
     the Python API, or ``fgo run --headless`` whose input is closed)."""
 
     policy = "ask"
+    asks_person = True
 
     def __init__(self, session: str | Path, *, poll: float = POLL_SECONDS):
         self.session = Path(session)
@@ -51,6 +52,7 @@ class ConsoleGate(GateBase):
     the same review (whichever comes first applies; the other is ignored)."""
 
     policy = "ask"
+    asks_person = True
 
     def __init__(self, inp: TextIO | None = None, out: TextIO | None = None, *, session: str | Path | None = None,
                  poll: float = POLL_SECONDS):

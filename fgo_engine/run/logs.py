@@ -22,8 +22,11 @@ FORMAT = "%(asctime)s %(levelname)-7s %(threadName)s %(name)s: %(message)s"
 
 
 def log_path(db_path: str | Path) -> Path:
-    """``sessions/x.db`` → ``sessions/x.log``."""
-    return Path(db_path).with_suffix(".log")
+    """``sessions/x.db`` → ``sessions/x.log``, beside the real file (a session reached through
+    a link keeps one log, like its lock and its reserve)."""
+    from fgo_engine.persistence.files import real_file
+
+    return real_file(db_path).with_suffix(".log")
 
 
 def delete_session_files(db_path: str | Path) -> None:

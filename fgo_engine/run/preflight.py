@@ -6,6 +6,7 @@ import os
 
 from fgo_engine.config import RunConfig
 from fgo_engine.errors import ConfigError
+from fgo_engine.types import is_simulated
 
 
 def model_problem(model: str, *, api_base: str | None = None) -> str | None:
@@ -13,7 +14,7 @@ def model_problem(model: str, *, api_base: str | None = None) -> str | None:
     model = (model or "").strip()
     if not model:
         return "give a model name"
-    if model.startswith("fgo-sim/"):
+    if is_simulated(model):
         from fgo_engine.llm.sim.profiles import parse_model
 
         try:
@@ -34,7 +35,7 @@ def model_problem(model: str, *, api_base: str | None = None) -> str | None:
 
 def missing_key(model: str, *, api_key_env: str | None = None, api_base: str | None = None) -> str | None:
     """The environment variable a model's provider needs and that is not set, or None."""
-    if model.startswith("fgo-sim/"):
+    if is_simulated(model):
         return None
     if api_key_env:
         return None if os.environ.get(api_key_env) else api_key_env
@@ -50,6 +51,19 @@ def missing_key(model: str, *, api_key_env: str | None = None, api_base: str | N
     return missing[0] if missing and not env.get("keys_in_environment") else None
 
 
+def missing_keys(config: RunConfig) -> list[str]:
+    """One line per model whose provider needs an API key that is not set (naming its roles)."""
+    roles: dict[tuple[str, str], list[str]] = {}
+    for role, rc in config.roles.items():
+        if rc.api_key or "mock_response" in rc.params or model_problem(rc.model, api_base=rc.api_base):
+            continue
+        var = missing_key(rc.model, api_key_env=rc.api_key_env, api_base=rc.api_base)
+        if var:
+            roles.setdefault((rc.model, var), []).append(role)
+    return [f"{', '.join(rs)} model {model!r}: the environment variable {var} is not set"
+            for (model, var), rs in roles.items()]
+
+
 def check_models(config: RunConfig, *, keys: bool = True) -> None:
     """Raise one ConfigError listing every role whose model or key is a problem."""
     problems = []
@@ -57,9 +71,7 @@ def check_models(config: RunConfig, *, keys: bool = True) -> None:
         p = model_problem(rc.model, api_base=rc.api_base)
         if p:
             problems.append(f"unknown model {rc.model!r} for role {role}: {p}")
-        elif keys and not rc.api_key and "mock_response" not in rc.params:
-            var = missing_key(rc.model, api_key_env=rc.api_key_env, api_base=rc.api_base)
-            if var:
-                problems.append(f"{role} model {rc.model!r}: the environment variable {var} is not set")
+    if keys:
+        problems += missing_keys(config)
     if problems:
         raise ConfigError("; ".join(dict.fromkeys(problems)))

@@ -1,43 +1,160 @@
-"""Progress of a run for people watching it: share done and an ETA from the observed call rate.
+"""Progress of a run for people watching it: share done and an ETA.
+
+* Done counts every call of the session's work, cached or not, across resumes: the calls
+  earlier runs made (``before``, distinct cache keys of the ledger) stay done, and a cache hit
+  of this run counts only once the earlier work is used up (a resumed run replays it from the
+  cache first).
+* The ETA is projected per role from that role's own latency (a 1 s agent call and a 60 s
+  optimizer call do not mix): seconds of work left = Σ calls left × the role's mean latency,
+  divided by the concurrency observed (latency seconds per wall second).
+* Time spent waiting for a person (a review, a pause) is no run time: it is left out of the
+  observed window, and no ETA is given while waiting (the caller says why).
 
 Used by the headless console (heartbeat lines) and the app (progress bar); no I/O.
 """
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
-RATE_WINDOW = 60.0  # seconds of history the call rate is measured over
+from fgo_engine.timeutil import fmt_duration
+
+__all__ = ["Progress", "RoleProgress", "expected_calls", "fmt_duration", "fraction"]
+
+RATE_WINDOW = 60.0  # seconds of active history the concurrency is measured over
 
 
-class RateMeter:
-    """Calls per second over the last ``window`` seconds, and what that means for the rest."""
+@dataclass
+class RoleProgress:
+    expected: float = 0.0  # calls the projection expects of this role (the whole run)
+    before: int = 0  # calls earlier runs of the session made (distinct)
+    fresh: int = 0  # this run's calls not served by the cache
+    cached: int = 0  # this run's cache hits
+    seconds: float = 0.0  # latency of the fresh calls (earlier runs' included)
+    timed: int = 0  # calls ``seconds`` is summed over
+
+    @property
+    def done(self) -> int:
+        # a resumed run first replays what earlier runs did, from the cache: those hits are not new work
+        return self.before + self.fresh + max(0, self.cached - self.before)
+
+    @property
+    def left(self) -> float:
+        return max(0.0, self.expected - self.done)
+
+    @property
+    def latency(self) -> float | None:
+        return self.seconds / self.timed if self.timed else None
+
+
+class Progress:
+    """Per-role call counts against the projection, and the ETA they give."""
 
     def __init__(self, window: float = RATE_WINDOW):
         self.window = window
-        self._samples: deque[tuple[float, int]] = deque()
+        self.roles: dict[str, RoleProgress] = {}
+        self._samples: deque[tuple[float, int, float, float]] = deque()  # (t, calls, latency s, waited s)
+        self._calls = 0
+        self._latency = 0.0
+        self._waited = 0.0  # seconds spent waiting for a person so far
+        self._total = 0.0
+        self._wait_since: float | None = None
 
-    def observe(self, t: float, calls: int) -> None:
-        # the window starts when calls start moving: a slow start (imports, first answer) is no rate
-        if self._samples and self._samples[-1][1] == calls and len(self._samples) == 1:
-            self._samples.clear()
-        self._samples.append((t, calls))
-        while len(self._samples) > 2 and t - self._samples[1][0] >= self.window:
+    # -- feeding ------------------------------------------------------------------------
+    def start(self, projection: Mapping[str, Any] | None, before: Mapping[str, Any] | None = None) -> None:
+        """A run starts: its projection (``Projection.to_dict()``) and what earlier runs did
+        (``{role: {"calls", "timed", "seconds"}}``, see ``queries.calls_done``)."""
+        self.roles.clear()
+        self._samples.clear()
+        self._calls, self._latency, self._waited, self._wait_since = 0, 0.0, 0.0, None
+        self._total = expected_calls(dict(projection or {}))  # when the projection names no roles
+        for role, p in ((projection or {}).get("roles") or {}).items():
+            self.role(role).expected = float(p.get("calls") or 0)
+        for role, b in (before or {}).items():
+            r = self.role(role)
+            r.before = int(b.get("calls") or 0)
+            r.timed, r.seconds = int(b.get("timed") or 0), float(b.get("seconds") or 0.0)
+
+    def role(self, name: str) -> RoleProgress:
+        r = self.roles.get(name)
+        if r is None:
+            r = self.roles[name] = RoleProgress()
+        return r
+
+    def add(self, t: float, role: str, *, calls: int = 1, cached: int = 0, seconds: float = 0.0) -> None:
+        """``calls`` calls of ``role`` ended (``cached`` of them cache hits; ``seconds``: the
+        latency summed over the others)."""
+        r = self.role(role)
+        r.cached += cached
+        r.fresh += calls - cached
+        if calls > cached:
+            r.seconds += seconds
+            r.timed += calls - cached
+        if not self._samples:  # the window starts at the first answer: a slow start is no rate
+            self._samples.append((t, 0, 0.0, self._waited_at(t)))
+        self._calls += calls
+        self._latency += seconds
+        self._samples.append((t, self._calls, self._latency, self._waited_at(t)))
+        while len(self._samples) > 2 and self._active(self._samples[1], self._samples[-1]) >= self.window:
             self._samples.popleft()
 
-    def rate(self) -> float | None:
-        if len(self._samples) < 2:
-            return None
-        (t0, c0), (t1, c1) = self._samples[0], self._samples[-1]
-        if t1 - t0 < 1e-6 or c1 <= c0:
-            return None
-        return (c1 - c0) / (t1 - t0)
+    def wait(self, t: float, waiting: bool) -> None:
+        """Waiting for a person starts (True) or ends (False)."""
+        if waiting and self._wait_since is None:
+            self._wait_since = t
+        elif not waiting and self._wait_since is not None:
+            self._waited += max(0.0, t - self._wait_since)
+            self._wait_since = None
 
-    def eta(self, done: int, expected: float) -> float | None:
-        """Seconds left at the observed rate; None before there is a rate or an expectation."""
-        r = self.rate()
-        if r is None or expected <= 0:
+    @property
+    def waiting(self) -> bool:
+        return self._wait_since is not None
+
+    def _waited_at(self, t: float) -> float:
+        return self._waited + (max(0.0, t - self._wait_since) if self._wait_since is not None else 0.0)
+
+    @staticmethod
+    def _active(a: tuple[float, int, float, float], b: tuple[float, int, float, float]) -> float:
+        return (b[0] - a[0]) - (b[3] - a[3])
+
+    # -- reading ------------------------------------------------------------------------
+    @property
+    def done(self) -> int:
+        return sum(r.done for r in self.roles.values())
+
+    @property
+    def expected(self) -> float:
+        return sum(r.expected for r in self.roles.values()) or self._total
+
+    def fraction(self, *, finished: bool = False) -> float:
+        return fraction(self.done, self.expected, finished=finished)
+
+    def eta(self) -> float | None:
+        """Seconds left; None while waiting for a person, before there is a rate or an expectation."""
+        if self.waiting or self.expected <= 0 or len(self._samples) < 2:
             return None
-        return max(0.0, expected - done) / r
+        first, last = self._samples[0], self._samples[-1]
+        span = self._active(first, last)
+        calls, latency = last[1] - first[1], last[2] - first[2]
+        if span <= 1e-6 or calls <= 0:
+            return None
+        left = [(r.left, r.latency) for r in self.roles.values() if r.left > 0]
+        if not any(r.expected for r in self.roles.values()):
+            left = [(max(0.0, self._total - self.done), None)] if self._total > self.done else []
+        if not left:
+            return 0.0
+        if latency <= 0:  # no latency to go by (all cached, or an instant model): the call rate
+            return sum(n for n, _ in left) / (calls / span)
+        timed = [lat for _, lat in left if lat is not None]
+        mean = sum(timed) / len(timed) if timed else latency / calls
+        work = sum(n * (lat if lat is not None else mean) for n, lat in left)
+        return work * span / latency  # latency / span: calls under way on average
+
+    def role_etas(self) -> dict[str, float]:
+        """Seconds of latency left per role (before dividing by the concurrency): what the ETA is made of."""
+        return {k: r.left * (r.latency or 0.0) for k, r in self.roles.items() if r.left > 0}
 
 
 def fraction(done: float, expected: float, *, finished: bool = False) -> float:
@@ -48,13 +165,6 @@ def fraction(done: float, expected: float, *, finished: bool = False) -> float:
     if expected <= 0:
         return 0.0
     return min(0.99, done / expected)
-
-
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    s = int(seconds)
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
 def expected_calls(projection: dict) -> float:

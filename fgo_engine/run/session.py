@@ -6,6 +6,7 @@ done, cancelled, out of budget or failed — and is safe to call again to resume
 """
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -26,8 +27,11 @@ from fgo_engine.method.review import ReviewGate, gate_for_policy, with_gate_defa
 from fgo_engine.method.runtime import Runtime
 from fgo_engine.persistence import queries, writes
 from fgo_engine.persistence.store import is_disk_full
+from fgo_engine.report.tracking import MlflowTracker, make_tracker
+from fgo_engine.report.tracking import check_available as check_tracking
 from fgo_engine.run.executors import Executor, make_executor
 from fgo_engine.run.logs import SessionLog
+from fgo_engine.run.progress import RoleProgress
 from fgo_engine.suites.base import Suite, build_suite, with_suite_defaults
 from fgo_engine.types import Budget, LedgerEntry, Module, Task
 
@@ -46,6 +50,7 @@ class RunResult:
     train_score: float | None = None
     test_score: float | None = None
     test_by_category: dict[str, float] = field(default_factory=dict)
+    start_test_score: float | None = None  # the starting module on the same test tasks, beside test_score
     final_module: Module | None = None
     final_module_id: str | None = None
     prompt_tokens: int = 0
@@ -85,7 +90,6 @@ class Session:
         self.bus = ev.EventBus(sinks, log=self.log)
         self.gate = gate or gate_for_policy(config.review)
         self.control = Control()
-        self._sleep = sleep
         self.gateway = Gateway(
             config.roles, store=store, use_cache=config.cache, retries=config.retries, sleep=sleep,
             max_retry_after=config.max_retry_after,
@@ -114,6 +118,7 @@ class Session:
         suite = kw.pop("suite", None) or build_suite(config)
         train, test = suite.train_tasks(), suite.test_tasks()
         check_run(config, suite, train)
+        check_tracking(config)  # --track mlflow without MLflow installed: one line, no file
         executor = kw.pop("executor", None) or make_executor(config)
         executor.start()  # Ray missing or unreachable: one line, and still no file
         try:  # the tasks are written with the file: a task it cannot hold leaves no file
@@ -129,27 +134,28 @@ class Session:
         from fgo_engine.persistence.store import Store
 
         store = Store.open(path)
-        try:
+        try:  # a session refused here (unreadable, a suite not installed, ...) is left as it was
             info = store.session_info()
             data = dict(info["config_json"] or {})
             data.update(config_overrides or {})
             config = RunConfig.from_dict(data)
         except FGOError:
-            store.close()
+            store.abandon()
             raise
         except Exception as exc:
-            store.close()
+            store.abandon()
             raise SessionError(f"{path}: session configuration is unreadable: {exc}") from None
         executor = kw.pop("executor", None) or make_executor(config)
         try:
             executor.start()  # before the overrides are written
+            session = cls(store, config, executor=executor, **kw)
         except BaseException:
-            store.close()
+            executor.close()
+            store.abandon()
             raise
-        kw["executor"] = executor
         if config_overrides and info.get("status") != "done":  # a finished session is not changed
             writes.session_config(store, config.to_dict())
-        return cls(store, config, **kw)
+        return session
 
     def close(self) -> None:
         try:
@@ -185,6 +191,12 @@ class Session:
     def tasks(self, split: str) -> list[Task]:
         return queries.tasks(self.store, split)
 
+    def _keep_event(self, e: ev.Event) -> None:
+        """The session keeps its history (the Events tab of a reopened session shows it)."""
+        if isinstance(e, ev.HISTORY_EVENTS):
+            payload = ev.event_payload(e)
+            writes.history_event(self.store, payload.pop("kind"), payload)
+
     def _log_event(self, e: ev.Event) -> None:
         """What the run reports is also in the session log (marked, so the console does not repeat it)."""
         mark = {"event": True}
@@ -210,7 +222,8 @@ class Session:
 
     def _on_call(self, e: LedgerEntry) -> None:
         self.bus.emit(ev.TokensUsed(e.role, e.scope.kind, e.scope.id, e.scope.phase, e.prompt_tokens,
-                                    e.completion_tokens, e.cache_hit, self.gateway.total.tokens, e.error))
+                                    e.completion_tokens, e.cache_hit, self.gateway.total.tokens, e.error,
+                                    0.0 if e.cache_hit else e.latency_ms))
 
     def _on_queue(self, kind: str, scope_id: str, model: str, queued: bool, busy: int, limit: int) -> None:
         self.bus.emit(ev.ScopeQueued(kind, scope_id, model, queued, busy, limit))
@@ -232,7 +245,20 @@ class Session:
                            final_module=Module(row["kind"], row["text"]) if row else None)
         if final_id:
             result.test_score = queries.mean_test_score(self.store, final_id)
+            result.start_test_score = queries.mean_test_score(self.store, "initial")
         return result
+
+    def _calls_done(self, before: dict[str, dict], counts: dict[str, tuple[int, int]]) -> dict[str, int]:
+        """The session's work done per role after this run, counted as :class:`Progress` counts it
+        (this run's cache hits are earlier work replayed until that is used up)."""
+        out = {}
+        for role in set(before) | set(self.gateway.by_role):
+            t = self.gateway.by_role.get(role)
+            calls0, hits0 = counts.get(role, (0, 0))
+            calls, hits = (t.calls - calls0, t.cache_hits - hits0) if t is not None else (0, 0)
+            r = RoleProgress(before=int(before.get(role, {}).get("calls") or 0), fresh=calls - hits, cached=hits)
+            out[role] = r.done
+        return out
 
     def run(self) -> RunResult:
         if not self._running.acquire(blocking=False):
@@ -243,11 +269,12 @@ class Session:
             finally:
                 self._running.release()
             self.bus.emit(ev.RunFinished(result.status, result.train_score, result.test_score,
-                                         result.final_module_id, result.message))
+                                         result.final_module_id, result.message, result.start_test_score))
             return result
         start = time.perf_counter()
         self.session_log.open()
         self.bus.add(self._log_event)
+        self.bus.add(self._keep_event)
         train, test = self.tasks("train"), self.tasks("test")
         cfg = self.config
         method = method_for(cfg.method)
@@ -256,11 +283,25 @@ class Session:
                      {t.id: t for t in train + test}, executor=self.executor)
         result = RunResult(method=cfg.method, status="running")
         writes.session_status(self.store, "running")
+        tracker = None
+        before = queries.calls_done(self.store)
+        counts = {r: (t.calls, t.cache_hits) for r, t in self.gateway.by_role.items()}
         try:
+            tracker = make_tracker(self.store, cfg)
+            if tracker is not None:
+                self.bus.add(tracker)
             projection = self.projection(train, test)
             subsets = 0 if cfg.method == "vanilla" else cfg.subsets  # vanilla divides nothing
+            sandbox, sandbox_warning = self.suite.sandbox_status()
+            if sandbox:
+                writes.meta_value(self.store, "sandbox", sandbox)
             self.bus.emit(ev.RunStarted(cfg.method, subsets, len(train), len(test),
-                                        projection.calls_by_role(), projection.to_dict()))
+                                        projection.calls_by_role(), projection.to_dict(), before,
+                                        sandbox=sandbox, sandbox_warning=sandbox_warning,
+                                        has_merge_tree=method.has_merge_tree,
+                                        max_merge_nodes=method.max_merge_nodes(subsets)))
+            if sandbox_warning:  # the CLI line, the session log and the app's event log
+                self.bus.emit(ev.Log("warning", sandbox_warning))
             self.bus.emit(ev.RunStatus("running"))
             initial = self.suite.initial_module()
             initial_id = rt.save_module("initial", initial, origin="initial")
@@ -271,6 +312,9 @@ class Session:
             result.train_wall_seconds = time.perf_counter() - start
             if cfg.evaluate_test and test:
                 result.test_score, result.test_by_category = rt.test(final, final_id, test)
+                # the starting module beside it (reported only: no decision reads the test split)
+                result.start_test_score = result.test_score if final_id == initial_id else \
+                    rt.test(initial, initial_id, test)[0]
             result.status = "done"
             writes.session_result(self.store, train_score=train_score, final_module_id=final_id)
         except BudgetExceededError as exc:
@@ -285,9 +329,12 @@ class Session:
                                                        f"(traceback in {self.session_log.path})")
         finally:
             rt.close()
+            if tracker is not None:
+                self.bus.remove(tracker)
             result.overflowed = rt.overflowed
             result.wall_seconds = time.perf_counter() - start
             writes.meta_value(self.store, ELAPSED_KEY, f"{self.elapsed_before() + result.wall_seconds:.3f}")
+            writes.meta_value(self.store, queries.PROGRESS_KEY, json.dumps(self._calls_done(before, counts)))
             t = self.gateway.total
             result.prompt_tokens, result.completion_tokens, result.cost = t.prompt_tokens, t.completion_tokens, t.cost
             result.calls, result.cache_hits = t.calls, t.cache_hits
@@ -305,9 +352,12 @@ class Session:
                 finally:
                     self._running.release()
                 self.bus.emit(ev.RunFinished(result.status, result.train_score, result.test_score,
-                                             result.final_module_id, result.message))
+                                             result.final_module_id, result.message, result.start_test_score))
+                if tracker is not None:
+                    self._finish_tracking(tracker, result)
             finally:
                 self.bus.remove(self._log_event)
+                self.bus.remove(self._keep_event)
                 self.session_log.close()
         return result
 
@@ -319,6 +369,14 @@ class Session:
             inbox.clear(self.store.path, {r["node_id"] for r in queries.reviews(self.store)})
         except (OSError, FGOError):
             self.log.warning("could not remove the review decisions posted beside %s", self.store.path)
+
+    def _finish_tracking(self, tracker: MlflowTracker, result: RunResult) -> None:
+        """The run's last metrics and its artifacts to the tracker; a tracker failing says so in the log."""
+        tracker(ev.RunFinished(result.status, result.train_score, result.test_score, result.final_module_id))
+        try:
+            tracker.finish(result)
+        except Exception:  # observational, like every sink: the session is already complete
+            self.log.exception("experiment tracking could not log the run's end")
 
     def _record_finish(self, result: RunResult) -> None:
         """The run's end on disk. On a full disk, the space held beside the session is given

@@ -61,6 +61,10 @@ class Suite(Protocol):
         """The text the merge tree clusters modules by."""
         ...
 
+    def sandbox_status(self) -> tuple[str, str]:
+        """(what LLM-written code runs under, a warning when the sandbox fell back)."""
+        ...
+
     def set_log(self, log: Any) -> None:
         """The session's log (a ``logging.LoggerAdapter``), given when a session takes the suite:
         a suite running the user's code writes the user's tracebacks there."""
@@ -77,6 +81,11 @@ class SuiteBase:
 
     def similarity_text(self, module: Module) -> str:
         return module.text
+
+    def sandbox_status(self) -> tuple[str, str]:
+        """A suite that runs LLM-written code: (what that code runs under, for the session
+        record; a warning the run shows when the sandbox fell back, or ``""``)."""
+        return "", ""
 
     def set_log(self, log: Any) -> None:
         return None
@@ -106,6 +115,7 @@ _RUNS_TOOLS: set[str] = set()
 _UNLISTED: set[str] = set()
 ENTRY_POINTS = "fgo.suites"  # the entry-point group of plugin packages
 _BROKEN: dict[str, str] = {}  # plugin suite name -> why its entry point did not load
+_PLUGINS: dict[str, str] = {}  # plugin suite name -> the package it came from
 _plugins_loaded = False
 _plugins_lock = threading.RLock()
 _log = logging.getLogger("fgo.suites")
@@ -150,6 +160,7 @@ def _load_entry_points() -> None:
                 _log.warning("%s", _BROKEN[ep.name])
                 continue
             if inspect.ismodule(obj):
+                _PLUGINS[ep.name] = package
                 continue  # it registered its suites on import
             if not callable(obj):
                 _BROKEN[ep.name] = (f"suite {ep.name!r} from plugin package {package}: the {ENTRY_POINTS} entry "
@@ -157,6 +168,13 @@ def _load_entry_points() -> None:
                 _log.warning("%s", _BROKEN[ep.name])
                 continue
             register_suite(ep.name, obj, runs_tools=bool(getattr(obj, "runs_tools", False)))
+            _PLUGINS[ep.name] = package
+
+
+def plugin_suites() -> dict[str, str]:
+    """Entry points of installed plugin packages that loaded: entry point name -> package."""
+    _load_builtins()
+    return dict(_PLUGINS)
 
 
 def broken_plugins() -> dict[str, str]:
@@ -182,13 +200,14 @@ def suite_names() -> list[str]:
 def _load_builtins() -> None:
     # Imported here so that importing one suite never pays for the others.
     import importlib
-    import os
 
-    for plugin in filter(None, (p.strip() for p in os.environ.get("FGO_PLUGINS", "").split(","))):
+    from fgo_engine import _env
+
+    for plugin in _env.plugins():
         try:
             importlib.import_module(plugin)  # a module that calls register_suite / register_skill
         except ImportError as exc:
-            raise ConfigError(f"FGO_PLUGINS: cannot import {plugin!r}: {exc}") from None
+            raise ConfigError(f"{_env.PLUGINS}: cannot import {plugin!r}: {exc}") from None
 
     for mod in ("household", "invoices", "jsonl_tasks", "tools", "bbh", "alfworld", "user_agent"):
         try:

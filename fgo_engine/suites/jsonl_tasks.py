@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fgo_engine.errors import ConfigError, TaskFileError
+from fgo_engine.errors import ConfigError, TaskFileError, python_limit
 from fgo_engine.suites.base import AgentLLM, SuiteBase, register_suite
 from fgo_engine.suites.scoring import Scorer, extract_answer, get_scorer, parse_spec
 from fgo_engine.types import Module, ModuleKind, Step, Task, Trajectory
@@ -205,8 +205,8 @@ def read_task_file(path: str | Path, check: Callable[[str], str | None] | None =
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise _fail(path, n, f"invalid JSON ({exc.msg} at column {exc.colno})") from None
-        except RecursionError:
-            raise _fail(path, n, "invalid JSON (nested too deeply)") from None
+        except (RecursionError, ValueError) as exc:  # Python's own limits: depth, digits
+            raise _fail(path, n, f"invalid JSON ({python_limit(exc) or exc})") from None
         try:
             obj = _mapped(obj, mapping, "field")
         except KeyError as exc:

@@ -34,6 +34,7 @@ from fgo_engine.errors import (
     CancelledError,
     ConfigError,
     FGOError,
+    MalformedOutputError,
     UserCodeError,
 )
 from fgo_engine.suites.base import AgentLLM, SuiteBase, register_suite
@@ -157,6 +158,7 @@ class UserAgentSuite(SuiteBase):
         describe: str | None = None,
         calls_per_task: int = 1,
         agent_label: str | None = None,
+        validate: Callable[[str], Any] | None = None,
         **options: Any,
     ):
         if options:
@@ -193,11 +195,19 @@ class UserAgentSuite(SuiteBase):
             check_signature(self.scorer, 2, "scorer", "scorer(answer, task)")
             self.scorer_ref = scorer if isinstance(scorer, str) else import_path(scorer)
             self.scorer_name = describe_callable(self.scorer)
+        if validate is not None and not callable(validate):
+            raise ConfigError("validate must be a callable validate(module_text) that raises ValueError")
+        self._validate = validate
         self.on_error = on_error
         self.calls_per_task = calls_per_task
         self._describe = describe
         self.seed = seed
         self.notes: list[str] = []
+        unnamed = [what for what, ref in (("agent", self.agent_ref), ("scorer", self.scorer_ref)) if ref is None]
+        if unnamed:
+            self.notes.append(f"your {' and '.join(unnamed)} cannot be imported by name (a lambda, a closure or "
+                              "defined in __main__): `fgo resume` cannot continue this session; call "
+                              "fgo_engine.optimize again with the same session to resume it")
         self.skipped: list[str] = []  # task ids whose agent or scorer raised (on_error="skip")
         self.failure: UserCodeError | None = None  # the error that stopped the run
         self._lock = threading.Lock()
@@ -245,6 +255,15 @@ class UserAgentSuite(SuiteBase):
 
     def set_log(self, log: Any) -> None:
         self._log = log
+
+    def validate_module(self, text: str) -> None:
+        """The user's ``validate(text)`` (a ValueError: a module the agent cannot use)."""
+        if self._validate is None:
+            return
+        try:
+            self._validate(text)
+        except ValueError as exc:
+            raise MalformedOutputError(str(exc)) from None
 
     def options(self) -> dict[str, Any]:
         """What a session stores to rebuild this suite in another process (no callables)."""

@@ -39,10 +39,16 @@ NET_EVENTS = frozenset({"urllib.Request", "http.client.connect", "ftplib.connect
 PROC_EVENTS = frozenset({"os.system", "os.exec", "os.fork", "os.forkpty", "os.posix_spawn",
                          "os.spawn", "subprocess.Popen", "pty.spawn", "os.startfile"})
 BLOCKED_IMPORTS = frozenset({"ctypes", "_ctypes", "_posixsubprocess"})
+OPEN_FILES = 256
 _PR_SET_NO_NEW_PRIVS = 38
 _PR_SET_SECCOMP = 22
 _SECCOMP_MODE_FILTER = 2
 _KEYCTL_JOIN_SESSION_KEYRING = 1
+# landlock: the same numbers on every architecture
+_NR_LANDLOCK_CREATE_RULESET, _NR_LANDLOCK_ADD_RULE, _NR_LANDLOCK_RESTRICT_SELF = 444, 445, 446
+_LL_EXECUTE, _LL_WRITE_FILE, _LL_READ_FILE, _LL_READ_DIR = 1, 2, 4, 8
+_LL_REFER, _LL_TRUNCATE, _LL_IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
+_LL_SCOPE_ABSTRACT_UNIX, _LL_SCOPE_SIGNAL = 1, 2
 
 
 def truncate(s: str, n: int) -> str:
@@ -272,9 +278,64 @@ def run(source: str, name: str, arguments: dict[str, Any], limit: int) -> dict[s
 
 
 def fresh_session_keyring(libc: Any, keyctl_nr: int) -> None:
-    """Leave the caller's session keyring for a new, empty, anonymous one."""
-    if libc.syscall(keyctl_nr, _KEYCTL_JOIN_SESSION_KEYRING, None) < 0:
-        raise OSError("cannot join a fresh session keyring")
+    """Leave the caller's session keyring for a new, empty, anonymous one. Should keyctl
+    be refused here (a container's own filter), the caller's keyring is out of reach too."""
+    libc.syscall(keyctl_nr, _KEYCTL_JOIN_SESSION_KEYRING, None)
+
+
+def landlock_rights(abi: int) -> tuple[int, int]:
+    """(every file-system right this ABI knows, the subset that applies to a file)."""
+    every = (1 << 13) - 1  # ABI 1: execute ... make_sym
+    if abi >= 2:
+        every |= _LL_REFER
+    if abi >= 3:
+        every |= _LL_TRUNCATE
+    if abi >= 5:
+        every |= _LL_IOCTL_DEV
+    return every, every & (_LL_EXECUTE | _LL_WRITE_FILE | _LL_READ_FILE | _LL_TRUNCATE | _LL_IOCTL_DEV)
+
+
+def restrict_paths(libc: Any, abi: int, read: Sequence[str], write: Sequence[str]) -> None:
+    """Landlock (the in-process layer, no bwrap): from now on this process and its children
+    open only what is under ``read`` (read and execute) or ``write`` (anything), whatever
+    the uid may do; with ABI 6 also no abstract unix socket or signal outside the call.
+    Paths that do not exist are left out."""
+    import ctypes
+
+    every, file_rights = landlock_rights(abi)
+    read_rights = _LL_EXECUTE | _LL_READ_FILE | _LL_READ_DIR
+
+    class RulesetAttr(ctypes.Structure):
+        _fields_ = [("fs", ctypes.c_uint64), ("net", ctypes.c_uint64), ("scoped", ctypes.c_uint64)]
+
+    class PathBeneath(ctypes.Structure):
+        _pack_ = 1
+        _fields_ = [("allowed", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+    attr = RulesetAttr(every, 0, _LL_SCOPE_ABSTRACT_UNIX | _LL_SCOPE_SIGNAL if abi >= 6 else 0)
+    size = ctypes.sizeof(attr) if abi >= 6 else 8
+    ruleset = libc.syscall(_NR_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), 0)
+    if ruleset < 0:
+        raise OSError(f"cannot create a landlock ruleset: errno {ctypes.get_errno()}")
+    try:
+        for rights, paths in ((read_rights, read), (every, write)):
+            for path in paths:
+                try:
+                    fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+                except OSError:
+                    continue
+                try:
+                    allowed = rights if os.path.isdir(path) else rights & file_rights
+                    rule = PathBeneath(allowed, fd)
+                    if libc.syscall(_NR_LANDLOCK_ADD_RULE, ruleset, 1, ctypes.byref(rule), 0) < 0:
+                        raise OSError(f"cannot add a landlock rule for {path}: errno {ctypes.get_errno()}")
+                finally:
+                    os.close(fd)
+        if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 or \
+                libc.syscall(_NR_LANDLOCK_RESTRICT_SELF, ruleset, 0) < 0:
+            raise OSError(f"cannot restrict this process with landlock: errno {ctypes.get_errno()}")
+    finally:
+        os.close(ruleset)
 
 
 def load_seccomp(libc: Any, bpf: bytes) -> None:
@@ -294,7 +355,7 @@ def load_seccomp(libc: Any, bpf: bytes) -> None:
 def kernel_setup(cfg: dict[str, Any]) -> None:
     """The steps Python has no wrapper for, through ctypes, which is then dropped from
     ``sys.modules`` again so that tool code does not find it loaded: the unprivileged
-    uid (as root), a fresh session keyring, and (in-process) the system-call filter.
+    uid (as root), a fresh session keyring, and (in-process) landlock and the system-call filter.
     ctypes is imported first: the uid of its own may not read a Python under ``/root``."""
     import ctypes
 
@@ -304,6 +365,9 @@ def kernel_setup(cfg: dict[str, Any]) -> None:
     libc.syscall.restype = ctypes.c_long
     if cfg["keyctl_nr"] >= 0:
         fresh_session_keyring(libc, cfg["keyctl_nr"])
+    if cfg["landlock"]:  # the in-process layer: no mount namespace hides the host's files
+        restrict_paths(libc, cfg["landlock"], [*cfg["read_roots"], f"/proc/{os.getpid()}"],
+                       [cfg["scratch"], "/dev/null"])
     if cfg["seccomp"]:  # the in-process layer: no bwrap installs it
         load_seccomp(libc, bytes.fromhex(cfg["seccomp"]))
     for mod in [m for m in sys.modules if m.split(".")[0] in ("ctypes", "_ctypes")]:
@@ -324,6 +388,8 @@ def _set_limits(cfg: dict[str, Any]) -> None:
     import signal
 
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    # open files: each pipe holds kernel memory outside RLIMIT_AS
+    resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, OPEN_FILES))
     resource.setrlimit(resource.RLIMIT_CPU, (cfg["cpu_s"], cfg["cpu_s"] + 1))
     resource.setrlimit(resource.RLIMIT_FSIZE, (cfg["fsize"], cfg["fsize"]))
     if cfg["nproc"]:  # only under the OS layer: there the count is this call's alone

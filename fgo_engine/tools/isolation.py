@@ -33,6 +33,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from fgo_engine import redaction
 from fgo_engine.errors import FGOError
 
 __all__ = ["MODES", "Layer", "SandboxUnavailableError", "command", "probe", "resolve"]
@@ -98,6 +99,20 @@ def python_readable_by_others() -> bool:
         if os.stat(p).st_mode & 0o004 == 0:
             return False
     return True
+
+
+@functools.cache
+def landlock_abi() -> int:
+    """The kernel's landlock ABI version (0: none): the in-process layer restricts the
+    tool's file access with it, whatever its uid may read (e.g. ``/proc/<app>/environ``)."""
+    if not sys.platform.startswith("linux"):
+        return 0
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    version = libc.syscall(444, None, ctypes.c_size_t(0), 1)  # LANDLOCK_CREATE_RULESET_VERSION
+    return max(0, int(version))
 
 
 def python_executable() -> str:
@@ -196,13 +211,13 @@ def probe() -> Layer:
         os.close(rfd)
         os.close(wfd)
     if res.returncode != 0:
-        msg = " ".join((res.stderr or res.stdout).split())[:200] or f"exit code {res.returncode}"
+        msg = redaction.clip(" ".join((res.stderr or res.stdout).split()), 200) or f"exit code {res.returncode}"
         return Layer(False, bwrap=bwrap, version=version,
                      reason=f"bwrap cannot create namespaces here ({msg})")
     if res.stdout.strip() not in ("0", "1"):
         # loopback at most: no interface to the outside
         return Layer(False, bwrap=bwrap, version=version,
-                     reason=f"the sandbox still sees network interfaces ({res.stdout.strip()[:80]!r})")
+                     reason=f"the sandbox still sees network interfaces ({redaction.clip(res.stdout.strip(), 80)!r})")
     return layer
 
 

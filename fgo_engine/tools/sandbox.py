@@ -51,23 +51,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fgo_engine import redaction
 from fgo_engine.tools import isolation, syscalls
 
-__all__ = ["ToolResult", "run_tool", "safe_text"]
+__all__ = ["ToolResult", "run_tool", "safe_text", "status"]
 
 _CHILD = Path(__file__).resolve().with_name("_sandbox_child.py")
 _log = logging.getLogger("fgo.sandbox")
 _warned_filter = False
 
 
-def safe_text(s: str) -> str:
-    """``s`` with any lone surrogate (``"\\udcff"``, which no UTF-8 store or pipe takes)
-    written as its backslash escape, so the text can be stored and shown as it came."""
-    try:
-        s.encode("utf-8")
-    except UnicodeEncodeError:
-        return s.encode("utf-8", "backslashreplace").decode("utf-8")
-    return s
+safe_text = redaction.storable  # a tool's text as the run can store it (lone surrogates escaped)
 
 
 @dataclass(frozen=True)
@@ -117,11 +111,12 @@ def _fmt_seconds(t: float) -> str:
 
 
 def _one_line(s: str, n: int = 300) -> str:
-    s = " ".join(s.split())
+    s = redaction.scrub(" ".join(s.split()))  # before cutting: never half a key
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
 def _truncate(s: str, n: int, total: int | None = None) -> str:
+    s = redaction.scrub(s)  # before cutting: never half a key
     if len(s) <= n and (total is None or total <= len(s)):
         return s
     mark = f"\n... [truncated: {max(len(s), total or 0)} chars in all]"
@@ -253,6 +248,8 @@ class _Plan:
     drop_to_uid: int = 0
     nproc: int = 0
     seccomp: str = ""  # hex BPF the child installs itself (in-process layer)
+    landlock: int = 0  # the landlock ABI the child restricts its file access with (in-process layer)
+    tmpfs: int = 0  # bytes of the OS layer's /tmp, which come out of the memory limit
 
 
 def _checked_arguments(source: Any, name: Any, arguments: Any, files_dir: Path | None, *, timeout: float,
@@ -286,8 +283,35 @@ def _system_call_filter(mode: str) -> syscalls.Filter:
     return filt
 
 
+def status(mode: str) -> tuple[str, str]:
+    """(what tool code runs under with this ``sandbox`` setting, for the session record;
+    a warning the run shows on the CLI line and in the app when ``auto`` fell back to the
+    in-process layer or runs without the system-call filter, else ``""``). Raises like
+    :func:`run_tool` under ``strict`` when a layer is missing."""
+    layer = isolation.resolve(mode)
+    filt = _system_call_filter(mode)
+    abi = isolation.landlock_abi()
+    guard = "in-process guard" + (f" + landlock (ABI {abi})" if abi else " (no landlock in this kernel)")
+    filtered = "system-call filter" if filt.available else f"NO system-call filter: {filt.reason}"
+    described = f"{mode}: {layer.describe() if layer else guard}; {filtered}"
+    warning = ""
+    if mode == "auto" and layer is None:
+        warning = (f"tool sandbox: OS isolation {isolation.probe().describe()}; LLM-written tools run under the "
+                   f"{guard}{' + system-call filter' if filt.available else ''} only, which is not a boundary "
+                   "against hostile code (install bubblewrap, or set sandbox = \"strict\" to refuse)")
+    elif mode == "auto" and not filt.available:
+        warning = f"tool sandbox: {filtered} (set sandbox = \"strict\" to refuse)"
+    return described, warning
+
+
+def tmpfs_bytes(memory_mb: int, max_file_mb: int) -> int:
+    """The size of the OS layer's ``/tmp``: files there are memory, so they come out of the
+    call's memory limit (a quarter of it at most; room for two files at the size limit)."""
+    return min(max(8 << 20, 2 * (int(max_file_mb) << 20)), (int(memory_mb) << 20) // 4)
+
+
 def _plan_os_layer(call: _Call, layer: isolation.Layer, filt: syscalls.Filter, files_dir: Path | None,
-                   allow_read: Sequence[str | Path], max_file_mb: int) -> _Plan:
+                   allow_read: Sequence[str | Path], max_file_mb: int, memory_mb: int) -> _Plan:
     scratch = f"/tmp/fgo-tool-{secrets.token_hex(6)}/scratch"
     bind_files = str(Path(files_dir).resolve()) if files_dir is not None else None
     if files_dir is not None and layer.how == "root" and not _world_readable(str(bind_files)):
@@ -303,11 +327,12 @@ def _plan_os_layer(call: _Call, layer: isolation.Layer, filt: syscalls.Filter, f
         pass_fds.append(seccomp_fd)
     argv = isolation.command(layer, scratch=scratch, files_dir=bind_files,
                              read_paths=[str(p) for p in allow_read], programs=[str(_CHILD)],
-                             tmpfs_bytes=max(64 << 20, 2 * (int(max_file_mb) << 20)), info_fd=info_w,
+                             tmpfs_bytes=tmpfs_bytes(memory_mb, max_file_mb), info_fd=info_w,
                              seccomp_fd=seccomp_fd)
     return _Plan(argv=[*argv, isolation.python_executable()], cwd=None, scratch=scratch,
                  files=f"{scratch}/files" if files_dir is not None else "", pass_fds=pass_fds, info_fd=info_r,
-                 drop_to_uid=isolation.sandbox_uid() if layer.how == "root" else 0, nproc=isolation.NPROC)
+                 drop_to_uid=isolation.sandbox_uid() if layer.how == "root" else 0, nproc=isolation.NPROC,
+                 tmpfs=tmpfs_bytes(memory_mb, max_file_mb))
 
 
 def _plan_in_process(call: _Call, filt: syscalls.Filter, files_dir: Path | None) -> _Plan:
@@ -325,7 +350,10 @@ def _plan_in_process(call: _Call, filt: syscalls.Filter, files_dir: Path | None)
         os.chmod(call.tmp, 0o711)
         drop = isolation.sandbox_uid()
     return _Plan(argv=[sys.executable], cwd=scratch, scratch=scratch, files=files, pass_fds=[],
-                 drop_to_uid=drop, nproc=isolation.NPROC if drop else 0, seccomp=filt.bpf.hex())
+                 drop_to_uid=drop, nproc=isolation.NPROC if drop else 0,
+                 seccomp=syscalls.build(syscalls.host_processes(), no_processes=True).bpf.hex()
+                 if filt.available else "",
+                 landlock=isolation.landlock_abi())
 
 
 def _environment(scratch: str, files: str) -> dict[str, str]:
@@ -443,7 +471,7 @@ def run_tool(
     try:
         rfd, wfd = call.pipe()
         if layer is not None:
-            plan = _plan_os_layer(call, layer, filt, files_dir, allow_read, max_file_mb)
+            plan = _plan_os_layer(call, layer, filt, files_dir, allow_read, max_file_mb, memory_mb)
         else:
             plan = _plan_in_process(call, filt, files_dir)
         plan.pass_fds.append(wfd)
@@ -452,9 +480,11 @@ def run_tool(
             "nonce": nonce, "result_fd": wfd, "max_output": int(max_output),
             "source": source, "name": name, "arguments": args_json,
             "site": _site_dirs(), "read_roots": _read_roots(allow_read),
-            "cpu_s": int(math.ceil(timeout)) + 1, "memory": int(memory_mb) << 20,
-            "fsize": int(max_file_mb) << 20, "drop_to_uid": plan.drop_to_uid, "nproc": plan.nproc,
+            "cpu_s": int(math.ceil(timeout)) + 1, "memory": (int(memory_mb) << 20) - plan.tmpfs,
+            "fsize": min(int(max_file_mb) << 20, plan.tmpfs or 1 << 62),
+            "drop_to_uid": plan.drop_to_uid, "nproc": plan.nproc,
             "scratch": plan.scratch, "files": plan.files, "seccomp": plan.seccomp, "keyctl_nr": filt.keyctl_nr,
+            "landlock": plan.landlock,
         }
         with tempfile.TemporaryFile() as out_f:  # unlinked: nothing is left should the app die
             _launch(call, plan, cfg, out_f, deadline)

@@ -8,8 +8,10 @@ library falls back to ``clone``), mounts of any kind, the kernel keyrings except
 a fresh anonymous session keyring, ``ptrace`` and reading other processes' memory, eBPF,
 perf events, ``userfaultfd``, ``io_uring``, memory that is not heap and outlives a mapping
 (``memfd_create``, System V shared memory), the other System V and POSIX IPC objects,
-sockets of every family (the network, abstract unix sockets), kernel modules, reboot,
-swap, clocks, and the like.
+sockets of every family (the network, abstract unix sockets), inotify (a per-user quota),
+calls that act on another process (limits, priority, scheduling, memory policy, pidfds),
+growing pipe buffers, typing into a terminal (``TIOCSTI``), kernel modules, reboot, swap,
+clocks, and the like.
 
 The program is exported as raw BPF: bwrap installs it with ``--seccomp FD``; without
 bwrap the sandbox's child installs the same bytes itself (``prctl``).
@@ -41,6 +43,8 @@ REFUSED = (
     "msgget", "msgsnd", "msgrcv", "msgctl", "semget", "semop", "semtimedop", "semctl",
     "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive", "mq_notify", "mq_getsetattr",
     "socket", "socketpair",
+    # watches on the user's files (a per-user quota the app shares)
+    "inotify_init", "inotify_init1",
     # the machine itself
     "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module", "reboot",
     "swapon", "swapoff", "acct", "quotactl", "quotactl_fd", "syslog", "sethostname",
@@ -53,6 +57,15 @@ CLONE_NEW_FLAGS = {
     "CLONE_NEWNET": 0x40000000, "CLONE_NEWTIME": 0x00000080,
 }
 KEYCTL_JOIN_SESSION_KEYRING = 1
+CLONE_THREAD = 0x00010000
+# Calls that name a process (argument 0): refused for any process but the caller itself (0),
+# so that code running as the app's uid cannot read or lower the app's limits, renice or
+# rebind it. A thread's own id is not 0 either; no tool needs to pass it.
+SELF_ONLY = ("prlimit64", "sched_setaffinity", "sched_setscheduler", "sched_setparam", "sched_setattr",
+             "migrate_pages", "move_pages", "process_madvise", "pidfd_open")
+F_SETPIPE_SZ = 1031  # pipe buffers are kernel memory outside RLIMIT_AS: they keep their default size
+TIOCSTI, TIOCLINUX = 0x5412, 0x541C  # typing into a terminal
+PRIO_PROCESS = 0
 
 
 @dataclass(frozen=True)
@@ -69,9 +82,25 @@ class Filter:
         return bool(self.bpf)
 
 
+SIGNAL_CALLS = ("kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo")  # argument 0: the target
+
+
+def host_processes() -> tuple[int, ...]:
+    """What the in-process layer's filter keeps tool code from signalling, having no PID
+    namespace: the app, its parent, the app's process group and every process at once (-1)."""
+    return tuple(sorted({os.getpid(), os.getppid(), -os.getpgrp(), -1}))
+
+
+def build(protect: tuple[int, ...] = (), *, no_processes: bool = False) -> Filter:
+    """The filter for this machine's architecture (built once per process and arguments);
+    ``protect`` names processes no signal may reach (see :func:`host_processes`);
+    ``no_processes`` refuses new processes, threads still allowed (the in-process layer has
+    no process-count limit of its own: a fork bomb would be the app user's)."""
+    return _build(os.getpid(), tuple(protect), no_processes)
+
+
 @functools.cache
-def build() -> Filter:
-    """Build the filter for this machine's architecture once per process."""
+def _build(_pid: int, protect: tuple[int, ...], no_processes: bool) -> Filter:  # _pid: a forked worker's own
     try:
         import pyseccomp as sc
     except (ImportError, OSError) as exc:  # OSError: the package is there, libseccomp is not
@@ -88,6 +117,20 @@ def build() -> Filter:
         for flag in CLONE_NEW_FLAGS.values():
             f.add_rule(refuse, "clone", sc.Arg(0, sc.MASKED_EQ, flag, flag))
         f.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")
+        for name in SELF_ONLY:
+            _add_if_known(f, refuse, name, sc.Arg(0, sc.NE, 0))
+        f.add_rule(refuse, "setpriority", sc.Arg(0, sc.NE, PRIO_PROCESS))  # a group, or all the user's
+        f.add_rule(refuse, "setpriority", sc.Arg(1, sc.NE, 0))  # (which, who, prio): another than us
+        f.add_rule(refuse, "fcntl", sc.Arg(1, sc.EQ, F_SETPIPE_SZ))
+        for request in (TIOCSTI, TIOCLINUX):
+            f.add_rule(refuse, "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, request))
+        if no_processes:
+            for name in ("fork", "vfork"):
+                _add_if_known(f, refuse, name)
+            f.add_rule(refuse, "clone", sc.Arg(0, sc.MASKED_EQ, CLONE_THREAD, 0))
+        for target in protect:  # pid_t is 32 bits: compare the low half only
+            for name in SIGNAL_CALLS:
+                _add_if_known(f, refuse, name, sc.Arg(0, sc.MASKED_EQ, 0xFFFFFFFF, target & 0xFFFFFFFF))
         f.add_rule(refuse, "keyctl", sc.Arg(0, sc.NE, KEYCTL_JOIN_SESSION_KEYRING))
         f.add_rule(refuse, "keyctl", sc.Arg(0, sc.EQ, KEYCTL_JOIN_SESSION_KEYRING), sc.Arg(1, sc.NE, 0))
         with tempfile.TemporaryFile() as out:
@@ -98,6 +141,13 @@ def build() -> Filter:
     except (OSError, ValueError, RuntimeError) as exc:
         return Filter(reason=f"the system-call filter cannot be built here ({exc})")
     return Filter(bpf=bpf, keyctl_nr=keyctl_nr)
+
+
+def _add_if_known(f: object, action: object, name: str, *args: object) -> None:
+    try:
+        f.add_rule(action, name, *args)  # type: ignore[attr-defined]
+    except (OSError, ValueError):  # a call this architecture does not have
+        pass
 
 
 def bpf_fd(program: bytes) -> int:

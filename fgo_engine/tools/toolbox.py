@@ -89,15 +89,37 @@ class ToolboxSource:
 # ---------------------------------------------------------------------------- parsing
 
 
+# Deeper than this, the recursive walks over a toolbox (unparse, dump, schemas, merging)
+# would hit Python's recursion limit; real tools nest a few dozen levels at most.
+MAX_NESTING = 100
+
+
+def _nesting(tree: ast.AST) -> int:
+    """The depth of the syntax tree, measured without recursion."""
+    deepest, todo = 0, [(tree, 1)]
+    while todo:
+        node, depth = todo.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_NESTING:
+            break
+        todo.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
+
+
 def _parse_module(source: str, what: str = "toolbox") -> ast.Module:
     try:
-        return ast.parse(source)
+        tree = ast.parse(source)
     except SyntaxError as e:
         raise MalformedOutputError(
             f"{what} has a syntax error at line {e.lineno}: {e.msg}"
         ) from None
-    except (ValueError, RecursionError, MemoryError) as e:  # null bytes, absurd nesting
+    except RecursionError:
+        tree = None
+    except (ValueError, MemoryError) as e:  # null bytes, absurd size
         raise MalformedOutputError(f"{what} cannot be parsed: {e}") from None
+    if tree is None or _nesting(tree) > MAX_NESTING:
+        raise MalformedOutputError(f"{what} is nested too deeply (more than {MAX_NESTING} levels of syntax)")
+    return tree
 
 
 def _is_docstring(node: ast.stmt) -> bool:

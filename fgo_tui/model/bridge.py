@@ -28,6 +28,7 @@ class TokenDelta:
     calls: int = 0
     cache_hits: int = 0
     errors: int = 0
+    seconds: float = 0.0  # latency of the calls an LLM answered (the ETA's per-role rates)
 
 
 @dataclass
@@ -83,6 +84,7 @@ class EventBuffer:
                     else:
                         bucket.prompt += event.prompt_tokens
                         bucket.completion += event.completion_tokens
+                        bucket.seconds += event.latency_ms / 1000.0
                 b.total_tokens = event.total_tokens
             elif isinstance(event, ev.ScopeQueued):
                 b.queued[(event.scope_kind, event.scope_id)] = event

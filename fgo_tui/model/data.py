@@ -37,13 +37,53 @@ def load_run_view(store: Store, *, live: bool = False) -> RunView:
     _load_nodes(store, view)
     _load_tokens(store, view)
     view.n_subsets = max(view.n_subsets, len(view.subsets))
+    _method_traits(view)
     if view.status == "done" and view.final_module_id:
         view.test_score = q.mean_test_score(store, view.final_module_id)
+        view.start_test_score = q.mean_test_score(store, "initial")
     if not live:
         view.settle("opened")  # nothing runs in a session just opened: a cancelled run's subsets are not "running"
     view.version += 1
     view.tree_version += 1
     return view
+
+
+def _method_traits(view: RunView) -> None:
+    from fgo_engine.errors import ConfigError
+    from fgo_engine.method.methods import method_for
+
+    try:
+        method = method_for(view.method)
+    except ConfigError:  # a method this version does not know: shown without a tree
+        view.has_merge_tree, view.max_merge_nodes = False, 0
+        return
+    view.has_merge_tree, view.max_merge_nodes = method.has_merge_tree, method.max_merge_nodes(view.n_subsets)
+
+
+def load_history(store: Store, view: RunView) -> None:
+    """The Events tab of a reopened session: the lines its kept events made when they happened
+    (replayed into a scratch view, so the view built from the rows is left as it is)."""
+    from datetime import datetime
+
+    from fgo_engine.events import event_from_payload
+
+    scratch = RunView(workers=view.workers)
+    at = ""
+
+    def stamp() -> str:
+        try:
+            return datetime.fromisoformat(at).astimezone().strftime("%H:%M:%S")
+        except ValueError:
+            return "--:--:--"
+
+    scratch.clock = stamp
+    for ts, kind, payload in q.event_history(store):
+        e = event_from_payload(kind, payload)
+        if e is not None:
+            at = ts
+            scratch.apply_event(e)
+    view.logs.extendleft(reversed(scratch.logs))  # before any line this view already has
+    view.logs_seen += scratch.logs_seen
 
 
 def _load_subsets(store: Store, view: RunView, cats: dict[str, str]) -> None:

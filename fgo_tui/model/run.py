@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from fgo_engine.method.review import QueueGate, ReviewGate, gate_for_policy
 from fgo_engine.types import ReviewRequest
-from fgo_tui.model.bridge import EventBuffer
+from fgo_tui.model.bridge import Batch, EventBuffer
 from fgo_tui.model.follow import Follower, carry_over
 from fgo_tui.model.state import RunView
 
@@ -73,9 +73,9 @@ class RunController:
         self.spent = False  # session.run() has returned once: a new run needs a fresh Session
         self.result: Any = None
         self.next_overrides: dict[str, Any] | None = None  # config changes for the next run (a new budget)
-        from fgo_engine.run.progress import RateMeter
+        from fgo_engine.run.progress import Progress
 
-        self.meter = RateMeter()
+        self.progress_meter = Progress()
 
     # -- building (worker threads) ------------------------------------------------------
     def create(self, config: RunConfig) -> None:
@@ -115,8 +115,11 @@ class RunController:
             self.follower.start()
 
     def _load_view(self) -> None:
+        from fgo_tui.model.data import load_history
+
         assert self.store is not None
         self.view = self.read_view(self.store, live=self.follower is not None)
+        load_history(self.store, self.view)  # once: a followed run's later views carry the log over
 
     def read_view(self, store: Store, *, live: bool = False) -> RunView:
         """The view of everything the session file holds (``live``: a run elsewhere is under
@@ -197,20 +200,33 @@ class RunController:
             result = self.session.run()
             return result
         finally:
+            stored = self._stored_elapsed()  # read here, in the worker: the UI thread reads nothing
             try:
-                ui(self._finished, result)
+                ui(self._finished, result, stored)
             except RuntimeError:  # the app is gone (quit): nothing left to show
-                self._finished(result)
+                self._finished(result, stored)
+
+    def _stored_elapsed(self) -> float | None:
+        """The session's wall time as the store now has it (this run included), if it can be read."""
+        from fgo_engine.run.session import elapsed_seconds
+
+        try:
+            return elapsed_seconds(self.session.store) if self.session is not None else None
+        except Exception:  # noqa: BLE001 - a closed store: the app's own measure stands
+            return None
 
     def _started(self) -> None:
         self.started_at, self.finished_at = self.clock(), None
 
-    def _finished(self, result: Any) -> None:
+    def _finished(self, result: Any, stored: float | None = None) -> None:
         self.result = result
         self.finished_at = self.clock()
         self.spent = True
-        # the store now holds this run's wall time too: count it once
-        if self.started_at is not None:
+        # the store now holds this run's wall time too: count it once, as the store counts it (a
+        # reopened session shows the same figure)
+        if stored:
+            self.view.elapsed_before = stored
+        elif self.started_at is not None:
             self.view.elapsed_before += max(0.0, self.finished_at - self.started_at)
         self.started_at = self.finished_at = None
 
@@ -252,19 +268,40 @@ class RunController:
         end = self.finished_at if self.finished_at is not None else self.clock()
         return before + max(0.0, end - self.started_at)
 
-    def observe_progress(self) -> None:
-        """Feed the call-rate meter (UI thread, once per drain)."""
-        if self.running:
-            self.meter.observe(self.clock(), self.view.calls_this_run)
+    def observe_progress(self, batch: Batch | None = None) -> None:
+        """Feed the progress meter with a drained batch (UI thread, once per drain, before the
+        view applies it): a run's start, the calls per role, and whether it waits for a person."""
+        from fgo_engine import events as ev
+
+        now, meter = self.clock(), self.progress_meter
+        if batch is not None:
+            for e in batch.events:
+                if isinstance(e, ev.RunStarted):
+                    meter.start(e.projection, e.done_before)
+            for role, d in batch.roles.items():
+                meter.add(now, role, calls=d.calls, cached=d.cache_hits, seconds=d.seconds)
+        meter.wait(now, self.waiting_for_person is not None)
+
+    @property
+    def waiting_for_person(self) -> str | None:
+        """What the run waits for from a person ("a review", "resume"), if it waits."""
+        if not self.running:
+            return None
+        if self.pending_request is not None or self.view.pending_review:
+            return "a review"
+        return "resume" if self.paused else None
 
     def progress(self) -> tuple[float, float | None]:
-        """(share of the expected calls made, seconds left at the observed rate)."""
+        """(share of the expected calls done across resumes, seconds left; None while waiting
+        for a person or before there is a rate)."""
         from fgo_engine.run.progress import fraction
 
-        v = self.view
+        v, meter = self.view, self.progress_meter
         done = v.status == "done"
-        share = fraction(v.calls_this_run, v.expected_calls, finished=done)
-        eta = None if done or not self.running else self.meter.eta(v.calls_this_run, v.expected_calls)
+        if not meter.expected:  # nothing observed yet in this app (a view of a stopped run)
+            return fraction(v.calls_this_run, v.expected_calls, finished=done), None
+        share = meter.fraction(finished=done)
+        eta = None if done or not self.running else meter.eta()
         return share, eta
 
     def pause(self) -> None:

@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fgo_engine import events as ev
-from fgo_engine.types import IF_NOT_WORSE, NodeRef, subset_ref
+from fgo_engine import redaction
+from fgo_engine.types import AUTO_APPROVE, IDENTICAL_CHILDREN, IF_NOT_WORSE, OPERATOR, NodeRef, subset_ref
 from fgo_tui.model.bridge import Batch
 
 STEP_LINES = 60  # trajectory lines kept per subset
+LOG_LINES = 2000  # Events lines kept (as many as the Events tab's log shows)
 DECIDED = {"approve": "approved", "edit": "edited", "rollback": "rolled back"}
 
 
@@ -136,8 +138,8 @@ class NodeView:
         if self.rolled_back_by_backtest:
             first = DECIDED.get(self.reviewed or "approve", "approved")
             return f"{first} · rolled back by backtest (worse than best child)"
-        who = {"operator": "by you", "policy:auto": "by auto-approve", "policy:if-not-worse": "not worse than its "
-               "best child", "identical-children": "children identical"}.get(self.decided_by or "", self.decided_by)
+        who = {OPERATOR: "by you", AUTO_APPROVE: "by auto-approve", IF_NOT_WORSE: "not worse than its best child",
+               IDENTICAL_CHILDREN: "children identical"}.get(self.decided_by or "", self.decided_by)
         return self.display_status + (f" ({who})" if who else "")
 
 
@@ -147,6 +149,8 @@ class RunView:
     name: str = ""
     suite: str = ""
     method: str = "fgo"
+    has_merge_tree: bool = True  # subsets meeting in merge nodes (the engine's Method says; fgo's default)
+    max_merge_nodes: int = 0
     status: str = "new"
     message: str = ""
     models: dict[str, str] = field(default_factory=dict)
@@ -160,6 +164,8 @@ class RunView:
     n_test: int = 0
     projected_calls: dict[str, int] = field(default_factory=dict)
     projection: dict[str, Any] = field(default_factory=dict)  # Projection.to_dict() of the current run
+    sandbox: str = ""  # what the run's tool code runs under
+    sandbox_warning: str = ""  # `auto` fell back to a weaker layer: shown on the run bar
     workers: int = 0
     calls_this_run: int = 0  # calls since the current run started ("starting…" until the first)
     run_started: bool = False
@@ -174,10 +180,11 @@ class RunView:
     phase_tokens: dict[str, int] = field(default_factory=dict)
     train_score: float | None = None
     test_score: float | None = None
+    start_test_score: float | None = None  # the starting module on the same test tasks (shown beside test_score)
     final_module_id: str | None = None
     updated_at: str | None = None
     pending_review: str | None = None
-    logs: deque[tuple[str, str, str]] = field(default_factory=lambda: deque(maxlen=500))  # (time, level, text)
+    logs: deque[tuple[str, str, str]] = field(default_factory=lambda: deque(maxlen=LOG_LINES))  # (time, level, text)
     logs_seen: int = 0
     clock: Callable[[], str] = field(default=clock_time, repr=False, compare=False)
     version: int = 0
@@ -203,10 +210,8 @@ class RunView:
 
     @property
     def max_nodes(self) -> int:
-        """Merge nodes a full run makes at most (n − 1: every merge takes ≥ 2 modules)."""
-        if self.method == "fgo":
-            return max(0, self.n_subsets - 1)
-        return 1 if self.method == "no-merge" and self.n_subsets > 1 else 0
+        """Merge nodes a full run makes at most (the method's own count, from the engine)."""
+        return self.max_merge_nodes
 
     def subset(self, sid: int) -> SubsetView:
         s = self.subsets.get(sid)
@@ -273,10 +278,13 @@ class RunView:
         for phase, d in batch.phases.items():
             self.phase_tokens[phase] = self.phase_tokens.get(phase, 0) + d.prompt + d.completion
 
-    def _apply_event(self, e: ev.Event) -> None:
+    def apply_event(self, e: ev.Event) -> None:
+        """Fold one event into the view (a drained batch does this for each of its events)."""
         handler = _HANDLERS.get(type(e))
         if handler is not None:
             handler(self, e)
+
+    _apply_event = apply_event
 
     # -- one handler per event (dispatched by _HANDLERS, below the class) ----------------
     def _on_run_started(self, e: ev.RunStarted) -> None:
@@ -284,9 +292,12 @@ class RunView:
         self.n_train, self.n_test = e.n_train, e.n_test
         self.projected_calls = dict(e.projected_calls)
         self.projection = dict(e.projection or {})
+        if e.has_merge_tree is not None:  # a run recorded before the event said so keeps the view's
+            self.has_merge_tree, self.max_merge_nodes = e.has_merge_tree, e.max_merge_nodes or 0
+        self.sandbox, self.sandbox_warning = e.sandbox, e.sandbox_warning
         self.message = ""
         self.run_started, self.calls_this_run = True, 0
-        if self.method not in ("fgo", "no-merge"):
+        if not self.has_merge_tree:
             return
         busy = bool(self.workers and self.workers < e.n_subsets)
         for sid in range(e.n_subsets):  # not started yet: waiting for a worker
@@ -394,6 +405,7 @@ class RunView:
         self.status = e.status
         self.message = e.message
         self.train_score, self.test_score = e.train_score, e.test_score
+        self.start_test_score = e.start_test_score
         self.final_module_id = e.final_module_id or self.final_module_id
         self.pending_review = None
         self.log("info" if e.status == "done" else "warning",
@@ -506,6 +518,6 @@ def fmt_score(x: float | None) -> str:
 
 
 def short(text: Any, width: int) -> str:
-    """One line, at most ``width`` characters."""
-    s = " ".join(str(text or "").split())
+    """One line, at most ``width`` characters; masked before it is cut (never half a key)."""
+    s = redaction.scrub(" ".join(str(text or "").split()))
     return s if len(s) <= width else s[: max(1, width - 1)] + "…"

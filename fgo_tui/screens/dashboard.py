@@ -20,11 +20,13 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Log, Static, TabbedContent, TabPane, Tree
+from textual.widgets._toast import ToastRack
 
 from fgo_engine.persistence import queries as q
+from fgo_engine.types import is_simulated
 from fgo_tui.base import StudioApp
 from fgo_tui.messages import RunUpdated
-from fgo_tui.model.state import NodeView, fmt_score, fmt_tokens
+from fgo_tui.model.state import NodeView, fmt_score, fmt_tokens, short
 from fgo_tui.widgets.merge_tree import MergeTree
 from fgo_tui.widgets.node_detail import NodeDetail
 from fgo_tui.widgets.render import STATUS_STYLE
@@ -107,6 +109,7 @@ class DashboardScreen(Screen):
         self._module_misses: dict[str, int] = {}
         self._module_reads: set[str] = set()  # module texts being read in a worker
         self._bar_lines = 0
+        self._toast_top = -1  # where the toasts start (see _toasts_below)
         self._chose_tab = False  # the operator picked a tab: no automatic switching any more
         self._usage: tuple = ()
 
@@ -119,7 +122,7 @@ class DashboardScreen(Screen):
                 with SubsetGrid(id="subset-grid"):
                     # the panels the run will fill, mounted with the screen: not in the first ticks of the run
                     v = self.view
-                    sids = sorted(set(v.subsets) | (set(range(v.n_subsets)) if v.method in ("fgo", "no-merge")
+                    sids = sorted(set(v.subsets) | (set(range(v.n_subsets)) if v.has_merge_tree
                                                     else set()))
                     self._unmounted = sids[PANEL_CHUNK:]  # mounted by _render_panels, a chunk per refresh
                     for sid in sids[:PANEL_CHUNK]:
@@ -209,6 +212,7 @@ class DashboardScreen(Screen):
         bar.display = bool(budget)
         if budget:
             bar.set_values(v.prompt_tokens, v.completion_tokens, budget, budget=True, caption="budget")
+        self._toasts_below(self._bar_lines + (1 if budget else 0) + 2)
         tab = self.query_one(TabbedContent).active
         if (not self._chose_tab and tab == "tab-subsets" and self.ctl.running and v.nodes
                 and v.subsets_done == len(v.subsets)):
@@ -260,25 +264,39 @@ class DashboardScreen(Screen):
             self._bar_lines = lines
             bar.styles.height = lines
 
+    def _toasts_below(self, top: int) -> None:
+        """Toasts (docked at the top, clear of a modal's buttons) start ``top`` lines down: under
+        the run bar, the budget bar and the tabs, never over the status they may be talking about."""
+        if top == self._toast_top:
+            return
+        try:
+            rack = self.query_one(ToastRack)
+        except NoMatches:
+            return
+        self._toast_top = top
+        rack.styles.margin = (top, 0, 0, 0)
+
     def _bar_head(self, t: Text) -> None:
-        """Name, shape, status, subsets and merges done, the review policy as it stands."""
+        """Name, status, the review policy as it stands, subsets and merges done, then the shape:
+        what the operator acts on first, so at 100 columns a long name crops the shape (it never
+        changes during a run) and not the status or the review policy."""
         v, ctl = self.view, self.ctl
-        t.append(f"◆ {v.name}", style="bold")
-        t.append(f"  {v.suite} · {v.method} · N={v.n_subsets} E={v.epochs} t={v.threshold}", style="")
+        t.append(f"◆ {short(v.name, 32)}", style="bold")
         status = "paused" if ctl.paused else v.status
         if status == "running" and ctl.running and not v.calls_this_run:
             status = "starting…"  # importing litellm, building the suite, waiting for the first answer
         t.append("  ● ", style=STATUS_STYLE.get(status, ""))
         t.append(status, style=STATUS_STYLE.get(status, ""))
-        t.append(f"   subsets {v.subsets_done}/{v.n_subsets or len(v.subsets)}")
-        if v.method in ("fgo", "no-merge"):
-            t.append(f" · merges {v.nodes_done}/≤{v.max_nodes}")
         auto, review = ctl.auto, v.review_policy
         if auto is not None and review == "ask" and auto:
-            review = "ask, auto-approve ON"
+            review = "auto-approving"
         elif auto is not None and review == "auto" and not auto:
-            review = "auto, switched to ask"
-        t.append(f"   review: {review}", style="dim")
+            review = "ask (was auto)"
+        t.append(f"  review: {review}", style="dim")
+        t.append(f"  subsets {v.subsets_done}/{v.n_subsets or len(v.subsets)}")
+        if v.has_merge_tree:
+            t.append(f" · merges {v.nodes_done}/≤{v.max_nodes}")
+        t.append(f"  {v.suite} · {v.method} · N={v.n_subsets} E={v.epochs} t={v.threshold}", style="dim")
         t.append("\n")
 
     def _bar_progress(self, t: Text) -> None:
@@ -291,7 +309,11 @@ class DashboardScreen(Screen):
             t.append("░" * (cells - full), style="grey30")
             t.append(f" {share:.0%}", style="bold")
             t.append(f" of ~{round(v.expected_calls):,} calls", style="dim")
-            if eta is not None:
+            waiting = ctl.waiting_for_person
+            if waiting and v.status != "done":
+                t.append(f" · waiting for {waiting}: ETA paused (time waiting for a person is not counted)",
+                         style="yellow")
+            elif eta is not None:
                 t.append(f" · ETA {fmt_elapsed(eta)}")
             t.append("\n")
 
@@ -303,20 +325,25 @@ class DashboardScreen(Screen):
         if ctl.elapsed is not None:
             t.append(f" · elapsed {fmt_elapsed(ctl.elapsed)}")
         if v.train_score is not None or v.test_score is not None:
-            t.append(f" · train {fmt_score(v.train_score)} · test {fmt_score(v.test_score)}", style="bold")
+            t.append(f" · train {fmt_score(v.train_score)} · test ", style="bold")
+            if v.start_test_score is not None and v.test_score is not None:
+                t.append(f"{fmt_score(v.start_test_score)} → ", style="")  # the starting module's, beside it
+            t.append(fmt_score(v.test_score), style="bold")
         # the split last: at 100 columns the bar crops it, not the elapsed time or the scores
         t.append(f" · {fmt_tokens(v.prompt_tokens)} prompt, {fmt_tokens(v.completion_tokens)} completion",
                  style="dim")
         models = sorted(set(v.models.values()))
         if models:
             t.append("\nmodels " + ", ".join(models), style="dim")
-            if all(m.startswith("fgo-sim/") for m in models):
+            if all(is_simulated(m) for m in models):
                 t.append(" (simulated LLM: a test bed, not evidence of real-model quality)", style="dim italic")
 
     def _bar_notes(self) -> list[tuple[str, str]]:
         """What needs the operator: a review, a pause, why it stopped or cannot run here."""
         v, ctl = self.view, self.ctl
         notes: list[tuple[str, str]] = []
+        if v.sandbox_warning:
+            notes.append((f"⚠ {v.sandbox_warning}", "yellow"))
         if ctl.pending_request is not None:
             notes.append((f"⚠ merge {ctl.pending_request.node_id} waits for your review: press v", "bold yellow"))
         if ctl.paused:

@@ -19,8 +19,10 @@ from textual.timer import Timer
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
+from fgo_engine.types import is_simulated
 from fgo_tui.base import StudioApp
 from fgo_tui.messages import StartSession
+from fgo_tui.numbers import parse_number
 
 if TYPE_CHECKING:
     from fgo_engine.suites.base import Suite
@@ -32,27 +34,20 @@ SCORERS = ("normalized", "exact", "contains", "regex", "numeric", "llm_judge")
 JSONL = "jsonl"
 
 
-SUFFIX = {"k": 1_000, "m": 1_000_000, "g": 1_000_000_000}
 NUMBER_FIELDS = {"f-subsets": "subsets", "f-epochs": "epochs", "f-threshold": "threshold",
                  "f-budget": "budget_tokens", "f-budget-cost": "budget_cost", "f-seed": "seed",
                  "f-workers": "workers"}
+# the form's own words for the engine's settings, in the messages shown beside the fields
+FIELD_WORDS = {"subsets": "Subsets N", "epochs": "Epochs", "threshold": "Merge threshold t",
+               "budget_tokens": "Token budget", "budget_cost": "Cost budget", "seed": "Seed",
+               "workers": "Parallel subsets"}
+REQUIRED = ("f-subsets", "f-epochs", "f-threshold")  # blank is not "the default": it is refused
 
 
-def _num(raw: str, *, real: bool = False) -> Any:
-    """'' → None (use the default); digits → int, also as the app prints them ('5k', '1.2M',
-    '12,000'); ``real`` also takes decimals ('0.50', '$2'). Anything else is passed on as text so
-    the engine's validation explains what is wrong with it."""
-    t = raw.strip().replace("_", "").replace(",", "").lstrip("$")
-    if not t:
-        return None
-    m = re.fullmatch(r"(-?\d+(?:\.\d+)?)\s*([kKmMgG]?)", t)
-    if m:
-        value = float(m.group(1)) * SUFFIX.get(m.group(2).lower(), 1)
-        if real:
-            return value
-        if value == int(value):
-            return int(value)
-    return raw.strip()
+def in_form_words(key: str, message: str) -> str:
+    """'budget_tokens must be …' → 'Token budget must be …'."""
+    word = FIELD_WORDS.get(key)
+    return re.sub(rf"\b{re.escape(key)}\b", word, message, count=1) if word else message
 
 
 def parse_options(raw: str) -> dict[str, Any]:
@@ -75,7 +70,7 @@ def starting_module(suite: str, value: str) -> dict[str, str]:
     return {kind: value}
 
 
-def projection_text(proj: Any, n_train: int, n_test: int, warnings: list[str]) -> Text:
+def projection_text(proj: Any, n_train: int, n_test: int, warnings: list[str], wall: Any = None) -> Text:
     """The projection as the form shows it: calls (bound, expected), tokens and cost per role."""
     from fgo_engine.method.projection import fmt_cost, fmt_count
 
@@ -93,6 +88,9 @@ def projection_text(proj: Any, n_train: int, n_test: int, warnings: list[str]) -
     t.append(f"{'total':<9}{fmt_count(proj.calls_max):>7}{fmt_count(proj.calls):>6}{fmt_count(proj.tokens):>7}"
              f"{cost(proj.cost):>7}\n", style="bold")
     t.append(f"at most about {fmt_count(proj.tokens_max)} tokens · {fmt_cost(proj.cost_max)}\n", style="dim")
+    if wall is not None:
+        for i, line in enumerate(wall.lines()):
+            t.append(line.strip() + "\n", style="" if i == 0 else "dim")
     for w in warnings:
         t.append(f"⚠ {w}\n", style="yellow")
     for n in proj.notes:
@@ -118,10 +116,14 @@ class NewSessionScreen(Screen):
         self.projection: Any = None  # the latest Projection
         self._suite_cache: dict[str, tuple[list[Task], list[Task], Suite]] = {}
         self._debounce: Timer | None = None
+        self._labels: dict[str, str] = {}  # field id → its label (the words errors use)
+        self.busy: str | None = None  # the one-run-at-a-time line shown above the form ('' when none)
+        self._refused = False  # ctrl+s was refused while another run was in progress
 
     # -- layout -------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Static(Text("New session", style="bold"), classes="screen-title")
+        yield Static("", id="form-busy")
         with Horizontal(id="new-body"):
             with VerticalScroll(id="new-form"):
                 yield Static(Text("What to optimize", style="bold"), classes="form-section")
@@ -152,7 +154,7 @@ class NewSessionScreen(Screen):
                 yield from self._field("Subsets N", Input("4", id="f-subsets", compact=True))
                 yield from self._field("Epochs", Input("2", id="f-epochs", compact=True))
                 yield from self._field("Merge threshold t", Input("2", id="f-threshold", compact=True))
-                from fgo_engine.config import CLUSTERS, METHODS, PARTITIONS, REVIEWS
+                from fgo_engine.config import BACKTESTS, CLUSTERS, METHODS, PARTITIONS, REVIEWS, RunConfig
 
                 yield from self._field("Clustering", Select([(c, c) for c in CLUSTERS], value="kmeans",
                                                              allow_blank=False, id="f-cluster", compact=True))
@@ -160,6 +162,14 @@ class NewSessionScreen(Screen):
                                                             allow_blank=False, id="f-partition", compact=True))
                 yield from self._field("Review merges", Select([(r, r) for r in REVIEWS], value="ask",
                                                                 allow_blank=False, id="f-review", compact=True))
+                yield Static(Text(f"ask: you review each merge here (fgo run defaults to {RunConfig.review}). "
+                                  "if-not-worse keeps a merge only if its backtest is not below its best "
+                                  "child; auto approves every merge.", style="dim"), classes="form-note")
+                yield from self._field("Backtest", Select([(b, b) for b in BACKTESTS], value=RunConfig.backtest,
+                                                           allow_blank=False, id="f-backtest", compact=True))
+                yield Static(Text("full: every task under the merge; adaptive: a sample per subset, grown "
+                                  "until the merge is clearly better or worse (cheaper on large trees).",
+                                  style="dim"), classes="form-note")
                 yield Static(Text("Run", style="bold"), classes="form-section")
                 yield from self._field("Token budget", Input(placeholder="none (e.g. 500k, 1.2M)", id="f-budget",
                                                              compact=True))
@@ -187,6 +197,7 @@ class NewSessionScreen(Screen):
         yield Footer()
 
     def _field(self, label: str, widget: Any, classes: str = "") -> ComposeResult:
+        self._labels[widget.id] = label
         with Horizontal(classes=f"field {classes}".strip()):
             yield Label(label, classes="field-label")
             yield widget
@@ -198,6 +209,8 @@ class NewSessionScreen(Screen):
             w.cursor_blink = blink
         self._toggle_jsonl()
         self._schedule()
+        self._show_busy()
+        self.set_interval(0.5, self._show_busy)  # the line goes once that run ends
         self.query_one("#f-suite", Select).focus()
 
     # -- form → config ------------------------------------------------------------------
@@ -224,11 +237,11 @@ class NewSessionScreen(Screen):
         if start := self.value("f-start").strip():
             data.update(starting_module(suite, start))
         for wid, key in NUMBER_FIELDS.items():
-            v = _num(self.value(wid), real=key == "budget_cost")
+            v = parse_number(self.value(wid), real=key == "budget_cost")
             if v is not None:
                 data[key] = v
         for key, wid in (("cluster", "f-cluster"), ("partition", "f-partition"), ("review", "f-review"),
-                         ("method", "f-method"), ("executor", "f-executor")):
+                         ("backtest", "f-backtest"), ("method", "f-method"), ("executor", "f-executor")):
             data[key] = self.value(wid)
         if address := self.value("f-ray-address").strip():
             data["executor"], data["ray_address"] = "ray", address
@@ -242,27 +255,39 @@ class NewSessionScreen(Screen):
 
         errors: dict[str, str] = {}
         for wid, key in NUMBER_FIELDS.items():
-            v = _num(self.value(wid), real=key == "budget_cost")
+            v = parse_number(self.value(wid), real=key == "budget_cost")
             if v is None:
+                if wid in REQUIRED:
+                    errors[wid] = f"{FIELD_WORDS[key]} is needed: give a whole number"
                 continue
             try:
                 RunConfig.from_dict({key: v})
             except ConfigError as exc:
-                errors[wid] = str(exc)
+                errors[wid] = in_form_words(key, str(exc))
         try:
             parse_options(self.value("f-options"))
         except ConfigError as exc:
             errors["f-options"] = str(exc)
         if self.value("f-suite") == JSONL and not self.value("f-tasks").strip():
             errors["f-tasks"] = "give the path of a JSONL task file (one JSON object per line)"
+        errors.update(self._model_errors())
+        return errors
+
+    def _model_errors(self) -> dict[str, str]:
+        """An unknown model once, beside the first role that names it (with every role that does)."""
+        from fgo_engine.run.preflight import model_problem
+
+        roles_of: dict[str, list[str]] = {}
         for role in ROLES:
             model = self.value(f"f-model-{role}").strip() or DEFAULT_MODEL
-            if model.startswith("fgo-sim/") or "/" not in model:
-                from fgo_engine.run.preflight import model_problem
-
-                problem = model_problem(model)
-                if problem:
-                    errors[f"f-model-{role}"] = f"unknown model {model!r} for role {role}: {problem}"
+            if is_simulated(model) or "/" not in model:
+                roles_of.setdefault(model, []).append(role)
+        errors = {}
+        for model, roles in roles_of.items():
+            problem = model_problem(model)
+            if problem:
+                which = "every role" if len(roles) == len(ROLES) else ", ".join(roles)
+                errors[f"f-model-{roles[0]}"] = f"unknown model {model!r} ({which}): {problem}"
         return errors
 
     def show_field_errors(self, errors: dict[str, str]) -> None:
@@ -280,8 +305,15 @@ class NewSessionScreen(Screen):
         errors = self.field_errors()
         self.show_field_errors(errors)
         if errors:
-            raise ConfigError("; ".join(errors.values()))
+            # each message is beside its field: here only which fields, once
+            names = [self._label_of(wid) for wid in errors]
+            raise ConfigError(f"fix {'this field' if len(names) == 1 else f'these {len(names)} fields'} "
+                              f"(✖ beside each): {', '.join(names)}")
         return RunConfig.from_dict(self.form_data())
+
+    def _label_of(self, wid: str) -> str:
+        label = self._labels.get(wid, wid.removeprefix("f-"))
+        return f"{label} model" if wid.startswith("f-model-") and label in ROLES else label
 
     # -- live validation and projection -------------------------------------------------
     @on(Input.Changed)
@@ -319,7 +351,7 @@ class NewSessionScreen(Screen):
         self._project(cfg)
 
     @work(thread=True, exclusive=True, group="projection", exit_on_error=False)
-    def _project(self, cfg: Any) -> tuple[Any, int, int, list[str]]:
+    def _project(self, cfg: Any) -> tuple[Any, int, int, list[str], list[str], Any]:
         from fgo_engine.method.methods import project
         from fgo_engine.suites.base import build_suite
 
@@ -333,42 +365,71 @@ class NewSessionScreen(Screen):
             from fgo_engine.errors import ConfigError
 
             raise ConfigError(f"suite {cfg.suite!r} has no training tasks")
-        from fgo_engine.run.preflight import check_models
+        from fgo_engine.method.walltime import wall_time
+        from fgo_engine.run.preflight import check_models, missing_keys
 
-        check_models(cfg)  # litellm knows the models, and their API keys are set
+        check_models(cfg, keys=False)  # litellm knows the models; a missing key hides no projection
         proj = project(cfg, suite, train, test)
-        return proj, len(train), len(test), proj.budget_warnings(cfg)
+        return proj, len(train), len(test), proj.budget_warnings(cfg), missing_keys(cfg), wall_time(proj, cfg)
 
     @on(Worker.StateChanged)
     def _projected(self, event: Worker.StateChanged) -> None:
         if event.worker.group != "projection":
             return
         if event.state == WorkerState.SUCCESS and event.worker.result is not None:
-            proj, n_train, n_test, warnings = event.worker.result
+            proj, n_train, n_test, warnings, keys, wall = event.worker.result
             self.projection = proj
-            self.show_error("")
-            self.query_one("#projection", Static).update(projection_text(proj, n_train, n_test, warnings))
+            self.show_error("; ".join(keys), keep_projection=True)  # needed to run, not to project
+            self.query_one("#projection", Static).update(projection_text(proj, n_train, n_test, warnings, wall))
         elif event.state == WorkerState.ERROR:
             err = event.worker.error
             from fgo_engine.errors import FGOError
 
             self.show_error(str(err) if isinstance(err, FGOError) else f"{type(err).__name__}: {err}")
 
-    def show_error(self, message: str) -> None:
+    def show_error(self, message: str, *, keep_projection: bool = False) -> None:
+        if not message and self._refused and self.busy:
+            message = self.busy.removeprefix("⚠ ")  # why ctrl+s did nothing, until that run ends
+            keep_projection = True
         self.error = message
         box = self.query_one("#form-error", Static)
         if message:
             box.update(Text.assemble(("✖ ", "bold red"), (message, "red")))
-            self.query_one("#projection", Static).update(Text("(fix the form to see the projection)",
-                                                              style="dim"))
+            if not keep_projection:
+                self.query_one("#projection", Static).update(Text("(fix the form to see the projection)",
+                                                                  style="dim"))
         else:
             box.update("")
         box.set_class(bool(message), "-error")
+
+    def busy_text(self) -> str:
+        """Before the form is filled: another run is in progress here, and the app runs one at a time."""
+        name = self.app.busy_with()
+        if name is None:
+            return ""
+        return (f"⚠ One run at a time: {name} is running. You can fill this in; ctrl+s starts it once that run "
+                "finishes or is cancelled (c on its dashboard).")
+
+    def _show_busy(self) -> None:
+        text = self.busy_text()
+        if text != self.busy:
+            self.busy = text
+            if not text and self._refused:
+                self._refused = False
+                self.show_error("", keep_projection=True)
+            box = self.query_one("#form-busy", Static)
+            box.update(Text(text, style="bold yellow"))
+            box.display = bool(text)
 
     # -- actions ------------------------------------------------------------------------
     def action_start(self) -> None:
         from fgo_engine.errors import ConfigError
 
+        if self.busy_text():
+            self._refused = True
+            self._show_busy()
+            self.show_error("")
+            return
         try:
             cfg = self.build_config()
         except ConfigError as exc:

@@ -20,7 +20,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Static, TextArea
 
 from fgo_engine.persistence.queries import unified_diff
-from fgo_engine.types import subset_ref
+from fgo_engine.types import OPERATOR, subset_ref
 from fgo_tui.base import StudioApp
 from fgo_tui.model.state import backtest_summary, fmt_score
 from fgo_tui.widgets.provenance_view import rollback_cost, rule_diff_lines, rule_matrix
@@ -43,6 +43,8 @@ class ReviewScreen(ModalScreen):
         Binding("r", "rollback", "Roll back"),
         Binding("u", "toggle_auto", "Auto-approve"),
         Binding("ctrl+s", "submit_edit", "Backtest edit", priority=True),
+        # the editor's own select-all key (ctrl+a moves to the line start there): in the footer while editing
+        Binding("f7", "select_all", "Select all"),
         Binding("escape", "escape", "Later / leave editor", priority=True),
     ]
 
@@ -195,7 +197,7 @@ class ReviewScreen(ModalScreen):
     def _decide(self, decision: str, text: str | None = None) -> None:
         from fgo_engine.types import ReviewDecision
 
-        self.dismiss(ReviewDecision(decision, text, by="operator"))
+        self.dismiss(ReviewDecision(decision, text, by=OPERATOR))
 
     def action_approve(self) -> None:
         if not self.editing:
@@ -228,8 +230,13 @@ class ReviewScreen(ModalScreen):
         editor.focus()
         editor.move_cursor(editor.document.end)  # ready to add a rule at the end
         self.query_one("#review-error", Static).update(
-            Text("Editing: ctrl+s backtests your text · escape leaves the editor", style="bold"))
+            Text("Editing: ctrl+s backtests your text · F7 selects all (ctrl+a goes to the line start) · "
+                 "escape leaves the editor", style="bold"))
         self.refresh_bindings()
+
+    def action_select_all(self) -> None:
+        if self.editing:
+            self.query_one("#review-editor", TextArea).select_all()
 
     def action_submit_edit(self) -> None:
         if not self.editing:
@@ -265,7 +272,7 @@ class ReviewScreen(ModalScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("approve", "edit", "rollback", "toggle_auto"):
             return not self.editing and (action != "toggle_auto" or self.auto is not None)
-        if action == "submit_edit":
+        if action in ("submit_edit", "select_all"):
             return self.editing
         return True
 

@@ -13,22 +13,46 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
+from fgo_engine.types import is_simulated
 from fgo_tui.base import StudioApp
 from fgo_tui.messages import DeleteSession, OpenSession, SessionsChanged
 from fgo_tui.model.state import fmt_score, fmt_tokens, short
 from fgo_tui.widgets.render import STATUS_STYLE
 
-COLUMNS = ("Session", "Status", "Best", "Tokens", "Suite", "Method", "Last change (UTC)", "Models")
-# fixed widths: the layout does not depend on when rows arrive, and long names are cut the same way;
-# what matters most comes first, so 100 columns show everything but the models
-WIDTHS = (24, 10, 6, 8, 10, 13, 17, 40)
+# (key, header, width). Fixed widths: the layout does not depend on when rows arrive, and long names
+# are cut the same way. Below WIDE columns the time of the last change leaves the table for the line
+# under it, so the models stay in view at 100 columns (each column also takes 2 of padding).
+FULL = (("name", "Session", 26), ("status", "Status", 13), ("best", "Best", 6), ("test", "Test", 6),
+        ("tokens", "Tokens", 8),
+        ("suite", "Suite", 10), ("method", "Method", 13), ("updated", "Last change (UTC)", 17),
+        ("models", "Models", 34))
+NARROW = (("name", "Session", 20), ("status", "Status", 13), ("best", "Best", 5), ("test", "Test", 5),
+          ("tokens", "Tokens", 6), ("suite", "Suite", 9), ("method", "Method", 13), ("models", "Models", 10))
+WIDE = 150
+
+
+def status_cell(status: str, pending: list[str]) -> Text:
+    """The status, and (⚠ n) when a stopped run left merges waiting for review."""
+    t = Text(status, style=STATUS_STYLE.get(status, ""))
+    if pending and status != "done":
+        t.append(f" ⚠{len(pending)}", style="bold yellow")
+    return t
+
+
+def pending_note(status: str, pending: list[str]) -> str:
+    if not pending or status == "done":
+        return ""
+    which = ", ".join(pending[:4]) + (" …" if len(pending) > 4 else "")
+    verb = "waits" if len(pending) == 1 else "wait"
+    then = "enter opens its dashboard, v reviews" if status == "running" else "r resumes the run and asks"
+    return f"⚠ {'merge' if len(pending) == 1 else 'merges'} {which} {verb} for review: {then}"
 
 
 def models_label(models: list[str]) -> str:
     if not models:
         return "?"
     label = ", ".join(models)
-    if all(m.startswith("fgo-sim/") for m in models):
+    if all(is_simulated(m) for m in models):
         label += " (simulated)"
     return label
 
@@ -75,6 +99,7 @@ class SessionsScreen(Screen):
         self.loaded = False
         self._shown_before = False
         self.marked: list[Path] = []  # sessions picked for a comparison, in the order they were marked
+        self._columns: tuple[tuple[str, str, int], ...] = ()
 
     def compose(self) -> ComposeResult:
         yield Static(self._title(), id="sessions-title", classes="screen-title")
@@ -88,11 +113,26 @@ class SessionsScreen(Screen):
         t.append(display_dir(self.sessions_dir) + "/")
         return t
 
-    def on_mount(self) -> None:
+    @property
+    def columns(self) -> tuple[tuple[str, str, int], ...]:
+        return FULL if self.size.width >= WIDE else NARROW
+
+    def _add_columns(self) -> None:
         table = self.query_one(DataTable)
-        for col, width in zip(COLUMNS, WIDTHS):
-            table.add_column(col, key=col, width=width)
+        table.clear(columns=True)
+        self._columns = self.columns
+        for key, header, width in self._columns:
+            table.add_column(header, key=key, width=width)
+
+    def on_mount(self) -> None:
+        self._add_columns()
         self.action_refresh()
+
+    def on_resize(self) -> None:
+        if self.is_mounted and self.columns != self._columns:
+            self._add_columns()
+            if self.loaded:
+                self._fill(self.rows)
 
     def on_screen_resume(self) -> None:
         # the first resume comes with the first mount, which already loads the list
@@ -127,26 +167,9 @@ class SessionsScreen(Screen):
         self._select_path = None
         table.clear()
         self.rows = rows
-        active = self.app.active_path
         for r in rows:
-            name = Path(r["path"]).stem
-            if "error" in r:
-                table.add_row(Text(name), Text(r.get("label", "unreadable"), style="red"), Text(""), Text(""),
-                              Text("?"), Text(""),
-                              Text(""), Text(""), key=r["path"])
-                continue
-            status = r["status"] or "new"
-            if active is not None and Path(r["path"]).resolve() == active and status == "running":
-                status = "running"
-            table.add_row(
-                self._name_cell(r["path"], name), Text(status, style=STATUS_STYLE.get(status, "")),
-                Text(fmt_score(r["best_score"]), justify="right"),
-                Text(fmt_tokens(r["tokens"]), justify="right"),
-                Text(r["suite"] or "?"), Text(r.get("method") or "fgo"),
-                Text(when(r.get("updated_at")), style="dim"),
-                Text(short(models_label(r.get("models") or []), 40)),
-                key=r["path"],
-            )
+            cells = self._cells(r)
+            table.add_row(*(cells.get(key, Text("")) for key, _, _ in self._columns), key=r["path"])
         self.loaded = True
         self.refresh_bindings()
         if keep is not None:
@@ -158,10 +181,30 @@ class SessionsScreen(Screen):
         if rows:
             table.focus()
 
+    def _cells(self, r: dict[str, Any]) -> dict[str, Text]:
+        name = Path(r["path"]).stem
+        if "error" in r:
+            return {"name": Text(name), "status": Text(r.get("label", "unreadable"), style="red"),
+                    "suite": Text("?")}
+        status = r["status"] or "new"
+        width = dict((k, w) for k, _, w in self._columns).get("models", 34)
+        models = r.get("models") or []
+        return {
+            "name": self._name_cell(r["path"], name), "status": status_cell(status, r.get("pending_reviews") or []),
+            "best": Text(fmt_score(r["best_score"]), justify="right"),
+            "test": Text(fmt_score(r.get("test_score")), justify="right"),  # held out: no decision read it
+            "tokens": Text(fmt_tokens(r["tokens"]), justify="right"),
+            "suite": Text(r["suite"] or "?"), "method": Text(r.get("method") or "fgo"),
+            "updated": Text(when(r.get("updated_at")), style="dim"),
+            # narrow: the bare names (the line under the table says they are simulated)
+            "models": Text(short(models_label(models) if width >= 34 else ", ".join(models) or "?", width)),
+        }
+
     def _name_cell(self, path: str, name: str) -> Text:
+        width = self._columns[0][2] if self._columns else 24
         if self._is_marked(Path(path)):
-            return Text.assemble(("● ", "bold cyan"), (short(name, 22), "bold"))
-        return Text(short(name, 24), style="bold")
+            return Text.assemble(("● ", "bold cyan"), (short(name, width - 2), "bold"))
+        return Text(short(name, width), style="bold")
 
     def _is_marked(self, path: Path) -> bool:
         return any(path.resolve() == m.resolve() for m in self.marked)
@@ -215,10 +258,15 @@ class SessionsScreen(Screen):
         if self.marked:
             t.append(f"{len(self.marked)} marked for comparison (c compares, space unmarks)  ", style="cyan")
         t.append(display_dir(Path(r["path"])), style="bold")
+        if "error" not in r and not any(key == "updated" for key, _, _ in self._columns):
+            t.append(f" · last change {when(r.get('updated_at'))} UTC", style="dim")
         if "error" in r:
             t.append("\n" + r["error"], style="red")
         else:
             t.append(f"\nmodels: {models_label(r.get('models') or [])}")
+            note = pending_note(r.get("status") or "", r.get("pending_reviews") or [])
+            if note:
+                t.append("\n" + note, style="bold yellow")
             t.append("   enter ", style="bold")
             if r.get("status") == "done":
                 t.append("shows its dashboard, merge tree and audit (the run is finished).", style="dim")
@@ -266,7 +314,7 @@ class SessionsScreen(Screen):
         else:
             self.marked.append(p)
         table = self.query_one(DataTable)
-        table.update_cell(r["path"], "Session", self._name_cell(r["path"], p.stem))
+        table.update_cell(r["path"], "name", self._name_cell(r["path"], p.stem))
         self._show_info()
 
     def action_compare(self) -> None:

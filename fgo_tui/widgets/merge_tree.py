@@ -9,11 +9,13 @@ from rich.text import Text
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from fgo_engine.types import NodeRef
+from fgo_engine.types import AUTO_APPROVE, IDENTICAL_CHILDREN, IF_NOT_WORSE, OPERATOR, NodeRef
 from fgo_tui.model.state import NodeView, RunView, SubsetView, fmt_score, fmt_tokens, short
 from fgo_tui.widgets.render import STATUS_STYLE
 
 COMPACT = 64  # below this many columns, labels leave out the tokens
+# who decided, in a word that fits the tree's row (the node detail says it in full)
+WHO = {AUTO_APPROVE: "auto", IF_NOT_WORSE: "not worse", IDENTICAL_CHILDREN: "identical"}
 
 
 def node_label(n: NodeView, compact: bool = False) -> Text:
@@ -30,8 +32,8 @@ def node_label(n: NodeView, compact: bool = False) -> Text:
         t.append(f"  {fmt_tokens(n.tokens)} tok", style="dim")
     if n.rolled_back_by_backtest and n.status == "done":
         t.append("  (by backtest)" if compact else "  (by backtest: worse than best child)", style="dim italic")
-    elif n.decided_by and n.decided_by != "operator" and n.status == "done":
-        t.append(f"  ({n.decided_by})", style="dim italic")
+    elif n.decided_by and n.decided_by != OPERATOR and n.status == "done":
+        t.append(f"  ({WHO.get(n.decided_by, n.decided_by)})", style="dim italic")
     return t
 
 

@@ -14,7 +14,7 @@ from textual.widgets import Static
 
 from fgo_engine.persistence import queries as q
 from fgo_engine.types import subset_ref
-from fgo_tui.model.state import NodeView, SubsetView, backtest_summary, fmt_score, fmt_tokens
+from fgo_tui.model.state import DECIDED, NodeView, SubsetView, backtest_summary, fmt_score, fmt_tokens
 from fgo_tui.widgets.provenance_view import blame_lines, category_table
 from fgo_tui.widgets.render import (
     categories_text,
@@ -31,6 +31,29 @@ from fgo_tui.widgets.usage_chart import score_bars
 if TYPE_CHECKING:
     from fgo_engine.persistence.store import Store
 
+
+
+
+def node_state(n: NodeView) -> Text:
+    """The node's status word, then its decision in words ("backtesting · rolled back · backtest
+    running"): a separator wherever the decision does not simply go on from the status."""
+    out = status_text(n.display_status)
+    rest = n.decision_text.removeprefix(n.display_status)
+    if rest and rest == n.decision_text:
+        rest = " · " + rest
+    if rest:
+        out.append(rest, style="dim")
+    return out
+
+def module_heading(module_id: str, n: NodeView | None) -> str:
+    """The heading over a merge node's module, saying whose it is: after a roll back it is the best
+    child's (the merge did not make it worse: it was never kept)."""
+    if n is not None and n.decision == "rollback":
+        why = "the backtest scored the merge below its best child" if n.rolled_back_by_backtest else "you rolled back"
+        return f"Module kept: {module_id}, the best child's ({why}; the merge was not kept)"
+    if n is not None and n.decision == "edit":
+        return f"Module {module_id} (your edit: what was backtested and kept)"
+    return f"Module {module_id} (what was backtested and kept)"
 
 class NodeDetail(VerticalScroll):
     DEFAULT_CSS = """
@@ -102,9 +125,7 @@ class NodeDetail(VerticalScroll):
         row = d.row
         head = Text(f"merge node {nid}  ", style="bold")
         if view_node is not None:
-            head.append_text(status_text(view_node.display_status))
-            if view_node.decision_text != view_node.display_status:
-                head.append(view_node.decision_text.removeprefix(view_node.display_status), style="dim")
+            head.append_text(node_state(view_node))
         else:
             head.append_text(status_text(row["status"].replace("_", " ")))
         n_tasks = len(row["task_ids_json"] or [])
@@ -126,7 +147,7 @@ class NodeDetail(VerticalScroll):
             parts += [heading("Scores per category (children, then the merge after its backtest)"),
                       category_table(columns)]
         if d.module_id:
-            parts += [heading(f"Module {d.module_id} (what was backtested)"), module_block(d.module_text)]
+            parts += [heading(module_heading(d.module_id, view_node)), module_block(d.module_text)]
             parts += self._provenance(store, d.module_id)
             if d.proposed_id and d.proposed_id != d.module_id:
                 title = "Merger's proposal (replaced by the operator's edit)" if "edited" in d.module_id \
@@ -134,7 +155,9 @@ class NodeDetail(VerticalScroll):
                 parts += [heading(f"{title}: {d.proposed_id}"),
                           diff_text(q.unified_diff(d.proposed_text, d.module_text, d.proposed_id, d.module_id))]
         elif d.proposed_id:
-            parts += [heading(f"Proposed module {d.proposed_id} (waiting for review)"), module_block(d.proposed_text)]
+            decided = view_node.decision if view_node is not None else None
+            title = DECIDED.get(decided, "decided") if decided else "waiting for review"
+            parts += [heading(f"Proposed module {d.proposed_id} ({title})"), module_block(d.proposed_text)]
         for c in d.children:
             parts += [heading(f"Child {c.id} · score {fmt_score(c.score)} · {c.n_tasks} tasks · {c.module_id}"),
                       categories_text(c.categories), module_block(c.text, style="grey70")]

@@ -104,22 +104,31 @@ def rollback_cost(kind: str, request: Any, keep: Any, categories: dict[str, dict
     else:
         lines.append(f"\nThe merge has no {what} that {keep.node_id} lacks.")
     mine = categories.get(keep.node_id) or keep.scores_by_category or {}
-    better = []
+    better, unseen = [], []
     for c in request.children:
         if c is keep:
             continue
         for cat, v in sorted((categories.get(c.node_id) or c.scores_by_category or {}).items()):
-            if v is not None and v > (mine.get(cat) if mine.get(cat) is not None else -1):
-                better.append(f"  {cat}: {c.node_id} scores {fmt_score(v)}, {keep.node_id} "
-                              f"{fmt_score(mine.get(cat))}")
+            if v is None:
+                continue
+            if mine.get(cat) is None:  # the kept child never ran a task of it: no score to compare
+                unseen.append(f"  {cat}: {c.node_id} scores {fmt_score(v)}")
+            elif v > mine[cat]:
+                better.append(f"  {cat}: {c.node_id} scores {fmt_score(v)}, {keep.node_id} {fmt_score(mine[cat])}")
     if better:
         lines.append("\nCategories where another child does better (their rules go with the merge):")
         lines += better[:10]
+    if unseen:
+        lines.append(f"\nCategories {keep.node_id} was never trained or scored on (another child's rules for "
+                     "them go with the merge):")
+        lines += unseen[:10]
     return "\n".join(lines)
 
 
-def rule_matrix(kind: str, children: list[tuple[str, str]], merged: str, *, width: int = 60) -> list[Text]:
-    """One row per rule of the merge (and per rule it lost): which child has it (✓ same, ~ rewritten)."""
+def rule_matrix(kind: str, children: list[tuple[str, str]], merged: str, *, width: int = 300) -> list[Text]:
+    """One row per rule of the merge (and per rule it lost): which child has it (✓ same, ~ rewritten).
+    Each row is one line cropped with an ellipsis where the screen ends (``width`` only bounds the
+    text), so a wide terminal shows the whole rule."""
     from fgo_engine.report.provenance import find_unit, units
 
     merged_u = units(kind, merged)

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from rich.text import Text
 
+from fgo_engine.types import AUTO_APPROVE, IDENTICAL_CHILDREN, IF_NOT_WORSE, OPERATOR, epoch_label
 from fgo_tui.model.state import DECIDED, StepLine, fmt_score, fmt_tokens, short
 
 STATUS_STYLE = {
@@ -133,8 +134,8 @@ def categories_text(cats: dict[str, float]) -> Text:
     return out
 
 
-WHO = {"operator": "you", "policy:auto": "auto-approve", "policy:if-not-worse": "the if-not-worse policy",
-       "identical-children": "the engine (its children were one module)"}
+WHO = {OPERATOR: "you", AUTO_APPROVE: "auto-approve", IF_NOT_WORSE: "the if-not-worse policy",
+       IDENTICAL_CHILDREN: "the engine (its children were one module)"}
 
 
 def review_lines(rows: list[dict]) -> list[Text]:
@@ -159,7 +160,7 @@ def review_lines(rows: list[dict]) -> list[Text]:
 def critique_line(subset_id: object, epoch: object, task_id: str, failure: str, suggestion: str,
                   width: int = 160) -> Text:
     out = Text()
-    out.append(f"s{subset_id} e{epoch} {task_id} ", style="dim")
+    out.append(f"{epoch_label(subset_id, epoch)} {task_id} ", style="dim")
     out.append("✗ ", style="red")
     out.append(short(failure, width))
     if suggestion:

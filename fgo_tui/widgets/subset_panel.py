@@ -18,12 +18,15 @@ STATUS_ICON = {"pending": "○", "running": "●", "done": "✔", "failed": "✖
 
 
 def pass_progress(s: SubsetView, epochs: int) -> str:
-    """'epoch 1/2 · 12/20 tasks' while a pass runs, 'epoch 2/2' once judged, '' before anything."""
+    """'baseline · 3/8 tasks', 'epoch 1/2 · 12/16 rollouts' while a pass runs, 'epoch 2/2' once
+    judged, '' before anything. Pass 0 runs the starting module once per task; a later pass runs the
+    best module and the candidate on every task: two rollouts a task, counted as such (an 8-task
+    subset never reads '8/16 tasks')."""
     if s.status in ("running", "queued") and s.pass_epoch is not None and s.n_tasks:
-        # pass 0 explores the starting module; later passes the best and the candidate
-        expected = s.n_tasks if s.pass_epoch == 0 else 2 * s.n_tasks
-        label = "baseline" if s.pass_epoch == 0 else f"epoch {s.pass_epoch}/{epochs or s.pass_epoch}"
-        return f"{label} · {min(s.pass_done, expected)}/{expected} tasks"
+        if s.pass_epoch == 0:
+            return f"baseline · {min(s.pass_done, s.n_tasks)}/{s.n_tasks} tasks"
+        expected = 2 * s.n_tasks
+        return f"epoch {s.pass_epoch}/{epochs or s.pass_epoch} · {min(s.pass_done, expected)}/{expected} rollouts"
     last = max(s.epochs, default=None)
     return f"epoch {last}/{epochs or last}" if last is not None else ""
 

@@ -200,3 +200,15 @@ def test_a_decided_node_stopped_before_its_backtest_is_not_pending(tmp_path, fin
     assert v.pending_review is None and n.status == "stopped"
     assert n.decision_text == "edited · backtest not finished (stopped; r resumes)"
 
+
+
+def test_a_decided_node_under_backtest_reads_with_separators():
+    from fgo_tui.model.state import NodeView
+    from fgo_tui.widgets.node_detail import node_state
+
+    n = NodeView("n1", status="backtesting", decision="rollback", decided_by="operator")
+    assert node_state(n).plain == "backtesting · rolled back · backtest running"
+    n = NodeView("n1", status="backtesting", decision="approve", decided_by="operator")
+    assert node_state(n).plain == "backtesting · approved · backtest running"
+    done = NodeView("n1", status="done", decision="approve", decided_by="operator")
+    assert node_state(done).plain == "approved (by you)"

@@ -142,6 +142,15 @@ async def test_new_session_run_review_edit_rollback_and_reopen(make_app, session
         detail = dash.query_one(NodeDetail)
         await wait_for(pilot, lambda: detail.loaded == first_node, what="node detail")
         assert "[/x] operator rule: [bold]glorps[/] are teal." in detail.plain
+        assert "(your edit: what was backtested and kept)" in detail.plain
+        # after a roll back, the module shown is the best child's, and says so
+        assert dash.select_tree_node(second_node)
+        await wait_for(pilot, lambda: detail.loaded == second_node, what="rolled back node detail")
+        assert f"Module kept: {n2['module_id']}, the best child's (you rolled back; the merge was not kept)" \
+            in detail.plain
+        assert "(what was backtested" not in detail.plain
+        assert dash.select_tree_node(first_node)
+        await wait_for(pilot, lambda: detail.loaded == first_node, what="node detail again")
         before = tree_state(app)
         before_labels = tree_labels(app)
         await pilot.press("ctrl+q")

@@ -19,6 +19,12 @@ async def test_run_bar_lines_fit_100_columns(make_app, finished_session):
         assert all(len(ln) <= width for ln in shown), shown
         assert "elapsed 0:42" in shown[1] and shown[1].endswith("…")  # cropped at the token split, not before
         assert shown[-1].startswith("models ")
+        # a long name crops the session's shape, never its status or review policy
+        app.ctl.view.name = "household-20261207-071230-a-long-one"
+        dash.refresh_view()
+        await wait_for(pilot, lambda: "household-2026" in bar.render().plain, what="renamed")
+        head = bar.render().plain.split("\n")[0]
+        assert len(head) <= width and "● done  review: ask  subsets 3/3 · merges 2/≤2" in head, head
 
 
 async def test_compact_select_has_a_visible_focus_state(make_app, sessions_dir):
@@ -58,3 +64,17 @@ async def test_a_toast_never_covers_the_review_buttons(make_app, finished_sessio
         await pilot.pause()
         buttons = [b.region for b in review.query(Button) if b.display]
         assert toast.region.area and all(not toast.region.overlaps(b) for b in buttons), (toast.region, buttons)
+
+
+async def test_a_toast_on_the_dashboard_never_covers_its_run_bar(make_app, finished_session):
+    from textual.widgets._toast import Toast
+
+    app = make_app()
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        dash = await open_first(pilot, app)
+        app.notify("a long note that wraps over two lines at a hundred columns, as the review toasts do", timeout=30)
+        toast = await wait_for(pilot, lambda: next(iter(dash.query(Toast)), None), what="toast")
+        await pilot.pause()
+        bar, tabs = dash.query_one("#run-bar").region, dash.query_one("#dash-tabs").region
+        assert toast.region.area and not toast.region.overlaps(bar), (toast.region, bar)
+        assert toast.region.y >= tabs.y + 2  # below the tab labels too

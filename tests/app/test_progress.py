@@ -15,15 +15,20 @@ from .conftest import LIVE_MODEL, SIZE, StartPaused, toy_config, wait_for
 
 def test_pass_and_backtest_counters():
     buf, view = EventBuffer(), RunView(epochs=2, workers=1)
-    buf(ev.RunStarted("fgo", 2, 8, 8, {"agent": 10}, {"total": {"calls": 100}}))
+    buf(ev.RunStarted("fgo", 2, 8, 8, {"agent": 10}, {"total": {"calls": 100}}, has_merge_tree=True,
+                      max_merge_nodes=1))
     buf(ev.SubsetStarted(0, "subset 0 (a)", 4, ("a",)))
     for i in range(4):
         buf(ev.TaskFinished("subset", "0", "explore", 0, f"t{i}"))
     for i in range(3):
         buf(ev.TaskFinished("subset", "0", "explore", 1, f"t{i}"))
+    buf(ev.SubsetStarted(2, "subset 2 (b)", 4, ("b",)))
+    buf(ev.TaskFinished("subset", "2", "explore", 0, "t9"))
     view.apply(buf.drain())
     s0, s1 = view.subsets[0], view.subsets[1]
-    assert pass_progress(s0, 2) == "epoch 1/2 · 3/8 tasks"
+    # a 4-task subset: best and candidate on each task are 8 rollouts, never "3/8 tasks"
+    assert pass_progress(s0, 2) == "epoch 1/2 · 3/8 rollouts"
+    assert pass_progress(view.subsets[2], 2) == "baseline · 1/4 tasks"
     assert s1.status == "queued" and s1.queued == "1/1 workers busy"
     assert view.expected_calls == 100
     buf(ev.MergeNodeUpdated("n1", None, ("s0", "s1"), "backtesting", 8, 0.5))

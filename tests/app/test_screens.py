@@ -19,6 +19,12 @@ from fgo_tui.widgets.node_detail import NodeDetail
 from .conftest import EDITED_TEXT, SIZE, open_first, sessions_ready, wait_for
 
 
+def said(form) -> str:
+    """What the form says: the side's line and every message shown beside a field."""
+    beside = [str(b.render()) for b in form.query(".field-error") if b.has_class("-shown")]
+    return "\n".join([form.error, *beside])
+
+
 async def test_bad_form_input_is_explained_inline(make_app, sessions_dir):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
@@ -28,18 +34,18 @@ async def test_bad_form_input_is_explained_inline(make_app, sessions_dir):
         form.query_one("#f-suite").value = "toy"
         form.query_one("#f-subsets").value = "0"
         await wait_for(pilot, lambda: form.error, what="inline error")
-        assert "subsets must be a whole number ≥ 1" in form.error
-        assert "subsets must be a whole number" in str(form.query_one("#form-error").render())
+        assert "Subsets N must be a whole number ≥ 1" in str(form.query_one("#err-f-subsets").render())
+        assert "Subsets N" in str(form.query_one("#form-error").render())  # the side names the field
         form.query_one("#f-subsets").value = "3"
         form.query_one("#f-epochs").value = "two"
-        await wait_for(pilot, lambda: "epochs" in form.error, what="epochs error")
-        assert "'two'" in form.error
+        await wait_for(pilot, lambda: "Epochs must be" in said(form), what="epochs error")
+        assert "'two'" in said(form)
         form.query_one("#f-epochs").value = "2"
         form.query_one("#f-model-agent").value = "fgo-sim/huge"
-        await wait_for(pilot, lambda: "unknown simulated profile" in form.error, what="model error")
+        await wait_for(pilot, lambda: "unknown simulated profile" in said(form), what="model error")
         form.query_one("#f-model-agent").value = "fgo-sim/medium"
         form.query_one("#f-options").value = "n_train"
-        await wait_for(pilot, lambda: "key=value" in form.error, what="options error")
+        await wait_for(pilot, lambda: "key=value" in said(form), what="options error")
         await pilot.press("ctrl+s")  # refused: still on the form, no file written
         await pilot.pause()
         assert app.screen is form and not list(sessions_dir.iterdir())
@@ -49,7 +55,7 @@ async def test_bad_form_input_is_explained_inline(make_app, sessions_dir):
         await wait_for(pilot, lambda: not form.error and form.projection, what="valid again")
         # a JSONL suite without a file says what is missing
         form.query_one("#f-suite").value = "jsonl"
-        await wait_for(pilot, lambda: "JSONL task file" in form.error, what="jsonl error")
+        await wait_for(pilot, lambda: "JSONL task file" in said(form), what="jsonl error")
         assert form.query_one("#f-tasks").display
         tasks = sessions_dir.parent / "tasks.jsonl"
         tasks.write_text("".join(f'{{"id": "q{i}", "input": "2+{i}?", "expected": "{2 + i}"}}\n' for i in range(6)))

@@ -31,7 +31,7 @@ def test_buffer_coalesces_steps_and_tokens():
 def test_run_view_applies_batches():
     buf = EventBuffer()
     view = RunView()
-    buf(ev.RunStarted("fgo", 2, 8, 8, {"agent": 10}))
+    buf(ev.RunStarted("fgo", 2, 8, 8, {"agent": 10}, has_merge_tree=True, max_merge_nodes=1))
     buf(ev.SubsetStarted(0, "subset 0 (a)", 4, ("a",)))
     buf(ev.AgentStep("subset", "0", "t1", "you see a glorp", "Answer: teal"))
     buf(ev.ModuleProposed(0, 1, "s0.e1.x", "rules"))

@@ -17,10 +17,9 @@ MSGS = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": 
 
 
 @pytest.fixture(autouse=True)
-def _clean_faults():
-    provider.clear_faults()
+def _clean_flight():
+    provider.reset_in_flight()
     yield
-    provider.clear_faults()
 
 
 def gateway(model="fgo-sim/medium", **kw):
@@ -32,7 +31,7 @@ def gateway(model="fgo-sim/medium", **kw):
 @pytest.mark.parametrize("kind", ["rate_limit", "timeout", "connection", "server"])
 def test_retries_transient_errors_with_backoff(kind):
     g, sleeps = gateway(retries=4, backoff=0.5)
-    provider.inject_faults(kind, 2)
+    g.faults.inject(kind, 2)
     comp = g.complete("agent", MSGS, scope=Scope("subset", "1", "explore"))
     assert comp.text  # the third try succeeded
     assert len(sleeps) == 2
@@ -42,10 +41,22 @@ def test_retries_transient_errors_with_backoff(kind):
 
 def test_clear_error_after_last_try():
     g, sleeps = gateway(retries=2)
-    provider.inject_faults("rate_limit", 5)
+    g.faults.inject("rate_limit", 5)
     with pytest.raises(LLMError, match=r"RateLimitError after 3 tries"):
         g.complete("agent", MSGS)
     assert len(sleeps) == 2
+
+
+def test_faults_are_taken_only_by_the_gateway_they_were_injected_into():
+    mine, sleeps = gateway(retries=1)
+    other, other_sleeps = gateway(retries=1)
+    mine.faults.inject("server", 1)
+    assert other.complete("agent", MSGS).text and other_sleeps == [] and other.total.errors == 0
+    assert len(mine.faults) == 1  # the other gateway's call left it alone
+    assert mine.complete("agent", MSGS).text and len(sleeps) == 1 and mine.total.errors == 1
+    assert len(mine.faults) == 0
+    with pytest.raises(ValueError, match="unknown fault 'melt'"):
+        mine.faults.inject("melt")
 
 
 def test_cache_hit_on_repeat_costs_nothing():

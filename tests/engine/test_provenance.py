@@ -57,7 +57,7 @@ def test_rule_through_two_merges_and_an_edit(tmp_path, toy_config):
     rule_words = provenance._words(r.text)
     assert all(len(rule_words & provenance._words(c["suggestion"] + " " + c["failure"])) * 2 >= len(rule_words)
                for c in r.origin.critiques)
-    assert "added at s" in r.summary() and "kept by merge n3" in r.summary()
+    assert "added at the optimizer step after s" in r.summary() and "kept by merge n3" in r.summary()
     # the operator's own rule, and the one the operator rewrote
     mine = b.for_text(OPERATOR_RULE)
     assert mine is not None and mine.history[0].action == "edited-in" and mine.history[0].node_id == "n3"
@@ -95,20 +95,15 @@ def test_toolbox_units_are_tools():
 
 
 def test_a_node_whose_children_are_one_module_adopts_it_and_is_not_called_a_roll_back(tmp_path, toy_config):
-    from fgo_engine.llm.sim import provider
-
-    provider.inject_faults("garbage", 10_000, role="optimizer")  # no subset improves on the start
+    s = Session.create(tmp_path / "same.db", toy_config(subsets=2, epochs=1))
+    s.gateway.faults.inject("garbage", 10_000, role="optimizer")  # no subset improves on the start
     try:
-        s = Session.create(tmp_path / "same.db", toy_config(subsets=2, epochs=1))
-        try:
-            res = s.run()
-            assert res.status == "done"
-            root = s.store.rows("merge_nodes", "parent_id is null")[0]
-            b = provenance.blame(s.store, root["module_id"])
-        finally:
-            s.close()
+        res = s.run()
+        assert res.status == "done"
+        root = s.store.rows("merge_nodes", "parent_id is null")[0]
+        b = provenance.blame(s.store, root["module_id"])
     finally:
-        provider.clear_faults()
+        s.close()
     assert b is not None and b.rules
     texts = [provenance.step_text(st) for r in b.rules for st in r.history]
     assert any(f"adopted as it is at {root['id']}" in t for t in texts), texts
@@ -140,3 +135,80 @@ def test_paraphrasing_critiques_are_linked_to_the_rule_they_asked_for_and_no_oth
         assert r.origin.critiques, f"no critique linked to {r.text!r}"
         assert "about" in r.origin.critiques[0]["suggestion"]  # a paraphrase, not the rule's words
         assert {category[c["task_id"]] for c in r.origin.critiques} == {scoped[r.text]}, r.text
+
+
+class AddALookAlike(EditTheRoot):
+    """At the root the operator adds a rule written on the template of one already there."""
+
+    def review(self, request):
+        self.seen[request.node_id] = request.proposed.text
+        if request.node_id != self.root:
+            return ReviewDecision("approve", by="operator")
+        twin = next(ln for ln in request.proposed.text.splitlines() if ln.startswith("- For "))
+        self.added = twin.rstrip(".").rsplit(" ", 1)[0] + " moons, never in years."
+        self.twin = twin
+        return ReviewDecision("edit", request.proposed.text + "\n" + self.added, by="operator")
+
+
+def test_a_rule_the_operator_adds_beside_a_look_alike_is_the_operators(tmp_path, toy_config):
+    """Issue 24 item 3: "added … → rewritten by the operator at n2; before: <the heat rule>" while the
+    heat rule was still there, unchanged. A rule a person wrote says so."""
+    gate = AddALookAlike("n3")
+    s = Session.create(tmp_path / "p.db", toy_config(subsets=4, cluster="none", model="fgo-sim/null"), gate=gate)
+    try:
+        assert s.run().status == "done"
+        s.store.flush()
+        final = {n["id"]: n for n in s.store.rows("merge_nodes")}["n3"]["module_id"]
+        b = provenance.blame(s.store, final)
+    finally:
+        s.close()
+    u = provenance.Unit(provenance._norm(gate.added), gate.added, provenance._norm(gate.added))
+    twin = provenance.Unit(provenance._norm(gate.twin), gate.twin, provenance._norm(gate.twin))
+    assert provenance._similar(u, twin) >= provenance.REWRITE_RATIO  # alike enough to be taken for a rewrite
+    mine = b.for_text(gate.added)
+    assert mine is not None and mine.history[0].action == "edited-in" and mine.history[0].before is None
+    assert "added by the operator at n3" in mine.summary()
+    kept = b.for_text(gate.twin)
+    assert kept is not None and all(st.action != "edited" for st in kept.history)
+
+
+HEAT = [
+    {"task_id": "t1", "failure": "It never warmed the potato.", "suggestion": "Say to heat food in the microwave."},
+    {"task_id": "t2", "failure": "The mug stayed cold.", "suggestion": "Heat things with the microwave first."},
+    {"task_id": "t3", "failure": "Egg not heated.", "suggestion": "Use the microwave to heat an egg."},
+    {"task_id": "t4", "failure": "Bread left on the counter.", "suggestion": "A microwave is where to heat bread."},
+]
+
+
+def test_words_every_critique_uses_are_the_request_not_boilerplate():
+    """Issue 24 item 4: all four critiques asked for heat/microwave guidance, and provenance said
+    "(no critique of that step names it)"."""
+    rule = "- For heat tasks, put the object in the microwave and toggle it."
+    linked = provenance._asked_for(rule, HEAT, known="Your task: put things where they belong.")
+    assert {c["task_id"] for c in linked} == {"t1", "t2", "t3", "t4"}
+    # the words they all share are the domain's (the module has them already): no request
+    assert provenance._asked_for(rule, HEAT, known="Heat things in the microwave.") == []
+    other = "- For cool tasks, put the object in the fridge."
+    assert provenance._asked_for(other, HEAT, known="Your task: put things where they belong.") == []
+
+
+def test_one_epoch_numbering_on_the_audit_page(tmp_path, toy_config):
+    """Issue 24 item 5: module s2.e1 "rewrote initial after epoch 0", critiques "s2 e0", the rule
+    "added at s2 epoch 1" on one page. Every label is now the pass it names: s2.e1 is written
+    after s2 epoch 0 (from that epoch's critiques) and first runs at s2 epoch 1."""
+    from fgo_engine.persistence import queries
+    s = Session.create(tmp_path / "e.db", toy_config(subsets=2, epochs=1, model="fgo-sim/null"))
+    try:
+        assert s.run().status == "done"
+        s.store.flush()
+        m = next(r for r in s.store.rows("modules", "origin = 'optimize'") if r["epoch"] == 1)
+        sub = m["subset_id"]
+        a = queries.audit(s.store, m["id"])
+        b = provenance.blame(s.store, m["id"])
+    finally:
+        s.close()
+    why = " ".join(a.why)
+    assert f"after s{sub} epoch 0" in why and f"first ran at s{sub} epoch 1" in why
+    added = [r for r in b.rules if r.origin and r.origin.action == "added" and r.origin.module_id == m["id"]]
+    assert added and all(f"after s{sub} epoch 0" in r.summary() for r in added)
+    assert a.critiques  # the audit labels them with epoch_label(sub, 0) as well (fgo_tui.widgets.render)

@@ -27,17 +27,17 @@ import os
 import sys
 
 
-def _guard_busy():
-    """What a hostile tool reaches through the frames that called it: the audit hook's
-    re-entry flag (the sandbox child's ``guard.busy``)."""
+def _bootstrap_locals(key):
+    """What a hostile tool reaches through the frames that called it: the locals of the
+    sandbox child's first frame holding ``key``."""
     f = sys._getframe(1)
-    while f is not None and not hasattr(f.f_locals.get("guard"), "busy"):
+    while f is not None and key not in f.f_locals:
         f = f.f_back
-    return f.f_locals["guard"].busy
+    return f.f_locals
 
 
 def _unhook():
-    _guard_busy().append(1)  # the audit hook now returns at once
+    _bootstrap_locals("guard")["guard"].busy.append(1)  # the audit hook now returns at once
 
 
 def system_id():
@@ -119,7 +119,7 @@ def clear_violations():
         socket.socket()
     except PermissionError:
         pass
-    _bootstrap_locals()["violations"].clear()
+    _bootstrap_locals("violations")["violations"].clear()
     return "clean"
 
 
@@ -129,7 +129,7 @@ def forge_result():
         socket.socket()
     except PermissionError:
         pass
-    loc = _bootstrap_locals()
+    loc = _bootstrap_locals("rfd")
     forged = {"ok": True, "value": "forged", "error": None, "stdout": "", "traceback": ""}
     os.write(loc["rfd"], (loc["nonce"] + json.dumps(forged) + "\n").encode())
     os._exit(0)

@@ -9,7 +9,6 @@ from toy_suite import CATEGORIES, ToySuite
 from fgo_engine.config import ROLES, RoleConfig
 from fgo_engine.errors import ConfigError, ContextOverflowError
 from fgo_engine.llm.gateway import Gateway, get_litellm
-from fgo_engine.llm.sim import provider
 from fgo_engine.llm.sim.profiles import parse_model
 from fgo_engine.method import prompts
 from fgo_engine.types import Critique, Module, Step, Trajectory
@@ -135,8 +134,7 @@ def test_deterministic_for_the_same_prompt_and_seed():
 
 def test_malformed_output_fault_is_not_a_module():
     g = gw()
-    provider.clear_faults()
-    provider.inject_faults("garbage", 1, role="optimizer")
+    g.faults.inject("garbage", 1, role="optimizer")
     text = g.complete("optimizer", _optimizer_prompt(2)).text
     assert prompts.extract_module("instruction", text) is None
-    provider.clear_faults()
+    assert prompts.extract_module("instruction", g.complete("optimizer", _optimizer_prompt(2)).text)

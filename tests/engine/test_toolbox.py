@@ -287,3 +287,26 @@ def test_similarity_text_has_names_docstrings_identifiers():
                  "Find the transport reference number."):
         assert word in text
     assert toolbox_text_for_similarity("def (") == "def ("  # never raises
+
+
+def _deep_default(terms: int) -> str:
+    """A tool whose default value adds ``terms`` ones: nesting as deep as the sum is long."""
+    return f'def deep(x: int = {"+".join(["1"] * terms)}) -> int:\n    """Deep."""\n    return x\n'
+
+
+@pytest.mark.parametrize("terms", [300, 600, 5000])
+def test_a_deeply_nested_toolbox_is_a_malformed_reply(terms):
+    from fgo_engine.suites.tools.library import INITIAL_TOOLBOX
+    from fgo_engine.suites.tools.suite import ToolsSuite
+
+    deep = INITIAL_TOOLBOX + "\n\n" + _deep_default(terms)
+    for attempt in (lambda: parse_toolbox(deep), lambda: merge_toolboxes([(deep, 1.0), (INITIAL_TOOLBOX, 0.5)]),
+                    lambda: ToolsSuite(n_train=0, n_test=0).validate_module(deep),
+                    lambda: apply_edits(INITIAL_TOOLBOX, [{"op": "add", "name": "deep", "source": _deep_default(terms)}])):
+        with pytest.raises(MalformedOutputError, match="nested too deeply"):
+            attempt()
+
+
+def test_ordinary_nesting_still_parses():
+    tools = parse_toolbox(_deep_default(40))
+    assert [t.name for t in tools] == ["deep"] and tool_schemas(tools)

@@ -98,3 +98,18 @@ def test_bench_runs_in_parallel_processes_give_the_same_table():
         for key in ("overall", "prompt_tokens", "cached_prompt_tokens", "optimizer_steps"):
             assert one["methods"][method][key] == two["methods"][method][key], (method, key)
         assert [r["seed"] for r in two["methods"][method]["runs"]] == [0, 1]
+
+
+def test_budget_tokens_take_the_apps_notation(capsys):
+    """--budget-tokens reads 500k, 1.2M and 12,000 as the new-session form does; other text is a
+    one-line error and exit 2."""
+    import pytest
+
+    p = _parser()
+    assert p.parse_args(["run", "--suite", "toy", "--budget-tokens", "500k"]).budget_tokens == 500_000
+    assert p.parse_args(["run", "--suite", "toy", "--budget-tokens", "1.2M"]).budget_tokens == 1_200_000
+    assert p.parse_args(["resume", "x.db", "--budget-tokens", "12,000"]).budget_tokens == 12_000
+    with pytest.raises(SystemExit) as exc:
+        p.parse_args(["run", "--suite", "toy", "--budget-tokens", "lots"])
+    assert exc.value.code == 2
+    assert "--budget-tokens: invalid token_count value: 'lots'" in capsys.readouterr().err

@@ -4,18 +4,9 @@ from __future__ import annotations
 
 import threading
 
-import pytest
-
 from fgo_engine import events as ev
 from fgo_engine.llm.sim import provider
 from fgo_engine.run.session import Session
-
-
-@pytest.fixture(autouse=True)
-def _faults():
-    provider.clear_faults()
-    yield
-    provider.clear_faults()
 
 
 def reference(tmp_path, cfg):
@@ -32,10 +23,12 @@ def spent_keys(store):
 
 def test_transient_errors_are_retried_and_ledgered(tmp_path, toy_config):
     ref = reference(tmp_path, toy_config())
-    for kind in ("rate_limit", "timeout", "connection", "server"):
-        provider.inject_faults(kind, 2)
     events = []
-    s = Session.create(tmp_path / "s.db", toy_config(), sinks=[events.append], sleep=lambda _: None)
+    # eight faults and nine tries per call: however the calls running side by side share
+    # them out, none runs out of tries
+    s = Session.create(tmp_path / "s.db", toy_config(retries=8), sinks=[events.append], sleep=lambda _: None)
+    for kind in ("rate_limit", "timeout", "connection", "server"):
+        s.gateway.faults.inject(kind, 2)
     res = s.run()
     s.store.flush()
     assert res.status == "done" and res.final_module.text == ref.final_module.text
@@ -46,18 +39,20 @@ def test_transient_errors_are_retried_and_ledgered(tmp_path, toy_config):
 
 
 def test_optimizer_without_a_usable_module_is_not_adopted(tmp_path, toy_config):
-    # one subset at a time, so one optimizer step gets all three bad samples (with three
-    # subsets side by side the six faults could fall two to a subset, each third sample usable)
-    provider.inject_faults("garbage", 3, role="optimizer")
-    provider.inject_faults("empty", 3, role="optimizer")
     logs = []
-    s = Session.create(tmp_path / "s.db", toy_config(workers=1), sinks=[lambda e: logs.append(e) if isinstance(e, ev.Log) else None])
+    s = Session.create(tmp_path / "s.db", toy_config(), sinks=[lambda e: logs.append(e) if isinstance(e, ev.Log) else None])
+    for _ in range(50):  # every optimizer sample is cut off or empty, however the subsets share them out
+        s.gateway.faults.inject("garbage", 1, role="optimizer")
+        s.gateway.faults.inject("empty", 1, role="optimizer")
     res = s.run()
     s.store.flush()
     assert res.status == "done"
     assert any("optimizer gave no usable instruction" in e.text for e in logs)
+    assert s.store.rows("modules", "origin = 'optimize'") == []
     texts = [m["text"] for m in s.store.rows("modules")]
     assert all(t.strip() and "lorem ipsum" not in t for t in texts)
+    reasons = {r["payload_json"]["reason"] for r in s.store.rows("events", "kind = 'RejectedOutput'")}
+    assert "empty reply" in reasons and any("not closed" in r for r in reasons)  # both faults were met
     s.close()
 
 
@@ -65,9 +60,9 @@ def test_unparsable_evaluator_reply_is_kept_as_free_text(tmp_path, toy_config):
     from toy_suite import ToySuite
 
     task = ToySuite(seed=0).train_tasks()[0]
-    provider.inject_faults("garbage", 2, role="evaluator", match=task.input)  # both tries for this task
     logs = []
     s = Session.create(tmp_path / "s.db", toy_config(), sinks=[lambda e: logs.append(e) if isinstance(e, ev.Log) else None])
+    s.gateway.faults.inject("garbage", 2, role="evaluator", match=task.input)  # both tries for this task
     res = s.run()
     s.store.flush()
     assert res.status == "done"
@@ -78,8 +73,8 @@ def test_unparsable_evaluator_reply_is_kept_as_free_text(tmp_path, toy_config):
 
 
 def test_merger_garbage_falls_back_to_the_best_child(tmp_path, toy_config):
-    provider.inject_faults("garbage", 3, role="merger")
     s = Session.create(tmp_path / "s.db", toy_config(subsets=2))
+    s.gateway.faults.inject("garbage", 3, role="merger")
     res = s.run()
     s.store.flush()
     assert res.status == "done"
@@ -93,8 +88,8 @@ def test_merger_garbage_falls_back_to_the_best_child(tmp_path, toy_config):
 def test_one_failing_subset_does_not_lose_the_others(tmp_path, toy_config):
     cfg = toy_config(subsets=6, retries=1)
     ref = reference(tmp_path, cfg)
-    provider.inject_faults("server", 200, role="agent", match="category=colour")
     s = Session.create(tmp_path / "s.db", cfg, sleep=lambda _: None)
+    s.gateway.faults.inject("server", 200, role="agent", match="category=colour")
     res = s.run()
     s.store.flush()
     assert res.status == "failed"
@@ -102,8 +97,7 @@ def test_one_failing_subset_does_not_lose_the_others(tmp_path, toy_config):
     statuses = {r["id"]: r["status"] for r in s.store.rows("subsets")}
     assert sorted(statuses.values()).count("done") == 5 and "failed" in statuses.values()
     s.close()
-    provider.clear_faults()
-    s = Session.open(tmp_path / "s.db")
+    s = Session.open(tmp_path / "s.db")  # a new gateway: no faults
     res2 = s.run()
     s.store.flush()
     assert res2.status == "done" and res2.final_module.text == ref.final_module.text

@@ -185,8 +185,16 @@ def test_a_killed_api_run_resumes_with_fgo_resume(tmp_path, capsys):
 
 
 def test_resume_from_the_cli_says_when_the_agent_cannot_be_imported(tmp_path, capsys):
-    res = run(tmp_path, agent=lambda module, task, llm: user_agents.toy_agent(module, task, llm), budget_tokens=3000)
+    notes = []
+
+    def sink(e):
+        if type(e).__name__ == "RunStarted":
+            notes.extend(e.projection["notes"])
+
+    res = run(tmp_path, agent=lambda module, task, llm: user_agents.toy_agent(module, task, llm), budget_tokens=3000,
+              sinks=[sink])
     assert res.status == "budget"
+    assert any("your agent cannot be imported by name" in n and "`fgo resume` cannot continue" in n for n in notes)
     assert main(["resume", str(res.session), "--headless"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
@@ -268,3 +276,27 @@ def test_a_scorer_value_out_of_range_during_the_run_stops_it(tmp_path):
     with pytest.raises(UserCodeError, match=r"the scorer returned 7.0 on task \w+; it must return a number"):
         run(tmp_path, scorer=scorer)
     assert q(tmp_path / "s.db", "select status from session")[0]["status"] == "failed"
+
+
+def test_the_instruction_from_a_file_and_progress_on_stdout(tmp_path, capsys):
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text(START + "\n", encoding="utf-8")
+    res = run(tmp_path, instruction=prompt, subsets=2, epochs=1, progress=True)
+    assert res.status == "done"
+    cfg = json.loads(q(res.session, "select config_json from session")[0]["config_json"])
+    assert cfg["instruction"] == START
+    out = capsys.readouterr().out
+    assert "subset 0 done" in out and "finished: done" in out
+    with pytest.raises(ConfigError, match="instruction file not found"):
+        run(tmp_path, instruction=tmp_path / "missing.txt", name="other.db")
+    assert not (tmp_path / "other.db").exists()
+
+
+def test_a_session_from_a_task_file_resumes_from_its_own_tasks(tmp_path, capsys):
+    path = tmp_path / "tasks.jsonl"
+    path.write_text("".join(json.dumps(t) + "\n" for t in user_agents.toy_tasks()), encoding="utf-8")
+    first = run(tmp_path, tasks=path, budget_tokens=3000)
+    assert first.status == "budget"
+    path.unlink()  # the session holds the tasks: the file is not read again
+    assert main(["resume", str(first.session), "--headless", "--budget-tokens", "100000000"]) == 0
+    assert q(first.session, "select status from session")[0]["status"] == "done"

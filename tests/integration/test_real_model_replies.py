@@ -12,7 +12,6 @@ from fake_openai import ok
 from fgo_engine import events as ev
 from fgo_engine.config import DEFAULT_MAX_TOKENS, RoleConfig, RunConfig
 from fgo_engine.llm.gateway import Gateway
-from fgo_engine.llm.sim import provider
 from fgo_engine.method import prompts, resample
 from fgo_engine.method.control import Control
 from fgo_engine.method.methods import project
@@ -33,8 +32,11 @@ def cfg_with(toy_config, role_overrides, **kw):
     return RunConfig.from_dict(base)
 
 
-def run(tmp_path, cfg, name="s", sinks=None):
+def run(tmp_path, cfg, name="s", sinks=None, faults=()):
+    """``faults``: (kind, count, role, match) for the simulated LLM of this session's gateway."""
     s = Session.create(tmp_path / f"{name}.db", cfg, sinks=sinks)
+    for kind, count, role, match in faults:
+        s.gateway.faults.inject(kind, count, role=role, match=match)
     res = s.run()
     s.store.flush()
     return s, res
@@ -138,13 +140,8 @@ def test_a_reply_the_server_cut_off_is_not_adopted_below_max_tokens(tmp_path, to
 
 
 def test_empty_and_cut_off_optimizer_replies_are_recorded_with_their_reason(tmp_path, toy_config):
-    provider.clear_faults()
-    provider.inject_faults("empty", 1, role="optimizer")
-    provider.inject_faults("garbage", 1, role="optimizer")
-    try:
-        s, res = run(tmp_path, toy_config(subsets=1, epochs=1))
-    finally:
-        provider.clear_faults()
+    s, res = run(tmp_path, toy_config(subsets=1, epochs=1),
+                 faults=[("empty", 1, "optimizer", None), ("garbage", 1, "optimizer", None)])
     assert res.status == "done"
     reasons = [r["reason"] for r in rejected(s.store)]
     assert reasons[:2] == ["empty reply", "the last <instruction> block is not closed"]
@@ -207,12 +204,8 @@ def test_every_role_has_a_default_max_tokens_and_it_is_sent(tmp_path, toy_config
 
 # -- merges ---------------------------------------------------------------------------------
 def test_identical_children_are_adopted_without_a_merge_call_or_backtest(tmp_path, toy_config):
-    provider.clear_faults()
-    provider.inject_faults("garbage", 100, role="optimizer")  # no subset ever changes its module
-    try:
-        s, res = run(tmp_path, toy_config(subsets=2, epochs=1))
-    finally:
-        provider.clear_faults()
+    # no subset ever changes its module
+    s, res = run(tmp_path, toy_config(subsets=2, epochs=1), faults=[("garbage", 100, "optimizer", None)])
     assert res.status == "done"
     node = s.store.get("merge_nodes", "n1")
     assert node["status"] == "done" and node["module_id"] == "initial"
@@ -230,11 +223,10 @@ def test_an_adopted_identical_merge_does_not_hold_up_reviews_asked_in_node_order
 
     from fgo_engine.method.review import QueueGate
 
-    provider.clear_faults()
-    for cat in ("colour", "size"):  # these two subsets keep the starting module: n1 merges two equal ones
-        provider.inject_faults("garbage", 200, role="optimizer", match=f"category={cat}")
     cfg = toy_config(subsets=4, epochs=1, workers=4, suite_options={"categories": 4, "n_train": 16})
     s = Session.create(tmp_path / "order.db", cfg, gate=QueueGate(auto=True))
+    for cat in ("colour", "size"):  # these two subsets keep the starting module: n1 merges two equal ones
+        s.gateway.faults.inject("garbage", 200, role="optimizer", match=f"category={cat}")
     out: list = []
     t = threading.Thread(target=lambda: out.append(s.run()), daemon=True)
     try:
@@ -242,7 +234,6 @@ def test_an_adopted_identical_merge_does_not_hold_up_reviews_asked_in_node_order
         t.join(120)  # returns as soon as the run does; the bound only keeps a hang from blocking the suite
         assert not t.is_alive(), "a review in node order waited for a merge that was adopted"
     finally:
-        provider.clear_faults()
         s.cancel()
         t.join(30)
     assert out and out[0].status == "done"

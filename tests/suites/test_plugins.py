@@ -4,6 +4,7 @@ plugin whose entry point fails to import is one clear line."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from importlib.metadata import PackageNotFoundError, distribution
@@ -79,6 +80,10 @@ def test_fgo_run_with_a_broken_plugin_suite_exits_2_with_one_line(tmp_path):
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("fgo: error: suite 'broken' from plugin package fgo-broken")
     assert not (tmp_path / "s.db").exists()
+    doctor = subprocess.run([sys.executable, "-m", "fgo_cli", "doctor"], capture_output=True, text=True, env=env,
+                            timeout=120)
+    assert "lighthouse (fgo-lighthouse)" in doctor.stdout
+    assert re.search(r"BROKEN plugin broken +suite 'broken' from plugin package fgo-broken", doctor.stdout)
     # another suite is not held up by the broken plugin
     p = subprocess.run([sys.executable, "-m", "fgo_cli", "run", "--suite", "invoices", "--model", "fgo-sim/medium",
                         "--option", "n_train=8", "--option", "n_test=4", "--subsets", "2", "--epochs", "1",

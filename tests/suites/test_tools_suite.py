@@ -240,6 +240,12 @@ def test_run_agent_step_limit_and_agent_mistakes(files_root, one_per_kind):
     results = [st.text for st in traj.steps if st.kind == "tool_result"]
     assert "no tool named 'no_such_tool'" in results[0] and "list_files, read_file" in results[0]
     assert "not valid JSON" in results[1] and "JSON object" in results[2]
+    # arguments past Python's own limits (nesting, digits) are the agent's mistake, not a crash
+    deep, digits = '{"path": ' + "[" * 100_000 + "]" * 100_000 + "}", '{"path": ' + "9" * 5000 + "}"
+    traj = s.run_agent(task, s.initial_module(), ScriptedLLM([[("read_file", deep)], [("read_file", digits)],
+                                                                "Answer: 1"]))
+    results = [st.text for st in traj.steps if st.kind == "tool_result"]
+    assert "nested too deeply" in results[0] and "not valid JSON" in results[1] and traj.answer == "1"
     # an unparsable toolbox: no tools, a note, no exception
     traj = s.run_agent(task, Module("toolbox", "def broken(:\n"), ScriptedLLM(["Answer: 1"]))
     assert traj.steps[0].kind == "note" and "does not parse" in traj.steps[0].text and not traj.success

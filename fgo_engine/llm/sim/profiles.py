@@ -14,6 +14,7 @@ import functools
 from dataclasses import dataclass, fields, replace
 
 from fgo_engine.errors import ConfigError
+from fgo_engine.types import is_simulated
 
 NO_WINDOW = 1_000_000  # the null window: large enough for any prompt the engine builds
 
@@ -69,7 +70,7 @@ _INTS = {"window", "attention", "evidence", "capacity", "max_new", "space", "see
 @functools.lru_cache(maxsize=64)
 def parse_model(model: str) -> SimProfile:
     """``fgo-sim/small:latency=0.2`` (with or without the provider prefix) → profile."""
-    name = model.split("/", 1)[1] if model.startswith("fgo-sim/") else model
+    name = model.split("/", 1)[1] if is_simulated(model) else model
     name, _, overrides = name.partition(":")
     if name not in PROFILES:
         raise ConfigError(f"unknown simulated profile {name!r}; choose one of: {', '.join(PROFILES)}")

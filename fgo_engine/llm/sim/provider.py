@@ -42,6 +42,7 @@ from typing import Any
 
 from fgo_engine.llm import tokens
 from fgo_engine.llm.blocks import attrs, block, blocks
+from fgo_engine.llm.sim import faults
 from fgo_engine.llm.sim import mechanisms as mech
 from fgo_engine.llm.sim.profiles import SimProfile, parse_model
 from fgo_engine.llm.sim.skills import SimSkill, find_skill
@@ -350,34 +351,17 @@ def merger_reply(profile: SimProfile, prompt: str, prompt_tokens: int, seed: Any
     return "<instruction>\n" + _render(head, kept) + "\n</instruction>"
 
 
-# -- fault injection (tests, demos of resilience) ----------------------------------------
-_faults: list[tuple[str, str | None, str | None]] = []
-_faults_lock = threading.Lock()
+# -- fault injection: per gateway (llm/sim/faults.py) ---------------------------------------
+_flight_lock = threading.Lock()
 _in_flight = 0
 max_in_flight = 0
 
 
-def inject_faults(kind: str, count: int = 1, *, role: str | None = None, match: str | None = None) -> None:
-    """Make the next ``count`` calls (of ``role``, whose prompt contains ``match``, if
-    given) fail with ``kind``: rate_limit | timeout | connection | server | garbage | empty."""
-    with _faults_lock:
-        _faults.extend([(kind, role, match)] * count)
-
-
-def clear_faults() -> None:
+def reset_in_flight() -> None:
+    """Forget the most simulated calls seen at once (a test measures its own)."""
     global max_in_flight
-    with _faults_lock:
-        _faults.clear()
+    with _flight_lock:
         max_in_flight = 0
-
-
-def _take_fault(role: str, text: str) -> str | None:
-    with _faults_lock:
-        for i, (kind, r, match) in enumerate(_faults):
-            if (r is None or r == role) and (match is None or match in text):
-                _faults.pop(i)
-                return kind
-    return None
 
 
 def _raise_fault(kind: str, model: str) -> None:
@@ -434,8 +418,9 @@ class SimLLM(_lazy_base()):  # type: ignore[misc]
                 message=f"fgo-sim/{profile.name}: prompt has {prompt_tokens} tokens, window is {profile.window}",
                 model=model, llm_provider="fgo-sim")
         role = role_of(messages)
-        fault = _take_fault(role, "\n".join(_content(m) for m in messages)) if _faults else None
-        if fault in ("rate_limit", "timeout", "connection", "server"):
+        plan = faults.current()  # the calling gateway's (bound by Gateway._send)
+        fault = plan.take(role, "\n".join(_content(m) for m in messages)) if plan else None
+        if fault in faults.RAISED:
             _raise_fault(fault, model)
         try:
             text, tool_calls = _reply(profile, role, fault, messages, prompt_tokens, seed, optional)
@@ -504,7 +489,7 @@ def cpu_turn() -> Iterator[None]:
 
 def _emulate_latency(profile: SimProfile, prompt_tokens: int, completion_tokens: int) -> None:
     global _in_flight, max_in_flight
-    with _faults_lock:
+    with _flight_lock:
         _in_flight += 1
         max_in_flight = max(max_in_flight, _in_flight)
     try:
@@ -519,5 +504,5 @@ def _emulate_latency(profile: SimProfile, prompt_tokens: int, completion_tokens:
                 if held:
                     _turns.acquire()
     finally:
-        with _faults_lock:
+        with _flight_lock:
             _in_flight -= 1

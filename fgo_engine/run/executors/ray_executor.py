@@ -30,10 +30,12 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from fgo_engine import _env, redaction
 from fgo_engine.config import RunConfig
 from fgo_engine.errors import CancelledError, ConfigError, FGOError, LLMError
 from fgo_engine.method.executor import RolloutHost, SubsetThreads
 from fgo_engine.redaction import is_secret_name
+from fgo_engine.types import is_simulated
 
 if TYPE_CHECKING:
     from fgo_engine.types import Module, Scope, Task, Trajectory
@@ -63,13 +65,13 @@ def secret_env(config: RunConfig) -> dict[str, str]:
     ``openai/…``). Plugins (``FGO_PLUGINS``) too, so workers know the same suites."""
     names = {rc.api_key_env for rc in config.roles.values() if rc.api_key_env}
     providers = {rc.model.split("/", 1)[0].upper().replace("-", "_") + "_" for rc in config.roles.values()
-                 if "/" in rc.model and not rc.model.startswith("fgo-sim/")}
+                 if "/" in rc.model and not is_simulated(rc.model)}
     for name in os.environ:
         if is_secret_name(name) and any(name.startswith(p) for p in providers):
             names.add(name)
     env = {n: os.environ[n] for n in sorted(names) if os.environ.get(n)}
-    if os.environ.get("FGO_PLUGINS"):
-        env["FGO_PLUGINS"] = os.environ["FGO_PLUGINS"]
+    if os.environ.get(_env.PLUGINS):
+        env[_env.PLUGINS] = os.environ[_env.PLUGINS]
     return env
 
 
@@ -131,7 +133,8 @@ class RayExecutor(SubsetThreads):
                     raise
                 except Exception as exc:  # ConnectionError, a version mismatch, a refused token…
                     where = self.address or "a local instance"
-                    raise ConfigError(f"cannot start Ray ({where}): {' '.join(str(exc).split())[:300]}") from None
+                    why = redaction.clip(" ".join(str(exc).split()), 300)
+                    raise ConfigError(f"cannot start Ray ({where}): {why}") from None
                 self._owns_ray = True
             else:
                 self._task_env = env  # Ray started by our caller: the env goes with each task
@@ -219,7 +222,7 @@ class RayExecutor(SubsetThreads):
             raise CancelledError("run cancelled") from None
         except ray.exceptions.RayError as exc:
             rt.control.checkpoint()  # a Ctrl-C that reached the workers too: a cancel, not a failure
-            first = " ".join(str(exc).split())[:200]
+            first = redaction.clip(" ".join(str(exc).split()), 200)
             lost = (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.ObjectLostError)
             if isinstance(exc, lost):  # its worker or node died more often than we retry
                 raise LLMError(f"rollout of task {task.id} was lost on Ray after {ROLLOUT_RETRIES + 1} "

@@ -94,8 +94,9 @@ _CACHE_LOCK = threading.Lock()
 
 
 def cache_file() -> Path:
-    base = os.environ.get("FGO_CACHE_DIR") or str(Path("~/.cache/fgo-studio").expanduser())
-    return Path(base) / "alfworld-intros.json"
+    from fgo_engine import _env
+
+    return _env.cache_dir() / "alfworld-intros.json"
 
 
 def _key(path: str) -> str:

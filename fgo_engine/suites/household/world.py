@@ -272,10 +272,6 @@ class HouseholdEnv:
         self.done = False
         return self.layout.intro(self.goal)
 
-    @property
-    def step_limit_reached(self) -> bool:
-        return self.done and not self.won and self.steps >= self.step_limit
-
     def step(self, text: str) -> str:
         action = parse_action(text)
         if action is not None and action.verb == "think":

@@ -126,11 +126,6 @@ def parse_question(task_text: str) -> tuple[str, dict[str, str]] | None:
     return None
 
 
-def files_listed(task_text: str) -> list[str]:
-    for line in task_text.splitlines():
-        if line.startswith(FILES_MARKER):
-            return [f.strip() for f in line[len(FILES_MARKER):].split(",") if f.strip()]
-    return []
 
 
 # ------------------------------------------------------------------ reference operations

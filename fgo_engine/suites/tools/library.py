@@ -290,7 +290,6 @@ TOOL_SOURCE: dict[str, str] = {k: v[1] for k, v in CAPABILITIES.items()}
 KNOWLEDGE: dict[str, Knowledge] = {
     k: Knowledge(k, (name,), text) for k, (name, _, text) in CAPABILITIES.items()
 }
-CAPABILITY_OF_TOOL: dict[str, str] = {name: k for k, name in TOOL_NAME.items()}
 
 
 def _bug(key: str, old: str, new: str) -> str:

@@ -55,7 +55,6 @@ MERGE_LOSS = 0.08  # per toolbox beyond two in one merge, chance each tool is lo
 FILE_CAPS = {"tools.csv_aggregate", "tools.csv_group", "tools.row_lookup", "tools.text_search",
              "tools.json_query"}
 TARGET_UNITS = {"kilograms": "kg", "centimetres": "cm", "metres": "m"}
-SPEC_UNITS = {"max load": "lb", "width": "in", "cable length": "ft"}
 
 
 class _Need(Exception):

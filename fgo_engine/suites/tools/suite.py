@@ -20,6 +20,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from fgo_engine import redaction
 from fgo_engine.errors import ConfigError, MalformedOutputError
 from fgo_engine.suites import scoring
 from fgo_engine.suites.base import AgentLLM, SuiteBase
@@ -34,6 +35,7 @@ from fgo_engine.suites.tools.data import (
 from fgo_engine.suites.tools.library import INITIAL_TOOLBOX, KNOWLEDGE
 from fgo_engine.tools import isolation
 from fgo_engine.tools.sandbox import ToolResult, run_tool
+from fgo_engine.tools.sandbox import status as sandbox_status
 from fgo_engine.tools.toolbox import parse_toolbox, parse_toolbox_source, tool_schemas, toolbox_text_for_similarity
 from fgo_engine.types import Knowledge, Module, ModuleKind, Step, Task, Trajectory
 
@@ -159,6 +161,7 @@ class ToolRunner:
 
 
 def _clip(text: str, limit: int = RESULT_CHARS) -> str:
+    text = redaction.scrub(text)  # before cutting: never half a key
     if len(text) <= limit:
         return text
     mark = f"\n... [observation shortened: {len(text)} chars]"
@@ -172,8 +175,10 @@ def _parse_arguments(raw: Any) -> tuple[dict[str, Any] | None, str | None]:
         return {}, None
     try:
         value = json.loads(raw)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError) as exc:  # digits past Python's limit included
         return None, f"the arguments are not valid JSON ({exc})"
+    except RecursionError:
+        return None, "the arguments are nested too deeply"
     if not isinstance(value, dict):
         return None, "the arguments must be a JSON object"
     return value, None
@@ -212,7 +217,8 @@ class ToolsSuite(SuiteBase):
         self.max_steps = max_steps
         if sandbox not in isolation.MODES:
             raise ConfigError(f"sandbox must be one of {', '.join(isolation.MODES)} (got {sandbox!r})")
-        isolation.resolve(sandbox)  # strict without the OS layer fails here, before any file is written
+        # strict without the OS layer fails here, before any file is written
+        self._sandbox_status = sandbox_status(sandbox)
         self.runner = ToolRunner(timeout=float(tool_timeout), memory_mb=tool_memory_mb, cache=bool(cache_results),
                                  sandbox=sandbox)
         self._tasks: dict[str, list[Task]] = {}
@@ -308,7 +314,7 @@ class ToolsSuite(SuiteBase):
                 name = str(call.get("name", ""))
                 args, problem = _parse_arguments(call.get("arguments"))
                 shown = json.dumps(args, ensure_ascii=False, sort_keys=True) if args is not None else \
-                    str(call.get("arguments"))[:300]
+                    redaction.clip(str(call.get("arguments")), 300, mark="")
                 steps.append(Step("tool_call", f"{name}({shown})"))
                 if problem is not None:
                     observation = f"Error: {problem}"
@@ -328,6 +334,10 @@ class ToolsSuite(SuiteBase):
         score = self.score(task, answer) if answer else 0.0
         return Trajectory(task_id=task.id, steps=steps, answer=answer, success=score >= 1.0, score=score,
                           error=error)
+
+    def sandbox_status(self) -> tuple[str, str]:
+        """(what tool code runs under, a warning to show when ``auto`` fell back)."""
+        return self._sandbox_status
 
     # -- statistics -------------------------------------------------------------------
     @property
