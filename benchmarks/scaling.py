@@ -12,7 +12,7 @@ FGO runs at N = the suite's categories (the paper's setting) and at twice that (
 merger's window is the paper's 128k; one epoch; no emulated latency unless ``--latency``
 (methods.py's API-like timing), so that the grid fits in `make bench`.
 Household stops at 96 in `make bench` (``--full``: 192 too, ~15 more minutes on 2 cores);
-``python benchmarks/scaling.py --quick``: sizes 12 and 24 only.
+``python benchmarks/scaling.py --quick``: sizes 12 and 24 only; ``--suites=invoices``: one suite.
 """
 from __future__ import annotations
 
@@ -242,7 +242,8 @@ def main() -> None:
     def sizes_of(suite: str) -> tuple[int, ...]:
         return (12, 24) if quick else SIZES if "--full" in sys.argv else SUITE_SIZES[suite]
 
-    results = [run_suite(suite, n, sizes_of(suite), timing) for suite, n in SUITES.items()]
+    only = next((a.split("=", 1)[1].split(",") for a in sys.argv if a.startswith("--suites=")), list(SUITES))
+    results = [run_suite(suite, n, sizes_of(suite), timing) for suite, n in SUITES.items() if suite in only]
     machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     elapsed = time.perf_counter() - t0
     md = ["# Growing data (`benchmarks/scaling.py`, in `make bench`)", "",
