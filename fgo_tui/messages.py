@@ -46,11 +46,6 @@ class SessionsChanged(Message):
 
 
 @dataclass
-class AuditModule(Message):
-    module_id: str | None = None
-
-
-@dataclass
 class Exported(Message):
     """The report was written to ``path`` (or failed with ``error``), by a worker."""
 

@@ -184,9 +184,6 @@ class RunController:
         if old is not None:
             old.close()
 
-    def fresh_session(self) -> None:
-        self.adopt(self.prepare())
-
     def run(self, on_ui: Callable[..., Any] | None = None) -> Any:
         """Blocking: the app calls this in a thread worker. ``on_ui(fn, *args)`` runs ``fn`` on the
         UI thread (the app's ``call_from_thread``): every change of the controller's state goes
