@@ -15,7 +15,7 @@ _env.apply_defaults()
 # print warnings on stderr, where the app draws). `fgo run -v` shows them.
 logging.getLogger("fgo").addHandler(logging.NullHandler())
 
-__version__ = "0.1.0"
+from fgo_engine.types import VERSION as __version__  # noqa: E402  (after the environment defaults)
 
 if TYPE_CHECKING:
     from fgo_engine.run.api import OptimizeResult, optimize

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 ModuleKind = Literal["instruction", "toolbox"]
 
+VERSION = "0.1.0"  # the engine's version (``fgo_engine.__version__``), recorded in every session
+
 # Who decided a merge (the ``by`` of a review): a person, or a review policy by name.
 OPERATOR = "operator"
 AUTO_APPROVE = "policy:auto"

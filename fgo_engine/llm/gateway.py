@@ -51,7 +51,7 @@ def get_litellm():
             with quiet_gc():  # ~330,000 objects: see fgo_engine.heap
                 import litellm
 
-                import fgo_engine  # noqa: F401  (environment defaults)
+                from fgo_engine import _env  # noqa: F401  (the package's import applies the environment defaults)
                 from fgo_engine.llm.sim.provider import SimLLM
 
             litellm.suppress_debug_info = True

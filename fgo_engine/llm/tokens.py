@@ -5,7 +5,7 @@ import functools
 import json
 from typing import Any
 
-import fgo_engine  # noqa: F401  (sets TIKTOKEN_CACHE_DIR before tiktoken loads)
+from fgo_engine import _env  # noqa: F401  (the package's import sets TIKTOKEN_CACHE_DIR before tiktoken loads)
 
 
 @functools.lru_cache(maxsize=4)

@@ -25,7 +25,6 @@ import sqlite_utils
 from sqlite_utils import Database
 from sqlite_utils.db import NotFoundError
 
-from fgo_engine import __version__ as APP_VERSION
 from fgo_engine.errors import SessionError
 from fgo_engine.persistence.files import (
     RESERVE_BYTES,
@@ -50,6 +49,7 @@ from fgo_engine.persistence.schema import (
 )
 from fgo_engine.persistence.writer import Writer, encode_row, scrub_secrets
 from fgo_engine.timeutil import now
+from fgo_engine.types import VERSION as APP_VERSION
 
 __all__ = [
     "APPLICATION_ID",

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
 
 CODE = """
 import pkgutil, importlib, sys
@@ -80,3 +83,109 @@ def test_the_store_read_check_finds_what_it_looks_for(tmp_path):
                    "def f(ctl):\n    ctl.store.rows('modules')\n    return 'select id from modules'\n")
     assert [what for _, what in _store_reads(bad)] == ["imports sqlite3", "imports fgo_engine.persistence.store",
                                                         "store.rows()", "SQL text"]
+
+
+# -- no import circle, function-level imports counted -----------------------------------------
+
+
+def _import_graph(root: Path) -> dict[str, set[str]]:
+    """Module → the project modules it imports anywhere in its body (a function's imports too)."""
+    import ast
+
+    mods: dict[str, Path] = {}
+    for p in root.glob("fgo_*/**/*.py"):
+        parts = list(p.relative_to(root).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        mods[".".join(parts)] = p
+
+    def owner(name: str) -> str:
+        while name and name not in mods:
+            name = name.rpartition(".")[0]
+        return name
+
+    edges: dict[str, set[str]] = {m: set() for m in mods}
+    for m, p in mods.items():
+        pkg = m if p.name == "__init__.py" else m.rpartition(".")[0]
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [owner(a.name) for a in node.names if a.name.startswith("fgo_")]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = pkg.split(".")[: len(pkg.split(".")) - (node.level - 1)]
+                    base = ".".join(up + ([node.module] if node.module else []))
+                if not base.startswith("fgo_"):
+                    continue
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in mods else owner(base) for a in node.names]
+            else:
+                continue
+            edges[m].update(t for t in targets if t and t != m)
+    return edges
+
+
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    found: list[list[str]] = []
+    counter = 0
+    for start in edges:
+        if start in index:
+            continue
+        work = [(start, iter(sorted(edges[start])))]
+        index[start] = low[start] = counter
+        counter += 1
+        stack.append(start)
+        on.add(start)
+        while work:
+            v, it = work[-1]
+            w = next(it, None)
+            if w is not None:
+                if w not in index:
+                    index[w] = low[w] = counter
+                    counter += 1
+                    stack.append(w)
+                    on.add(w)
+                    work.append((w, iter(sorted(edges.get(w, ())))))
+                elif w in on:
+                    low[v] = min(low[v], index[w])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[v])
+            if low[v] == index[v]:
+                comp = []
+                while True:
+                    w = stack.pop()
+                    on.discard(w)
+                    comp.append(w)
+                    if w == v:
+                        break
+                if len(comp) > 1:
+                    found.append(sorted(comp))
+    return found
+
+
+def test_no_import_circle_counting_function_level_imports():
+    edges = _import_graph(ROOT)
+    assert len(edges) > 100 and "fgo_engine.run.session" in edges["fgo_cli.main"] | {
+        t for m in edges["fgo_cli.main"] for t in edges.get(m, ())}  # the graph sees lazy imports
+    assert _cycles(edges) == []
+
+
+def test_the_circle_check_finds_a_circle():
+    edges = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _cycles(edges) == [["a", "b", "c"]]
+
+
+def test_engine_root_and_module_sizes():
+    """At most ten modules at the engine's root besides its __init__, none over 800 lines in the
+    three packages."""
+    root_modules = sorted(p.name for p in (ROOT / "fgo_engine").glob("*.py") if p.name != "__init__.py")
+    assert len(root_modules) <= 10, root_modules
+    too_long = {str(p.relative_to(ROOT)): n for pkg in ("fgo_engine", "fgo_tui", "fgo_cli")
+                for p in (ROOT / pkg).rglob("*.py") if (n := len(p.read_text(encoding="utf-8").splitlines())) > 800}
+    assert too_long == {}

@@ -112,7 +112,7 @@ def _suite(config: dict[str, Any]) -> Any:
 @ray.remote(num_cpus=1)
 def rollout_task(config: dict[str, Any], relay: Any, task: Any, module: Any, scope: Any) -> tuple:
     """One rollout on a worker; engine errors come back as data, not as Ray errors."""
-    import fgo_engine  # noqa: F401  (environment defaults)
+    from fgo_engine import _env  # noqa: F401  (the package's import applies the environment defaults)
     from fgo_engine.method.runtime import run_rollout
 
     try:
