@@ -43,7 +43,7 @@ sandbox-deps:
 	    apt-get update -qq && apt-get install -y -qq bubblewrap libseccomp2 >/dev/null; \
 	  else \
 	    echo "make: bubblewrap (bwrap) is missing; install it (Debian/Ubuntu: sudo apt-get install bubblewrap)." >&2; \
-	    echo "make: without it the strict sandbox tests fail; see README, 'The tool sandbox'." >&2; \
+	    echo "make: without it the strict sandbox tests fail; see docs/sandbox.md." >&2; \
 	  fi; }
 
 test: $(STAMP) sandbox-deps

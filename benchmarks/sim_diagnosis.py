@@ -1,7 +1,7 @@
 """Which mechanism explains the simulated ordering: the default profile with one
 mechanism switched off at a time, on one suite, a few seeds.
 
-Writes ``bench/results/diagnosis-<suite>.json`` and ``.md`` (the README's "Mechanism
+Writes ``bench/results/diagnosis-<suite>.json`` and ``.md`` (docs/simulator.md's "Mechanism
 diagnosis" table). A diagnosis, not used to choose any setting. The variants run in
 separate processes, one per core.
 

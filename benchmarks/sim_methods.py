@@ -1,8 +1,8 @@
 """The methods side by side on the simulated LLM's default profile, 3 seeds per suite.
 
-Writes ``bench/results/methods-<suite>.md`` and ``.json`` (the README's simulated table
-comes from these). One suite after the other, each suite's (seed, method) runs in separate
-processes, one per core (the runs are CPU-bound and their tables do not time anything;
+Writes ``bench/results/methods-<suite>.md`` and ``.json`` (the simulated tables of the
+README and docs/performance.md come from these). One suite after the other, each suite's
+(seed, method) runs in separate processes, one per core (the runs are CPU-bound and their tables do not time anything;
 household's 15 runs are most of the work, so splitting by suite left one core idle). A
 test bed, not evidence of real-model quality.
 """
