@@ -89,6 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--track", choices=("mlflow",),
                    help="log params, scores, tokens and modules to MLflow (MLFLOW_TRACKING_URI, else ./mlruns)")
     r.add_argument("--no-cache", action="store_true", help="bypass the response cache")
+    r.add_argument("--test-modules", action="store_true",
+                   help="after the run, score every module of the merge tree on the test split too, not only the "
+                        "result and the starting module (config test_modules = true; the projection shows the cost)")
     r.add_argument("--verbose", "-v", action="store_true")
 
     rs = sub.add_parser("resume", help="continue a saved session")
@@ -242,6 +245,8 @@ def config_from_args(a: argparse.Namespace, *, keys: bool = True) -> RunConfig:
         data["executor"] = "ray"  # an address says where
     if a.no_cache:
         data["cache"] = False
+    if getattr(a, "test_modules", False):
+        data["test_modules"] = True
     roles = data.setdefault("roles", {})
     for role in ROLES:
         spec = roles.setdefault(role, {})

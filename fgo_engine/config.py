@@ -195,6 +195,10 @@ class RunConfig:
     max_retry_after: float = 60.0  # longest wait a server's Retry-After may ask for (seconds)
     embedding_model: str | None = None
     evaluate_test: bool = True
+    # after the run, every subset's module and every merged module on the test split too (reported
+    # beside the tree, never read by a decision); the final and the starting module are scored anyway.
+    # Off by default: it repeats the test split (N + merges − 1) times, often more than the training
+    test_modules: bool = False
     sandbox: str = "auto"  # LLM-written tools: strict (OS isolation required), auto, in-process
     backtest: str = "full"  # full: the whole union; adaptive: a stratified sample grown until decided
     prompt_budget: int | None = None  # optimizer prompt tokens; None: the optimizer's window minus its reply
@@ -396,6 +400,7 @@ class RunConfig:
                 need(not bad, f"roles.{role}.model: {bad[0] if bad else ''} must not be negative in {rc.model!r}")
             need(isinstance(rc.retry_timeouts, bool), f"roles.{role}.retry_timeouts must be true or false")
         need(isinstance(self.evaluate_test, bool), f"evaluate_test must be true or false (got {self.evaluate_test!r})")
+        need(isinstance(self.test_modules, bool), f"test_modules must be true or false (got {self.test_modules!r})")
         need(self.embedding_model is None or is_name(self.embedding_model),
              "embedding_model must be a model name")
         need(is_num(self.max_retry_after) and self.max_retry_after >= 0,

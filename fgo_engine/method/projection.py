@@ -311,6 +311,10 @@ def estimate(plan: Plan, config: RunConfig, suite: Any, start: Module, *,
     # the starting module on the test split too, beside the result (vanilla's result is the starting module)
     if config.method != "vanilla":
         episodes(plan.test)
+    # and, with test_modules, every module of the merge tree (each subset's, each merge's) but the result
+    if config.test_modules and plan.merges_max:
+        episodes(plan.test, count=max(0, len(plan.loops) + len(plan.merges) - 1),
+                 bound=len(plan.loops) + 2 * len(plan.merges_max))
     proj = Projection(roles, dict(sz.models))
     _price(proj)
     if any(is_simulated(m) for m in sz.models.values()):

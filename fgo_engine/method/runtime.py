@@ -182,3 +182,11 @@ class Runtime:
     def test(self, module: Module, module_id: str, tasks: list[Task]) -> tuple[float, dict[str, float]]:
         trajs = self.explore(module, module_id, tasks, scope=Scope("session", "", "test"), epoch=0)
         return mean([t.score for t in trajs]), by_category(tasks, trajs)
+
+    def test_side_by_side(self, modules: list[tuple[Module, str]], tasks: list[Task]) -> dict[str, float]:
+        """Several modules on the test split at once (reported only); their mean scores by module id."""
+        if not modules or not tasks:
+            return {}
+        scope = Scope("session", "", "test")
+        runs = self.explore_together([(m, mid, tasks, scope, 0) for m, mid in modules])
+        return {mid: mean([t.score for t in trajs]) for (_, mid), trajs in zip(modules, runs)}

@@ -263,6 +263,35 @@ def mean_test_score(store: Store, module_id: str) -> float | None:
     return rows[0]["s"] if rows else None
 
 
+def module_test_scores(store: Store, module_ids: list[str] | None = None) -> dict[str, float]:
+    """The modules scored on the test split (all, or these): mean test score by module id. Reported
+    only; no decision reads it."""
+    where = "phase = 'test'"
+    args: tuple[str, ...] = ()
+    if module_ids is not None:
+        ids = [m for m in module_ids if m]
+        if not ids:
+            return {}
+        where += f" and module_id in ({','.join('?' * len(ids))})"
+        args = tuple(ids)
+    rows = store.query(f"select module_id, avg(score) s from trajectories where {where} group by module_id", args)
+    return {r["module_id"]: r["s"] for r in rows if r["module_id"] is not None}
+
+
+def tree_modules(store: Store) -> list[tuple[str, Module]]:
+    """The modules a merge tree stands on, each once: every subset's best, every merged module
+    and every module a node kept (subsets first, then the nodes bottom-up)."""
+    ids = [s["best_module_id"] for s in subsets(store)]
+    for n in merge_nodes(store):
+        ids += [n["proposed_module_id"], n["module_id"]]
+    out: list[tuple[str, Module]] = []
+    for mid in dict.fromkeys(i for i in ids if i):
+        row = module(store, mid)
+        if row is not None:
+            out.append((mid, Module(row["kind"], row["text"])))
+    return out
+
+
 def category_test_scores(store: Store, module_id: str) -> list[dict]:
     """Per category: mean test score and trajectory count."""
     return store.query(

@@ -28,6 +28,7 @@ def session_report(store: Store) -> dict[str, Any]:
     test = q.category_test_scores(store, final["id"]) if final else []
     start = q.category_test_scores(store, "initial") if final else []
     config = info.get("config_json") or {}
+    tested = q.module_test_scores(store)  # every module scored on the test split (reported only)
     return {
         "session": {k: info.get(k) for k in ("name", "suite", "status", "created_at", "updated_at",
                                                "best_score", "error")},
@@ -40,11 +41,14 @@ def session_report(store: Store) -> dict[str, Any]:
         "start_test_overall": (sum(r["score"] * r["n"] for r in start) / sum(r["n"] for r in start))
         if start else None,
         "subsets": [{"id": s["id"], "name": s["name"], "tasks": len(s["task_ids_json"] or []),
-                     "best_score": s["best_score"], "status": s["status"]} for s in subsets],
+                     "best_score": s["best_score"], "status": s["status"],
+                     "test_score": tested.get(s["best_module_id"] or "")} for s in subsets],
         "merge_tree": [{"id": n["id"], "parent": n["parent_id"], "children": n["child_ids_json"],
                         "status": n["status"], "tasks": len(n["task_ids_json"] or []),
                         "score_before": n["score_before"], "score_after": n["score_after"],
-                        "scores": n["scores_json"], "module_id": n["module_id"]} for n in nodes],
+                        "scores": n["scores_json"], "module_id": n["module_id"],
+                        "test_score": tested.get(n["module_id"] or ""),
+                        "merged_test_score": tested.get(n["proposed_module_id"] or "")} for n in nodes],
         "reviews": [{"node": r["node_id"], "decision": r["decision"], "by": r["by"], "at": r["created_at"],
                      "text": r["text"]} for r in reviews],
         "ledger": ledger,
@@ -102,15 +106,20 @@ def to_markdown(report: dict[str, Any]) -> str:
                 "| category | starting module | result |", "|---|---|---|"]
         out += [f"| {c} | {_f(start.get(c))} | {_f(v)} |" for c, v in report["test_scores"].items()]
         out.append(f"| **overall** | **{_f(report.get('start_test_overall'))}** | **{_f(report['test_overall'])}** |")
+    tested = any(x.get("test_score") is not None for x in report["subsets"] + report["merge_tree"])
+    if tested:
+        out += ["", "The *test* columns below score each module on the test split after the run: reported only, "
+                "no decision of the run read them."]
     if report["subsets"]:
-        out += ["", "## Subsets", "", "| id | name | tasks | best score | status |", "|---|---|---|---|---|"]
-        out += [f"| {x['id']} | {x['name']} | {x['tasks']} | {_f(x['best_score'])} | {x['status']} |"
-                for x in report["subsets"]]
+        out += ["", "## Subsets", "", "| id | name | tasks | best score | test | status |", "|---|---|---|---|---|---|"]
+        out += [f"| {x['id']} | {x['name']} | {x['tasks']} | {_f(x['best_score'])} | {_f(x.get('test_score'))} | "
+                f"{x['status']} |" for x in report["subsets"]]
     if report["merge_tree"]:
-        out += ["", "## Merge tree", "", "| node | children | parent | tasks | before | after | status |",
-                "|---|---|---|---|---|---|---|"]
+        out += ["", "## Merge tree", "", "| node | children | parent | tasks | before | after | test (merged) | "
+                "test (kept) | status |", "|---|---|---|---|---|---|---|---|---|"]
         out += [f"| {n['id']} | {', '.join(n['children'] or [])} | {n['parent'] or '—'} | {n['tasks']} | "
-                f"{_f(n['score_before'])} | {_f(n['score_after'])} | {n['status']} |" for n in report["merge_tree"]]
+                f"{_f(n['score_before'])} | {_f(n['score_after'])} | {_f(n.get('merged_test_score'))} | "
+                f"{_f(n.get('test_score'))} | {n['status']} |" for n in report["merge_tree"]]
     if report["reviews"]:
         out += ["", "## Review decisions", ""]
         out += [f"- {r['at']} {r['node']}: {r['decision']} ({r['by']})" for r in report["reviews"]]

@@ -234,6 +234,9 @@ def run_bench(suite: str, *, methods: list[str], seeds: int = 1, model: str | No
     if review is not None:
         settings["review"] = review
     settings.setdefault("review", DEFAULTS["review"])
+    # each method's result (and the starting module) on the test split; the merge tree's other
+    # modules are not scored here: the same test work for every method
+    settings.setdefault("test_modules", False)
     settings["roles"] = _merge_roles(role_specs, settings.get("roles") or {})
     if budget is not None:
         settings.setdefault("prompt_budget", budget)

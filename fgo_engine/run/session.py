@@ -312,9 +312,8 @@ class Session:
             result.train_wall_seconds = time.perf_counter() - start
             if cfg.evaluate_test and test:
                 result.test_score, result.test_by_category = rt.test(final, final_id, test)
-                # the starting module beside it (reported only: no decision reads the test split)
-                result.start_test_score = result.test_score if final_id == initial_id else \
-                    rt.test(initial, initial_id, test)[0]
+                result.start_test_score = self._test_the_rest(rt, method.has_merge_tree, test, final_id,
+                                                              initial, initial_id, result.test_score)
             result.status = "done"
             writes.session_result(self.store, train_score=train_score, final_module_id=final_id)
         except BudgetExceededError as exc:
@@ -360,6 +359,21 @@ class Session:
                 self.bus.remove(self._keep_event)
                 self.session_log.close()
         return result
+
+    def _test_the_rest(self, rt: Runtime, has_tree: bool, test: list[Task], final_id: str, initial: Module,
+                       initial_id: str, final_score: float) -> float:
+        """The starting module on the test split beside the result and, with ``test_modules``, every
+        module of the merge tree, side by side. Reported only: no decision reads the test split
+        (they are scored after the run, so nobody decides with them either). The starting module's score."""
+        others = [] if final_id == initial_id else [(initial, initial_id)]
+        if has_tree and self.config.test_modules:
+            tree = [(m, mid) for mid, m in queries.tree_modules(self.store) if mid not in (final_id, initial_id)]
+            if tree:
+                self.bus.emit(ev.Log("info", f"test split: the starting module and {len(tree)} module(s) of the "
+                                             "merge tree beside the result (reported only; no decision reads them)"))
+            others += tree
+        scores = rt.test_side_by_side(others, test)
+        return final_score if final_id == initial_id else scores[initial_id]
 
     def _clear_decisions(self) -> None:
         """Decisions the app posted for this run and the run recorded are done with (see persistence.inbox)."""

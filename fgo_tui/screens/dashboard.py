@@ -68,6 +68,8 @@ def detail_key(item_id: str, v) -> tuple:
     return (item_id, None) if s is None else (item_id, s.status, s.module_id, s.best_score, s.critiques_seen)
 
 
+PALETTE_KEY_FROM = 120  # columns
+
 class SubsetGrid(VerticalScroll):
     """The panels' grid. Scrolling brings off-screen panels (whose streams were skipped) up to date."""
 
@@ -141,6 +143,7 @@ class DashboardScreen(Screen):
 
     def on_mount(self) -> None:
         self._fit_grid()
+        self._fit_footer()
         self.refresh_view()
 
     def on_screen_resume(self) -> None:
@@ -406,6 +409,12 @@ class DashboardScreen(Screen):
 
     def on_resize(self) -> None:
         self.call_after_refresh(self._fit_grid)
+        self.call_after_refresh(self._fit_footer)
+
+    def _fit_footer(self) -> None:
+        """Below 120 columns the footer leaves out the palette key (ctrl+p still opens it; Help lists
+        it), so every key of a running session fits: p Pause … ? Help is 90 columns, 101 with it."""
+        self.query_one(Footer).show_command_palette = self.size.width >= PALETTE_KEY_FROM
 
     # -- tree ---------------------------------------------------------------------------
     @on(TabbedContent.TabActivated)

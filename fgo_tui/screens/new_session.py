@@ -170,6 +170,12 @@ class NewSessionScreen(Screen):
                 yield Static(Text("full: every task under the merge; adaptive: a sample per subset, grown "
                                   "until the merge is clearly better or worse (cheaper on large trees).",
                                   style="dim"), classes="form-note")
+                yield from self._field("Test every module", Select(
+                    [("no: the result and the starting module", "no"), ("yes: every module of the tree too", "yes")],
+                    value="no", allow_blank=False, id="f-test-modules", compact=True))
+                yield Static(Text("After the run, on the test split; reported only, never read by a decision. "
+                                  "Yes repeats the test split once per subset and merge (see the projection).",
+                                  style="dim"), classes="form-note")
                 yield Static(Text("Run", style="bold"), classes="form-section")
                 yield from self._field("Token budget", Input(placeholder="none (e.g. 500k, 1.2M)", id="f-budget",
                                                              compact=True))
@@ -243,6 +249,7 @@ class NewSessionScreen(Screen):
         for key, wid in (("cluster", "f-cluster"), ("partition", "f-partition"), ("review", "f-review"),
                          ("backtest", "f-backtest"), ("method", "f-method"), ("executor", "f-executor")):
             data[key] = self.value(wid)
+        data["test_modules"] = self.value("f-test-modules") == "yes"
         if address := self.value("f-ray-address").strip():
             data["executor"], data["ray_address"] = "ray", address
         data["roles"] = {r: {"model": self.value(f"f-model-{r}").strip() or DEFAULT_MODEL} for r in ROLES}

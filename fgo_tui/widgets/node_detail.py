@@ -55,6 +55,18 @@ def module_heading(module_id: str, n: NodeView | None) -> str:
         return f"Module {module_id} (your edit: what was backtested and kept)"
     return f"Module {module_id} (what was backtested and kept)"
 
+def test_lines(store: Store, labelled: list[tuple[str, str | None]]) -> list[Text]:
+    """The test split's scores of these modules, scored after the run: [] until they are."""
+    scores = q.module_test_scores(store, [m for _, m in labelled if m])
+    shown = [(label, scores[m]) for label, m in labelled if m in scores]
+    if not shown:
+        return []
+    line = Text("test split ", style="bold magenta")
+    line.append("(after the run; reported only, no decision read it): ", style="dim")
+    line.append(" · ".join(f"{label} {fmt_score(s)}" for label, s in shown))
+    return [line]
+
+
 class NodeDetail(VerticalScroll):
     DEFAULT_CSS = """
     NodeDetail { width: 1fr; border-left: vkey $primary 30%; padding: 0 1; }
@@ -140,6 +152,9 @@ class NodeDetail(VerticalScroll):
         parts += [heading("Scores up the tree (0–1)"),
                   score_bars([(f"{c.id} train", c.score) for c in d.children]
                              + [(f"{nid} children", row["score_before"]), (f"{nid} backtest", row["score_after"])])]
+        own = [(f"{nid}", d.module_id)] if d.proposed_id == d.module_id else \
+            [(f"{nid} merged", d.proposed_id), (f"{nid} kept", d.module_id)]
+        parts += test_lines(store, own + [(c.id, c.module_id) for c in d.children])
         if row.get("scores_json") or any(c.categories for c in d.children):
             columns = [(c.id, c.categories) for c in d.children]
             if row.get("scores_json"):
@@ -175,6 +190,7 @@ class NodeDetail(VerticalScroll):
         head.append_text(status_text(view_status or d.row["status"] or "pending"))
         parts = [head, kv(("tasks", len(d.row["task_ids_json"] or [])), ("best", fmt_score(d.row["best_score"])),
                           ("module", d.module_id or "—"))]
+        parts += test_lines(store, [(f"s{sid} best", d.module_id)])
         if d.epochs:
             line = Text("epochs ", style="dim")
             for e in d.epochs:

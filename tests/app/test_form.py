@@ -111,3 +111,17 @@ async def test_form_backtest_field_review_default_blank_threshold_and_one_model_
         shown = {b.id: str(b.render()) for b in form.query(".field-error") if b.has_class("-shown")}
         assert list(shown) == ["err-f-model-agent"] and "(every role)" in shown["err-f-model-agent"]
         assert form.error.count("model") == 1
+
+
+async def test_testing_every_module_is_a_field_and_its_cost_is_projected(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        form = await open_form(pilot, app)
+        form.query_one("#f-suite").value = "toy"
+        await wait_for(pilot, lambda: not form.error and form.projection is not None, what="valid form")
+        assert form.build_config().test_modules is False  # off unless asked: it repeats the test split
+        before = form.projection
+        form.query_one("#f-test-modules").value = "yes"
+        await wait_for(pilot, lambda: form.projection is not None and form.projection is not before, what="reprojected")
+        assert form.build_config().test_modules is True
+        assert form.projection.roles["agent"].calls > before.roles["agent"].calls

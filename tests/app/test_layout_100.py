@@ -78,3 +78,34 @@ async def test_a_toast_on_the_dashboard_never_covers_its_run_bar(make_app, finis
         bar, tabs = dash.query_one("#run-bar").region, dash.query_one("#dash-tabs").region
         assert toast.region.area and not toast.region.overlaps(bar), (toast.region, bar)
         assert toast.region.y >= tabs.y + 2  # below the tab labels too
+
+
+async def test_every_footer_key_of_a_running_session_fits_100_columns(make_app, finished_session, monkeypatch):
+    from textual.widgets._footer import FooterKey
+
+    from fgo_tui.model.run import RunController
+
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        dash = await open_first(pilot, app)
+        app.ctl.running = True  # what a run with a review waiting shows: pause, cancel, review, …
+        from fgo_engine.persistence.queries import review_request
+
+        request = review_request(app.ctl.store, "n2")
+        monkeypatch.setattr(RunController, "pending_request", property(lambda self: request))
+        dash.refresh_bindings()
+
+        def laid_out():  # the running footer, every key laid out (a fresh footer's regions are empty)
+            keys = list(dash.query(FooterKey))
+            ok = any(k.key_display == "v" for k in keys) and all(k.region.width > 0 for k in keys)
+            return keys if ok else None
+
+        keys = await wait_for(pilot, laid_out, what="the running footer")
+        shown = {k.key_display: k.region for k in keys}
+        assert {"p", "c", "v", "?"} <= set(shown), shown
+        assert all(r.right <= 100 and r.width > 0 for r in shown.values()), shown
+        # nothing covers another key (the palette key, docked right, once hid "? Help")
+        regions = sorted(shown.values(), key=lambda r: r.x)
+        assert all(a.right <= b.x for a, b in zip(regions, regions[1:])), regions
+        app.ctl.running = False
+        monkeypatch.undo()
