@@ -86,11 +86,41 @@ class RoleProjection:
         return self.prompt_tokens + self.completion_tokens
 
 
+# the role that makes a phase's calls; the phases of one stage interleave (a subset's loop),
+# stages follow one another (the subsets, then the merge tree, then the test split)
+PHASE_ROLE = {"explore": "agent", "evaluate": "evaluator", "optimize": "optimizer", "merge": "merger",
+              "backtest": "agent", "test": "agent"}
+PHASE_STAGE = {"explore": "subsets", "evaluate": "subsets", "optimize": "subsets", "merge": "tree",
+               "backtest": "tree", "test": "test"}
+
+
+@dataclass
+class PhaseProjection:
+    role: str
+    calls: float = 0.0  # expected
+    parallel: int = 1  # calls of this phase the run's shape can have under way at once
+
+
+def phase_parallel(phase: str, config: RunConfig, *, tree: bool) -> int:
+    """Calls of a phase the run's shape can have under way at once, before the model's own
+    limit: a method with a merge tree runs its subsets' loops side by side; merges go up the
+    tree one after the other, each backtest (and the test split) as wide as the task workers."""
+    loops = max(1, min(config.workers, config.subsets)) if tree else 1
+    if phase in ("explore", "evaluate"):
+        return loops * config.task_workers  # the tasks of every loop's batch
+    if phase == "optimize":
+        return loops
+    if phase == "merge":
+        return 1
+    return config.task_workers  # backtest, test: one pass over its tasks at a time
+
+
 @dataclass
 class Projection:
     roles: dict[str, RoleProjection]
     models: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    phases: dict[str, PhaseProjection] = field(default_factory=dict)
 
     @property
     def calls_max(self) -> int:
@@ -151,6 +181,8 @@ class Projection:
             "total": {"calls_max": self.calls_max, "calls": round(self.calls), "tokens": round(self.tokens),
                       "tokens_max": round(self.tokens_max), "cost": self.cost, "cost_max": self.cost_max},
             "notes": list(self.notes),
+            "phases": {k: {"role": v.role, "calls": round(v.calls, 1), "parallel": v.parallel}
+                       for k, v in self.phases.items()},
         }
 
     def lines(self) -> list[str]:
@@ -255,13 +287,17 @@ def estimate(plan: Plan, config: RunConfig, suite: Any, start: Module, *,
     ag, ev_, op, mg = (roles[r] for r in ROLES)
     window = (windows or model_window)(sz.models["optimizer"])
 
-    def episodes(tasks: list[Task], *, paid: float = 1.0, count: float = 1.0, bound: int = 1) -> None:
+    phase_calls = {k: 0.0 for k in PHASE_ROLE}
+
+    def episodes(tasks: list[Task], *, paid: float = 1.0, count: float = 1.0, bound: int = 1,
+                 phase: str = "explore") -> None:
         """``bound`` and ``count`` episodes per task (max, expected); ``paid`` share not from the cache."""
         for t in tasks:
             hi, exp = _agent_calls(suite, t)
             ag.calls_max += bound * hi
             ag.tokens_max += bound * hi * (sz.agent_prompt(t, hi, high=True) + COMPLETION["agent"])
             ag.calls += count * exp
+            phase_calls[phase] += count * exp
             ag.prompt_tokens += paid * count * exp * sz.agent_prompt(t, exp)
             ag.completion_tokens += paid * count * exp * COMPLETION["agent"]
 
@@ -285,6 +321,7 @@ def estimate(plan: Plan, config: RunConfig, suite: Any, start: Module, *,
             ev_.tokens_max += EVALUATOR_SAMPLES * n * (sz.evaluator_prompt(turns_hi, high=True)
                                                        + COMPLETION["evaluator"])
             ev_.calls += exp_evals
+            phase_calls["evaluate"] += exp_evals
             ev_.prompt_tokens += exp_evals * sz.evaluator_prompt(turns)
             ev_.completion_tokens += exp_evals * COMPLETION["evaluator"]
             calls_hi = OPTIMIZER_SAMPLES + max(0, math.ceil(math.log2(n + 2)))  # + one per overflow halving
@@ -292,6 +329,7 @@ def estimate(plan: Plan, config: RunConfig, suite: Any, start: Module, *,
             op.tokens_max += calls_hi * (sz.optimizer_prompt(n + 2, turns_hi, window, high=True)
                                          + sz.module * MODULE_GROWTH_HIGH)
             op.calls += proposed * EXPECTED_SAMPLES["optimizer"]
+            phase_calls["optimize"] += proposed * EXPECTED_SAMPLES["optimizer"]
             op.prompt_tokens += proposed * EXPECTED_SAMPLES["optimizer"] * sz.optimizer_prompt(fail * n + 2, turns,
                                                                                                 window)
             op.completion_tokens += proposed * EXPECTED_SAMPLES["optimizer"] * sz.module
@@ -299,23 +337,27 @@ def estimate(plan: Plan, config: RunConfig, suite: Any, start: Module, *,
         mg.calls_max += MERGER_SAMPLES
         mg.tokens_max += MERGER_SAMPLES * (SYSTEM_TOKENS["merger"] + (m.children + 1) * sz.module * MODULE_GROWTH_HIGH)
         for _ in range(2 if plan.post_check else 1):
-            episodes(m.tasks, count=0.0, paid=0.0)
+            episodes(m.tasks, count=0.0, paid=0.0, phase="backtest")
     for m in plan.merges:
         mg.calls += EXPECTED_SAMPLES["merger"]
+        phase_calls["merge"] += EXPECTED_SAMPLES["merger"]
         mg.prompt_tokens += EXPECTED_SAMPLES["merger"] * (SYSTEM_TOKENS["merger"] + m.children * sz.module)
         mg.completion_tokens += EXPECTED_SAMPLES["merger"] * sz.module
-        episodes(m.tasks, bound=0)
+        episodes(m.tasks, bound=0, phase="backtest")
         if plan.post_check:  # the best child on the union: its own tasks come from the cache
-            episodes(m.tasks, bound=0, paid=1 - 1 / max(1, m.children))
-    episodes(plan.test)
+            episodes(m.tasks, bound=0, paid=1 - 1 / max(1, m.children), phase="backtest")
+    episodes(plan.test, phase="test")
     # the starting module on the test split too, beside the result (vanilla's result is the starting module)
     if config.method != "vanilla":
-        episodes(plan.test)
+        episodes(plan.test, phase="test")
     # and, with test_modules, every module of the merge tree (each subset's, each merge's) but the result
     if config.test_modules and plan.merges_max:
         episodes(plan.test, count=max(0, len(plan.loops) + len(plan.merges) - 1),
-                 bound=len(plan.loops) + 2 * len(plan.merges_max))
-    proj = Projection(roles, dict(sz.models))
+                 bound=len(plan.loops) + 2 * len(plan.merges_max), phase="test")
+    tree = bool(plan.merges_max) or len(plan.loops) > 1
+    proj = Projection(roles, dict(sz.models),
+                      phases={k: PhaseProjection(PHASE_ROLE[k], v, phase_parallel(k, config, tree=tree))
+                              for k, v in phase_calls.items() if v > 0})
     _price(proj)
     if any(is_simulated(m) for m in sz.models.values()):
         proj.notes.append("simulated LLM: no cost; token figures are the simulator's")

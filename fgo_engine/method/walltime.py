@@ -1,5 +1,5 @@
-"""How long a run will take, before it starts: the projection's expected calls per role at an
-assumed latency per call, divided by the calls that can be under way at once.
+"""How long a run will take, before it starts: the projection's expected calls per phase at
+its role's latency per call, divided by the calls that phase can have under way at once.
 
 Nothing is measured and no key is needed: a simulated model's latency is its profile's
 (``latency + prompt/prefill_rate + completion/decode_rate``); a real model's is assumed
@@ -22,9 +22,10 @@ PREFILL_RATE = 4000.0  # prompt tokens a second (assumed)
 
 
 @dataclass
-class RoleWall:
+class PhaseWall:
+    role: str
     calls: float
-    latency: float  # seconds per call
+    latency: float  # seconds per call (the role's)
     concurrency: int  # calls under way at once
     assumed: bool  # the latency is an assumption, not the simulator's profile
 
@@ -35,36 +36,27 @@ class RoleWall:
 
 @dataclass
 class WallEstimate:
-    roles: dict[str, RoleWall] = field(default_factory=dict)
+    phases: dict[str, PhaseWall] = field(default_factory=dict)
 
     @property
     def seconds(self) -> float:
-        # a loop's explore, critique and rewrite follow one another: the roles' times add up
-        return sum(r.seconds for r in self.roles.values())
+        # a loop's explore, critique and rewrite follow one another, the merge tree comes after
+        # the subsets and the test split last: the phases' times add up
+        return sum(r.seconds for r in self.phases.values())
 
     def lines(self) -> list[str]:
-        out = [f"estimated wall time ~{fmt_duration(self.seconds)} (expected calls × latency ÷ concurrency):"]
-        for role, r in self.roles.items():
-            how = "assumed" if r.assumed else "simulator profile"
-            out.append(f"  {role:<10} {fmt_count(r.calls):>7} calls × {r.latency:.2f} s ({how}) ÷ {r.concurrency}"
-                       f" at once = {fmt_duration(r.seconds)}")
-        if any(r.assumed for r in self.roles.values()):
+        out = [f"estimated wall time ~{fmt_duration(self.seconds)} (per phase: expected calls × latency per "
+               "call ÷ calls at once):"]
+        for phase, r in self.phases.items():
+            how = " (assumed)" if r.assumed else ""
+            out.append(f"  {phase:<8} {fmt_count(r.calls):>6} × {r.latency:.2f} s{how} ÷ {r.concurrency} = "
+                       f"{fmt_duration(r.seconds)}")
+        if not all(r.assumed for r in self.phases.values()):
+            out.append("  a simulated model's latency is its profile's")
+        if any(r.assumed for r in self.phases.values()):
             out.append(f"  assumed for hosted models: {FIRST_TOKEN:g} s to the first token, "
                        f"{DECODE_RATE:g} completion and {PREFILL_RATE:g} prompt tokens a second")
         return out
-
-
-def _parallel(role: str, config: RunConfig) -> int:
-    """Calls of a role the run's shape can have under way at once (before the model's limit)."""
-    from fgo_engine.method.methods import method_for
-
-    # a method whose subsets meet in a merge tree runs their loops side by side
-    loops = max(1, min(config.workers, config.subsets)) if method_for(config.method).has_merge_tree else 1
-    if role in ("agent", "evaluator"):
-        return loops * config.task_workers  # the tasks of every loop's batch
-    if role == "optimizer":
-        return loops
-    return 1  # merges one after the other up the tree
 
 
 def _latency(model: str, prompt: float, completion: float) -> tuple[float, bool]:
@@ -78,13 +70,16 @@ def _latency(model: str, prompt: float, completion: float) -> tuple[float, bool]
 
 
 def wall_time(proj: Projection, config: RunConfig) -> WallEstimate:
+    """Per phase: its expected calls × its role's latency per call ÷ the calls the phase can
+    have under way (the run's shape, capped by the role's ``max_concurrency``)."""
     out = WallEstimate()
-    for role, p in proj.roles.items():
-        if p.calls <= 0:
+    for phase, ph in proj.phases.items():
+        p = proj.roles.get(ph.role)
+        if ph.calls <= 0 or p is None or p.calls <= 0:
             continue
-        rc = config.roles.get(role)
+        rc = config.roles.get(ph.role)
         model = rc.model if rc is not None else ""
         latency, assumed = _latency(model, p.prompt_tokens / p.calls, p.completion_tokens / p.calls)
         limit = rc.max_concurrency if rc is not None and rc.max_concurrency else 1
-        out.roles[role] = RoleWall(p.calls, latency, max(1, min(limit, _parallel(role, config))), assumed)
+        out.phases[phase] = PhaseWall(ph.role, ph.calls, latency, max(1, min(limit, ph.parallel)), assumed)
     return out

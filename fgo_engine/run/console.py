@@ -126,7 +126,8 @@ class ConsolePrinter:
     def _tokens_used(self, e: ev.TokensUsed) -> None:
         self._tokens = e.total_tokens
         self._calls += 1
-        self._progress.add(time.perf_counter(), e.role, cached=int(e.cache_hit), seconds=e.latency_ms / 1000.0)
+        self._progress.add(time.perf_counter(), e.role, cached=int(e.cache_hit), seconds=e.latency_ms / 1000.0,
+                           phase=e.phase)
         if e.error and self.verbose:
             self._say(f"llm {e.role}: {e.error}")
 

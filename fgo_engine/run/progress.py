@@ -7,6 +7,11 @@
 * The ETA is projected per role from that role's own latency (a 1 s agent call and a 60 s
   optimizer call do not mix): seconds of work left = Σ calls left × the role's mean latency,
   divided by the concurrency observed (latency seconds per wall second).
+* And per phase: the phases run at different widths (a subset's explore has every loop's tasks
+  under way, a backtest or the test split one pass at a time), so the calls left in each phase
+  are divided by the smaller of that phase's width (the projection's ``parallel``) and the
+  concurrency observed. Where the observed concurrency is below every width this is the
+  per-role figure; a projection without phases (an older session) gets the per-role figure.
 * Time spent waiting for a person (a review, a pause) is no run time: it is left out of the
   observed window, and no ETA is given while waiting (the caller says why).
 
@@ -49,12 +54,25 @@ class RoleProgress:
         return self.seconds / self.timed if self.timed else None
 
 
+@dataclass
+class PhaseProgress:
+    role: str
+    expected: float = 0.0
+    parallel: int = 1  # calls of the phase the run's shape has under way at once (the projection's)
+    done: float = 0.0  # calls of the session's work done (earlier runs' share included)
+
+    @property
+    def left(self) -> float:
+        return max(0.0, self.expected - self.done)
+
+
 class Progress:
-    """Per-role call counts against the projection, and the ETA they give."""
+    """Per-role (and per-phase) call counts against the projection, and the ETA they give."""
 
     def __init__(self, window: float = RATE_WINDOW):
         self.window = window
         self.roles: dict[str, RoleProgress] = {}
+        self.phases: dict[str, PhaseProgress] = {}
         self._samples: deque[tuple[float, int, float, float]] = deque()  # (t, calls, latency s, waited s)
         self._calls = 0
         self._latency = 0.0
@@ -67,15 +85,25 @@ class Progress:
         """A run starts: its projection (``Projection.to_dict()``) and what earlier runs did
         (``{role: {"calls", "timed", "seconds"}}``, see ``queries.calls_done``)."""
         self.roles.clear()
+        self.phases.clear()
         self._samples.clear()
         self._calls, self._latency, self._waited, self._wait_since = 0, 0.0, 0.0, None
         self._total = expected_calls(dict(projection or {}))  # when the projection names no roles
         for role, p in ((projection or {}).get("roles") or {}).items():
             self.role(role).expected = float(p.get("calls") or 0)
+        for phase, p in ((projection or {}).get("phases") or {}).items():
+            self.phases[phase] = PhaseProgress(str(p.get("role") or ""), float(p.get("calls") or 0),
+                                               max(1, int(p.get("parallel") or 1)))
         for role, b in (before or {}).items():
             r = self.role(role)
             r.before = int(b.get("calls") or 0)
             r.timed, r.seconds = int(b.get("timed") or 0), float(b.get("seconds") or 0.0)
+            # earlier runs' calls fill the role's phases in the order a run makes them
+            left = float(r.before)
+            for ph in self.phases.values():
+                if ph.role == role and left > 0:
+                    ph.done = min(ph.expected, left)
+                    left -= ph.done
 
     def role(self, name: str) -> RoleProgress:
         r = self.roles.get(name)
@@ -83,10 +111,15 @@ class Progress:
             r = self.roles[name] = RoleProgress()
         return r
 
-    def add(self, t: float, role: str, *, calls: int = 1, cached: int = 0, seconds: float = 0.0) -> None:
+    def add(self, t: float, role: str, *, calls: int = 1, cached: int = 0, seconds: float = 0.0,
+            phase: str | None = None) -> None:
         """``calls`` calls of ``role`` ended (``cached`` of them cache hits; ``seconds``: the
-        latency summed over the others)."""
+        latency summed over the others), in ``phase`` when the caller knows it."""
         r = self.role(role)
+        replayed = min(cached, max(0, r.before - r.cached))  # earlier work a resumed run replays
+        ph = self.phases.get(phase or "")
+        if ph is not None and ph.role == role:
+            ph.done += calls - replayed
         r.cached += cached
         r.fresh += calls - cached
         if calls > cached:
@@ -140,6 +173,9 @@ class Progress:
         calls, latency = last[1] - first[1], last[2] - first[2]
         if span <= 1e-6 or calls <= 0:
             return None
+        if self.phases and latency > 0:
+            timed = [r.latency for r in self.roles.values() if r.latency is not None]
+            return self._phase_eta(latency / span, sum(timed) / len(timed) if timed else latency / calls)
         left = [(r.left, r.latency) for r in self.roles.values() if r.left > 0]
         if not any(r.expected for r in self.roles.values()):
             left = [(max(0.0, self._total - self.done), None)] if self._total > self.done else []
@@ -151,6 +187,19 @@ class Progress:
         mean = sum(timed) / len(timed) if timed else latency / calls
         work = sum(n * (lat if lat is not None else mean) for n, lat in left)
         return work * span / latency  # latency / span: calls under way on average
+
+    def _phase_eta(self, concurrency: float, mean: float) -> float:
+        """Seconds left, phase by phase: a phase has at most its width under way (the
+        projection's ``parallel``), and no more than the run sustains now (``concurrency``, the
+        calls under way on average in the window): a narrow phase ahead (a backtest, the test
+        split) is not divided by a wide one's rate, and a machine or server that bounds every
+        phase below its width bounds the ones ahead too."""
+        out = 0.0
+        for ph in self.phases.values():
+            if ph.left > 0:
+                lat = self.roles[ph.role].latency if ph.role in self.roles else None
+                out += ph.left * (lat if lat is not None else mean) / max(1e-6, min(concurrency, ph.parallel))
+        return out
 
     def role_etas(self) -> dict[str, float]:
         """Seconds of latency left per role (before dividing by the concurrency): what the ETA is made of."""

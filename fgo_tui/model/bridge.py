@@ -41,6 +41,7 @@ class Batch:
     tokens: dict[tuple[str, str], TokenDelta] = field(default_factory=dict)
     roles: dict[str, TokenDelta] = field(default_factory=dict)
     phases: dict[str, TokenDelta] = field(default_factory=dict)  # explore | evaluate | optimize | merge | …
+    role_phases: dict[tuple[str, str], TokenDelta] = field(default_factory=dict)  # (role, phase): the ETA's
     total_tokens: int | None = None
     reviews: list[Any] = field(default_factory=list)  # ReviewRequest objects, in order
     queued: dict[tuple[str, str], ev.ScopeQueued] = field(default_factory=dict)  # the latest per scope
@@ -75,7 +76,8 @@ class EventBuffer:
             elif isinstance(event, ev.TokensUsed):
                 key = (event.scope_kind, event.scope_id)
                 for bucket in (b.tokens.setdefault(key, TokenDelta()), b.roles.setdefault(event.role, TokenDelta()),
-                               b.phases.setdefault(event.phase or "other", TokenDelta())):
+                               b.phases.setdefault(event.phase or "other", TokenDelta()),
+                               b.role_phases.setdefault((event.role, event.phase or "other"), TokenDelta())):
                     bucket.calls += 1
                     if event.error:
                         bucket.errors += 1

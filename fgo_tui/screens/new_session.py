@@ -128,11 +128,12 @@ class NewSessionScreen(Screen):
             with VerticalScroll(id="new-form"):
                 yield Static(Text("What to optimize", style="bold"), classes="form-section")
                 default = "household" if "household" in self.suites else (self.suites[0] if self.suites else JSONL)
-                opts = [(s, s) for s in self.suites] + [("JSONL task file…", JSONL)]
+                opts = [(s, s) for s in self.suites] + [("Task file (JSONL or CSV)…", JSONL)]
                 yield from self._field("Suite", Select(opts, value=default, allow_blank=False, id="f-suite",
                                                          compact=True))
-                yield from self._field("Task file (.jsonl)",
-                                       Input(placeholder="path/to/tasks.jsonl", id="f-tasks", compact=True),
+                yield from self._field("Task file (.jsonl, .csv)",
+                                       Input(placeholder="path/to/tasks.jsonl (or .csv, .tsv)", id="f-tasks",
+                                             compact=True),
                                        classes="jsonl-only")
                 yield from self._field("Scorer", Select([(s, s) for s in SCORERS], value="normalized",
                                                          allow_blank=False, id="f-scorer", compact=True),
@@ -234,7 +235,7 @@ class NewSessionScreen(Screen):
             if not path:
                 from fgo_engine.errors import ConfigError
 
-                raise ConfigError("give the path of a JSONL task file (one JSON object per line)")
+                raise ConfigError("give the path of a task file (JSONL: one JSON object per line; CSV or TSV: a header row)")
             options["path"] = str(Path(path).expanduser().resolve())
             options["scorer"] = self.value("f-scorer")
         data["suite"] = suite
@@ -276,7 +277,7 @@ class NewSessionScreen(Screen):
         except ConfigError as exc:
             errors["f-options"] = str(exc)
         if self.value("f-suite") == JSONL and not self.value("f-tasks").strip():
-            errors["f-tasks"] = "give the path of a JSONL task file (one JSON object per line)"
+            errors["f-tasks"] = "give the path of a task file (JSONL: one JSON object per line; CSV or TSV: a header row)"
         errors.update(self._model_errors())
         return errors
 

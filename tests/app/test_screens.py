@@ -55,7 +55,7 @@ async def test_bad_form_input_is_explained_inline(make_app, sessions_dir):
         await wait_for(pilot, lambda: not form.error and form.projection, what="valid again")
         # a JSONL suite without a file says what is missing
         form.query_one("#f-suite").value = "jsonl"
-        await wait_for(pilot, lambda: "JSONL task file" in said(form), what="jsonl error")
+        await wait_for(pilot, lambda: "path of a task file" in said(form), what="jsonl error")
         assert form.query_one("#f-tasks").display
         tasks = sessions_dir.parent / "tasks.jsonl"
         tasks.write_text("".join(f'{{"id": "q{i}", "input": "2+{i}?", "expected": "{2 + i}"}}\n' for i in range(6)))
@@ -65,6 +65,12 @@ async def test_bad_form_input_is_explained_inline(make_app, sessions_dir):
         # no split in the file: a seeded quarter is held out, and the form says so (and what the simulator can't do)
         assert "4 training / 2 test" in shown
         assert "held out 2 of 6 tasks" in shown and "simulated LLM cannot answer" in shown
+        csv = sessions_dir.parent / "tasks.csv"  # a CSV file through the same field
+        csv.write_text("id,input,expected\n" + "".join(f"c{i},3+{i}?,{3 + i}\n" for i in range(8)))
+        form.query_one("#f-tasks").value = str(csv)
+        await wait_for(pilot, lambda: not form.error and "6 training / 2 test" in
+                       form.query_one("#projection").render().plain, what="csv projection")
+        form.query_one("#f-tasks").value = str(tasks)
         tasks.write_text('{"id": "q1", "input": "x"}\n')
         form.query_one("#f-scorer").value = "exact"  # any change re-validates
         await wait_for(pilot, lambda: "line 1" in form.error and "expected" in form.error, what="bad jsonl line")

@@ -102,3 +102,54 @@ def test_a_resumed_run_starts_where_the_last_one_stopped(tmp_path, toy_config):
         s.close()
     assert at_start and abs(at_start[0] - reached) < 0.01  # today: 0 % at the start of a resume
     assert second._progress.fraction() >= 0.7  # the replayed part is not counted twice, nor lost
+
+
+PHASED = {"roles": {"agent": {"calls": 1200}},
+          "phases": {"explore": {"role": "agent", "calls": 1000, "parallel": 40},
+                     "test": {"role": "agent", "calls": 200, "parallel": 8}},
+          "total": {"calls": 1200}}
+
+
+def test_eta_per_phase_divides_each_phase_by_its_own_width():
+    """Explore runs 40 calls at once, the test split 8: once explore is done, the 200 test calls
+    left are 200 s of work at 8 at a time (25 s), not at explore's 40 (5 s)."""
+    p = Progress()
+    p.start(PHASED)
+    t = 0.0
+    for _ in range(25):  # 40 calls under way, 1 s each: 40 calls end per second
+        t += 1.0
+        p.add(t, "agent", calls=40, seconds=40.0, phase="explore")
+    assert p.phases["explore"].done == 1000 and p.phases["test"].left == 200
+    eta = p.eta()
+    assert eta is not None and 22.0 <= eta <= 26.0, eta  # the observed width scaled to the test's
+    # one rate for every phase divides by the 40 observed: about 5 s
+    single = Progress()
+    single.start({k: v for k, v in PHASED.items() if k != "phases"})
+    t = 0.0
+    for _ in range(25):
+        t += 1.0
+        single.add(t, "agent", calls=40, seconds=40.0)
+    assert (single.eta() or 0) < 6.0
+
+
+def test_earlier_runs_fill_the_phases_in_order():
+    p = Progress()
+    p.start(PHASED, {"agent": {"calls": 1100, "timed": 1100, "seconds": 1100.0}})
+    assert p.phases["explore"].left == 0 and p.phases["test"].done == 100
+    for i in range(1100):  # the resumed run replays the earlier work from the cache: nothing new is done
+        p.add(float(i) / 100, "agent", cached=1, phase="explore")
+    assert p.phases["test"].done == 100 and p.phases["explore"].left == 0
+
+
+def test_a_phase_that_runs_over_does_not_use_up_the_phases_ahead():
+    """Explore makes 1,200 calls where 1,000 were expected: per role the run would be "done"
+    (ETA 0) before its test split starts; per phase the test's 200 calls are still ahead."""
+    p, single = Progress(), Progress()
+    p.start(PHASED)
+    single.start({k: v for k, v in PHASED.items() if k != "phases"})
+    for i in range(1, 31):
+        p.add(float(i), "agent", calls=40, seconds=40.0, phase="explore")
+        single.add(float(i), "agent", calls=40, seconds=40.0)
+    assert single.eta() == 0.0
+    eta = p.eta()
+    assert eta is not None and 22.0 <= eta <= 26.0, eta

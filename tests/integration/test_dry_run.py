@@ -18,7 +18,7 @@ def test_dry_run_without_a_key_projects_and_writes_nothing(tmp_path, capsys, mon
     out = capsys.readouterr().out
     assert code == 0, out
     assert re.search(r"total\s+[\d,]+\s+[\d,]+\s+\S+\s+\$", out)  # calls, tokens and a cost
-    assert "estimated wall time ~" in out and "÷ 8 at once" in out  # the concurrency it assumes
+    assert "estimated wall time ~" in out and "calls at once" in out and "(assumed) ÷ 8 =" in out  # the concurrency it assumes
     assert f"{FIRST_TOKEN:g} s to the first token" in out and f"{DECODE_RATE:g} completion" in out
     assert "OPENAI_API_KEY is not set: needed to run, not for this projection" in out
     assert out.count("OPENAI_API_KEY") == 1  # one line for the four roles sharing the model
@@ -41,7 +41,13 @@ def test_the_simulators_wall_time_is_its_profiles_latency(toy_config):
     suite = build_suite(cfg)
     proj = project(cfg, suite, suite.train_tasks(), suite.test_tasks())
     wall = wall_time(proj, cfg)
-    agent = wall.roles["agent"]
-    assert agent.latency == 2.0 and not agent.assumed and agent.concurrency == 8  # 2 loops × 4 tasks
-    assert wall.roles["optimizer"].concurrency == 2 and wall.roles["merger"].concurrency == 1
-    assert abs(wall.seconds - sum(r.calls * 2.0 / r.concurrency for r in wall.roles.values())) < 1e-6
+    explore = wall.phases["explore"]
+    assert explore.latency == 2.0 and not explore.assumed and explore.concurrency == 8  # 2 loops × 4 tasks
+    assert wall.phases["optimize"].concurrency == 2 and wall.phases["merge"].concurrency == 1
+    # the merge tree's backtests and the test split are one pass at a time: as wide as the task workers
+    assert wall.phases["backtest"].concurrency == 4 and wall.phases["test"].concurrency == 4
+    assert {p.role for k, p in wall.phases.items() if k in ("explore", "backtest", "test")} == {"agent"}
+    # the phases' agent calls are the agent's
+    agent_calls = sum(p.calls for k, p in wall.phases.items() if p.role == "agent")
+    assert abs(agent_calls - proj.roles["agent"].calls) < 1e-6 * max(1.0, agent_calls)
+    assert abs(wall.seconds - sum(p.calls * 2.0 / p.concurrency for p in wall.phases.values())) < 1e-6
