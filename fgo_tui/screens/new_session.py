@@ -32,6 +32,7 @@ DEFAULT_MODEL = "fgo-sim/medium"
 ROLES = ("agent", "evaluator", "optimizer", "merger")
 SCORERS = ("normalized", "exact", "contains", "regex", "numeric", "llm_judge")
 JSONL = "jsonl"
+NO_TASK_FILE = "give the path of a task file (JSONL: one JSON object per line; CSV or TSV: a header row)"
 
 
 NUMBER_FIELDS = {"f-subsets": "subsets", "f-epochs": "epochs", "f-threshold": "threshold",
@@ -235,7 +236,7 @@ class NewSessionScreen(Screen):
             if not path:
                 from fgo_engine.errors import ConfigError
 
-                raise ConfigError("give the path of a task file (JSONL: one JSON object per line; CSV or TSV: a header row)")
+                raise ConfigError(NO_TASK_FILE)
             options["path"] = str(Path(path).expanduser().resolve())
             options["scorer"] = self.value("f-scorer")
         data["suite"] = suite
@@ -277,7 +278,7 @@ class NewSessionScreen(Screen):
         except ConfigError as exc:
             errors["f-options"] = str(exc)
         if self.value("f-suite") == JSONL and not self.value("f-tasks").strip():
-            errors["f-tasks"] = "give the path of a task file (JSONL: one JSON object per line; CSV or TSV: a header row)"
+            errors["f-tasks"] = NO_TASK_FILE
         errors.update(self._model_errors())
         return errors
 
