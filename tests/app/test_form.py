@@ -114,14 +114,25 @@ async def test_form_backtest_field_review_default_blank_threshold_and_one_model_
 
 
 async def test_testing_every_module_is_a_field_and_its_cost_is_projected(make_app):
+    from fgo_engine.method.methods import project
+    from fgo_engine.suites.base import build_suite
+
+    def expected(cfg):  # the agent calls the engine projects for this form's config
+        suite = build_suite(cfg)
+        return round(project(cfg, suite, suite.train_tasks(), suite.test_tasks()).roles["agent"].calls)
+
+    def shown(form):
+        return round(form.projection.roles["agent"].calls) if form.projection is not None else None
+
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         form = await open_form(pilot, app)
         form.query_one("#f-suite").value = "toy"
-        await wait_for(pilot, lambda: not form.error and form.projection is not None, what="valid form")
-        assert form.build_config().test_modules is False  # off unless asked: it repeats the test split
-        before = form.projection
+        off = form.build_config()
+        assert off.test_modules is False  # off unless asked: it repeats the test split
+        await wait_for(pilot, lambda: not form.error and shown(form) == expected(off), what="the toy projection")
         form.query_one("#f-test-modules").value = "yes"
-        await wait_for(pilot, lambda: form.projection is not None and form.projection is not before, what="reprojected")
-        assert form.build_config().test_modules is True
-        assert form.projection.roles["agent"].calls > before.roles["agent"].calls
+        on = form.build_config()
+        assert on.test_modules is True
+        await wait_for(pilot, lambda: shown(form) == expected(on), what="reprojected with every module tested")
+        assert expected(on) > expected(off)
