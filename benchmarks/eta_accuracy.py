@@ -37,7 +37,7 @@ def record(suite: str, latency: float, subsets: int, options: dict) -> tuple[lis
     seen: list[tuple[float, ev.Event]] = []
 
     def sink(e: ev.Event) -> None:
-        if isinstance(e, (ev.RunStarted, ev.TokensUsed)):
+        if isinstance(e, (ev.RunStarted, ev.TokensUsed, ev.TaskFinished)):
             seen.append((time.perf_counter(), e))
 
     cfg = RunConfig.from_dict({"suite": suite, "model": f"fgo-sim/medium:latency={latency}", "subsets": subsets,
@@ -69,6 +69,9 @@ def replay(events: list[tuple[float, ev.Event]], wall: float, phases: bool) -> l
             if not phases:
                 projection.pop("phases", None)
             meter.start(projection, e.done_before)
+        elif isinstance(e, ev.TaskFinished):
+            if phases:
+                meter.episode(e.phase)
         elif isinstance(e, ev.TokensUsed):
             meter.add(t, e.role, cached=int(e.cache_hit), seconds=e.latency_ms / 1000.0,
                       phase=e.phase if phases else None)

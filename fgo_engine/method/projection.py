@@ -99,6 +99,7 @@ class PhaseProjection:
     role: str
     calls: float = 0.0  # expected
     parallel: int = 1  # calls of this phase the run's shape can have under way at once
+    episodes: float = 0.0  # expected agent episodes (the agent's phases; 0 for the others)
 
 
 def phase_parallel(phase: str, config: RunConfig, *, tree: bool) -> int:
@@ -181,7 +182,8 @@ class Projection:
             "total": {"calls_max": self.calls_max, "calls": round(self.calls), "tokens": round(self.tokens),
                       "tokens_max": round(self.tokens_max), "cost": self.cost, "cost_max": self.cost_max},
             "notes": list(self.notes),
-            "phases": {k: {"role": v.role, "calls": round(v.calls, 1), "parallel": v.parallel}
+            "phases": {k: {"role": v.role, "calls": round(v.calls, 1), "parallel": v.parallel,
+                           "episodes": round(v.episodes, 1)}
                        for k, v in self.phases.items()},
         }
 
@@ -288,6 +290,7 @@ def estimate(plan: Plan, config: RunConfig, suite: Any, start: Module, *,
     window = (windows or model_window)(sz.models["optimizer"])
 
     phase_calls = {k: 0.0 for k in PHASE_ROLE}
+    phase_episodes = {k: 0.0 for k in PHASE_ROLE}
 
     def episodes(tasks: list[Task], *, paid: float = 1.0, count: float = 1.0, bound: int = 1,
                  phase: str = "explore") -> None:
@@ -298,6 +301,7 @@ def estimate(plan: Plan, config: RunConfig, suite: Any, start: Module, *,
             ag.tokens_max += bound * hi * (sz.agent_prompt(t, hi, high=True) + COMPLETION["agent"])
             ag.calls += count * exp
             phase_calls[phase] += count * exp
+            phase_episodes[phase] += count
             ag.prompt_tokens += paid * count * exp * sz.agent_prompt(t, exp)
             ag.completion_tokens += paid * count * exp * COMPLETION["agent"]
 
@@ -356,7 +360,8 @@ def estimate(plan: Plan, config: RunConfig, suite: Any, start: Module, *,
                  bound=len(plan.loops) + 2 * len(plan.merges_max), phase="test")
     tree = bool(plan.merges_max) or len(plan.loops) > 1
     proj = Projection(roles, dict(sz.models),
-                      phases={k: PhaseProjection(PHASE_ROLE[k], v, phase_parallel(k, config, tree=tree))
+                      phases={k: PhaseProjection(PHASE_ROLE[k], v, phase_parallel(k, config, tree=tree),
+                                                 phase_episodes[k])
                               for k, v in phase_calls.items() if v > 0})
     _price(proj)
     if any(is_simulated(m) for m in sz.models.values()):

@@ -123,6 +123,9 @@ class ConsolePrinter:
         if e.level != "info" or self.verbose:
             self._say(f"{e.level}: {e.text}")
 
+    def _task_finished(self, e: ev.TaskFinished) -> None:
+        self._progress.episode(e.phase)
+
     def _tokens_used(self, e: ev.TokensUsed) -> None:
         self._tokens = e.total_tokens
         self._calls += 1
@@ -170,4 +173,5 @@ _HANDLERS: dict[type, Callable[[ConsolePrinter, Any], None]] = {
     ev.RunStatus: ConsolePrinter._run_status,
     ev.RunFinished: ConsolePrinter._run_finished,
     ev.AgentStep: ConsolePrinter._agent_step,
+    ev.TaskFinished: ConsolePrinter._task_finished,
 }

@@ -54,16 +54,28 @@ class RoleProgress:
         return self.seconds / self.timed if self.timed else None
 
 
+EPISODES_TO_TRUST = 20  # episodes of a phase this run before its calls per episode replace the projection's
+
+
 @dataclass
 class PhaseProgress:
     role: str
     expected: float = 0.0
     parallel: int = 1  # calls of the phase the run's shape has under way at once (the projection's)
     done: float = 0.0  # calls of the session's work done (earlier runs' share included)
+    episodes: float = 0.0  # expected agent episodes of the phase (0: not an agent phase)
+    run_calls: int = 0  # this run's calls of the phase
+    run_episodes: int = 0  # this run's episodes of the phase that ended
 
     @property
     def left(self) -> float:
         return max(0.0, self.expected - self.done)
+
+    def observed_ratio(self) -> float | None:
+        """This run's calls per episode over the projection's, once enough episodes ended."""
+        if self.episodes <= 0 or self.expected <= 0 or self.run_episodes < EPISODES_TO_TRUST or not self.run_calls:
+            return None
+        return (self.run_calls / self.run_episodes) / (self.expected / self.episodes)
 
 
 class Progress:
@@ -73,6 +85,7 @@ class Progress:
         self.window = window
         self.roles: dict[str, RoleProgress] = {}
         self.phases: dict[str, PhaseProgress] = {}
+        self._agent_phase = ""  # the agent phase of the latest call
         self._samples: deque[tuple[float, int, float, float]] = deque()  # (t, calls, latency s, waited s)
         self._calls = 0
         self._latency = 0.0
@@ -86,6 +99,7 @@ class Progress:
         (``{role: {"calls", "timed", "seconds"}}``, see ``queries.calls_done``)."""
         self.roles.clear()
         self.phases.clear()
+        self._agent_phase = ""
         self._samples.clear()
         self._calls, self._latency, self._waited, self._wait_since = 0, 0.0, 0.0, None
         self._total = expected_calls(dict(projection or {}))  # when the projection names no roles
@@ -93,7 +107,8 @@ class Progress:
             self.role(role).expected = float(p.get("calls") or 0)
         for phase, p in ((projection or {}).get("phases") or {}).items():
             self.phases[phase] = PhaseProgress(str(p.get("role") or ""), float(p.get("calls") or 0),
-                                               max(1, int(p.get("parallel") or 1)))
+                                               max(1, int(p.get("parallel") or 1)),
+                                               episodes=float(p.get("episodes") or 0))
         for role, b in (before or {}).items():
             r = self.role(role)
             r.before = int(b.get("calls") or 0)
@@ -120,6 +135,9 @@ class Progress:
         ph = self.phases.get(phase or "")
         if ph is not None and ph.role == role:
             ph.done += calls - replayed
+            ph.run_calls += calls
+            if ph.episodes > 0:
+                self._agent_phase = phase or ""
         r.cached += cached
         r.fresh += calls - cached
         if calls > cached:
@@ -132,6 +150,12 @@ class Progress:
         self._samples.append((t, self._calls, self._latency, self._waited_at(t)))
         while len(self._samples) > 2 and self._active(self._samples[1], self._samples[-1]) >= self.window:
             self._samples.popleft()
+
+    def episode(self, phase: str, n: int = 1) -> None:
+        """``n`` agent episodes of ``phase`` ended (TaskFinished)."""
+        ph = self.phases.get(phase)
+        if ph is not None:
+            ph.run_episodes += n
 
     def wait(self, t: float, waiting: bool) -> None:
         """Waiting for a person starts (True) or ends (False)."""
@@ -193,12 +217,21 @@ class Progress:
         projection's ``parallel``), and no more than the run sustains now (``concurrency``, the
         calls under way on average in the window): a narrow phase ahead (a backtest, the test
         split) is not divided by a wide one's rate, and a machine or server that bounds every
-        phase below its width bounds the ones ahead too."""
+        phase below its width bounds the ones ahead too. An agent phase's expected calls follow
+        the calls per episode this run has seen (in that phase, else in the latest agent phase):
+        episodes that take more turns than projected make the phases ahead longer too."""
+        latest = self.phases.get(self._agent_phase)
+        fallback = latest.observed_ratio() if latest is not None else None
         out = 0.0
         for ph in self.phases.values():
-            if ph.left > 0:
+            left = ph.left
+            if ph.episodes > 0:
+                ratio = ph.observed_ratio() or fallback
+                if ratio is not None:
+                    left = max(0.0, ph.expected * ratio - ph.done)
+            if left > 0:
                 lat = self.roles[ph.role].latency if ph.role in self.roles else None
-                out += ph.left * (lat if lat is not None else mean) / max(1e-6, min(concurrency, ph.parallel))
+                out += left * (lat if lat is not None else mean) / max(1e-6, min(concurrency, ph.parallel))
         return out
 
     def role_etas(self) -> dict[str, float]:

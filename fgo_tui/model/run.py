@@ -275,6 +275,8 @@ class RunController:
             for e in batch.events:
                 if isinstance(e, ev.RunStarted):
                     meter.start(e.projection, e.done_before)
+                elif isinstance(e, ev.TaskFinished):
+                    meter.episode(e.phase)
             for (role, phase), d in batch.role_phases.items():
                 meter.add(now, role, calls=d.calls, cached=d.cache_hits, seconds=d.seconds, phase=phase)
         meter.wait(now, self.waiting_for_person is not None)

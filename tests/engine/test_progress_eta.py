@@ -153,3 +153,27 @@ def test_a_phase_that_runs_over_does_not_use_up_the_phases_ahead():
     assert single.eta() == 0.0
     eta = p.eta()
     assert eta is not None and 22.0 <= eta <= 26.0, eta
+
+
+def test_episodes_longer_than_projected_lengthen_the_phases_ahead():
+    """The projection expects 10 calls an episode; this run's episodes take 15: the explore
+    calls left and the test split ahead grow by half (after 20 episodes, not before)."""
+    projection = {"roles": {"agent": {"calls": 1200}}, "total": {"calls": 1200},
+                  "phases": {"explore": {"role": "agent", "calls": 1000, "parallel": 40, "episodes": 100},
+                             "test": {"role": "agent", "calls": 200, "parallel": 8, "episodes": 20}}}
+    p = Progress()
+    p.start(projection)
+    for i in range(1, 31):  # 30 calls a second, 1 s each: 30 under way; two episodes end a second
+        p.add(float(i), "agent", calls=30, seconds=30.0, phase="explore")
+        p.episode("explore", 2)
+    # 900 calls in 60 episodes: 15 an episode, 1.5× the projection's 10
+    eta = p.eta()
+    expected = (1000 * 1.5 - 900) / 30 + 200 * 1.5 / 8  # explore at the 30 observed, the test at its width 8
+    assert eta is not None and abs(eta - expected) < 0.05 * expected, (eta, expected)
+    q = Progress()  # the same calls with fewer than 20 episodes seen: the projection's counts stand
+    q.start(projection)
+    for i in range(1, 31):
+        q.add(float(i), "agent", calls=30, seconds=30.0, phase="explore")
+    q.episode("explore", 10)
+    plain = (1000 - 900) / 30 + 200 / 8
+    assert abs((q.eta() or 0) - plain) < 0.05 * plain
