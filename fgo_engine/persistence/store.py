@@ -167,7 +167,7 @@ class Store:
             store._start_writer(init)
         except BaseException:
             store._unlock()
-            leftovers = [store.file, Path(f"{store.file}-wal"), Path(f"{store.file}-shm")]
+            leftovers = [store.file] + [Path(f"{store.file}{s}") for s in ("-wal", "-shm", "-journal")]
             for leftover in leftovers + ([reserve_file(store.file)] if reserve else []):
                 leftover.unlink(missing_ok=True)
             raise

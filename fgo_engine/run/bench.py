@@ -287,7 +287,7 @@ def _run_one(job: dict[str, Any]) -> dict[str, Any]:
     """One method on one seed, in a session file of its own: the row the summary is built from."""
     path = Path(job["sess_dir"]) / "{}-{}-seed{}.db".format(
         job["suite"], job["label"].replace("[", "-").replace("]", "").replace("=", "-"), job["seed"])
-    for suffix in ("", "-wal", "-shm"):
+    for suffix in ("", "-wal", "-shm", "-journal"):
         Path(str(path) + suffix).unlink(missing_ok=True)
     cfg = RunConfig.from_dict(job["config"])
     session = Session.create(path, cfg, name=path.stem)

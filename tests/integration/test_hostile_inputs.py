@@ -137,6 +137,21 @@ def test_a_kill_right_after_the_file_appears(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_delete_removes_the_rollback_journal_a_kill_during_creation_leaves(tmp_path):
+    """Killed before the new session switched to WAL, SQLite leaves ``s.db-journal`` (what the
+    test above met once in CI): deleting the session removes it with the file."""
+    from fgo_engine.run.logs import delete_session_files
+
+    path = tmp_path / "s.db"
+    con = sqlite3.connect(path)
+    con.execute("create table t(x)")
+    con.commit()
+    (tmp_path / "s.db-journal").write_bytes(b"\0" * 512)  # a hot journal beside it
+    con.close()
+    delete_session_files(path)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_interrupted_creation_is_reported_and_deletable(tmp_path, capsys):
     """The deterministic form of the kill above: an empty file, and one with only our id."""
     empty = tmp_path / "empty.db"
