@@ -86,12 +86,9 @@ class RoleProjection:
         return self.prompt_tokens + self.completion_tokens
 
 
-# the role that makes a phase's calls; the phases of one stage interleave (a subset's loop),
-# stages follow one another (the subsets, then the merge tree, then the test split)
+# the role that makes a phase's calls
 PHASE_ROLE = {"explore": "agent", "evaluate": "evaluator", "optimize": "optimizer", "merge": "merger",
               "backtest": "agent", "test": "agent"}
-PHASE_STAGE = {"explore": "subsets", "evaluate": "subsets", "optimize": "subsets", "merge": "tree",
-               "backtest": "tree", "test": "test"}
 
 
 @dataclass
@@ -102,11 +99,11 @@ class PhaseProjection:
     episodes: float = 0.0  # expected agent episodes (the agent's phases; 0 for the others)
 
 
-def phase_parallel(phase: str, config: RunConfig, *, tree: bool) -> int:
+def phase_parallel(phase: str, config: RunConfig, loops: int) -> int:
     """Calls of a phase the run's shape can have under way at once, before the model's own
-    limit: a method with a merge tree runs its subsets' loops side by side; merges go up the
-    tree one after the other, each backtest (and the test split) as wide as the task workers."""
-    loops = max(1, min(config.workers, config.subsets)) if tree else 1
+    limit: ``loops`` optimizer loops side by side (a merge tree's subsets, up to the workers);
+    merges go up the tree one after the other, each backtest (and the test split) as wide as
+    the task workers."""
     if phase in ("explore", "evaluate"):
         return loops * config.task_workers  # the tasks of every loop's batch
     if phase == "optimize":
@@ -358,9 +355,9 @@ def estimate(plan: Plan, config: RunConfig, suite: Any, start: Module, *,
     if config.test_modules and plan.merges_max:
         episodes(plan.test, count=max(0, len(plan.loops) + len(plan.merges) - 1),
                  bound=len(plan.loops) + 2 * len(plan.merges_max), phase="test")
-    tree = bool(plan.merges_max) or len(plan.loops) > 1
+    loops = max(1, min(config.workers, len(plan.loops)))
     proj = Projection(roles, dict(sz.models),
-                      phases={k: PhaseProjection(PHASE_ROLE[k], v, phase_parallel(k, config, tree=tree),
+                      phases={k: PhaseProjection(PHASE_ROLE[k], v, phase_parallel(k, config, loops),
                                                  phase_episodes[k])
                               for k, v in phase_calls.items() if v > 0})
     _price(proj)

@@ -23,6 +23,9 @@ __all__ = ["RESERVE_BYTES", "connect_readonly", "hold_reserve", "is_disk_full", 
 
 READER_BUSY_MS = 5_000
 RESERVE_BYTES = 256 * 1024
+# SQLite's own files beside a database: WAL and its index, and the rollback journal a process
+# killed before the session switched to WAL leaves
+SQLITE_SIDES = ("-wal", "-shm", "-journal")
 
 
 def real_file(path: str | Path) -> Path:

@@ -258,9 +258,7 @@ def node_decision(rows: list[dict]) -> tuple[str | None, str | None]:
 
 
 def mean_test_score(store: Store, module_id: str) -> float | None:
-    rows = store.query("select avg(score) s from trajectories where phase = 'test' and module_id = ?",
-                       (module_id,))
-    return rows[0]["s"] if rows else None
+    return module_test_scores(store, [module_id]).get(module_id)
 
 
 def module_test_scores(store: Store, module_ids: list[str] | None = None) -> dict[str, float]:

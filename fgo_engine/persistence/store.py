@@ -28,6 +28,7 @@ from sqlite_utils.db import NotFoundError
 from fgo_engine.errors import SessionError
 from fgo_engine.persistence.files import (
     RESERVE_BYTES,
+    SQLITE_SIDES,
     SessionLock,
     connect_readonly,
     hold_reserve,
@@ -167,7 +168,7 @@ class Store:
             store._start_writer(init)
         except BaseException:
             store._unlock()
-            leftovers = [store.file] + [Path(f"{store.file}{s}") for s in ("-wal", "-shm", "-journal")]
+            leftovers = [store.file] + [Path(f"{store.file}{s}") for s in SQLITE_SIDES]
             for leftover in leftovers + ([reserve_file(store.file)] if reserve else []):
                 leftover.unlink(missing_ok=True)
             raise

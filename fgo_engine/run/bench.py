@@ -29,6 +29,7 @@ from fgo_engine.errors import ConfigError
 from fgo_engine.method.prompts import REPLY_RESERVE
 from fgo_engine.persistence import queries
 from fgo_engine.report.critical_path import critical_path_of
+from fgo_engine.run.logs import delete_session_files
 from fgo_engine.run.session import RunResult, Session
 from fgo_engine.types import is_simulated
 
@@ -287,8 +288,7 @@ def _run_one(job: dict[str, Any]) -> dict[str, Any]:
     """One method on one seed, in a session file of its own: the row the summary is built from."""
     path = Path(job["sess_dir"]) / "{}-{}-seed{}.db".format(
         job["suite"], job["label"].replace("[", "-").replace("]", "").replace("=", "-"), job["seed"])
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        Path(str(path) + suffix).unlink(missing_ok=True)
+    delete_session_files(path)  # a previous bench's session of the same name
     cfg = RunConfig.from_dict(job["config"])
     session = Session.create(path, cfg, name=path.stem)
     t0 = time.perf_counter()

@@ -30,12 +30,11 @@ def log_path(db_path: str | Path) -> Path:
 
 
 def delete_session_files(db_path: str | Path) -> None:
-    """A session file with its SQLite side files and its log (the app and the CLI delete alike).
-    ``-journal``: a process killed while SQLite was still in rollback-journal mode (before the
-    session switched to WAL) leaves one."""
+    """A session file with its SQLite side files and its log (the app and the CLI delete alike)."""
+    from fgo_engine.persistence.files import SQLITE_SIDES
     from fgo_engine.persistence.store import lock_file, reserve_file
 
-    for suffix in ("", "-wal", "-shm", "-journal"):
+    for suffix in ("", *SQLITE_SIDES):
         Path(str(db_path) + suffix).unlink(missing_ok=True)
     for side in (log_path(db_path), lock_file(db_path), reserve_file(db_path)):
         side.unlink(missing_ok=True)
